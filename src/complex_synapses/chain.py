@@ -1,0 +1,162 @@
+r"""The beaker chain of the Benna-Fusi complex synapse, as pure functions.
+
+Every trainable scalar :math:`w` is the first of a chain of ``n`` beakers
+:math:`u_1 = w, u_2, \dots, u_n`, with a reservoir :math:`u_{n+1} = 0`:
+
+.. math::
+
+    C_k \frac{du_k}{dt} = g_{k-1,k} (u_{k-1} - u_k) + g_{k,k+1} (u_{k+1} - u_k),
+    \qquad g_{0,1} = 0.
+
+With ``x = (beta / alpha) ** (1 / (2n - 2))`` the capacities are ``C_k = x**(k-1)`` and
+the tube widths ``g_{k,k+1} = x**(-(k-1)) / alpha``, so that the timescale of beaker
+``k``, ``C_k / g_{k,k+1} = alpha * x**(2(k-1))``, runs from ``alpha`` to ``beta``.
+``n == 1`` is plain exponential decay (``C_1 = 1``, ``g_{1,2} = 1 / beta``).
+
+Time ``t`` here is in whatever unit ``alpha`` and ``beta`` are in (iterations by
+default in the optimizer). The chain is linear, ``du/dt = -A u``, so it has an exact
+propagator ``P(dt) = expm(-A dt)``. ``A = C^{-1} L`` with ``L`` symmetric positive
+definite (the leak into the reservoir makes it definite), so ``A`` is diagonalised
+stably through the symmetric matrix ``C^{-1/2} L C^{-1/2}``.
+
+Everything here is float64 NumPy on the host: these are n x n matrices computed
+once per setting; the per-element work lives in :mod:`complex_synapses.kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = [
+    "ChainConstants",
+    "chain_constants",
+    "generator",
+    "propagator",
+    "euler_coefficients",
+    "impulse_response",
+    "max_rate",
+    "validate_chain",
+]
+
+
+@dataclass(frozen=True)
+class ChainConstants:
+    """The constants of one chain: capacities ``C`` (n,), tubes ``g`` (n,) with
+    ``g[k] = g_{k+1,k+2}`` (``g[n-1]`` is the leak into the reservoir), and the
+    timescales ``tau = C / g`` (n,), all in the time unit of alpha and beta."""
+
+    n_beakers: int
+    alpha: float
+    beta: float
+    C: np.ndarray
+    g: np.ndarray
+
+    @property
+    def timescales(self) -> np.ndarray:
+        return self.C / self.g
+
+
+def validate_chain(n_beakers: object, alpha: object, beta: object) -> None:
+    """Raise TypeError / ValueError naming the argument if the chain is not valid."""
+    if isinstance(n_beakers, bool) or not isinstance(n_beakers, int):
+        raise TypeError(f"n_beakers must be an int >= 0, got {n_beakers!r}")
+    if n_beakers < 0:
+        raise ValueError(f"n_beakers must be an int >= 0, got {n_beakers}")
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a finite number > 0, got {value!r}")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if n_beakers >= 2 and alpha > beta:
+        raise ValueError(
+            f"alpha (the shortest timescale) must be <= beta (the longest) when "
+            f"n_beakers >= 2, got alpha={alpha!r}, beta={beta!r}"
+        )
+
+
+@lru_cache(maxsize=256)
+def chain_constants(n_beakers: int, alpha: float, beta: float) -> ChainConstants:
+    """Capacities and tube widths of the chain (see the module docstring)."""
+    validate_chain(n_beakers, alpha, beta)
+    n, alpha, beta = n_beakers, float(alpha), float(beta)
+    if n == 0:
+        return ChainConstants(0, alpha, beta, np.zeros(0), np.zeros(0))
+    if n == 1:
+        return ChainConstants(1, alpha, beta, np.ones(1), np.array([1.0 / beta]))
+    x = (beta / alpha) ** (1.0 / (2 * n - 2))
+    k = np.arange(n, dtype=np.float64)
+    return ChainConstants(n, alpha, beta, x**k, x ** (-k) / alpha)
+
+
+def generator(n_beakers: int, alpha: float, beta: float, leak: bool = True) -> np.ndarray:
+    """The n x n matrix ``A`` with ``du/dt = -A u``. ``leak=False`` closes the tube
+    from the last beaker to the reservoir (then equal beakers stay equal)."""
+    c = chain_constants(n_beakers, alpha, beta)
+    n = c.n_beakers
+    g_in = np.concatenate([[0.0], c.g[:-1]]) if n else np.zeros(0)  # g_{k-1,k}
+    g_out = c.g.copy()
+    if n and not leak:
+        g_out[-1] = 0.0
+    A = np.diag((g_in + g_out) / c.C) if n else np.zeros((0, 0))
+    for k in range(n - 1):
+        A[k, k + 1] = -c.g[k] / c.C[k]
+        A[k + 1, k] = -c.g[k] / c.C[k + 1]
+    return A
+
+
+@dataclass(frozen=True)
+class _Eigen:
+    rates: np.ndarray  # (n,) eigenvalues of A, all > 0
+    right: np.ndarray  # (n, n) A = right @ diag(rates) @ left
+    left: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def _eigen(n_beakers: int, alpha: float, beta: float) -> _Eigen:
+    c = chain_constants(n_beakers, alpha, beta)
+    s = np.sqrt(c.C)
+    # C^{1/2} A C^{-1/2} = C^{-1/2} L C^{-1/2} is symmetric.
+    sym = generator(n_beakers, alpha, beta) * s[:, None] / s[None, :]
+    rates, q = np.linalg.eigh(0.5 * (sym + sym.T))
+    return _Eigen(rates, q / s[:, None], q.T * s[None, :])
+
+
+def max_rate(n_beakers: int, alpha: float, beta: float) -> float:
+    """The largest rate of the chain, ``lambda_max`` (forward Euler with step dt
+    overshoots once ``dt * lambda_max > 1`` and diverges once it exceeds 2)."""
+    rates = _eigen(n_beakers, alpha, beta).rates
+    return float(rates.max()) if rates.size else 0.0
+
+
+def propagator(n_beakers: int, alpha: float, beta: float, dt: float) -> np.ndarray:
+    """The exact propagator ``P = expm(-A dt)`` (n x n, float64): ``u(t+dt) = P u(t)``
+    when no learning signal arrives. Stable for every dt >= 0."""
+    if not math.isfinite(dt) or dt < 0:
+        raise ValueError(f"dt must be a finite number >= 0, got {dt!r}")
+    e = _eigen(n_beakers, alpha, beta)
+    return (e.right * np.exp(-e.rates * dt)[None, :]) @ e.left
+
+
+def euler_coefficients(n_beakers: int, alpha: float, beta: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-Euler coefficients ``(a, b)``, each (n,): one Euler update of beaker k
+    is ``u_k += a[k] * (u_{k-1} - u_k) + b[k] * (u_{k+1} - u_k)`` with
+    ``a[k] = dt g_{k-1,k} / C_k`` and ``b[k] = dt g_{k,k+1} / C_k``."""
+    c = chain_constants(n_beakers, alpha, beta)
+    g_in = np.concatenate([[0.0], c.g[:-1]]) if c.n_beakers else np.zeros(0)
+    return dt * g_in / c.C, dt * c.g / c.C
+
+
+def impulse_response(n_beakers: int, alpha: float, beta: float, t: np.ndarray | float) -> np.ndarray:
+    """Every beaker's level at times ``t`` after a unit kick to ``u_1`` at t=0, with
+    the chain at rest (all zeros) before: ``expm(-A t) e_1``. Shape ``(len(t), n)``.
+    Exact for any t, computed without stepping."""
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    if np.any(~np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("t must hold finite times >= 0")
+    e = _eigen(n_beakers, alpha, beta)
+    # u(t) = right @ (exp(-rates t) * left[:, 0])
+    return (np.exp(-np.outer(t, e.rates)) * e.left[:, 0][None, :]) @ e.right.T

@@ -1,0 +1,175 @@
+"""Per-element kernels of the optimizer step: pure tensor functions that update their
+arguments in place.
+
+Each kernel is written once, as plain elementwise torch code that reads every buffer
+once and writes it once; the same source runs eagerly (the reference, and the
+fallback where no compiler is available) or through ``torch.compile``, which fuses
+it into a single loop over the elements (the fast path). Step-dependent numbers
+arrive as small tensors (``coef``, ``hyper``), never as Python floats, so that a new
+learning rate or step count does not recompile.
+
+Shapes: ``p``, ``g`` and the base optimizer's buffers are flat ``(N,)`` views of one
+parameter; ``beakers`` is a list of the ``n - 1`` hidden beakers u_2..u_n, each a
+tensor of its own of shape ``(N,)`` (rows of one 2-D buffer would make the compiler
+rewrite the whole buffer for every row it writes).
+
+``coef`` is ``(n, n)``: the exact propagator ``P(dt)`` for ``integrator="exact"``,
+or for ``integrator="euler"`` the rows ``a, b`` of
+:func:`complex_synapses.chain.euler_coefficients` stacked to ``(2, n)``.
+
+``hyper`` (Adam): ``[lr, beta1, beta2, eps, l2_decay, decoupled_decay,
+bias_correction1, sqrt(bias_correction2)]``; (SGD): ``[lr, l2_decay]``.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["chain_pre_", "chain_post_", "fused_step_", "compiled", "compute_dtype"]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Arithmetic runs in float32 for 16-bit parameters, else in their own dtype."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _levels(p: Tensor, beakers: list[Tensor]) -> list[Tensor]:
+    cdt = compute_dtype(p.dtype)
+    return [p.to(cdt)] + [b.to(cdt) for b in beakers]
+
+
+def _propagate(u: list[Tensor], P: Tensor) -> list[Tensor]:
+    """Exact step: ``u <- P u``."""
+    n = len(u)
+    return [functools.reduce(torch.add, [P[i, j] * u[j] for j in range(n)]) for i in range(n)]
+
+
+def _euler_coupling(u: list[Tensor], ab: Tensor) -> Tensor:
+    """The original's first half-step: ``u_1 + b_1 (u_2 - u_1)`` (u_2 = 0 for n = 1)."""
+    nxt = u[1] if len(u) > 1 else 0.0
+    return u[0] + ab[1, 0] * (nxt - u[0])
+
+
+def _euler_sweep(u: list[Tensor], ab: Tensor) -> list[Tensor]:
+    """The original's Gauss-Seidel sweep over u_2..u_n, each using the updated u_{k-1}."""
+    n = len(u)
+    new = [u[0]]
+    for k in range(1, n):
+        nxt = u[k + 1] if k + 1 < n else 0.0
+        new.append(u[k] + ab[0, k] * (new[k - 1] - u[k]) + ab[1, k] * (nxt - u[k]))
+    return new[1:]
+
+
+def _write(p: Tensor, beakers: list[Tensor], new_p: Tensor | None, new_beakers: list[Tensor]) -> None:
+    if new_p is not None:
+        p.copy_(new_p)
+    for b, value in zip(beakers, new_beakers):
+        b.copy_(value)
+
+
+def chain_pre_(p: Tensor, beakers: list[Tensor], coef: Tensor, integrator: str) -> None:
+    """The part of the chain update that comes before the base optimizer's step:
+    the whole propagation (exact) or the coupling of u_1 to u_2 (euler)."""
+    u = _levels(p, beakers)
+    if integrator == "exact":
+        new = _propagate(u, coef)
+        _write(p, beakers, new[0], new[1:])
+    else:
+        p.copy_(_euler_coupling(u, coef))
+
+
+def chain_post_(p: Tensor, beakers: list[Tensor], coef: Tensor, integrator: str) -> None:
+    """The part after the base step: the Euler sweep over the hidden beakers."""
+    if integrator == "euler":
+        _write(p, beakers, None, _euler_sweep(_levels(p, beakers), coef))
+
+
+def _adam(
+    w: Tensor, g: Tensor, m: Tensor, v: Tensor, hyper: Tensor, maximize: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """torch.optim.Adam / AdamW (amsgrad off) on the already propagated weight w."""
+    lr, beta1, beta2, eps, l2, decoupled, bc1, bc2_sqrt = (hyper[i] for i in range(8))
+    g = -g if maximize else g
+    w = w * (1 - lr * decoupled)
+    g = g + l2 * w
+    m = m + (g - m) * (1 - beta1)
+    v = v * beta2 + (1 - beta2) * g * g
+    w = w - (lr / bc1) * m / (v.sqrt() / bc2_sqrt + eps)
+    return w, m, v
+
+
+def _sgd(w: Tensor, g: Tensor, hyper: Tensor, maximize: bool) -> Tensor:
+    """torch.optim.SGD without momentum on the already propagated weight w."""
+    g = -g if maximize else g
+    return w - hyper[0] * (g + hyper[1] * w)
+
+
+def fused_step_(
+    p: Tensor,
+    g: Tensor,
+    beakers: list[Tensor],
+    coef: Tensor,
+    hyper: Tensor,
+    m: Tensor | None,
+    v: Tensor | None,
+    integrator: str,
+    base: str,
+    maximize: bool,
+) -> None:
+    """Chain and base step in one pass: ``chain_pre_``, the base update (``base`` is
+    "adam" or "sgd"), ``chain_post_``, without writing anything in between."""
+    u = _levels(p, beakers)
+    cdt = u[0].dtype
+    if integrator == "exact":
+        new = _propagate(u, coef)
+        w, hidden = new[0], new[1:]
+    else:
+        w, hidden = _euler_coupling(u, coef), u[1:]
+    if base == "adam":
+        w, m_new, v_new = _adam(w, g.to(cdt), m.to(cdt), v.to(cdt), hyper, maximize)
+        m.copy_(m_new)
+        v.copy_(v_new)
+    else:
+        w = _sgd(w, g.to(cdt), hyper, maximize)
+    if integrator == "euler":
+        hidden = _euler_sweep([w] + hidden, coef)
+    _write(p, beakers, w, hidden)
+
+
+_COMPILE_FAILED: set[str] = set()
+
+
+@functools.cache
+def _compiled(name: str) -> Callable[..., None]:
+    fn = {"chain_pre_": chain_pre_, "chain_post_": chain_post_, "fused_step_": fused_step_}[name]
+    # dynamic=True: one compiled kernel serves every tensor size; only the number of
+    # beakers and the string flags are specialised (they change the code).
+    return torch.compile(fn, dynamic=True, fullgraph=True)
+
+
+def compiled(name: str, eager: Callable[..., None]) -> Callable[..., None]:
+    """The compiled form of kernel ``name``, falling back to ``eager`` (with one
+    warning) if the compiler is not available on this machine."""
+
+    def run(*args, **kwargs) -> None:
+        if name in _COMPILE_FAILED:
+            return eager(*args, **kwargs)
+        try:
+            return _compiled(name)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means: go eager
+            _COMPILE_FAILED.add(name)
+            warnings.warn(
+                f"complex_synapses: torch.compile is not available here ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels, "
+                "which are correct but slower. Pass kernel='eager' to silence this.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return eager(*args, **kwargs)
+
+    return run

@@ -1,0 +1,420 @@
+r"""``ComplexSynapse``: the Benna-Fusi complex synapse around any torch.optim optimizer.
+
+The base optimizer (SGD, Adam, AdamW, RMSprop, a third-party one) proposes the
+change of every parameter from its gradient; the complex synapse makes each
+parameter :math:`w = u_1` the first beaker of a chain :math:`u_1, \dots, u_n`
+(see :mod:`complex_synapses.chain`) and lets the chain relax at every step:
+
+.. math::
+
+    u &\leftarrow P(\Delta t)\, u  \qquad\text{(exact) or one Euler sweep (euler)} \\
+    u_1 &\leftarrow u_1 + \text{base optimizer's update}
+
+with :math:`\Delta t = 1` per step (``time_unit="iteration"``) or the base
+optimizer's effective step size (``time_unit="lr"``: SGD's ``lr``; Adam's
+bias-corrected ``lr * sqrt(1 - beta2^t) / (1 - beta1^t)``), which is what the
+original implementation did.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.optim import SGD, Adagrad, Adam, Adamax, AdamW, Optimizer, RMSprop
+
+from . import kernels
+from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
+
+__all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN_KEYS"]
+
+TIME_UNITS = ("iteration", "lr")
+INTEGRATORS = ("exact", "euler")
+INITS = ("same", "zero")
+KERNELS = ("auto", "compiled", "eager")
+CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator")
+
+# Below this many parameter elements "auto" runs the eager kernels: compiling costs
+# seconds once, which a small model does not win back in a short run.
+AUTO_COMPILE_MIN_ELEMENTS = 1 << 20
+
+
+def _adam_step_size(group: dict[str, Any], t: int) -> float:
+    beta1, beta2 = group["betas"]
+    return float(group["lr"]) * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+
+
+def _lr(group: dict[str, Any], t: int) -> float:
+    return float(group["lr"])
+
+
+def _adagrad_step_size(group: dict[str, Any], t: int) -> float:
+    return float(group["lr"]) / (1 + (t - 1) * group["lr_decay"])
+
+
+def _adamax_step_size(group: dict[str, Any], t: int) -> float:
+    return float(group["lr"]) / (1 - group["betas"][0] ** t)
+
+
+# The effective step size of a base optimizer at its step t (t = 1 on the first
+# step), used by time_unit="lr". Looked up along the class's MRO, so a subclass of
+# Adam gets Adam's rule. Add an entry to use "lr" time with another optimizer.
+STEP_SIZE_RULES: dict[type, Callable[[dict[str, Any], int], float]] = {
+    SGD: _lr,
+    RMSprop: _lr,
+    Adagrad: _adagrad_step_size,
+    Adam: _adam_step_size,
+    AdamW: _adam_step_size,
+    Adamax: _adamax_step_size,
+}
+
+
+def _step_size_rule(cls: type) -> Callable[[dict[str, Any], int], float] | None:
+    for klass in cls.__mro__:
+        if klass in STEP_SIZE_RULES:
+            return STEP_SIZE_RULES[klass]
+    return None
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+def _host_tensor(values: np.ndarray | list[float], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A small tensor of step constants on ``device`` without a host synchronisation."""
+    t = torch.tensor(values, dtype=dtype)
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+@functools.lru_cache(maxsize=128)
+def _coefficients(
+    integrator: str, n: int, alpha: float, beta: float, dt: float, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    if integrator == "exact":
+        values = propagator(n, alpha, beta, dt)
+    else:
+        values = np.stack(euler_coefficients(n, alpha, beta, dt))
+    return _host_tensor(values, device, dtype)
+
+
+class ComplexSynapse(Optimizer):
+    r"""Wrap any ``torch.optim`` optimizer with Benna-Fusi complex synapses.
+
+    Every parameter becomes the first beaker of a chain of ``n_beakers``; the hidden
+    beakers u_2..u_n (same shape as the parameter) live in this optimizer's state.
+    At each step, for every parameter with a gradient, the chain relaxes by
+    :math:`\Delta t` and then the base optimizer's update is added to u_1 (with
+    ``integrator="euler"``, the original's order: coupling of u_1 to u_2, base
+    update, Gauss-Seidel sweep over u_2..u_n).
+
+    Args:
+        params: parameters or parameter groups, as for any optimizer. A group may set
+            its own ``n_beakers``, ``alpha``, ``beta``, ``init``, ``time_unit`` and
+            ``integrator``, besides the base optimizer's own settings.
+        optimizer_class: the base optimizer, a subclass of ``torch.optim.Optimizer``
+            (default ``torch.optim.SGD``).
+        n_beakers: beakers per parameter (int >= 0). 0 is exactly the base optimizer;
+            1 is exponential decay of every parameter towards 0 with timescale beta.
+        alpha: the shortest timescale (> 0), in the time unit below.
+        beta: the longest timescale (>= alpha when n_beakers >= 2).
+        init: "same" (hidden beakers start as copies of the parameter) or "zero".
+        time_unit: "iteration" (one step advances the chain by 1, so alpha and beta
+            are numbers of iterations, as the original documented) or "lr" (by the
+            base optimizer's effective step size, as the original implemented:
+            with Adam at lr 1e-3 an alpha of 500 is then ~500,000 iterations).
+        integrator: "exact" (the chain's exact propagator, stable for every alpha
+            and step) or "euler" (forward Euler in the original's update order;
+            diverges once dt * lambda_max > 2, see :func:`chain.max_rate`).
+        kernel: "compiled" (one ``torch.compile``'d elementwise kernel per step and
+            parameter, fused with the base step for SGD without momentum and for
+            Adam / AdamW), "eager" (plain torch ops, then the base optimizer's own
+            step), or "auto" (compiled from 2**20 parameter elements up, where the
+            compile time of a few seconds pays off; eager below).
+        **optimizer_kwargs: passed to ``optimizer_class`` (lr, betas, fused, ...).
+
+    Example:
+        >>> model = torch.nn.Linear(4, 2)
+        >>> opt = ComplexSynapse(model.parameters(), torch.optim.Adam, lr=1e-3,
+        ...                      n_beakers=5, alpha=500, beta=2500)
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        optimizer_class: type[Optimizer] = SGD,
+        *,
+        n_beakers: int,
+        alpha: float,
+        beta: float,
+        init: str = "same",
+        time_unit: str = "iteration",
+        integrator: str = "exact",
+        kernel: str = "auto",
+        **optimizer_kwargs: Any,
+    ) -> None:
+        if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)):
+            raise TypeError(
+                "optimizer_class must be a subclass of torch.optim.Optimizer "
+                f"(e.g. torch.optim.Adam), got {optimizer_class!r}"
+            )
+        _check_choice("kernel", kernel, KERNELS)
+        defaults = dict(
+            n_beakers=n_beakers, alpha=alpha, beta=beta, init=init, time_unit=time_unit, integrator=integrator
+        )
+        self._optimizer_class = optimizer_class
+        self._check_group(defaults)
+        self._optimizer_kwargs = optimizer_kwargs
+        self.kernel = kernel
+        self.base: Optimizer | None = None
+        super().__init__(params, defaults)
+
+    # -- groups -------------------------------------------------------------------
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        validate_chain(group["n_beakers"], group["alpha"], group["beta"])
+        _check_choice("init", group["init"], INITS)
+        _check_choice("time_unit", group["time_unit"], TIME_UNITS)
+        _check_choice("integrator", group["integrator"], INTEGRATORS)
+        if group["time_unit"] == "lr" and _step_size_rule(self._optimizer_class) is None:
+            raise ValueError(
+                f'time_unit="lr" needs the effective step size of the base optimizer, which is not '
+                f"known for {self._optimizer_class.__name__} (known: "
+                f"{', '.join(k.__name__ for k in STEP_SIZE_RULES)}; add a rule to "
+                'complex_synapses.optimizer.STEP_SIZE_RULES), or use time_unit="iteration"'
+            )
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; chain settings not given are taken from the constructor's."""
+        chain = {k: param_group.get(k, self.defaults[k]) for k in CHAIN_KEYS}
+        self._check_group(chain)
+        base_group = {k: v for k, v in param_group.items() if k not in CHAIN_KEYS}
+        if self.base is None:
+            self.base = self._optimizer_class([base_group], **self._optimizer_kwargs)
+            self.defaults = {**self.base.defaults, **self.defaults}
+        else:
+            self.base.add_param_group(base_group)
+        # One dict per group, shared with the base optimizer, so that LR schedulers
+        # and user edits of self.param_groups reach the base step.
+        group = self.base.param_groups[-1]
+        group.update(chain)
+        super().add_param_group(group)
+
+    def chain_constants(self, group: int = 0) -> ChainConstants:
+        """The chain of parameter group ``group``: ``C``, ``g`` and ``timescales``."""
+        g = self.param_groups[group]
+        return chain_constants(g["n_beakers"], g["alpha"], g["beta"])
+
+    # -- state --------------------------------------------------------------------
+
+    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        state = self.state[p]
+        if not state:
+            make = torch.clone if group["init"] == "same" else torch.zeros_like
+            state["chain_step"] = 0
+            state["beakers"] = [
+                make(p.detach(), memory_format=torch.preserve_format) for _ in range(group["n_beakers"] - 1)
+            ]
+        return state
+
+    def beakers(self, p: Tensor) -> Tensor:
+        """All beakers of parameter ``p`` as a new tensor of shape ``(n, *p.shape)``;
+        row 0 is the parameter itself. Before the first step, the initial beakers."""
+        group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
+        if group is None:
+            raise ValueError("p is not a parameter of this optimizer")
+        n = group["n_beakers"]
+        state = self.state.get(p)
+        if state:
+            hidden = state["beakers"]
+        else:
+            make = torch.clone if group["init"] == "same" else torch.zeros_like
+            hidden = [make(p.detach()) for _ in range(n - 1)]
+        return torch.stack([p.detach(), *hidden])[:n]
+
+    def state_dict(self) -> dict[str, Any]:
+        """This optimizer's state (beakers, settings) with the base optimizer's state
+        under ``"base_state"``; only tensors and plain Python values."""
+        sd = super().state_dict()
+        sd["base_state"] = self.base.state_dict()["state"]
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state saved by :meth:`state_dict`; refuse one of another shape or
+        chain setting, before anything changes."""
+        if not isinstance(state_dict, dict) or "base_state" not in state_dict:
+            raise ValueError("not a ComplexSynapse state_dict: it has no 'base_state' entry")
+        self._check_loadable(state_dict)
+        base_sd = {"state": state_dict["base_state"], "param_groups": state_dict["param_groups"]}
+        own_sd = {k: v for k, v in state_dict.items() if k != "base_state"}
+        self.base.load_state_dict(base_sd)
+        super().load_state_dict(own_sd)
+        self.base.param_groups = self.param_groups
+
+    def _check_loadable(self, sd: dict[str, Any]) -> None:
+        saved = sd["param_groups"]
+        if len(saved) != len(self.param_groups):
+            raise ValueError(
+                f"the state has {len(saved)} parameter groups, this optimizer {len(self.param_groups)}"
+            )
+        for i, (old, new) in enumerate(zip(saved, self.param_groups)):
+            if len(old["params"]) != len(new["params"]):
+                raise ValueError(
+                    f"group {i}: the state has {len(old['params'])} parameters, "
+                    f"this optimizer {len(new['params'])}"
+                )
+            for key in CHAIN_KEYS:
+                if old.get(key) != new[key]:
+                    raise ValueError(
+                        f"group {i}: the state was saved with {key}={old.get(key)!r}, this optimizer has "
+                        f"{key}={new[key]!r}; construct the optimizer with the saved settings"
+                    )
+            for pid, p in zip(old["params"], new["params"]):
+                st = sd["state"].get(pid)
+                if not st:
+                    continue
+                hidden = st.get("beakers", ())
+                shapes_ok = len(hidden) == new["n_beakers"] - 1 and all(b.shape == p.shape for b in hidden)
+                if not shapes_ok:
+                    raise ValueError(
+                        f"group {i}: the saved beakers of a parameter do not fit its shape "
+                        f"{tuple(p.shape)} and n_beakers={new['n_beakers']}"
+                    )
+
+    # -- step ---------------------------------------------------------------------
+
+    def _dt(self, group: dict[str, Any], t: int) -> float:
+        if group["time_unit"] == "iteration":
+            return 1.0
+        return _step_size_rule(type(self.base))(group, t)
+
+    def _coef(self, group: dict[str, Any], p: Tensor, t: int) -> Tensor:
+        n = group["n_beakers"]
+        dtype = kernels.compute_dtype(p.dtype)
+        dt = self._dt(group, t)
+        return _coefficients(
+            group["integrator"], n, float(group["alpha"]), float(group["beta"]), dt, p.device, dtype
+        )
+
+    def _use_compiled(self) -> bool:
+        if self.kernel != "auto":
+            return self.kernel == "compiled"
+        total = sum(p.numel() for g in self.param_groups for p in g["params"])
+        return total >= AUTO_COMPILE_MIN_ELEMENTS
+
+    def _fused_base(self) -> str | None:
+        """ "adam" or "sgd" where the base step can be fused into the chain kernel."""
+        kind = {Adam: "adam", AdamW: "adam", SGD: "sgd"}.get(type(self.base))
+        for g in self.param_groups:
+            if kind is None or g["n_beakers"] == 0 or g.get("differentiable") or isinstance(g["lr"], Tensor):
+                return None
+            if kind == "adam" and (g["amsgrad"] or g["capturable"]):
+                return None
+            if kind == "sgd" and g["momentum"] != 0:
+                return None
+        return kind
+
+    def _active(self):
+        """(group, p, state, t) for every parameter that steps now; t counts from 1."""
+        for group in self.param_groups:
+            if group["n_beakers"] == 0:
+                continue
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("ComplexSynapse does not support sparse gradients")
+                state = self._init_state(p, group)
+                yield group, p, state, state["chain_step"] + 1
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """One optimizer step; returns the loss from ``closure`` if given."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        compiled = self._use_compiled()
+        fused = self._fused_base() if compiled else None
+        if fused is not None:
+            self._fused_step(fused)
+            return loss
+        pre = kernels.compiled("chain_pre_", kernels.chain_pre_) if compiled else kernels.chain_pre_
+        post = kernels.compiled("chain_post_", kernels.chain_post_) if compiled else kernels.chain_post_
+        active = list(self._active())
+        work = [
+            (_flat([p, *state["beakers"]]), self._coef(group, p, t), group["integrator"])
+            for group, p, state, t in active
+        ]
+        for (w, *hidden), coef, integrator in work:
+            pre(w, hidden, coef, integrator)
+        self.base.step()
+        for (w, *hidden), coef, integrator in work:
+            if integrator == "euler":
+                post(w, hidden, coef, integrator)
+        for _, _, state, t in active:
+            state["chain_step"] = t
+        return loss
+
+    def _fused_step(self, kind: str) -> None:
+        fused_step_ = kernels.compiled("fused_step_", kernels.fused_step_)
+        for group, p, state, t in self._active():
+            buffers = list(self._adam_buffers(p, group)) if kind == "adam" else []
+            w, g, *rest = _flat([p, p.grad, *buffers, *state["beakers"]])
+            m, v = rest[:2] if buffers else (None, None)
+            hidden = rest[len(buffers) :]
+            hyper = self._hyper(kind, group, t, p)
+            fused_step_(
+                w,
+                g,
+                hidden,
+                self._coef(group, p, t),
+                hyper,
+                m,
+                v,
+                group["integrator"],
+                kind,
+                group["maximize"],
+            )
+            state["chain_step"] = t
+
+    def _adam_buffers(self, p: Tensor, group: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        st = self.base.state[p]
+        if not st:
+            device = p.device if group["fused"] else None
+            st["step"] = torch.zeros((), dtype=torch.float32, device=device)
+            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        st["step"].add_(1)
+        return st["exp_avg"], st["exp_avg_sq"]
+
+    def _hyper(self, kind: str, group: dict[str, Any], t: int, p: Tensor) -> Tensor:
+        lr, wd = float(group["lr"]), group["weight_decay"]
+        if kind == "sgd":
+            values = (lr, wd)
+        else:
+            beta1, beta2 = group["betas"]
+            decoupled = isinstance(self.base, AdamW) or group.get("decoupled_weight_decay", False)
+            l2, dec = (0.0, wd) if decoupled else (wd, 0.0)
+            values = (lr, beta1, beta2, group["eps"], l2, dec, 1 - beta1**t, math.sqrt(1 - beta2**t))
+        return _hyper_tensor(values, p.device, kernels.compute_dtype(p.dtype))
+
+
+@functools.lru_cache(maxsize=64)
+def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    return _host_tensor(list(values), device, dtype)
+
+
+def _flat(tensors: list[Tensor]) -> list[Tensor]:
+    """1-D views when every tensor is contiguous, so that one compiled kernel serves
+    every parameter shape; the tensors themselves otherwise."""
+    if all(t.is_contiguous() for t in tensors):
+        return [t.view(-1) for t in tensors]
+    return list(tensors)
