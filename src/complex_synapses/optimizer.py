@@ -31,13 +31,14 @@ from torch.optim import SGD, Adagrad, Adam, Adamax, AdamW, Optimizer, RMSprop
 from . import kernels
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
 
-__all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN_KEYS"]
+__all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS"]
 
 TIME_UNITS = ("iteration", "lr")
 INTEGRATORS = ("exact", "euler")
 INITS = ("same", "zero")
 KERNELS = ("auto", "compiled", "eager")
 CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator")
+CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 
 # Below this many parameter elements "auto" runs the eager kernels: compiling costs
 # seconds once, which a small model does not win back in a short run.
@@ -171,10 +172,11 @@ class ComplexSynapse(Optimizer):
         )
         self._optimizer_class = optimizer_class
         self._check_group(defaults)
+        self._chain_defaults = defaults
         self._optimizer_kwargs = optimizer_kwargs
         self.kernel = kernel
         self.base: Optimizer | None = None
-        super().__init__(params, defaults)
+        super().__init__(params, {CHAIN: defaults})
 
     # -- groups -------------------------------------------------------------------
 
@@ -192,36 +194,54 @@ class ComplexSynapse(Optimizer):
             )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group; chain settings not given are taken from the constructor's."""
-        chain = {k: param_group.get(k, self.defaults[k]) for k in CHAIN_KEYS}
-        self._check_group(chain)
-        base_group = {k: v for k, v in param_group.items() if k not in CHAIN_KEYS}
-        if self.base is None:
-            self.base = self._optimizer_class([base_group], **self._optimizer_kwargs)
-            self.defaults = {**self.base.defaults, **self.defaults}
+        """Add a parameter group. Chain settings may come flat (``{"params": ...,
+        "alpha": 3.0}``) or nested (``{"complex_synapse": {"alpha": 3.0}}``); a flat key
+        that the base optimizer itself uses (RMSprop's ``alpha``) goes to the base
+        optimizer, so set the chain's in the nested form there. Settings not given are
+        the constructor's. They are kept in ``group["complex_synapse"]``."""
+        param_group = dict(param_group)
+        nested = dict(param_group.pop(CHAIN, {}))
+        unknown = set(nested) - set(CHAIN_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown complex_synapse settings {sorted(unknown)}; allowed: {', '.join(CHAIN_KEYS)}"
+            )
+        first = self.base is None
+        if first:
+            self.base = self._optimizer_class([param_group], **self._optimizer_kwargs)
         else:
-            self.base.add_param_group(base_group)
+            self.base.add_param_group(param_group)
         # One dict per group, shared with the base optimizer, so that LR schedulers
         # and user edits of self.param_groups reach the base step.
         group = self.base.param_groups[-1]
-        group.update(chain)
-        super().add_param_group(group)
+        try:
+            chain = {}
+            for key in CHAIN_KEYS:
+                flat = key in group and key not in self.base.defaults
+                chain[key] = nested.get(key, group.pop(key) if flat else self._chain_defaults[key])
+            self._check_group(chain)
+            group[CHAIN] = chain
+            if first:
+                self.defaults = {**self.base.defaults, CHAIN: dict(self._chain_defaults)}
+            super().add_param_group(group)
+        except Exception:
+            self.base.param_groups.pop()
+            if first:
+                self.base = None
+            raise
 
     def chain_constants(self, group: int = 0) -> ChainConstants:
         """The chain of parameter group ``group``: ``C``, ``g`` and ``timescales``."""
-        g = self.param_groups[group]
-        return chain_constants(g["n_beakers"], g["alpha"], g["beta"])
+        c = self.param_groups[group][CHAIN]
+        return chain_constants(c["n_beakers"], c["alpha"], c["beta"])
 
     # -- state --------------------------------------------------------------------
 
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
         if not state:
-            make = torch.clone if group["init"] == "same" else torch.zeros_like
             state["chain_step"] = 0
-            state["beakers"] = [
-                make(p.detach(), memory_format=torch.preserve_format) for _ in range(group["n_beakers"] - 1)
-            ]
+            state["beakers"] = _initial_beakers(p, group[CHAIN])
         return state
 
     def beakers(self, p: Tensor) -> Tensor:
@@ -230,14 +250,9 @@ class ComplexSynapse(Optimizer):
         group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
         if group is None:
             raise ValueError("p is not a parameter of this optimizer")
-        n = group["n_beakers"]
         state = self.state.get(p)
-        if state:
-            hidden = state["beakers"]
-        else:
-            make = torch.clone if group["init"] == "same" else torch.zeros_like
-            hidden = [make(p.detach()) for _ in range(n - 1)]
-        return torch.stack([p.detach(), *hidden])[:n]
+        hidden = state["beakers"] if state else _initial_beakers(p, group[CHAIN])
+        return torch.stack([p.detach(), *hidden])[: group[CHAIN]["n_beakers"]]
 
     def state_dict(self) -> dict[str, Any]:
         """This optimizer's state (beakers, settings) with the base optimizer's state
@@ -270,37 +285,39 @@ class ComplexSynapse(Optimizer):
                     f"group {i}: the state has {len(old['params'])} parameters, "
                     f"this optimizer {len(new['params'])}"
                 )
+            saved_chain = old.get(CHAIN, {})
             for key in CHAIN_KEYS:
-                if old.get(key) != new[key]:
+                if saved_chain.get(key) != new[CHAIN][key]:
                     raise ValueError(
-                        f"group {i}: the state was saved with {key}={old.get(key)!r}, this optimizer has "
-                        f"{key}={new[key]!r}; construct the optimizer with the saved settings"
+                        f"group {i}: the state was saved with {key}={saved_chain.get(key)!r}, this optimizer "
+                        f"has {key}={new[CHAIN][key]!r}; construct the optimizer with the saved settings"
                     )
             for pid, p in zip(old["params"], new["params"]):
                 st = sd["state"].get(pid)
                 if not st:
                     continue
                 hidden = st.get("beakers", ())
-                shapes_ok = len(hidden) == new["n_beakers"] - 1 and all(b.shape == p.shape for b in hidden)
+                shapes_ok = len(hidden) == new[CHAIN]["n_beakers"] - 1 and all(
+                    b.shape == p.shape for b in hidden
+                )
                 if not shapes_ok:
                     raise ValueError(
                         f"group {i}: the saved beakers of a parameter do not fit its shape "
-                        f"{tuple(p.shape)} and n_beakers={new['n_beakers']}"
+                        f"{tuple(p.shape)} and n_beakers={new[CHAIN]['n_beakers']}"
                     )
 
     # -- step ---------------------------------------------------------------------
 
     def _dt(self, group: dict[str, Any], t: int) -> float:
-        if group["time_unit"] == "iteration":
+        if group[CHAIN]["time_unit"] == "iteration":
             return 1.0
         return _step_size_rule(type(self.base))(group, t)
 
     def _coef(self, group: dict[str, Any], p: Tensor, t: int) -> Tensor:
-        n = group["n_beakers"]
+        c, dt = group[CHAIN], self._dt(group, t)
         dtype = kernels.compute_dtype(p.dtype)
-        dt = self._dt(group, t)
         return _coefficients(
-            group["integrator"], n, float(group["alpha"]), float(group["beta"]), dt, p.device, dtype
+            c["integrator"], c["n_beakers"], float(c["alpha"]), float(c["beta"]), dt, p.device, dtype
         )
 
     def _use_compiled(self) -> bool:
@@ -313,7 +330,12 @@ class ComplexSynapse(Optimizer):
         """ "adam" or "sgd" where the base step can be fused into the chain kernel."""
         kind = {Adam: "adam", AdamW: "adam", SGD: "sgd"}.get(type(self.base))
         for g in self.param_groups:
-            if kind is None or g["n_beakers"] == 0 or g.get("differentiable") or isinstance(g["lr"], Tensor):
+            if (
+                kind is None
+                or g[CHAIN]["n_beakers"] == 0
+                or g.get("differentiable")
+                or isinstance(g["lr"], Tensor)
+            ):
                 return None
             if kind == "adam" and (g["amsgrad"] or g["capturable"]):
                 return None
@@ -324,7 +346,7 @@ class ComplexSynapse(Optimizer):
     def _active(self):
         """(group, p, state, t) for every parameter that steps now; t counts from 1."""
         for group in self.param_groups:
-            if group["n_beakers"] == 0:
+            if group[CHAIN]["n_beakers"] == 0:
                 continue
             for p in group["params"]:
                 if p.grad is None:
@@ -350,7 +372,7 @@ class ComplexSynapse(Optimizer):
         post = kernels.compiled("chain_post_", kernels.chain_post_) if compiled else kernels.chain_post_
         active = list(self._active())
         work = [
-            (_flat([p, *state["beakers"]]), self._coef(group, p, t), group["integrator"])
+            (_flat([p, *state["beakers"]]), self._coef(group, p, t), group[CHAIN]["integrator"])
             for group, p, state, t in active
         ]
         for (w, *hidden), coef, integrator in work:
@@ -379,7 +401,7 @@ class ComplexSynapse(Optimizer):
                 hyper,
                 m,
                 v,
-                group["integrator"],
+                group[CHAIN]["integrator"],
                 kind,
                 group["maximize"],
             )
@@ -410,6 +432,11 @@ class ComplexSynapse(Optimizer):
 @functools.lru_cache(maxsize=64)
 def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
     return _host_tensor(list(values), device, dtype)
+
+
+def _initial_beakers(p: Tensor, chain: dict[str, Any]) -> list[Tensor]:
+    make = torch.clone if chain["init"] == "same" else torch.zeros_like
+    return [make(p.detach(), memory_format=torch.preserve_format) for _ in range(chain["n_beakers"] - 1)]
 
 
 def _flat(tensors: list[Tensor]) -> list[Tensor]:

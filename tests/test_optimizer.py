@@ -1,0 +1,373 @@
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from complex_synapses import ComplexSynapse
+from complex_synapses.chain import impulse_response
+
+
+def kick_response(
+    n, alpha, beta, steps, integrator="exact", lr=1.0, time_unit="iteration", dtype=torch.float64
+):
+    """w after each step, for w kicked to 1 with the hidden beakers at 0 and no gradient signal."""
+    w = torch.nn.Parameter(torch.ones(1, dtype=dtype))
+    opt = ComplexSynapse(
+        [w],
+        torch.optim.SGD,
+        lr=lr,
+        n_beakers=n,
+        alpha=alpha,
+        beta=beta,
+        init="zero",
+        time_unit=time_unit,
+        integrator=integrator,
+        kernel="eager",
+    )
+    w.grad = torch.zeros_like(w)
+    out = []
+    for _ in range(steps):
+        opt.step()
+        out.append(w.item())
+    return np.array(out)
+
+
+def test_power_law_between_alpha_and_beta():
+    w = kick_response(8, 1.0, 1e4, 1000)
+    t = np.arange(1, 1001)
+    sel = t >= 10
+    slope = np.polyfit(np.log(t[sel]), np.log(w[sel]), 1)[0]
+    assert abs(slope + 0.5) < 0.05, slope
+    np.testing.assert_allclose(w, impulse_response(8, 1.0, 1e4, t)[:, 0], rtol=1e-9)
+
+
+def test_exponential_past_beta():
+    # lr time with SGD lr=100: each step advances the chain by 100 iterations' worth.
+    beta = 1e4
+    w = kick_response(8, 1.0, beta, 1000, time_unit="lr", lr=100.0)
+    t = 100.0 * np.arange(1, 1001)
+    sel = (t > 5 * beta) & (t < 10 * beta)
+    rate = -np.polyfit(t[sel], np.log(w[sel]), 1)[0]
+    from complex_synapses.chain import _eigen
+
+    slowest = _eigen(8, 1.0, beta).rates.min()
+    assert rate == pytest.approx(slowest, rel=1e-3)
+    residual = np.log(w[sel]) + rate * t[sel]
+    assert np.ptp(residual) < 1e-3  # a straight line in log w against t
+
+
+def test_single_beaker_is_exponential_decay():
+    w = kick_response(1, 1.0, 40.0, 300)
+    np.testing.assert_allclose(w, np.exp(-np.arange(1, 301) / 40.0), rtol=1e-6)
+
+
+def test_exact_agrees_with_fine_euler():
+    exact = kick_response(4, 2.0, 100.0, 50)
+    fine = kick_response(4, 2.0, 100.0, 5000, integrator="euler", time_unit="lr", lr=0.01)[99::100]
+    np.testing.assert_allclose(exact, fine, rtol=2e-2)
+
+
+def test_exact_stays_bounded_where_euler_diverges():
+    """n=6, beta=1024, one iteration per step. Plain forward Euler, I - A, has spectral
+    radius > 1 at alpha=0.5 (the spec's lambda_max = 3.10 > 2). The original's
+    Gauss-Seidel order is more forgiving: at alpha=0.5 it only overshoots (w flips sign,
+    which a chain relaxing from a kick never does); at alpha=0.25 it diverges too.
+    The exact propagator stays positive and bounded at both."""
+    from complex_synapses.chain import generator
+
+    jacobi = np.eye(6) - generator(6, 0.5, 1024.0)
+    assert np.abs(np.linalg.eigvals(jacobi)).max() > 2
+    overshoot = kick_response(6, 0.5, 1024.0, 200, integrator="euler")
+    assert overshoot[0] == pytest.approx(-1.0)
+    diverged = kick_response(6, 0.25, 1024.0, 200, integrator="euler")
+    assert np.abs(diverged).max() > 1e6
+    for alpha in (0.5, 0.25):
+        exact = kick_response(6, alpha, 1024.0, 200)
+        assert np.all(exact > 0) and np.all(exact <= 1.0) and np.all(np.diff(exact) <= 0)
+
+
+def small_model(dtype=torch.float32):
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3)).to(dtype)
+
+
+def batches(n, dtype=torch.float32):
+    g = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(16, 5, generator=g).to(dtype), torch.randint(0, 3, (16,), generator=g)) for _ in range(n)
+    ]
+
+
+def run(model, opt, data):
+    for x, y in data:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+
+
+@pytest.mark.parametrize(
+    "base,kwargs",
+    [
+        (torch.optim.SGD, dict(lr=0.1)),
+        (torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+        (torch.optim.Adam, dict(lr=1e-2)),
+        (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1)),
+    ],
+)
+def test_zero_beakers_is_the_base_optimizer(base, kwargs):
+    a, b = small_model(), small_model()
+    run(a, base(a.parameters(), **kwargs), batches(30))
+    run(b, ComplexSynapse(b.parameters(), base, n_beakers=0, alpha=1.0, beta=1.0, **kwargs), batches(30))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+
+
+RESUME_CASES = [
+    (torch.optim.SGD, dict(lr=0.05, momentum=0.9), "exact", "iteration", "eager"),
+    (torch.optim.Adam, dict(lr=1e-2), "exact", "lr", "eager"),
+    (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.01), "euler", "iteration", "eager"),
+    (torch.optim.RMSprop, dict(lr=1e-3), "euler", "lr", "eager"),
+    (torch.optim.Adam, dict(lr=1e-2), "exact", "iteration", "compiled"),
+]
+
+
+@pytest.mark.parametrize("base,kwargs,integrator,time_unit,kernel", RESUME_CASES)
+def test_resume_is_bit_identical(base, kwargs, integrator, time_unit, kernel):
+    data = batches(40)
+    chain = dict(n_beakers=3, alpha=2.0, beta=50.0, integrator=integrator, time_unit=time_unit, kernel=kernel)
+    ref = small_model()
+    ref_opt = ComplexSynapse(ref.parameters(), base, **chain, **kwargs)
+    run(ref, ref_opt, data)
+
+    first = small_model()
+    opt = ComplexSynapse(first.parameters(), base, **chain, **kwargs)
+    run(first, opt, data[:20])
+    buf = io.BytesIO()
+    torch.save({"model": first.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+
+    resumed = small_model()
+    resumed.load_state_dict(saved["model"])
+    opt2 = ComplexSynapse(resumed.parameters(), base, **chain, **kwargs)
+    opt2.load_state_dict(saved["opt"])
+    run(resumed, opt2, data[20:])
+    for p, q in zip(ref.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+        assert torch.equal(ref_opt.beakers(p), opt2.beakers(q))
+
+
+def test_state_of_another_setting_or_shape_is_refused():
+    model = small_model()
+    opt = ComplexSynapse(model.parameters(), torch.optim.Adam, n_beakers=3, alpha=1.0, beta=10.0, lr=1e-3)
+    run(model, opt, batches(2))
+    sd = opt.state_dict()
+    other = ComplexSynapse(small_model().parameters(), torch.optim.Adam, n_beakers=4, alpha=1.0, beta=10.0)
+    with pytest.raises(ValueError, match="n_beakers=3"):
+        other.load_state_dict(sd)
+    assert not other.state and not other.base.state
+    wider = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    other = ComplexSynapse(wider.parameters(), torch.optim.Adam, n_beakers=3, alpha=1.0, beta=10.0)
+    with pytest.raises(ValueError, match="do not fit its shape"):
+        other.load_state_dict(sd)
+    with pytest.raises(ValueError, match="not a ComplexSynapse state_dict"):
+        other.load_state_dict(torch.optim.Adam(wider.parameters()).state_dict())
+    with pytest.raises(ValueError, match="parameters"):
+        ComplexSynapse(
+            list(model.parameters())[:2], n_beakers=3, alpha=1.0, beta=10.0, lr=0.1
+        ).load_state_dict(sd)
+
+
+def params():
+    return [torch.nn.Parameter(torch.randn(3))]
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(n_beakers=-1), ValueError, "n_beakers"),
+        (dict(n_beakers=2.5), TypeError, "n_beakers"),
+        (dict(alpha=0.0), ValueError, "alpha"),
+        (dict(alpha=float("inf")), ValueError, "alpha"),
+        (dict(beta=-1.0), ValueError, "beta"),
+        (dict(alpha=10.0, beta=2.0), ValueError, "alpha .*<= beta"),
+        (dict(time_unit="seconds"), ValueError, "time_unit must be one of 'iteration', 'lr'"),
+        (dict(integrator="rk4"), ValueError, "integrator must be one of 'exact', 'euler'"),
+        (dict(init="random"), ValueError, "init must be one of 'same', 'zero'"),
+        (dict(kernel="cuda"), ValueError, "kernel must be one of"),
+        (dict(optimizer_class="adam"), TypeError, "optimizer_class must be a subclass"),
+        (dict(optimizer_class=torch.nn.Linear), TypeError, "optimizer_class must be a subclass"),
+        (dict(optimizer_class=torch.optim.LBFGS, time_unit="lr"), ValueError, 'time_unit="lr" .* LBFGS'),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    settings = dict(n_beakers=3, alpha=1.0, beta=10.0, lr=0.1) | kwargs
+    base = settings.pop("optimizer_class", torch.optim.SGD)
+    ps = params()
+    before = ps[0].detach().clone()
+    with pytest.raises(error, match=match):
+        ComplexSynapse(ps, base, **settings)
+    assert torch.equal(ps[0], before)
+
+
+def test_bad_group_settings():
+    opt = ComplexSynapse(params(), n_beakers=3, alpha=1.0, beta=10.0, lr=0.1)
+    with pytest.raises(ValueError, match="alpha"):
+        opt.add_param_group({"params": params(), "alpha": -1.0})
+    assert len(opt.param_groups) == 1 and len(opt.base.param_groups) == 1
+
+
+class SignSGD(torch.optim.Optimizer):
+    """A third-party optimizer that ComplexSynapse knows nothing about."""
+
+    def __init__(self, params, lr=0.01):
+        super().__init__(params, dict(lr=lr))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.add_(p.grad.sign(), alpha=-group["lr"])
+
+
+def test_any_base_optimizer_and_per_group_settings():
+    a, b = torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(2, 3))
+    opt = ComplexSynapse(
+        [{"params": [a]}, {"params": [b], "n_beakers": 5, "alpha": 3.0, "integrator": "euler", "lr": 0.5}],
+        SignSGD,
+        n_beakers=2,
+        alpha=1.0,
+        beta=20.0,
+        lr=0.1,
+        kernel="eager",
+    )
+    c = torch.nn.Parameter(torch.ones(5))
+    opt.add_param_group({"params": [c], "n_beakers": 0})
+    for p in (a, b, c):
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert (
+        opt.beakers(a).shape == (2, 4)
+        and opt.beakers(b).shape == (5, 2, 3)
+        and opt.beakers(c).shape == (0, 5)
+    )
+    assert opt.param_groups[1]["lr"] == 0.5 and opt.base.param_groups[1] is opt.param_groups[1]
+    assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5
+    torch.testing.assert_close(c, torch.full((5,), 0.9))  # n=0: SignSGD alone
+    np.testing.assert_allclose(opt.chain_constants(1).timescales[[0, -1]], [3.0, 20.0])
+    # Group 0 against the chain by hand: propagate, then the SignSGD step.
+    from complex_synapses.chain import propagator
+
+    expected = propagator(2, 1.0, 20.0, 1.0) @ np.array([1.0, 1.0])
+    torch.testing.assert_close(a.detach(), torch.full((4,), expected[0] - 0.1))
+
+
+def test_base_setting_with_a_chain_name_goes_to_the_base():
+    """RMSprop has its own alpha: a flat group key it knows is RMSprop's."""
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = ComplexSynapse(
+        [{"params": [w], "alpha": 0.9, "complex_synapse": {"beta": 40.0}}],
+        torch.optim.RMSprop,
+        n_beakers=3,
+        alpha=2.0,
+        beta=50.0,
+        lr=1e-3,
+    )
+    group = opt.param_groups[0]
+    assert group["alpha"] == 0.9 and group["complex_synapse"]["alpha"] == 2.0
+    assert group["complex_synapse"]["beta"] == 40.0
+    with pytest.raises(ValueError, match="unknown complex_synapse settings"):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(1))], "complex_synapse": {"gamma": 1}})
+
+
+def test_lr_scheduler_reaches_the_base_step():
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = ComplexSynapse([w], torch.optim.SGD, lr=1.0, n_beakers=0, alpha=1.0, beta=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for _ in range(3):
+        w.grad = torch.ones(1)
+        opt.step()
+        sched.step()
+    assert w.item() == pytest.approx(-(1 + 0.5 + 0.25))
+
+
+def test_closure_skip_and_sparse():
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    opt = ComplexSynapse([a, b], torch.optim.SGD, lr=0.1, n_beakers=3, alpha=1.0, beta=10.0, kernel="eager")
+
+    def closure():
+        opt.zero_grad()
+        loss = (a**2).sum()
+        loss.backward()
+        return loss
+
+    assert opt.step(closure).item() == 3.0
+    assert b not in opt.state and torch.equal(b, torch.ones(3))
+    a.grad = torch.ones(3).to_sparse()
+    with pytest.raises(RuntimeError, match="sparse"):
+        opt.step()
+
+
+def test_beakers_introspection():
+    w = torch.nn.Parameter(torch.arange(6.0).reshape(2, 3))
+    opt = ComplexSynapse([w], n_beakers=4, alpha=1.0, beta=8.0, lr=0.1, init="zero", kernel="eager")
+    before = opt.beakers(w)
+    assert before.shape == (4, 2, 3) and torch.equal(before[0], w) and not before[1:].any()
+    w.grad = torch.zeros_like(w)
+    opt.step()
+    u = opt.beakers(w)
+    assert torch.equal(u[0], w) and u[1:].abs().sum() > 0
+    with pytest.raises(ValueError, match="not a parameter"):
+        opt.beakers(torch.zeros(3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_dtypes(dtype):
+    ref, model = small_model(), small_model(dtype)
+    chain = dict(n_beakers=3, alpha=2.0, beta=30.0, lr=1e-2, kernel="eager")
+    run(ref, ComplexSynapse(ref.parameters(), torch.optim.Adam, **chain), batches(10))
+    opt = ComplexSynapse(model.parameters(), torch.optim.Adam, **chain)
+    run(model, opt, batches(10, dtype))
+    tol = 1e-5 if dtype == torch.float64 else 0.05
+    for p, q in zip(ref.parameters(), model.parameters()):
+        assert q.dtype == dtype and opt.beakers(q).dtype == dtype
+        torch.testing.assert_close(q.float(), p, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize(
+    "base,kwargs",
+    [
+        (torch.optim.Adam, dict(lr=1e-2, weight_decay=0.01)),
+        (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+        (torch.optim.SGD, dict(lr=0.05, weight_decay=0.01)),
+        (torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
+    ],
+)
+@pytest.mark.parametrize("integrator", ["exact", "euler"])
+def test_compiled_matches_eager(base, kwargs, integrator):
+    """The compiled (fused where it can be) kernels against the eager reference path."""
+    chain = dict(n_beakers=3, alpha=2.0, beta=30.0, integrator=integrator, time_unit="lr")
+    a, b = small_model(), small_model()
+    opt_a = ComplexSynapse(a.parameters(), base, kernel="eager", **chain, **kwargs)
+    opt_b = ComplexSynapse(b.parameters(), base, kernel="compiled", **chain, **kwargs)
+    run(a, opt_a, batches(15))
+    run(b, opt_b, batches(15))
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(opt_b.beakers(q), opt_a.beakers(p), atol=1e-5, rtol=1e-5)
+    # The fused path keeps the base optimizer's state in torch's own format.
+    sa, sb = opt_a.base.state_dict()["state"], opt_b.base.state_dict()["state"]
+    assert sa.keys() == sb.keys() and all(sa[k].keys() == sb[k].keys() for k in sa)
+
+
+def test_lr_time_is_what_the_original_did():
+    """With Adam, lr time advances the chain by the bias-corrected lr: tiny steps."""
+    w = torch.nn.Parameter(torch.ones(1))
+    opt = ComplexSynapse([w], torch.optim.Adam, lr=1e-3, n_beakers=1, alpha=1.0, beta=10.0, time_unit="lr")
+    w.grad = torch.zeros(1)
+    opt.step()  # Adam's own update is 0 for a zero gradient
+    dt = 1e-3 * math.sqrt(1 - 0.999) / (1 - 0.9)
+    assert w.item() == pytest.approx(math.exp(-dt / 10.0), rel=1e-6)
