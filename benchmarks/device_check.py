@@ -62,7 +62,8 @@ def main() -> None:
     device = torch.device(args.device)
     results = {}
     print(
-        f"{'configuration':38s} {'no sync (compiled)':>19s} {'no sync (eager)':>16s} {'max |compiled-eager|':>21s}"
+        f"{'configuration':38s} {'no sync (compiled)':>19s} {'no sync (eager)':>16s} "
+        f"{'max |compiled-eager|':>21s}"
     )
     for name, (base, base_kw, chain_kw) in CONFIGS.items():
         row = {}

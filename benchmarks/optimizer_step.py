@@ -86,7 +86,8 @@ def main() -> None:
     base = median["Adam(fused=True)"]
     print(
         f"{args.numel:,} float32 parameters in {args.tensors} tensors on {device} "
-        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__})"
+        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__})"
     )
     print(f"{'configuration':34s} {'median step ms':>15s} {'x fused Adam':>13s} {'first step s':>13s}")
     for name in opts:
