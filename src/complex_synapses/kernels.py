@@ -149,7 +149,9 @@ def _compiled(name: str) -> Callable[..., None]:
     fn = {"chain_pre_": chain_pre_, "chain_post_": chain_post_, "fused_step_": fused_step_}[name]
     # dynamic=True: one compiled kernel serves every tensor size; only the number of
     # beakers and the string flags are specialised (they change the code).
-    return torch.compile(fn, dynamic=True, fullgraph=True)
+    # No precompiled header: building it reruns the preprocessor in every new process
+    # (about a second), even when the kernel itself comes from the on-disk cache.
+    return torch.compile(fn, dynamic=True, fullgraph=True, options={"cpp_cache_precompile_headers": False})
 
 
 def compiled(name: str, eager: Callable[..., None]) -> Callable[..., None]:
