@@ -133,6 +133,7 @@ RESUME_CASES = [
 ]
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback from compiled to eager
 @pytest.mark.parametrize("base,kwargs,integrator,time_unit,kernel", RESUME_CASES)
 def test_resume_is_bit_identical(base, kwargs, integrator, time_unit, kernel):
     data = batches(40)
@@ -347,6 +348,7 @@ def test_dtypes(dtype):
     ],
 )
 @pytest.mark.parametrize("integrator", ["exact", "euler"])
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_compiled_matches_eager(base, kwargs, integrator):
     """The compiled (fused where it can be) kernels against the eager reference path."""
     chain = dict(n_beakers=3, alpha=2.0, beta=30.0, integrator=integrator, time_unit="lr")
@@ -371,3 +373,20 @@ def test_lr_time_is_what_the_original_did():
     opt.step()  # Adam's own update is 0 for a zero gradient
     dt = 1e-3 * math.sqrt(1 - 0.999) / (1 - 0.9)
     assert w.item() == pytest.approx(math.exp(-dt / 10.0), rel=1e-6)
+
+
+def test_compiler_failure_falls_back_to_eager(monkeypatch):
+    from complex_synapses import kernels
+
+    def broken(name):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(kernels, "_compiled", broken)
+    monkeypatch.setattr(kernels, "_COMPILE_FAILED", set())
+    a, b = small_model(), small_model()
+    chain = dict(n_beakers=3, alpha=2.0, beta=30.0, lr=1e-2)
+    run(a, ComplexSynapse(a.parameters(), torch.optim.Adam, kernel="eager", **chain), batches(3))
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        run(b, ComplexSynapse(b.parameters(), torch.optim.Adam, kernel="compiled", **chain), batches(3))
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)

@@ -46,6 +46,7 @@ def chain_kwargs(case):
 
 
 @pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_seed_trajectories(seed_trajectories, kernel):
     d = seed_trajectories
     X, Y = torch.tensor(d["X"]), torch.tensor(d["Y"])

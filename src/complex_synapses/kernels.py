@@ -154,6 +154,20 @@ def _compiled(name: str) -> Callable[..., None]:
     return torch.compile(fn, dynamic=True, fullgraph=True, options={"cpp_cache_precompile_headers": False})
 
 
+# Each number of beakers, integrator, base optimizer and maximize flag is a separate
+# specialisation of the same kernel; a process that uses many (a test suite, a sweep)
+# passes dynamo's default limit of 8 per function, so it is raised where it is hit.
+RECOMPILE_LIMIT = 64
+
+
+def _call_compiled(name: str, args: tuple, kwargs: dict) -> None:
+    try:
+        return _compiled(name)(*args, **kwargs)
+    except torch._dynamo.exc.FailOnRecompileLimitHit:
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+            return _compiled(name)(*args, **kwargs)
+
+
 def compiled(name: str, eager: Callable[..., None]) -> Callable[..., None]:
     """The compiled form of kernel ``name``, falling back to ``eager`` (with one
     warning) if the compiler is not available on this machine."""
@@ -162,11 +176,11 @@ def compiled(name: str, eager: Callable[..., None]) -> Callable[..., None]:
         if name in _COMPILE_FAILED:
             return eager(*args, **kwargs)
         try:
-            return _compiled(name)(*args, **kwargs)
+            return _call_compiled(name, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - any compiler failure means: go eager
             _COMPILE_FAILED.add(name)
             warnings.warn(
-                f"complex_synapses: torch.compile is not available here ({type(exc).__name__}: "
+                f"complex_synapses: torch.compile failed here ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else ''}); using the eager kernels, "
                 "which are correct but slower. Pass kernel='eager' to silence this.",
                 RuntimeWarning,

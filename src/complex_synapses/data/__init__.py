@@ -1,0 +1,22 @@
+"""Data: the IDX reader, the data sets, the continual-learning protocols and streams."""
+
+from .datasets import DATASETS, Dataset, load_dataset
+from .idx import DataError, read_idx, write_idx
+from .protocols import EXPERIMENTS, SCENARIOS, Protocol, build_protocol
+from .streams import STREAMS, Batch, stream
+
+__all__ = [
+    "DATASETS",
+    "EXPERIMENTS",
+    "SCENARIOS",
+    "STREAMS",
+    "Batch",
+    "DataError",
+    "Dataset",
+    "Protocol",
+    "build_protocol",
+    "load_dataset",
+    "read_idx",
+    "stream",
+    "write_idx",
+]

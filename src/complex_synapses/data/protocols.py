@@ -1,0 +1,169 @@
+"""Continual-learning protocols built from an image data set, as in the original project
+(and van de Ven & Tolias 2019, "Three scenarios for continual learning").
+
+- split: the classes in groups of ``n_classes // n_tasks`` (pairs for 5 tasks), one group
+  per task; for seeds below 10 the class order is not shuffled.
+- permuted: every task holds all classes, its images (padded by 2 pixels on each side,
+  MNIST's 28x28 to 32x32) under a fixed pixel permutation of its own; for seeds below 10
+  the first task's permutation is the identity.
+
+Scenarios: ``task`` (Task-IL: the task is known; one output head per task, only that
+task's outputs active), ``domain`` (Domain-IL: one set of outputs shared by all tasks,
+labels within the task) and ``class`` (Class-IL: one output per class of all tasks;
+while training on task t only the classes seen so far are active).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .datasets import Dataset
+
+__all__ = ["Task", "Protocol", "build_protocol", "EXPERIMENTS", "SCENARIOS"]
+
+EXPERIMENTS = ("splitMNIST", "permMNIST")
+SCENARIOS = ("task", "domain", "class")
+
+
+@dataclass
+class Task:
+    """One task: rows of the shared image tensors, their labels under the scenario,
+    and the task's pixel permutation (None: none)."""
+
+    train_rows: Tensor
+    train_y: Tensor
+    test_rows: Tensor
+    test_y: Tensor
+    permutation: Tensor | None
+    classes: list[int]  # the task's classes, in the output numbering of Class-IL
+
+
+@dataclass
+class Protocol:
+    experiment: str
+    scenario: str
+    tasks: list[Task]
+    classes_per_task: int
+    n_outputs: int
+    multi_head: bool
+    train_images: Tensor  # (N, input_size), float32, shared by all tasks
+    test_images: Tensor
+
+    @property
+    def n_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def input_size(self) -> int:
+        return self.train_images.shape[1]
+
+    def images(self, task: int, rows: Tensor, test: bool = False) -> Tensor:
+        x = (self.test_images if test else self.train_images)[rows]
+        perm = self.tasks[task].permutation
+        return x if perm is None else x[:, perm]
+
+    def head(self, task: int) -> slice | None:
+        """The output units of ``task`` in Task-IL with one head per task, else None."""
+        if not self.multi_head:
+            return None
+        return slice(task * self.classes_per_task, (task + 1) * self.classes_per_task)
+
+    def active_outputs(self, task: int) -> int | None:
+        """Class-IL, training on ``task``: the number of classes seen so far."""
+        return (task + 1) * self.classes_per_task if self.scenario == "class" else None
+
+    def to(self, device: torch.device | str) -> Protocol:
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        tasks = [
+            Task(
+                move(t.train_rows),
+                move(t.train_y),
+                move(t.test_rows),
+                move(t.test_y),
+                move(t.permutation),
+                t.classes,
+            )
+            for t in self.tasks
+        ]
+        return Protocol(
+            self.experiment,
+            self.scenario,
+            tasks,
+            self.classes_per_task,
+            self.n_outputs,
+            self.multi_head,
+            self.train_images.to(device),
+            self.test_images.to(device),
+        )
+
+
+def _check(experiment: str, scenario: str, n_tasks: int, n_classes: int) -> None:
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {experiment!r}")
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    if isinstance(n_tasks, bool) or not isinstance(n_tasks, int) or n_tasks < 1:
+        raise ValueError(f"tasks must be an int >= 1, got {n_tasks!r}")
+    if experiment == "splitMNIST" and n_tasks > n_classes:
+        raise ValueError(f"splitMNIST cannot have more tasks than classes ({n_classes}), got tasks={n_tasks}")
+
+
+def _split(
+    data: Dataset, scenario: str, n_tasks: int, rng: np.random.Generator, keep_order: bool
+) -> list[Task]:
+    cpt = data.n_classes // n_tasks
+    order = np.arange(data.n_classes) if keep_order else rng.permutation(data.n_classes)
+    relabel = torch.as_tensor(order)  # original class y becomes class relabel[y]
+    ytr, yte = relabel[data.train_y], relabel[data.test_y]
+    tasks = []
+    for t in range(n_tasks):
+        lo = t * cpt
+        rows_tr = torch.nonzero((ytr >= lo) & (ytr < lo + cpt)).flatten()
+        rows_te = torch.nonzero((yte >= lo) & (yte < lo + cpt)).flatten()
+        shift = 0 if scenario == "class" else lo
+        tasks.append(
+            Task(
+                rows_tr, ytr[rows_tr] - shift, rows_te, yte[rows_te] - shift, None, list(range(lo, lo + cpt))
+            )
+        )
+    return tasks
+
+
+def _permuted(
+    data: Dataset, scenario: str, n_tasks: int, rng: np.random.Generator, keep_first: bool
+) -> list[Task]:
+    n_pixels = (data.side + 4) ** 2
+    cpt = data.n_classes
+    all_tr, all_te = torch.arange(len(data.train_y)), torch.arange(len(data.test_y))
+    tasks = []
+    for t in range(n_tasks):
+        perm = None if (t == 0 and keep_first) else torch.as_tensor(rng.permutation(n_pixels))
+        shift = t * cpt if scenario == "class" else 0
+        classes = list(range(t * cpt, (t + 1) * cpt))
+        tasks.append(Task(all_tr, data.train_y + shift, all_te, data.test_y + shift, perm, classes))
+    return tasks
+
+
+def build_protocol(
+    data: Dataset, experiment: str, scenario: str, n_tasks: int, seed: int, singlehead: bool = False
+) -> Protocol:
+    """The tasks of ``experiment`` ("splitMNIST" or "permMNIST", on any data set) in
+    ``scenario``; ``seed`` draws the class order or the permutations."""
+    _check(experiment, scenario, n_tasks, data.n_classes)
+    rng = np.random.default_rng(seed)
+    if experiment == "splitMNIST":
+        tasks = _split(data, scenario, n_tasks, rng, keep_order=seed < 10)
+        cpt = data.n_classes // n_tasks
+        train_images, test_images = data.train_x.flatten(1), data.test_x.flatten(1)
+    else:
+        tasks = _permuted(data, scenario, n_tasks, rng, keep_first=seed < 10)
+        cpt = data.n_classes
+        pad = lambda x: torch.nn.functional.pad(x, (2, 2, 2, 2)).flatten(1)  # noqa: E731
+        train_images, test_images = pad(data.train_x), pad(data.test_x)
+    multi_head = scenario == "task" and not singlehead
+    n_outputs = n_tasks * cpt if (scenario == "class" or multi_head) else cpt
+    return Protocol(experiment, scenario, tasks, cpt, n_outputs, multi_head, train_images, test_images)
