@@ -1,0 +1,364 @@
+"""The ``complex-synapses`` command line: ``run``, ``compare`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from .experiments.settings import OptionError, RunSettings
+
+__all__ = ["main", "build_parser"]
+
+D = RunSettings()  # the defaults, shown in --help
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad options: one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _device_default() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
+    p.add_argument("--get-stamp", action="store_true", help="print the parameter stamp of the run and exit")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=D.seed,
+        help="random seed of everything (default %(default)s); "
+        "seeds below 10 keep the class order / an identity first permutation",
+    )
+    p.add_argument("--no-gpus", action="store_true", help="run on the CPU even if a GPU is there")
+    p.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default=D.data_dir,
+        help="where data sets are looked for / downloaded (default %(default)s)",
+    )
+    p.add_argument("--plot-dir", default=D.plot_dir, help="where plots go (default %(default)s)")
+    p.add_argument(
+        "--results-dir", default=D.results_dir, help="where result JSON files go (default %(default)s)"
+    )
+
+    g = p.add_argument_group("data stream")
+    g.add_argument(
+        "--experiment",
+        choices=["splitMNIST", "permMNIST"],
+        default=D.experiment,
+        help="split: classes in pairs over the tasks; perm: a pixel permutation per task "
+        "(default %(default)s)",
+    )
+    g.add_argument(
+        "--dataset",
+        choices=["mnist", "fashion-mnist", "digits"],
+        default=D.dataset,
+        help="images to build the protocol from; digits is scikit-learn's bundled 8x8 set "
+        "(default %(default)s)",
+    )
+    g.add_argument(
+        "--scenario",
+        choices=["task", "domain", "class"],
+        default=D.scenario,
+        help="Task-, Domain- or Class-incremental learning (default %(default)s)",
+    )
+    g.add_argument(
+        "--stream",
+        choices=["task-based", "random"],
+        default=D.stream,
+        help="tasks one after another, or batches drawn at random from all tasks (default %(default)s)",
+    )
+    g.add_argument("--tasks", type=int, default=D.tasks, help="number of tasks (default %(default)s)")
+    g.add_argument("--iters", type=int, default=D.iters, help="batches per task (default %(default)s)")
+    g.add_argument("--batch", type=int, default=D.batch, help="batch size (default %(default)s)")
+
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--fc-layers", type=int, default=D.fc_layers, help="fully connected layers (default %(default)s)"
+    )
+    g.add_argument(
+        "--fc-units", type=int, default=D.fc_units, help="units per hidden layer (default %(default)s)"
+    )
+    g.add_argument(
+        "--singlehead",
+        action="store_true",
+        help="Task-IL with one shared output layer instead of a head per task",
+    )
+
+    g = p.add_argument_group("training")
+    g.add_argument("--lr", type=float, default=D.lr, help="learning rate (default %(default)s)")
+    g.add_argument(
+        "--optimizer",
+        default=D.optimizer,
+        help="base optimizer: adam, sgd, or any torch.optim name (adamw, rmsprop, ...) (default %(default)s)",
+    )
+    g.add_argument(
+        "--decay",
+        type=float,
+        default=D.decay,
+        help="weight decay of the base optimizer (default %(default)s)",
+    )
+
+    g = p.add_argument_group("complex synapse (Benna & Fusi 2016)")
+    if not compare:
+        g.add_argument("--cs", action="store_true", help="wrap the optimizer in the complex synapse")
+    g.add_argument("--beakers", type=int, default=D.beakers, help="beakers per weight (default %(default)s)")
+    g.add_argument("--alpha", type=float, default=D.alpha, help="shortest timescale (default %(default)s)")
+    g.add_argument("--beta", type=float, default=D.beta, help="longest timescale (default %(default)s)")
+    units = ["iteration", "lr", "both"] if compare else ["iteration", "lr"]
+    g.add_argument(
+        "--time-unit",
+        choices=units,
+        default=D.time_unit,
+        help="what alpha and beta count: iterations, or learning-rate time as the original implemented"
+        + (" ('both' compares the two)" if compare else "")
+        + " (default %(default)s)",
+    )
+    g.add_argument(
+        "--integrator",
+        choices=["exact", "euler"],
+        default=D.integrator,
+        help="exact propagator, or the original's forward Euler (default %(default)s)",
+    )
+
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--time", action="store_true", help="print the training time")
+    g.add_argument("--pdf", action="store_true", help="also write the plots as PDF")
+    g.add_argument(
+        "--visdom",
+        action="store_true",
+        help="live plots in visdom (needs `pip install visdom` and `python -m visdom.server`)",
+    )
+    g.add_argument("--tensorboard", metavar="DIR", default=None, help="write TensorBoard logs to DIR")
+    g.add_argument(
+        "--loss-log",
+        type=int,
+        default=D.loss_log,
+        metavar="N",
+        help="log the loss every N iterations (default %(default)s)",
+    )
+    g.add_argument(
+        "--eval-log",
+        type=int,
+        default=D.eval_log,
+        metavar="N",
+        help="test accuracy every N iterations (default %(default)s)",
+    )
+    g.add_argument(
+        "--eval-n",
+        type=int,
+        default=D.eval_n,
+        metavar="N",
+        help="test samples per task for those (default %(default)s)",
+    )
+    g.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="complex-synapses",
+        description="The Benna-Fusi complex synapse as a PyTorch optimizer: continual-learning experiments.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser(
+        "run",
+        help="one experiment",
+        description="Train and test an MLP on a continual-learning "
+        "protocol, with or without complex synapses; write a JSON result file.",
+    )
+    _add_run_options(run)
+    cmp_ = sub.add_parser(
+        "compare",
+        help="standard vs complex synapse over seeds",
+        description="Run the standard optimizer and the complex synapse for several seeds "
+        "(cached by parameter stamp); print mean +- SEM, the paired difference and a paired "
+        "t-test; draw a bar plot.",
+    )
+    _add_run_options(cmp_, compare=True)
+    cmp_.add_argument("--n-seeds", type=int, default=1, help="seeds seed..seed+N-1 (default %(default)s)")
+    cmp_.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
+    demo = sub.add_parser(
+        "demo",
+        help="the headline comparison on the embedded digits data set (a few minutes)",
+        description="compare on split digits (scikit-learn's bundled 8x8 images), Task-IL, "
+        "standard Adam vs the complex synapse, 5 seeds.",
+    )
+    demo.add_argument("--n-seeds", type=int, default=5, help="(default %(default)s)")
+    demo.add_argument("--jobs", type=int, default=1, help="(default %(default)s)")
+    demo.add_argument("--plot-dir", default=D.plot_dir)
+    demo.add_argument("--results-dir", default=D.results_dir)
+    demo.add_argument("--pdf", action="store_true")
+    demo.add_argument("--json", action="store_true")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides) -> RunSettings:
+    fields = {f.name for f in dataclasses.fields(RunSettings)}
+    values = {k: v for k, v in vars(args).items() if k in fields}
+    values["device"] = "cpu" if getattr(args, "no_gpus", False) else (args.device or _device_default())
+    values.update(overrides)
+    s = RunSettings(**values)
+    return s
+
+
+def _loggers(args: argparse.Namespace, s: RunSettings):
+    loggers = []
+    if args.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise SystemExit(
+                f"complex-synapses: --tensorboard needs the tensorboard package ({exc})"
+            ) from None
+        writer = SummaryWriter(log_dir=args.tensorboard)
+        loggers.append(lambda name, value, it: writer.add_scalar(name, value, it))
+    if args.visdom:
+        try:
+            import visdom
+        except ImportError:
+            print(
+                "complex-synapses: error: --visdom needs `pip install visdom` and a running "
+                "`python -m visdom.server`",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+        vis = visdom.Visdom(env=f"{s.experiment}-{s.scenario}", raise_exceptions=True)
+        graph = "CS" if s.cs else "Standard"
+        loggers.append(
+            lambda name, value, it: vis.line(
+                X=[it], Y=[value], win=f"{graph}-{name}", update="append", opts={"title": f"{graph}: {name}"}
+            )
+        )
+    return loggers
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .experiments.compare import result_path
+    from .experiments.plots import plot_curves
+    from .experiments.results import write_json
+    from .experiments.train import run_experiment
+
+    s = _settings(args)
+    if args.get_stamp:
+        print(s.stamp())
+        return 0
+    s.check()
+    result = run_experiment(s, progress=True, loggers=_loggers(args, s))
+    path = write_json(result_path(s), result)
+    plots = plot_curves(result, Path(s.plot_dir) / s.stamp(), pdf=s.pdf)
+    word = {"task": "task", "domain": "domain", "class": "task (classes)"}[s.scenario]
+    print(
+        f"\nTest accuracy, {s.experiment} on {s.dataset}, {s.scenario}-incremental, "
+        f"{'complex synapse' if s.cs else 'standard'} {s.optimizer}:"
+    )
+    for t, a in enumerate(result["accuracy"]["per_task"], 1):
+        print(f"  {word} {t}: {100 * a:.2f}%")
+    print(f"  average: {100 * result['accuracy']['average']:.2f}%")
+    if s.time:
+        print(f"training time: {result['train_time_s']:.1f} s (wall {result['wall_time_s']:.1f} s)")
+    print(f"result: {path}\nplot: {', '.join(map(str, plots))}")
+    if s.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _compare(base: RunSettings, time_unit: str, n_seeds: int, jobs: int, title: str) -> dict:
+    from .experiments.compare import collect, format_table, methods_for, plot_summary, summarize
+    from .experiments.results import write_json
+
+    if n_seeds < 1:
+        raise OptionError(f"--n-seeds must be >= 1, got {n_seeds}")
+    if jobs < 1:
+        raise OptionError(f"--jobs must be >= 1, got {jobs}")
+    base.replace(cs=True).check()
+    seeds = list(range(base.seed, base.seed + n_seeds))
+    methods = methods_for(time_unit)
+    results, n_run = collect(base, methods, seeds, jobs=jobs)
+    summary = summarize(results, seeds)
+    summary["title"] = title
+    summary["runs_made"] = n_run
+    summary["stamps"] = {m: [r["stamp"] for r in rs] for m, rs in results.items()}
+    summary["wall_time_s"] = {m: [r["wall_time_s"] for r in rs] for m, rs in results.items()}
+    name = f"compare--{base.replace(seed=seeds[0]).stamp()}--n{n_seeds}-{time_unit}"
+    summary["plots"] = [
+        str(p) for p in plot_summary(summary, title, Path(base.plot_dir) / name, pdf=base.pdf)
+    ]
+    summary["summary_file"] = str(write_json(Path(base.results_dir) / f"{name}.json", summary))
+    print("\n" + format_table(summary, title))
+    print(f"({n_run} runs made, {n_seeds * len(methods) - n_run} taken from the cache in {base.results_dir})")
+    print(f"plot: {', '.join(summary['plots'])}")
+    return summary
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    base = _settings(args, cs=False, time_unit="iteration" if args.time_unit == "both" else args.time_unit)
+    if args.get_stamp:
+        print(base.stamp())
+        return 0
+    title = (
+        f"{base.experiment} on {base.dataset}, {base.scenario}-incremental, {base.stream} stream: "
+        f"{base.optimizer} lr {base.lr:g}; complex synapse n={base.beakers}, alpha={base.alpha:g}, "
+        f"beta={base.beta:g}, {args.time_unit} time"
+    )
+    summary = _compare(base, args.time_unit, args.n_seeds, args.jobs, title)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+DEMO = dict(
+    dataset="digits",
+    experiment="splitMNIST",
+    scenario="task",
+    iters=500,
+    optimizer="adam",
+    lr=0.001,
+    beakers=5,
+    alpha=500.0,
+    beta=2500.0,
+)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    base = RunSettings(
+        **DEMO, device="cpu", plot_dir=args.plot_dir, results_dir=args.results_dir, pdf=args.pdf
+    )
+    print(
+        "Demo: split digits (scikit-learn's 8x8 images, 5 tasks of 2 classes), Task-IL, an MLP with 2 hidden "
+        "layers of 400 units, Adam lr 1e-3, 500 iterations per task; standard vs the complex synapse "
+        "(5 beakers, alpha 500, beta 2500 iterations)."
+    )
+    title = "split digits, Task-IL: Adam vs complex synapse (5 beakers, alpha 500, beta 2500 iterations)"
+    summary = _compare(base, "iteration", args.n_seeds, args.jobs, title)
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .data import DataError
+
+    try:
+        return {"run": _cmd_run, "compare": _cmd_compare, "demo": _cmd_demo}[args.command](args)
+    except DataError as exc:
+        print(f"complex-synapses: {exc}", file=sys.stderr)
+        return 1
+    except OptionError as exc:
+        print(f"complex-synapses {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

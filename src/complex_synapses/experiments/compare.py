@@ -1,0 +1,191 @@
+"""Methods over seeds: run (or take from the cache) every (method, seed), then the table
+of mean +- SEM, the paired differences with a paired t-test, and the bar plot."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import read_json, write_json
+from .settings import RunSettings
+
+__all__ = [
+    "Method",
+    "methods_for",
+    "collect",
+    "summarize",
+    "format_table",
+    "plot_summary",
+    "result_path",
+    "cached",
+    "run_and_store",
+]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    changes: dict[str, Any]
+
+
+def methods_for(time_unit: str) -> list[Method]:
+    """Standard and complex synapse; ``time_unit="both"`` adds the complex synapse in
+    both time units."""
+    units = ("iteration", "lr") if time_unit == "both" else (time_unit,)
+    cs = [
+        Method(
+            f"Complex synapse ({u})" if len(units) > 1 else "Complex synapse", {"cs": True, "time_unit": u}
+        )
+        for u in units
+    ]
+    return [Method("Standard", {"cs": False}), *cs]
+
+
+def result_path(settings: RunSettings) -> Path:
+    return Path(settings.results_dir) / f"{settings.stamp()}.json"
+
+
+def cached(settings: RunSettings) -> dict[str, Any] | None:
+    """The stored result of exactly these settings, if there is one."""
+    result = read_json(result_path(settings))
+    if result and result.get("stamp") == settings.stamp():
+        return result
+    return None
+
+
+def run_and_store(
+    settings: RunSettings, threads: int | None = None, progress: bool = False
+) -> dict[str, Any]:
+    """Run one experiment and write its result file (also used in worker processes)."""
+    import torch
+
+    from .train import run_experiment
+
+    if threads:
+        torch.set_num_threads(threads)
+    result = run_experiment(settings, progress=progress)
+    write_json(result_path(settings), result)
+    return result
+
+
+def collect(base: RunSettings, methods: list[Method], seeds: list[int], jobs: int = 1, progress: bool = True):
+    """``results[method.name][i]``: the result of ``methods`` on ``seeds[i]``, from the
+    cache where present, else run (in ``jobs`` processes)."""
+    from tqdm import tqdm
+
+    todo, results = [], {m.name: [None] * len(seeds) for m in methods}
+    for m in methods:
+        for i, seed in enumerate(seeds):
+            s = base.replace(seed=seed, **m.changes)
+            hit = cached(s)
+            if hit is not None:
+                results[m.name][i] = hit
+            else:
+                todo.append((m.name, i, s))
+    if todo:
+        bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
+        if jobs <= 1:
+            for name, i, s in todo:
+                results[name][i] = run_and_store(s, progress=False)
+                bar.update()
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(run_and_store, s, threads): (name, i) for name, i, s in todo}
+                for fut in futures:
+                    name, i = futures[fut]
+                    results[name][i] = fut.result()
+                    bar.update()
+        bar.close()
+    return results, len(todo)
+
+
+def _sem(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+def summarize(results: dict[str, list[dict[str, Any]]], seeds: list[int]) -> dict[str, Any]:
+    """Mean and SEM of the average accuracy per method; for every method after the
+    first, the paired difference from the first with its SEM and the paired t-test."""
+    from scipy import stats
+
+    names = list(results)
+    acc = {n: np.array([r["accuracy"]["average"] for r in results[n]]) for n in names}
+    summary: dict[str, Any] = {"seeds": seeds, "methods": {}, "differences": {}}
+    for n in names:
+        summary["methods"][n] = {
+            "mean": float(acc[n].mean()),
+            "sem": _sem(acc[n]),
+            "per_seed": acc[n].tolist(),
+        }
+    ref = names[0]
+    for n in names[1:]:
+        d = acc[n] - acc[ref]
+        p = float(stats.ttest_rel(acc[n], acc[ref]).pvalue) if len(d) > 1 and np.any(d != 0) else float("nan")
+        summary["differences"][f"{n} - {ref}"] = {"mean": float(d.mean()), "sem": _sem(d), "p_paired_t": p}
+    return summary
+
+
+def format_table(summary: dict[str, Any], title: str) -> str:
+    n = len(summary["seeds"])
+    lines = [title, f"{'method':34s} {'average test accuracy (%)':>28s}   n"]
+    for name, m in summary["methods"].items():
+        lines.append(f"{name:34s} {100 * m['mean']:17.2f} +- {100 * m['sem']:5.2f} (SEM) {n:3d}")
+    for name, d in summary["differences"].items():
+        sig = (
+            ""
+            if np.isnan(d["p_paired_t"])
+            else ("significant" if d["p_paired_t"] < 0.05 else "not significant")
+        )
+        lines.append(
+            f"{name:34s} {100 * d['mean']:+17.2f} +- {100 * d['sem']:5.2f} (SEM)   paired t-test p = "
+            f"{d['p_paired_t']:.3g} ({sig} at 0.05)"
+        )
+    return "\n".join(lines)
+
+
+def plot_summary(summary: dict[str, Any], title: str, path: Path, pdf: bool = False) -> list[Path]:
+    """Bars of mean accuracy with SEM error bars and every seed as a point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(summary["methods"])
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 4.2))
+    colors = ["0.6", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange"]
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(names):
+        m = summary["methods"][name]
+        ax.bar(
+            i,
+            100 * m["mean"],
+            yerr=None if np.isnan(m["sem"]) else 100 * m["sem"],
+            capsize=6,
+            color=colors[i % len(colors)],
+            alpha=0.75,
+            edgecolor="black",
+        )
+        pts = 100 * np.array(m["per_seed"])
+        ax.scatter(i + rng.uniform(-0.18, 0.18, len(pts)), pts, s=14, color="black", zorder=3)
+    lo = min(min(m["per_seed"]) for m in summary["methods"].values())
+    ax.set_ylim(max(0, 100 * lo - 5), 100)
+    ax.set_xticks(range(len(names)), names, rotation=10)
+    ax.set_ylabel("average test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Stamps hold dots ("lr0.001"): append the suffix, never replace one.
+    out = [path.with_name(path.name + ".png")] + ([path.with_name(path.name + ".pdf")] if pdf else [])
+    for p in out:
+        tmp = p.with_name(f".{p.name}.part{p.suffix}")
+        fig.savefig(tmp, dpi=130)
+        os.replace(tmp, p)
+    plt.close(fig)
+    return out

@@ -1,0 +1,205 @@
+"""One continual-learning experiment: build the protocol, train on the stream, evaluate.
+
+``run_experiment(settings)`` returns the result as a plain dict (see ``result`` below);
+the command line writes it to JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import ComplexSynapse, __version__
+from ..data import Protocol, build_protocol, load_dataset, stream
+from .model import Classifier, select_outputs
+from .settings import RunSettings, optimizer_class
+
+__all__ = ["run_experiment", "make_optimizer", "evaluate", "prepare", "versions"]
+
+
+def versions() -> dict[str, str]:
+    return {
+        "complex_synapses": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def make_optimizer(settings: RunSettings, params) -> torch.optim.Optimizer:
+    """The base optimizer of ``--optimizer`` (lr, weight decay), wrapped in the complex
+    synapse with ``--cs``."""
+    cls = optimizer_class(settings.optimizer)
+    kwargs: dict[str, Any] = {"lr": settings.lr}
+    if settings.decay:
+        kwargs["weight_decay"] = settings.decay
+    if not settings.cs:
+        return cls(params, **kwargs)
+    return ComplexSynapse(
+        params,
+        cls,
+        n_beakers=settings.beakers,
+        alpha=settings.alpha,
+        beta=settings.beta,
+        time_unit=settings.time_unit,
+        integrator=settings.integrator,
+        **kwargs,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, protocol: Protocol, task: int, rows: torch.Tensor | None = None
+) -> float:
+    """Test accuracy on ``task`` (its test rows, or the given subset ``rows`` of them);
+    Task-IL uses the task's head, Domain- and Class-IL all outputs."""
+    t = protocol.tasks[task]
+    sel = slice(None) if rows is None else rows
+    test_rows, labels = t.test_rows[sel], t.test_y[sel]
+    correct = 0
+    for start in range(0, len(test_rows), 4096):
+        x = protocol.images(task, test_rows[start : start + 4096], test=True)
+        logits = select_outputs(model(x), protocol, task)
+        correct += (logits.argmax(1) == labels[start : start + 4096]).sum()
+    return float(correct) / max(1, len(test_rows))
+
+
+def prepare(
+    settings: RunSettings, device: torch.device
+) -> tuple[Protocol, Classifier, torch.optim.Optimizer]:
+    """Seed everything, load the data, build the protocol, the model and the optimizer."""
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    data = load_dataset(settings.dataset, settings.data_dir)
+    protocol = build_protocol(
+        data, settings.experiment, settings.scenario, settings.tasks, settings.seed, settings.singlehead
+    )
+    protocol = protocol.to(device)
+    torch.manual_seed(settings.seed)  # the model's initial weights do not depend on the data
+    model = Classifier(protocol.input_size, protocol.n_outputs, settings.fc_layers, settings.fc_units).to(
+        device
+    )
+    return protocol, model, make_optimizer(settings, model.parameters())
+
+
+class _Curves:
+    """Loss and accuracy as training goes, for the result file, TensorBoard and visdom."""
+
+    def __init__(
+        self, protocol: Protocol, settings: RunSettings, loggers: list[Callable[[str, float, int], None]]
+    ):
+        gen = torch.Generator().manual_seed(settings.seed + 1)
+        self.eval_rows = [
+            torch.randperm(len(t.test_rows), generator=gen)[: settings.eval_n].to(t.test_rows.device)
+            for t in protocol.tasks
+        ]
+        self.data: dict[str, list] = {
+            "eval_iters": [],
+            "accuracy_per_task": [[] for _ in protocol.tasks],
+            "accuracy_average": [],
+            "accuracy_so_far": [],
+            "loss_iters": [],
+            "loss": [],
+            "train_accuracy": [],
+        }
+        self.loggers = loggers
+
+    def log(self, name: str, value: float, it: int) -> None:
+        for logger in self.loggers:
+            logger(name, value, it)
+
+    def evaluate(self, model, protocol: Protocol, it: int, tasks_so_far: int) -> None:
+        accs = [evaluate(model, protocol, t, rows) for t, rows in enumerate(self.eval_rows)]
+        d = self.data
+        d["eval_iters"].append(it)
+        for t, a in enumerate(accs):
+            d["accuracy_per_task"][t].append(a)
+            self.log(f"accuracy/task_{t + 1}", a, it)
+        d["accuracy_average"].append(float(np.mean(accs)))
+        d["accuracy_so_far"].append(float(np.mean(accs[:tasks_so_far])))
+        self.log("accuracy/average", d["accuracy_average"][-1], it)
+
+    def loss(self, it: int, loss: float, acc: float) -> None:
+        self.data["loss_iters"].append(it)
+        self.data["loss"].append(loss)
+        self.data["train_accuracy"].append(acc)
+        self.log("loss/train", loss, it)
+        self.log("accuracy/train", acc, it)
+
+
+def run_experiment(
+    settings: RunSettings,
+    progress: bool = True,
+    loggers: list[Callable[[str, float, int], None]] | None = None,
+) -> dict[str, Any]:
+    """Train and test one model as ``settings`` say; return the result dict with
+    ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``),
+    ``curves``, ``wall_time_s``, ``train_time_s`` and ``versions``."""
+    from tqdm import tqdm
+
+    settings.check()
+    start = time.perf_counter()
+    device = torch.device(settings.device)
+    protocol, model, optimizer = prepare(settings, device)
+    curves = _Curves(protocol, settings, loggers or [])
+    total = settings.iters * protocol.n_tasks
+    matrix: list[list[float]] = []
+    loss_sum = torch.zeros((), device=device)
+    correct_sum = torch.zeros((), device=device)
+    seen = 0
+    curves.evaluate(model, protocol, 0, 1)
+    train_start = time.perf_counter()
+    bar = tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5)
+    model.train()
+    for it, batch in enumerate(
+        stream(protocol, settings.stream, settings.iters, settings.batch, settings.seed), 1
+    ):
+        optimizer.zero_grad()
+        logits = select_outputs(model(batch.x), protocol, batch.task, batch.active)
+        loss = F.cross_entropy(logits, batch.y)
+        loss.backward()
+        optimizer.step()
+        # Summed on the device: no host synchronisation per step.
+        loss_sum += loss.detach()
+        correct_sum += (logits.detach().argmax(1) == batch.y).sum()
+        seen += len(batch.y)
+        current_task = (it - 1) // settings.iters if settings.stream == "task-based" else protocol.n_tasks - 1
+        if it % settings.loss_log == 0 or it == total:
+            n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
+            mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
+            curves.loss(it, mean_loss, acc)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{acc:.3f}", task=current_task + 1, refresh=False)
+            loss_sum.zero_()
+            correct_sum.zero_()
+            seen = 0
+        if it % settings.eval_log == 0 or it == total:
+            model.eval()
+            curves.evaluate(model, protocol, it, current_task + 1)
+            model.train()
+        if settings.stream == "task-based" and it % settings.iters == 0:
+            model.eval()
+            matrix.append([evaluate(model, protocol, t) for t in range(protocol.n_tasks)])
+            model.train()
+        bar.update()
+    bar.close()
+    train_time = time.perf_counter() - train_start
+    model.eval()
+    per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
+    return {
+        "stamp": settings.stamp(),
+        "settings": dataclasses.asdict(settings),
+        "accuracy": {"per_task": per_task, "average": float(np.mean(per_task)), "matrix": matrix},
+        "curves": curves.data,
+        "wall_time_s": time.perf_counter() - start,
+        "train_time_s": train_time,
+        "versions": versions(),
+    }
