@@ -133,7 +133,15 @@ def _add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
 
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--time", action="store_true", help="print the training time")
-    g.add_argument("--pdf", action="store_true", help="also write the plots as PDF")
+    if not compare:
+        g.add_argument(
+            "--plot", action="store_true", help="draw the accuracy and loss curves (PNG in --plot-dir)"
+        )
+    g.add_argument(
+        "--pdf",
+        action="store_true",
+        help="write the plots as PDF too" + ("" if compare else " (implies --plot)"),
+    )
     g.add_argument(
         "--visdom",
         action="store_true",
@@ -255,7 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     s.check()
     result = run_experiment(s, progress=True, loggers=_loggers(args, s))
     path = write_json(result_path(s), result)
-    plots = plot_curves(result, Path(s.plot_dir) / s.stamp(), pdf=s.pdf)
+    plots = plot_curves(result, Path(s.plot_dir) / s.stamp(), pdf=s.pdf) if (args.plot or s.pdf) else []
     word = {"task": "task", "domain": "domain", "class": "task (classes)"}[s.scenario]
     print(
         f"\nTest accuracy, {s.experiment} on {s.dataset}, {s.scenario}-incremental, "
@@ -266,7 +274,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"  average: {100 * result['accuracy']['average']:.2f}%")
     if s.time:
         print(f"training time: {result['train_time_s']:.1f} s (wall {result['wall_time_s']:.1f} s)")
-    print(f"result: {path}\nplot: {', '.join(map(str, plots))}")
+    print(f"result: {path}" + (f"\nplot: {', '.join(map(str, plots))}" if plots else ""))
     if s.json:
         print(json.dumps(result))
     return 0

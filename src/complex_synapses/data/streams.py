@@ -30,6 +30,7 @@ class Batch:
     y: Tensor
     task: int | Tensor  # the task of the whole batch, or of each sample (random stream)
     active: int | None  # Class-IL: the number of outputs active now; else None
+    rows: Tensor  # the samples' rows in protocol.train_images
 
 
 def _task_based(protocol: Protocol, iters: int, batch: int, gen: torch.Generator) -> Iterator[Batch]:
@@ -44,9 +45,8 @@ def _task_based(protocol: Protocol, iters: int, batch: int, gen: torch.Generator
                     order, pos = torch.randperm(n, generator=gen), 0
                 idx, pos = order[pos : pos + batch], pos + batch
             idx = idx.to(task.train_rows.device)
-            yield Batch(
-                protocol.images(t, task.train_rows[idx]), task.train_y[idx], t, protocol.active_outputs(t)
-            )
+            rows = task.train_rows[idx]
+            yield Batch(protocol.images(t, rows), task.train_y[idx], t, protocol.active_outputs(t), rows)
 
 
 def _random(protocol: Protocol, iters: int, batch: int, gen: torch.Generator) -> Iterator[Batch]:
@@ -68,7 +68,7 @@ def _random(protocol: Protocol, iters: int, batch: int, gen: torch.Generator) ->
         x = protocol.train_images[rows[at]]
         if permuted:
             x = x.gather(1, perms[tid])
-        yield Batch(x, labels[at], tid, None)
+        yield Batch(x, labels[at], tid, None, rows[at])
 
 
 def stream(protocol: Protocol, kind: str, iters: int, batch: int, seed: int) -> Iterator[Batch]:

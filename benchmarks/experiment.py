@@ -1,0 +1,155 @@
+"""Wall time of ``complex-synapses run`` against a bare PyTorch loop on the same batches.
+
+    python benchmarks/experiment.py [--dataset fashion-mnist] [--repeats 3]
+
+The run: split protocol, Task-IL, the original's default settings (Adam lr 1e-3, batch
+128, 500 iterations x 5 tasks, 3 layers of 400 units; with --cs: 5 beakers, alpha 500,
+beta 2500), as ``complex-synapses run`` in a process of its own, without and with --cs.
+The bare loop: a plain PyTorch script, also a process of its own, that loads the same
+images, builds the same model (same initial weights) and makes the same 2,500 Adam steps
+on the same batches (the row indices are taken from the run's stream beforehand), with
+nothing else: no evaluation, no logging, no result file.
+
+Both are timed as whole processes (start-up, imports, data and training included),
+alternating, ``--repeats`` times; medians are reported. The ratio asked for is run /
+bare (at most 1.3 without --cs, 1.6 with). The loop-only times (the run's own
+``train_time_s`` against the bare loop's) are printed beside them. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+BARE = r"""
+import sys, time, torch
+import torch.nn.functional as F
+t0 = time.perf_counter()
+d = torch.load(sys.argv[1], weights_only=True)
+torch.manual_seed(d["seed"])
+width, out = d["fc_units"], d["n_outputs"]
+model = torch.nn.Sequential(
+    torch.nn.Linear(d["images"].shape[1], width), torch.nn.ReLU(),
+    torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, out))
+opt = torch.optim.Adam(model.parameters(), lr=d["lr"])
+images, labels, rows, tasks, cpt = d["images"], d["labels"], d["rows"], d["tasks"].tolist(), d["cpt"]
+t1 = time.perf_counter()
+for i in range(len(rows)):
+    t = tasks[i]
+    x, y = images[rows[i]], labels[i]
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x)[:, t * cpt:(t + 1) * cpt], y)
+    loss.backward()
+    opt.step()
+print(time.perf_counter() - t1)
+"""
+
+
+def batches_file(args, folder: Path) -> Path:
+    """The run's batches (rows of the shared image tensor, labels, tasks) and model shape."""
+    from complex_synapses.data import build_protocol, load_dataset, stream
+    from complex_synapses.experiments import RunSettings
+
+    s = RunSettings(dataset=args.dataset, data_dir=args.data_dir)
+    p = build_protocol(load_dataset(s.dataset, s.data_dir), s.experiment, s.scenario, s.tasks, s.seed)
+    batches = list(stream(p, s.stream, s.iters, s.batch, s.seed))
+    path = folder / "batches.pt"
+    torch.save(
+        {
+            "images": p.train_images,
+            "rows": torch.stack([b.rows for b in batches]),
+            "labels": torch.stack([b.y for b in batches]),
+            "tasks": torch.tensor([b.task for b in batches]),
+            "cpt": p.classes_per_task,
+            "n_outputs": p.n_outputs,
+            "fc_units": s.fc_units,
+            "lr": s.lr,
+            "seed": s.seed,
+        },
+        path,
+    )
+    return path
+
+
+def timed(cmd: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="fashion-mnist", help="mnist needs a download; default %(default)s")
+    ap.add_argument("--data-dir", default="./store/datasets")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        data = batches_file(args, tmp)
+        (tmp / "bare.py").write_text(BARE)
+        cli = [
+            sys.executable,
+            "-m",
+            "complex_synapses.cli",
+            "run",
+            "--dataset",
+            args.dataset,
+            "--data-dir",
+            args.data_dir,
+            "--results-dir",
+            str(tmp / "r"),
+            "--plot-dir",
+            str(tmp / "p"),
+            "--no-gpus",
+            "--json",
+        ]
+        times: dict[str, list[float]] = {"bare": [], "run": [], "run --cs": []}
+        loops: dict[str, list[float]] = {k: [] for k in times}
+        for _ in range(args.repeats):
+            wall, out = timed([sys.executable, str(tmp / "bare.py"), str(data)])
+            times["bare"].append(wall)
+            loops["bare"].append(float(out.strip()))
+            for name, extra in (("run", []), ("run --cs", ["--cs"])):
+                wall, out = timed(cli + extra)
+                times[name].append(wall)
+                loops[name].append(json.loads(out.strip().splitlines()[-1])["train_time_s"])
+    med = {k: statistics.median(v) for k, v in times.items()}
+    loop = {k: statistics.median(v) for k, v in loops.items()}
+    print(
+        f"split {args.dataset}, Task-IL, default settings, 2,500 Adam steps; "
+        f"{torch.get_num_threads()} threads; medians of {args.repeats}"
+    )
+    print(f"{'':12s} {'process wall s':>15s} {'x bare':>8s} {'loop s':>8s} {'x bare loop':>12s}")
+    for k in times:
+        wall_ratio, loop_ratio = med[k] / med["bare"], loop[k] / loop["bare"]
+        print(f"{k:12s} {med[k]:15.2f} {wall_ratio:8.2f} {loop[k]:8.2f} {loop_ratio:12.2f}")
+    ratio, ratio_cs = med["run"] / med["bare"], med["run --cs"] / med["bare"]
+    print(
+        json.dumps(
+            {
+                "benchmark": "experiment",
+                "dataset": args.dataset,
+                "repeats": args.repeats,
+                "ratio_run": round(ratio, 3),
+                "ratio_run_cs": round(ratio_cs, 3),
+                "target_run": 1.3,
+                "target_run_cs": 1.6,
+                "pass": ratio <= 1.3 and ratio_cs <= 1.6,
+                "wall_s": {k: round(v, 2) for k, v in med.items()},
+                "loop_s": {k: round(v, 2) for k, v in loop.items()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

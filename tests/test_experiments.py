@@ -1,0 +1,190 @@
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from complex_synapses.cli import main
+from complex_synapses.data import build_protocol, load_dataset
+from complex_synapses.experiments import RunSettings, run_experiment
+from complex_synapses.experiments.model import select_outputs
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def tiny(tmp_path, **kw) -> RunSettings:
+    base = dict(
+        dataset="digits",
+        iters=6,
+        batch=16,
+        fc_units=24,
+        loss_log=4,
+        eval_log=5,
+        eval_n=50,
+        device="cpu",
+        results_dir=str(tmp_path / "results"),
+        plot_dir=str(tmp_path / "plots"),
+        data_dir=str(tmp_path / "data"),
+    )
+    return RunSettings(**(base | kw))
+
+
+@pytest.mark.parametrize(
+    "experiment,scenario,stream_kind",
+    list(
+        itertools.product(["splitMNIST", "permMNIST"], ["task", "domain", "class"], ["task-based", "random"])
+    ),
+)
+def test_every_protocol_scenario_and_stream_runs(tmp_path, experiment, scenario, stream_kind):
+    r = run_experiment(
+        tiny(tmp_path, experiment=experiment, scenario=scenario, stream=stream_kind, tasks=3), progress=False
+    )
+    acc = r["accuracy"]
+    assert len(acc["per_task"]) == 3 and 0.0 <= acc["average"] <= 1.0
+    assert acc["average"] == pytest.approx(sum(acc["per_task"]) / 3)
+    assert len(acc["matrix"]) == (3 if stream_kind == "task-based" else 0)
+    assert r["curves"]["eval_iters"][0] == 0 and r["curves"]["eval_iters"][-1] == 18
+    assert r["wall_time_s"] > 0 and r["versions"]["torch"] == torch.__version__
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.parametrize("experiment", ["splitMNIST", "permMNIST"])
+def test_fashion_mnist_runs(tmp_path, experiment):
+    r = run_experiment(
+        tiny(tmp_path, dataset="fashion-mnist", experiment=experiment, tasks=2, cs=True), progress=False
+    )
+    assert 0.0 <= r["accuracy"]["average"] <= 1.0
+
+
+def test_same_seed_same_numbers(tmp_path):
+    s = tiny(tmp_path, cs=True, stream="random", scenario="class")
+    a, b = run_experiment(s, progress=False), run_experiment(s, progress=False)
+    assert a["accuracy"] == b["accuracy"] and a["curves"] == b["curves"]
+    c = run_experiment(s.replace(seed=1), progress=False)
+    assert c["curves"]["loss"] != a["curves"]["loss"]
+
+
+def test_learning_happens(tmp_path):
+    r = run_experiment(tiny(tmp_path, iters=60, fc_units=64, batch=32), progress=False)
+    assert r["accuracy"]["average"] > 0.85  # Task-IL on split digits: pairs of digits are easy
+    assert r["accuracy"]["matrix"][0][0] > 0.9
+
+
+def test_select_outputs_per_sample_heads(tmp_path):
+    p = build_protocol(load_dataset("digits"), "splitMNIST", "task", 5, seed=0)
+    logits = torch.arange(30.0).reshape(3, 10)
+    tasks = torch.tensor([0, 4, 2])
+    got = select_outputs(logits, p, tasks)
+    assert got.tolist() == [[0.0, 1.0], [18.0, 19.0], [24.0, 25.0]]
+    assert torch.equal(select_outputs(logits, p, 4), logits[:, 8:10])
+
+
+def cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def common(tmp_path):
+    return [
+        "--dataset",
+        "digits",
+        "--iters",
+        "5",
+        "--batch",
+        "16",
+        "--fc-units",
+        "16",
+        "--eval-log",
+        "5",
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--plot-dir",
+        str(tmp_path / "p"),
+        "--no-gpus",
+    ]
+
+
+def test_run_writes_json_and_plot(tmp_path, capsys):
+    code, out, _ = cli(capsys, "run", *common(tmp_path), "--cs", "--json", "--pdf", "--time")
+    assert "plot:" in out
+    assert code == 0
+    result = json.loads(out.strip().splitlines()[-1])
+    for key in ("settings", "accuracy", "curves", "wall_time_s", "versions"):
+        assert key in result
+    assert result["settings"]["cs"] is True and result["settings"]["beakers"] == 5
+    assert isinstance(result["accuracy"]["per_task"], list) and 0 <= result["accuracy"]["average"] <= 1
+    files = list((tmp_path / "r").glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["stamp"] == result["stamp"]
+    assert not list((tmp_path / "r").glob("*.part"))
+    assert {p.suffix for p in (tmp_path / "p").iterdir()} == {".png", ".pdf"}
+    assert "training time" in out
+
+
+def test_get_stamp(tmp_path, capsys):
+    code, out, _ = cli(capsys, "run", *common(tmp_path), "--cs", "--get-stamp")
+    assert code == 0 and "cs5-a500-b2500-iteration-exact" in out and not (tmp_path / "r").exists()
+    code, out2, _ = cli(capsys, "run", *common(tmp_path), "--get-stamp")
+    assert out2 != out
+
+
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["--scenario", "tasks"], "invalid choice"),
+        (["--tasks", "11"], "--tasks"),
+        (["--iters", "0"], "--iters"),
+        (["--optimizer", "adamm"], "--optimizer"),
+        (["--cs", "--beakers", "-1"], "--beakers"),
+        (["--cs", "--alpha", "10", "--beta", "1"], "alpha"),
+        (["--lr", "abc"], "invalid float"),
+        (["--unknown"], "unrecognized"),
+    ],
+)
+def test_bad_options_one_line_exit_2(tmp_path, capsys, argv, match):
+    with pytest.raises(SystemExit) as exc:
+        code = main(["run", "--dataset", "digits", "--results-dir", str(tmp_path), *argv])
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err
+
+
+def test_missing_dataset_offline(tmp_path, capsys, monkeypatch):
+    from complex_synapses.data import datasets
+    from test_data import closed_port_url
+
+    monkeypatch.setitem(
+        datasets.SOURCES,
+        "mnist",
+        datasets.IdxSource("mnist", datasets.SOURCES["mnist"].md5, (closed_port_url(),)),
+    )
+    code, _, err = cli(capsys, "run", "--dataset", "mnist", "--data-dir", str(tmp_path / "d"), "--iters", "1")
+    assert code == 1 and "train-images-idx3-ubyte.gz is not in" in err
+
+
+def test_compare_caches_and_reports_paired_statistics(tmp_path, capsys):
+    argv = ["compare", *common(tmp_path), "--n-seeds", "3", "--time-unit", "both", "--json"]
+    code, out, _ = cli(capsys, *argv)
+    assert code == 0
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["runs_made"] == 9
+    assert set(summary["methods"]) == {"Standard", "Complex synapse (iteration)", "Complex synapse (lr)"}
+    d = summary["differences"]["Complex synapse (iteration) - Standard"]
+    m = summary["methods"]
+    assert d["mean"] == pytest.approx(m["Complex synapse (iteration)"]["mean"] - m["Standard"]["mean"])
+    assert all(Path(p).exists() for p in summary["plots"])
+    assert "paired t-test" in out
+    code, out, _ = cli(capsys, *argv)
+    again = json.loads(out.strip().splitlines()[-1])
+    assert again["runs_made"] == 0 and again["methods"] == summary["methods"]
+
+
+def test_compare_in_parallel_processes_gives_the_same_numbers(tmp_path, capsys):
+    base = ["compare", *common(tmp_path), "--n-seeds", "2", "--json"]
+    _, out, _ = cli(capsys, *base, "--results-dir", str(tmp_path / "serial"))
+    _, out2, _ = cli(capsys, *base, "--results-dir", str(tmp_path / "parallel"), "--jobs", "2")
+    serial, parallel = (json.loads(o.strip().splitlines()[-1]) for o in (out, out2))
+    assert parallel["runs_made"] == 4
+    assert serial["methods"] == parallel["methods"]
