@@ -22,8 +22,12 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 
+demo: install
+	$(BIN)/complex-synapses demo
+
 bench: install
 	$(BIN)/python benchmarks/optimizer_step.py
+	$(BIN)/python benchmarks/experiment.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache store

@@ -4,6 +4,7 @@ of mean +- SEM, the paired differences with a paired t-test, and the bar plot.""
 from __future__ import annotations
 
 import os
+import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -158,9 +159,11 @@ def plot_summary(summary: dict[str, Any], title: str, path: Path, pdf: bool = Fa
     import matplotlib.pyplot as plt
 
     names = list(summary["methods"])
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 4.2))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 4.6))
     colors = ["0.6", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange"]
-    rng = np.random.default_rng(0)
+    n_seeds = len(summary["seeds"])
+    jitter = np.linspace(-0.2, 0.2, n_seeds) if n_seeds > 1 else np.zeros(1)
+    points = np.array([100 * np.array(summary["methods"][n]["per_seed"]) for n in names])  # (methods, seeds)
     for i, name in enumerate(names):
         m = summary["methods"][name]
         ax.bar(
@@ -171,14 +174,15 @@ def plot_summary(summary: dict[str, Any], title: str, path: Path, pdf: bool = Fa
             color=colors[i % len(colors)],
             alpha=0.75,
             edgecolor="black",
+            zorder=1,
         )
-        pts = 100 * np.array(m["per_seed"])
-        ax.scatter(i + rng.uniform(-0.18, 0.18, len(pts)), pts, s=14, color="black", zorder=3)
-    lo = min(min(m["per_seed"]) for m in summary["methods"].values())
-    ax.set_ylim(max(0, 100 * lo - 5), 100)
+        ax.scatter(i + jitter, points[i], s=14, color="black", zorder=3)
+    for k in range(n_seeds):  # the same seed under each method: the pairing of the t-test
+        ax.plot(np.arange(len(names)) + jitter[k], points[:, k], color="black", lw=0.4, alpha=0.35, zorder=2)
+    ax.set_ylim(max(0, points.min() - 5), min(100, points.max() + 3))
     ax.set_xticks(range(len(names)), names, rotation=10)
     ax.set_ylabel("average test accuracy (%)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     # Stamps hold dots ("lr0.001"): append the suffix, never replace one.
