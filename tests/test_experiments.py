@@ -188,3 +188,34 @@ def test_compare_in_parallel_processes_gives_the_same_numbers(tmp_path, capsys):
     serial, parallel = (json.loads(o.strip().splitlines()[-1]) for o in (out, out2))
     assert parallel["runs_made"] == 4
     assert serial["methods"] == parallel["methods"]
+
+
+def test_tensorboard_logs(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    code, _, _ = cli(capsys, "run", *common(tmp_path), "--tensorboard", str(tmp_path / "tb"))
+    assert code == 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert "accuracy/average" in tags and "loss/train" in tags
+    assert [e.step for e in events.Scalars("accuracy/average")][:2] == [0, 5]
+
+
+def test_visdom_without_the_package_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_visdom(name, *args, **kwargs):
+        if name == "visdom":
+            raise ImportError("No module named 'visdom'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_visdom)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", *common(tmp_path), "--visdom"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install visdom" in err
