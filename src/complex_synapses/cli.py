@@ -109,6 +109,8 @@ def _add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
         help="weight decay of the base optimizer (default %(default)s)",
     )
 
+    _add_method_options(p, compare)
+
     g = p.add_argument_group("complex synapse (Benna & Fusi 2016)")
     if not compare:
         g.add_argument("--cs", action="store_true", help="wrap the optimizer in the complex synapse")
@@ -172,6 +174,50 @@ def _add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
     g.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
 
 
+def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
+    from .experiments.methods import registry
+
+    known = registry()
+    listing = "; ".join(f"{name}: {cls.summary}" for name, cls in known.items())
+    g = p.add_argument_group(
+        "continual-learning method (see experiments/methods; combine with +, e.g. cs+ewc)"
+    )
+    if compare:
+        g.add_argument(
+            "--methods",
+            default=None,
+            metavar="A,B,...",
+            help=f"methods to compare, comma-separated (default: standard vs cs). Known: {listing}",
+        )
+    else:
+        g.add_argument("--method", default="none", help=f"the method (default %(default)s). Known: {listing}")
+    seen = set()
+    for cls in known.values():
+        for key, opt in cls.options.items():
+            if key in seen:
+                continue
+            seen.add(key)
+            default = (
+                opt.default
+                if not isinstance(opt.default, dict)
+                else ", ".join(f"{k} {v:g}" for k, v in opt.default.items())
+            )
+            g.add_argument(
+                f"--{key.replace('_', '-')}",
+                type=opt.type,
+                default=None,
+                dest=key,
+                help=f"{opt.help} [{cls.name}; default: {default}]",
+            )
+
+
+def _method_options(args: argparse.Namespace) -> dict:
+    from .experiments.methods import registry
+
+    keys = {key for cls in registry().values() for key in cls.options}
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="complex-synapses",
@@ -195,6 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(cmp_, compare=True)
     cmp_.add_argument("--n-seeds", type=int, default=1, help="seeds seed..seed+N-1 (default %(default)s)")
     cmp_.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
+    mat = sub.add_parser(
+        "matrix",
+        help="methods x {split, permuted} x {task, domain, class}",
+        description="Run every method on every protocol and scenario over seeds (cached and "
+        "resumable); write one table (Markdown, CSV) and one figure, mean +- SEM per cell.",
+    )
+    _add_run_options(mat, compare=True)
+    mat.add_argument("--experiments", default="splitMNIST,permMNIST", help="(default %(default)s)")
+    mat.add_argument("--scenarios", default="task,domain,class", help="(default %(default)s)")
+    mat.add_argument("--n-seeds", type=int, default=5, help="(default %(default)s)")
+    mat.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
     demo = sub.add_parser(
         "demo",
         help="the headline comparison on the embedded digits data set (a few minutes)",
@@ -214,6 +271,7 @@ def _settings(args: argparse.Namespace, **overrides) -> RunSettings:
     fields = {f.name for f in dataclasses.fields(RunSettings)}
     values = {k: v for k, v in vars(args).items() if k in fields}
     values["device"] = "cpu" if getattr(args, "no_gpus", False) else (args.device or _device_default())
+    values["method_options"] = _method_options(args)
     values.update(overrides)
     s = RunSettings(**values)
     return s
@@ -241,7 +299,7 @@ def _loggers(args: argparse.Namespace, s: RunSettings):
             )
             raise SystemExit(2) from None
         vis = visdom.Visdom(env=f"{s.experiment}-{s.scenario}", raise_exceptions=True)
-        graph = "CS" if s.cs else "Standard"
+        graph = s.method_spec
         loggers.append(
             lambda name, value, it: vis.line(
                 X=[it], Y=[value], win=f"{graph}-{name}", update="append", opts={"title": f"{graph}: {name}"}
@@ -267,7 +325,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     word = {"task": "task", "domain": "domain", "class": "task (classes)"}[s.scenario]
     print(
         f"\nTest accuracy, {s.experiment} on {s.dataset}, {s.scenario}-incremental, "
-        f"{'complex synapse' if s.cs else 'standard'} {s.optimizer}:"
+        f"method {s.method_spec}, {s.optimizer}:"
     )
     for t, a in enumerate(result["accuracy"]["per_task"], 1):
         print(f"  {word} {t}: {100 * a:.2f}%")
@@ -280,7 +338,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare(base: RunSettings, time_unit: str, n_seeds: int, jobs: int, title: str) -> dict:
+def _method_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise OptionError("--methods needs at least one method")
+    return names
+
+
+def _compare(
+    base: RunSettings, time_unit: str, n_seeds: int, jobs: int, title: str, names: list[str] | None = None
+) -> dict:
     from .experiments.compare import collect, format_table, methods_for, plot_summary, summarize
     from .experiments.results import write_json
 
@@ -288,9 +357,10 @@ def _compare(base: RunSettings, time_unit: str, n_seeds: int, jobs: int, title: 
         raise OptionError(f"--n-seeds must be >= 1, got {n_seeds}")
     if jobs < 1:
         raise OptionError(f"--jobs must be >= 1, got {jobs}")
-    base.replace(cs=True).check()
     seeds = list(range(base.seed, base.seed + n_seeds))
-    methods = methods_for(time_unit)
+    methods = methods_for(time_unit, names)
+    for m in methods:
+        base.replace(**m.changes).check()
     results, n_run = collect(base, methods, seeds, jobs=jobs)
     summary = summarize(results, seeds)
     summary["title"] = title
@@ -318,9 +388,51 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         f"{base.optimizer} lr {base.lr:g}; complex synapse n={base.beakers}, alpha={base.alpha:g}, "
         f"beta={base.beta:g}, {args.time_unit} time"
     )
-    summary = _compare(base, args.time_unit, args.n_seeds, args.jobs, title)
+    summary = _compare(base, args.time_unit, args.n_seeds, args.jobs, title, _method_list(args.methods))
     if args.json:
         print(json.dumps(summary))
+    return 0
+
+
+MATRIX_METHODS = "none,joint,l2,ewc,online-ewc,si,cs,cs+ewc"
+
+
+def _cmd_matrix(args: argparse.Namespace) -> int:
+    from .experiments.compare import methods_for
+    from .experiments.matrix import csv_text, markdown_table, plot_matrix, run_matrix, write_text
+    from .experiments.results import write_json
+
+    base = _settings(args, cs=False, time_unit="iteration" if args.time_unit == "both" else args.time_unit)
+    experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]
+    scenarios = [sc.strip() for sc in args.scenarios.split(",") if sc.strip()]
+    if args.n_seeds < 1 or args.jobs < 1:
+        raise OptionError("--n-seeds and --jobs must be >= 1")
+    variants = methods_for(args.time_unit, _method_list(args.methods or MATRIX_METHODS))
+    for e in experiments:
+        for sc in scenarios:
+            for v in variants:
+                base.replace(experiment=e, scenario=sc, **v.changes).check()
+    seeds = list(range(base.seed, base.seed + args.n_seeds))
+    matrix = run_matrix(base, variants, experiments, scenarios, seeds, jobs=args.jobs)
+    tag = base.replace(experiment="matrix", scenario="all", seed=seeds[0]).stamp().split("--")[-1]
+    name = f"matrix--{base.dataset}-i{base.iters}-n{args.n_seeds}-{args.time_unit}--{tag}"
+    title = (
+        f"{base.dataset}: {base.tasks} tasks x {base.iters} iterations, {base.optimizer} lr {base.lr:g}, "
+        f"{len(seeds)} seeds; cs: {base.beakers} beakers, alpha {base.alpha:g}, beta {base.beta:g}"
+    )
+    table = markdown_table(matrix)
+    out = Path(base.results_dir)
+    matrix["files"] = [
+        str(write_text(out / f"{name}.md", f"{title}\n\n{table}\n")),
+        str(write_text(out / f"{name}.csv", csv_text(matrix))),
+    ]
+    matrix["plots"] = [str(p) for p in plot_matrix(matrix, title, Path(base.plot_dir) / name, pdf=base.pdf)]
+    matrix["files"].append(str(write_json(out / f"{name}.json", matrix)))
+    print(f"\n{title}\naverage test accuracy (%), mean ± SEM over seeds\n\n{table}\n")
+    print(f"({matrix['runs_made']} runs made, the rest from the cache in {base.results_dir})")
+    print("files: " + ", ".join(matrix["files"] + matrix["plots"]))
+    if args.json:
+        print(json.dumps(matrix))
     return 0
 
 
@@ -359,7 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
     try:
-        return {"run": _cmd_run, "compare": _cmd_compare, "demo": _cmd_demo}[args.command](args)
+        commands = {"run": _cmd_run, "compare": _cmd_compare, "matrix": _cmd_matrix, "demo": _cmd_demo}
+        return commands[args.command](args)
     except DataError as exc:
         print(f"complex-synapses: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import textwrap
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -17,9 +17,10 @@ from .results import read_json, write_json
 from .settings import RunSettings
 
 __all__ = [
-    "Method",
+    "Variant",
     "methods_for",
     "collect",
+    "run_all",
     "summarize",
     "format_table",
     "plot_summary",
@@ -30,22 +31,37 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Method:
+class Variant:
     name: str
     changes: dict[str, Any]
 
 
-def methods_for(time_unit: str) -> list[Method]:
-    """Standard and complex synapse; ``time_unit="both"`` adds the complex synapse in
-    both time units."""
+def methods_for(time_unit: str, names: list[str] | None = None) -> list[Variant]:
+    """The methods to compare. Without ``names``: standard and the complex synapse.
+    ``time_unit="both"`` runs every method that holds the complex synapse in both time
+    units."""
     units = ("iteration", "lr") if time_unit == "both" else (time_unit,)
-    cs = [
-        Method(
-            f"Complex synapse ({u})" if len(units) > 1 else "Complex synapse", {"cs": True, "time_unit": u}
-        )
-        for u in units
-    ]
-    return [Method("Standard", {"cs": False}), *cs]
+    if names is None:
+        cs = [
+            Variant(
+                f"Complex synapse ({u})" if len(units) > 1 else "Complex synapse",
+                {"cs": True, "time_unit": u},
+            )
+            for u in units
+        ]
+        return [Variant("Standard", {"cs": False, "method": "none"}), *cs]
+    out = []
+    for name in names:
+        if "cs" in name.split("+"):
+            out += [
+                Variant(
+                    f"{name} ({u})" if len(units) > 1 else name, {"cs": False, "method": name, "time_unit": u}
+                )
+                for u in units
+            ]
+        else:
+            out.append(Variant(name, {"cs": False, "method": name}))
+    return out
 
 
 def result_path(settings: RunSettings) -> Path:
@@ -75,36 +91,43 @@ def run_and_store(
     return result
 
 
-def collect(base: RunSettings, methods: list[Method], seeds: list[int], jobs: int = 1, progress: bool = True):
-    """``results[method.name][i]``: the result of ``methods`` on ``seeds[i]``, from the
-    cache where present, else run (in ``jobs`` processes)."""
+def run_all(
+    settings: list[RunSettings], jobs: int = 1, progress: bool = True
+) -> tuple[list[dict[str, Any]], int]:
+    """The result of every settings, from the cache where present, else run (in ``jobs``
+    processes; each result is stored as soon as it is done, so an interrupted batch
+    resumes where it stopped). Returns the results and how many were run."""
     from tqdm import tqdm
 
-    todo, results = [], {m.name: [None] * len(seeds) for m in methods}
-    for m in methods:
-        for i, seed in enumerate(seeds):
-            s = base.replace(seed=seed, **m.changes)
-            hit = cached(s)
-            if hit is not None:
-                results[m.name][i] = hit
-            else:
-                todo.append((m.name, i, s))
+    results: list[dict[str, Any] | None] = [cached(s) for s in settings]
+    todo = [i for i, r in enumerate(results) if r is None]
     if todo:
         bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
         if jobs <= 1:
-            for name, i, s in todo:
-                results[name][i] = run_and_store(s, progress=False)
+            for i in todo:
+                results[i] = run_and_store(settings[i], progress=False)
                 bar.update()
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(run_and_store, s, threads): (name, i) for name, i, s in todo}
-                for fut in futures:
-                    name, i = futures[fut]
-                    results[name][i] = fut.result()
+                futures = {pool.submit(run_and_store, settings[i], threads): i for i in todo}
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
                     bar.update()
         bar.close()
-    return results, len(todo)
+    return results, len(todo)  # type: ignore[return-value]
+
+
+def collect(
+    base: RunSettings, methods: list[Variant], seeds: list[int], jobs: int = 1, progress: bool = True
+):
+    """``results[method.name][i]``: the result of each method on ``seeds[i]``."""
+    grid = [(m, seed) for m in methods for seed in seeds]
+    flat, n_run = run_all([base.replace(seed=seed, **m.changes) for m, seed in grid], jobs, progress)
+    results: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
+    for (m, _), r in zip(grid, flat):
+        results[m.name].append(r)
+    return results, n_run
 
 
 def _sem(x: np.ndarray) -> float:

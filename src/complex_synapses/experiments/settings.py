@@ -57,7 +57,9 @@ class RunSettings:
     lr: float = 0.001
     optimizer: str = "adam"
     decay: float = 0.0
-    cs: bool = False
+    cs: bool = False  # the original's flag: adds the "cs" method
+    method: str = "none"  # a method plug-in, or several joined by "+" (see experiments/methods)
+    method_options: dict[str, Any] = field(default_factory=dict)  # their hyperparameters, as given
     beakers: int = 5
     alpha: float = 500.0
     beta: float = 2500.0
@@ -76,7 +78,24 @@ class RunSettings:
     visdom: bool = False
     tensorboard: str | None = None
     json: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)  # room for plug-ins' settings
+
+    @property
+    def method_spec(self) -> str:
+        """The methods that run, "+"-joined: ``method`` with "cs" added by ``cs``."""
+        parts = [p for p in self.method.split("+") if p != "none"]
+        if self.cs and "cs" not in parts:
+            parts.append("cs")
+        return "+".join(parts) or "none"
+
+    @property
+    def uses_cs(self) -> bool:
+        return "cs" in self.method_spec.split("+")
+
+    def resolved_options(self) -> dict[str, Any]:
+        """The hyperparameters of the methods that run, defaults for the scenario filled in."""
+        from .methods import resolve_options
+
+        return resolve_options(self.method_spec, self.scenario, self.method_options)
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that is not allowed."""
@@ -102,7 +121,13 @@ class RunSettings:
         if self.decay < 0:
             raise OptionError(f"--decay must be >= 0, got {self.decay}")
         optimizer_class(self.optimizer)
-        if self.cs:
+        from .methods import check_spec
+
+        try:
+            check_spec(self.method_spec)
+        except ValueError as exc:
+            raise OptionError(f"--method: {exc}") from None
+        if self.uses_cs:
             try:
                 validate_chain(self.beakers, self.alpha, self.beta)
             except (TypeError, ValueError) as exc:
@@ -111,9 +136,11 @@ class RunSettings:
     def result_settings(self) -> dict[str, Any]:
         """The settings that determine the numbers of a run (not where they go)."""
         d = dataclasses.asdict(self)
-        for key in OUTPUT_ONLY:
+        for key in (*OUTPUT_ONLY, "cs", "method", "method_options"):
             d.pop(key)
-        if not self.cs:  # chain settings do not matter without a chain
+        d["method"] = self.method_spec
+        d["method_options"] = self.resolved_options()
+        if not self.uses_cs:  # chain settings do not matter without a chain
             for key in ("beakers", "alpha", "beta", "time_unit", "integrator"):
                 d.pop(key)
         return d
@@ -125,7 +152,10 @@ class RunSettings:
         task += f"-t{self.tasks}-i{self.iters}-b{self.batch}"
         model = f"fc{self.fc_layers}x{self.fc_units}{'-single' if self.singlehead else ''}"
         train = f"lr{self.lr:g}-{self.optimizer}" + (f"-decay{self.decay:g}" if self.decay else "")
-        if self.cs:
+        spec = [p for p in self.method_spec.split("+") if p != "cs"]
+        if spec and spec != ["none"]:
+            train += "-" + "+".join(spec)
+        if self.uses_cs:
             train += f"-cs{self.beakers}-a{self.alpha:g}-b{self.beta:g}-{self.time_unit}-{self.integrator}"
         return f"{task}--{model}--{train}--s{self.seed}--{digest}"
 

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import ComplexSynapse, __version__
+from .. import __version__
 from ..data import Protocol, build_protocol, load_dataset, stream
+from . import methods
+from .methods import Method
 from .model import Classifier, select_outputs
 from .settings import RunSettings, optimizer_class
 
@@ -34,25 +36,15 @@ def versions() -> dict[str, str]:
     }
 
 
-def make_optimizer(settings: RunSettings, params) -> torch.optim.Optimizer:
-    """The base optimizer of ``--optimizer`` (lr, weight decay), wrapped in the complex
-    synapse with ``--cs``."""
+def make_optimizer(settings: RunSettings, params, method: Method | None = None) -> torch.optim.Optimizer:
+    """The base optimizer of ``--optimizer`` (lr, weight decay), or the one the method
+    makes of it (the complex synapse for ``cs``)."""
     cls = optimizer_class(settings.optimizer)
     kwargs: dict[str, Any] = {"lr": settings.lr}
     if settings.decay:
         kwargs["weight_decay"] = settings.decay
-    if not settings.cs:
-        return cls(params, **kwargs)
-    return ComplexSynapse(
-        params,
-        cls,
-        n_beakers=settings.beakers,
-        alpha=settings.alpha,
-        beta=settings.beta,
-        time_unit=settings.time_unit,
-        integrator=settings.integrator,
-        **kwargs,
-    )
+    method = method or methods.build(settings)
+    return method.make_optimizer(params, cls, kwargs) or cls(params, **kwargs)
 
 
 @torch.no_grad()
@@ -74,8 +66,9 @@ def evaluate(
 
 def prepare(
     settings: RunSettings, device: torch.device
-) -> tuple[Protocol, Classifier, torch.optim.Optimizer]:
-    """Seed everything, load the data, build the protocol, the model and the optimizer."""
+) -> tuple[Protocol, Classifier, torch.optim.Optimizer, Method]:
+    """Seed everything, load the data, build the protocol, the model, the method and
+    the optimizer."""
     random.seed(settings.seed)
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)
@@ -88,7 +81,8 @@ def prepare(
     model = Classifier(protocol.input_size, protocol.n_outputs, settings.fc_layers, settings.fc_units).to(
         device
     )
-    return protocol, model, make_optimizer(settings, model.parameters())
+    method = methods.build(settings)
+    return protocol, model, make_optimizer(settings, model.parameters(), method), method
 
 
 class _Curves:
@@ -149,7 +143,9 @@ def run_experiment(
     settings.check()
     start = time.perf_counter()
     device = torch.device(settings.device)
-    protocol, model, optimizer = prepare(settings, device)
+    protocol, model, optimizer, method = prepare(settings, device)
+    kind = method.stream(settings.stream)
+    penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
     curves = _Curves(protocol, settings, loggers or [])
     total = settings.iters * protocol.n_tasks
     matrix: list[list[float]] = []
@@ -160,19 +156,22 @@ def run_experiment(
     train_start = time.perf_counter()
     bar = tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5)
     model.train()
-    for it, batch in enumerate(
-        stream(protocol, settings.stream, settings.iters, settings.batch, settings.seed), 1
-    ):
+    for it, batch in enumerate(stream(protocol, kind, settings.iters, settings.batch, settings.seed), 1):
         optimizer.zero_grad()
         logits = select_outputs(model(batch.x), protocol, batch.task, batch.active)
         loss = F.cross_entropy(logits, batch.y)
-        loss.backward()
+        extra = method.penalty(model) if penalty else None
+        (loss if extra is None else loss + extra).backward()
+        if before:
+            method.before_step(model)
         optimizer.step()
+        if after:
+            method.after_step(model)
         # Summed on the device: no host synchronisation per step.
         loss_sum += loss.detach()
         correct_sum += (logits.detach().argmax(1) == batch.y).sum()
         seen += len(batch.y)
-        current_task = (it - 1) // settings.iters if settings.stream == "task-based" else protocol.n_tasks - 1
+        current_task = (it - 1) // settings.iters if kind == "task-based" else protocol.n_tasks - 1
         if it % settings.loss_log == 0 or it == total:
             n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
             mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
@@ -185,10 +184,11 @@ def run_experiment(
             model.eval()
             curves.evaluate(model, protocol, it, current_task + 1)
             model.train()
-        if settings.stream == "task-based" and it % settings.iters == 0:
+        if kind == "task-based" and it % settings.iters == 0:
             model.eval()
             matrix.append([evaluate(model, protocol, t) for t in range(protocol.n_tasks)])
             model.train()
+            method.after_task(model, protocol, current_task)
         bar.update()
     bar.close()
     train_time = time.perf_counter() - train_start

@@ -1,0 +1,181 @@
+"""Continual-learning methods as plug-ins of the experiment runner.
+
+A method is one module in this folder (or in any package that declares an entry point in
+the group ``complex_synapses.methods``) defining ``METHOD``, a subclass of :class:`Method`.
+It is found by its ``name`` and selected with ``--method NAME``; methods combine with
+``+`` (``--method cs+ewc``). Its hyperparameters are declared in ``options`` and become
+command-line options (``--ewc-lambda``) with the defaults shown in ``--help``.
+
+A method may change five things, each a method of the class with a default that does
+nothing: the optimizer (``make_optimizer``), the data stream (``stream``), a term added
+to the loss (``penalty``), work around each optimizer step (``before_step``,
+``after_step``) and work after each task (``after_task``). See ``l2.py`` for a complete
+example in 40 lines; README "Adding a method" says how to add one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["Method", "Option", "registry", "get_method", "Combined", "resolve_options"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A hyperparameter: its type, its default (one value, or one per scenario) and help."""
+
+    default: Any
+    help: str
+    type: type = float
+
+    def default_for(self, scenario: str) -> Any:
+        return self.default[scenario] if isinstance(self.default, dict) else self.default
+
+
+class Method:
+    """The base class: a method that changes nothing (plain fine-tuning)."""
+
+    name: str = ""
+    summary: str = ""
+    options: dict[str, Option] = {}
+
+    def __init__(self, settings, values: dict[str, Any]) -> None:
+        self.settings = settings
+        self.values = values  # this method's option values, defaults filled in
+
+    def stream(self, kind: str) -> str:
+        """The stream to train on (``joint`` mixes all tasks)."""
+        return kind
+
+    def make_optimizer(self, params, base: type[torch.optim.Optimizer], kwargs: dict[str, Any]):
+        """An optimizer other than the plain base one, or None."""
+        return None
+
+    def penalty(self, model: torch.nn.Module) -> Tensor | None:
+        """A term added to the loss at every step, or None."""
+        return None
+
+    def before_step(self, model: torch.nn.Module) -> None:
+        """Called after the backward pass, before the optimizer step."""
+
+    def after_step(self, model: torch.nn.Module) -> None:
+        """Called after the optimizer step."""
+
+    def after_task(self, model: torch.nn.Module, protocol, task: int) -> None:
+        """Called when training on ``task`` ends (task-based stream only)."""
+
+    # Which hooks a method overrides: the training loop skips the others.
+    @classmethod
+    def uses(cls, hook: str) -> bool:
+        return getattr(cls, hook) is not getattr(Method, hook)
+
+
+@cache
+def registry() -> dict[str, type[Method]]:
+    """Every method found: the modules of this package, then entry points."""
+    found: dict[str, type[Method]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        cls = getattr(module, "METHOD", None)
+        if cls is not None:
+            found[cls.name] = cls
+    for ep in entry_points(group="complex_synapses.methods"):
+        cls = ep.load()
+        found[cls.name] = cls
+    return dict(sorted(found.items()))
+
+
+def get_method(name: str) -> type[Method]:
+    methods = registry()
+    if name not in methods:
+        raise KeyError(name)
+    return methods[name]
+
+
+def resolve_options(spec: str, scenario: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The option values of method ``spec`` (``a+b``): given ones, else the defaults
+    for ``scenario``. Keys are option names (``ewc_lambda``)."""
+    values = {}
+    for part in spec.split("+"):
+        for key, opt in get_method(part).options.items():
+            values[key] = given[key] if given.get(key) is not None else opt.default_for(scenario)
+    return values
+
+
+class Combined(Method):
+    """Several methods at once (``cs+ewc``): every hook calls each part in turn, the
+    penalties add up; at most one part may bring its own optimizer or stream."""
+
+    def __init__(self, settings, values: dict[str, Any], parts: list[Method]) -> None:
+        super().__init__(settings, values)
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+
+    def stream(self, kind: str) -> str:
+        for p in self.parts:
+            kind = p.stream(kind)
+        return kind
+
+    def make_optimizer(self, params, base, kwargs):
+        made = [p for p in self.parts if p.uses("make_optimizer")]
+        return made[0].make_optimizer(params, base, kwargs) if made else None
+
+    def penalty(self, model):
+        terms = [t for t in (p.penalty(model) for p in self.parts) if t is not None]
+        return sum(terms) if terms else None
+
+    def before_step(self, model):
+        for p in self.parts:
+            p.before_step(model)
+
+    def after_step(self, model):
+        for p in self.parts:
+            p.after_step(model)
+
+    def after_task(self, model, protocol, task):
+        for p in self.parts:
+            p.after_task(model, protocol, task)
+
+    def uses(self, hook: str) -> bool:  # type: ignore[override]
+        return any(p.uses(hook) for p in self.parts)
+
+
+def check_spec(spec: str) -> None:
+    """Raise ValueError naming what is wrong with a method spec like ``cs+ewc``."""
+    parts = spec.split("+")
+    unknown = [p for p in parts if p not in registry()]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; known: {', '.join(registry())} (combine with +)")
+    if len(parts) != len(set(parts)):
+        raise ValueError(f"method {spec!r} names a part twice")
+    classes = [get_method(p) for p in parts]
+    if len(parts) > 1:
+        for hook in ("make_optimizer", "stream"):
+            owners = [c.name for c in classes if c.uses(hook)]
+            if len(owners) > 1:
+                raise ValueError(
+                    f"methods {' and '.join(owners)} both set the {hook.replace('make_', '')}; "
+                    "they cannot be combined"
+                )
+
+
+def build(settings) -> Method:
+    """The method object of the settings' methods, their options resolved."""
+    values = settings.resolved_options()
+    parts = [get_method(p)(settings, values) for p in settings.method_spec.split("+")]
+    return parts[0] if len(parts) == 1 else Combined(settings, values, parts)
+
+
+def params_of(model: torch.nn.Module) -> list[tuple[str, Tensor]]:
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+__all__ += ["check_spec", "build", "params_of"]
