@@ -399,8 +399,8 @@ MATRIX_METHODS = "none,joint,l2,ewc,online-ewc,si,cs,cs+ewc"
 
 def _cmd_matrix(args: argparse.Namespace) -> int:
     from .experiments.compare import methods_for
-    from .experiments.matrix import csv_text, markdown_table, plot_matrix, run_matrix, write_text
-    from .experiments.results import write_json
+    from .experiments.matrix import csv_text, markdown_table, plot_matrix, run_matrix
+    from .experiments.results import write_json, write_text
 
     base = _settings(args, cs=False, time_unit="iteration" if args.time_unit == "both" else args.time_unit)
     experiments = [e.strip() for e in args.experiments.split(",") if e.strip()]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .plots import save_figure
 from .results import read_json, write_json
 from .settings import RunSettings
 
@@ -207,12 +208,4 @@ def plot_summary(summary: dict[str, Any], title: str, path: Path, pdf: bool = Fa
     ax.set_ylabel("average test accuracy (%)")
     ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Stamps hold dots ("lr0.001"): append the suffix, never replace one.
-    out = [path.with_name(path.name + ".png")] + ([path.with_name(path.name + ".pdf")] if pdf else [])
-    for p in out:
-        tmp = p.with_name(f".{p.name}.part{p.suffix}")
-        fig.savefig(tmp, dpi=130)
-        os.replace(tmp, p)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, pdf, dpi=130)

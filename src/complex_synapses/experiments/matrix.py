@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .compare import Variant, run_all, summarize
+from .plots import save_figure
 from .settings import RunSettings
 
 __all__ = ["run_matrix", "markdown_table", "csv_text", "plot_matrix"]
@@ -77,14 +77,6 @@ def csv_text(matrix: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def write_text(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
-
-
 def plot_matrix(matrix: dict[str, Any], title: str, path: Path, pdf: bool = False) -> list[Path]:
     """One panel per cell: a bar per method, mean with SEM error bars."""
     import matplotlib
@@ -134,11 +126,4 @@ def plot_matrix(matrix: dict[str, Any], title: str, path: Path, pdf: bool = Fals
                 ax.set_ylabel("average test accuracy (%)", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    out = [path.with_name(path.name + ".png")] + ([path.with_name(path.name + ".pdf")] if pdf else [])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for p in out:
-        tmp = p.with_name(f".{p.name}.part{p.suffix}")
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, p)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, pdf, dpi=120)

@@ -6,7 +6,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_curves"]
+__all__ = ["plot_curves", "save_figure"]
+
+
+def save_figure(fig, path: Path, pdf: bool = False, dpi: int = 120) -> list[Path]:
+    """Write ``path``.png (and ``path``.pdf), each to a temporary name first; close the
+    figure. The suffix is appended, never substituted: stamps hold dots ("lr0.001")."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = [path.with_name(path.name + ".png")] + ([path.with_name(path.name + ".pdf")] if pdf else [])
+    for p in out:
+        tmp = p.with_name(f".{p.name}.part{p.suffix}")
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, p)
+    plt.close(fig)
+    return out
 
 
 def plot_curves(result: dict[str, Any], path: Path, pdf: bool = False) -> list[Path]:
@@ -38,12 +53,4 @@ def plot_curves(result: dict[str, Any], path: Path, pdf: bool = False) -> list[P
     bottom.set_xlabel("iteration")
     bottom.set_ylabel("training loss")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Stamps hold dots ("lr0.001"): append the suffix, never replace one.
-    out = [path.with_name(path.name + ".png")] + ([path.with_name(path.name + ".pdf")] if pdf else [])
-    for p in out:
-        tmp = p.with_name(f".{p.name}.part{p.suffix}")
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, p)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path, pdf, dpi=110)
