@@ -38,6 +38,8 @@ __all__ = [
     "propagator",
     "euler_coefficients",
     "impulse_response",
+    "weight_response",
+    "response_energy",
     "max_rate",
     "validate_chain",
 ]
@@ -160,3 +162,32 @@ def impulse_response(n_beakers: int, alpha: float, beta: float, t: np.ndarray | 
     e = _eigen(n_beakers, alpha, beta)
     # u(t) = right @ (exp(-rates t) * left[:, 0])
     return (np.exp(-np.outer(t, e.rates)) * e.left[:, 0][None, :]) @ e.right.T
+
+
+def _weight_modes(n_beakers: int, alpha: float, beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(rates, weights)`` with ``w(t) = sum_k weights_k exp(-rates_k t)`` after a unit
+    kick; the weights are positive (``e_1^T expm(-A t) e_1`` of a symmetrisable A)."""
+    e = _eigen(n_beakers, alpha, beta)
+    return e.rates, e.right[0, :] * e.left[:, 0]
+
+
+def weight_response(n_beakers: int, alpha: float, beta: float, t: np.ndarray | float) -> np.ndarray:
+    """The first beaker (the weight) alone at times ``t`` after a unit kick: the first
+    column of :func:`impulse_response`, n times cheaper. Shape ``(len(t),)``."""
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    if np.any(~np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("t must hold finite times >= 0")
+    rates, weights = _weight_modes(n_beakers, alpha, beta)
+    out = np.empty(len(t))
+    for start in range(0, len(t), 1 << 15):  # bounded memory for any number of times
+        out[start : start + (1 << 15)] = np.exp(-np.outer(t[start : start + (1 << 15)], rates)) @ weights
+    return out
+
+
+def response_energy(n_beakers: int, alpha: float, beta: float, dt: float = 1.0) -> float:
+    """``sum_{a >= 0} w(a dt)^2``, exactly: w(t)^2 is a sum of exponentials over pairs of
+    modes, so the sum over a is a geometric series per pair. It is the noise variance
+    (times N) that all memories ever stored leave on a tracked one."""
+    rates, weights = _weight_modes(n_beakers, alpha, beta)
+    pair = rates[:, None] + rates[None, :]
+    return float(weights @ (1.0 / -np.expm1(-pair * dt)) @ weights)

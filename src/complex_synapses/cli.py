@@ -252,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--scenarios", default="task,domain,class", help="(default %(default)s)")
     mat.add_argument("--n-seeds", type=int, default=5, help="(default %(default)s)")
     mat.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
+    _add_simulate(sub)
     demo = sub.add_parser(
         "demo",
         help="the headline comparison on the embedded digits data set (a few minutes)",
@@ -265,6 +266,82 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--pdf", action="store_true")
     demo.add_argument("--json", action="store_true")
     return parser
+
+
+def _add_simulate(sub) -> None:
+    sim = sub.add_parser(
+        "simulate",
+        help="the synapse model: impulse response, memory SNR, beakers",
+        description="What a complex synapse remembers, computed from the same chain code as the "
+        "optimizer (exactly, and by stepping the optimizer).",
+    )
+    kinds = sim.add_subparsers(dest="kind", required=True, parser_class=_Parser)
+    helps = {
+        "impulse": "the response of the weight and of every beaker to a single kick; fitted log-log slope",
+        "memory": "SNR of a tracked memory in a stream of random memories; lifetime against N",
+        "beakers": "frames (PNG strip and GIF) of the beaker levels after a kick",
+    }
+    for kind, text in helps.items():
+        k = kinds.add_parser(kind, help=text, description=text)
+        k.add_argument("--beakers", type=int, default=10, help="beakers (default %(default)s)")
+        k.add_argument("--alpha", type=float, default=1.0, help="shortest timescale (default %(default)s)")
+        k.add_argument("--beta", type=float, default=1e4, help="longest timescale (default %(default)s)")
+        k.add_argument(
+            "--time-unit",
+            choices=["iteration", "lr"],
+            default="iteration",
+            help="chain time per optimizer step: 1, or the learning rate --lr (default %(default)s)",
+        )
+        k.add_argument(
+            "--lr", type=float, default=1.0, help="SGD learning rate of the stepped optimizer (default 1)"
+        )
+        k.add_argument(
+            "--integrator",
+            choices=["exact", "euler"],
+            default="exact",
+            help="integrator of the stepped optimizer (default %(default)s)",
+        )
+        k.add_argument("--plot-dir", default="./store/plots", help="(default %(default)s)")
+        k.add_argument(
+            "--results-dir", default="./store/results", help="CSV and JSON go here (default %(default)s)"
+        )
+        k.add_argument("--pdf", action="store_true", help="write the figures as PDF too")
+        k.add_argument(
+            "--json", action="store_true", help="print the numbers as one JSON object on the last line"
+        )
+        if kind == "impulse":
+            k.add_argument("--steps", type=int, default=None, help="steps to compute (default: 10 beta)")
+            k.add_argument(
+                "--stepped",
+                type=int,
+                default=20000,
+                help="steps of the real optimizer to compare with the exact response (default %(default)s)",
+            )
+        if kind == "memory":
+            k.add_argument(
+                "--synapses", type=int, default=1000, help="N for the SNR curve (default %(default)s)"
+            )
+            k.add_argument(
+                "--trials", type=int, default=200, help="Monte Carlo repetitions (default %(default)s)"
+            )
+            k.add_argument(
+                "--burn-in",
+                type=int,
+                default=None,
+                help="memories stored before the tracked one (default: 3 beta, at most 30000)",
+            )
+            k.add_argument(
+                "--n-list", default="1,2,4,8", help="beakers for the lifetime curves (default %(default)s)"
+            )
+            k.add_argument(
+                "--synapses-list",
+                default="100,1000,10000,100000",
+                help="N for the lifetime curves (default %(default)s)",
+            )
+        if kind == "beakers":
+            k.add_argument(
+                "--frames", type=int, default=8, help="frames, log-spaced in time (default %(default)s)"
+            )
 
 
 def _settings(args: argparse.Namespace, **overrides) -> RunSettings:
@@ -436,6 +513,193 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chain_of(args: argparse.Namespace):
+    from .chain import validate_chain
+    from .simulate import Chain
+
+    try:
+        validate_chain(args.beakers, args.alpha, args.beta)
+    except (TypeError, ValueError) as exc:
+        raise OptionError(str(exc).replace("n_beakers", "--beakers")) from None
+    if args.beakers < 1:
+        raise OptionError("--beakers must be >= 1 for simulate")
+    if not args.lr > 0:
+        raise OptionError(f"--lr must be > 0, got {args.lr}")
+    return Chain(args.beakers, args.alpha, args.beta, args.time_unit, args.integrator, args.lr)
+
+
+def _csv(path: Path, header: list[str], rows) -> Path:
+    from .experiments.results import write_text
+
+    lines = [",".join(header)] + [
+        ",".join(f"{v:.10g}" if isinstance(v, float) else str(v) for v in r) for r in rows
+    ]
+    return write_text(path, "\n".join(lines) + "\n")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    chain = _chain_of(args)
+    name = f"simulate-{args.kind}--n{chain.n_beakers}-a{chain.alpha:g}-b{chain.beta:g}-{chain.time_unit}"
+    out = {"impulse": _sim_impulse, "memory": _sim_memory, "beakers": _sim_beakers}[args.kind](
+        args, chain, name
+    )
+    if args.json:
+        print(json.dumps(out))
+    return 0
+
+
+def _sim_impulse(args, chain, name: str) -> dict:
+    import numpy as np
+
+    from .simulate import fit_window, fitted_slope, impulse_exact, impulse_stepped
+    from .simulate_plots import plot_impulse
+
+    steps = args.steps or int(np.ceil(10 * chain.beta / chain.dt))
+    if steps < 1 or args.stepped < 0:
+        raise OptionError("--steps must be >= 1 and --stepped >= 0")
+    every = np.arange(steps + 1)
+    w_all = chain.h(every) / chain.kick  # exact, every step, unit kick
+    t_all = every * chain.dt
+    slope = fitted_slope(t_all[1:], w_all[1:], chain.alpha, chain.beta)
+    sample = np.unique(np.concatenate([[0], np.geomspace(1, steps, 400).astype(int)]))
+    t = sample * chain.dt
+    u = impulse_exact(chain.n_beakers, chain.alpha, chain.beta, t)
+    n_stepped = min(args.stepped, steps)
+    stepped = impulse_stepped(chain, n_stepped) if n_stepped else np.zeros((0, chain.n_beakers))
+    ref = w_all[: n_stepped + 1]
+    diff = float(np.max(np.abs(stepped[:, 0] - ref) / np.abs(ref))) if n_stepped else float("nan")
+    plots = plot_impulse(
+        t,
+        u,
+        every[: n_stepped + 1] * chain.dt,
+        stepped[:, 0],
+        chain.alpha,
+        chain.beta,
+        slope,
+        Path(args.plot_dir) / name,
+        args.pdf,
+    )
+    csv = _csv(
+        Path(args.results_dir) / f"{name}.csv",
+        ["t"] + [f"u{k + 1}" for k in range(chain.n_beakers)],
+        ([float(a), *map(float, row)] for a, row in zip(t, u)),
+    )
+    lo, hi = fit_window(chain.alpha, chain.beta)
+    print(
+        f"impulse response: {chain.n_beakers} beakers, alpha {chain.alpha:g}, beta {chain.beta:g} "
+        f"({chain.time_unit} time, dt {chain.dt:g} per step)"
+    )
+    print(f"  fitted log-log slope of w over t in [{lo:.3g}, {hi:.3g}]: {slope:.4f} (power law t^-1/2: -0.5)")
+    print(
+        f"  w at alpha, beta, 10 beta: {np.interp(chain.alpha, t_all, w_all):.4g}, "
+        f"{np.interp(chain.beta, t_all, w_all):.4g}, {w_all[-1]:.4g}"
+    )
+    if n_stepped:
+        print(
+            f"  {chain.integrator} optimizer stepped {n_stepped} times: max relative difference from the "
+            f"exact response {diff:.2e}"
+        )
+    print(f"  plot: {', '.join(map(str, plots))}\n  data: {csv}")
+    return {
+        "slope": slope,
+        "fit_window": [lo, hi],
+        "t": t.tolist(),
+        "w": u[:, 0].tolist(),
+        "stepped_steps": n_stepped,
+        "max_rel_diff_stepped": diff,
+        "plots": [str(p) for p in plots],
+        "csv": str(csv),
+    }
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise OptionError(f"{option} must be integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise OptionError(f"{option} must be integers >= 1, got {text!r}")
+    return values
+
+
+def _sim_memory(args, chain, name: str) -> dict:
+    import numpy as np
+
+    from .simulate import best_lifetime, snr_closed_form, snr_monte_carlo
+    from .simulate_plots import plot_lifetimes, plot_memory
+
+    ns = _int_list(args.n_list, "--n-list")
+    synapses = _int_list(args.synapses_list, "--synapses-list")
+    if args.synapses < 1 or args.trials < 2:
+        raise OptionError("--synapses must be >= 1 and --trials >= 2")
+    burn = args.burn_in if args.burn_in is not None else int(min(3 * chain.beta / chain.dt, 30000))
+    horizon = max(2.0, 2 * chain.beta / chain.dt)
+    ages = np.unique(np.concatenate([[0, 1, 2], np.geomspace(3, horizon, 12).astype(int)]))
+    closed = snr_closed_form(chain, args.synapses, burn, burn + ages)
+    mc, se = snr_monte_carlo(chain, args.synapses, burn, burn + ages, trials=args.trials)
+    label = f"{chain.n_beakers} beakers, alpha {chain.alpha:g}, beta {chain.beta:g}"
+    plots = plot_memory(ages, closed, mc, se, args.synapses, label, Path(args.plot_dir) / name, args.pdf)
+    print(
+        f"memory SNR: {label}, N = {args.synapses}, {args.trials} trials, tracked memory after {burn} others"
+    )
+    print(f"  {'age':>8s} {'closed form':>12s} {'Monte Carlo':>12s} {'SE':>8s} {'z':>6s}")
+    for a, c, m, e in zip(ages, closed, mc, se):
+        print(f"  {a:8d} {c:12.4g} {m:12.4g} {e:8.3g} {(m - c) / e:6.2f}")
+    betas = np.logspace(0, 9, 37)
+    lifetimes, best = {}, {}
+    for n in ns:
+        key = f"n={n}" + (" (simple synapse)" if n == 1 else "")
+        results = [best_lifetime(n, 1.0, N, betas) for N in synapses]
+        lifetimes[key] = [r[0] for r in results]
+        best[key] = [r[1] for r in results]
+    plots += plot_lifetimes(synapses, lifetimes, Path(args.plot_dir) / f"{name}-lifetimes", args.pdf)
+    print("  lifetime (steps until SNR < 1), best beta for each N, alpha = 1 step:")
+    print("  " + f"{'N':>8s} " + " ".join(f"{k:>22s}" for k in lifetimes))
+    for i, N in enumerate(synapses):
+        cells = [f"{lifetimes[k][i]:10.4g} (beta {best[k][i]:8.3g})" for k in lifetimes]
+        print("  " + f"{N:8d} " + " ".join(cells))
+    rows = [[int(a), float(c), float(m), float(e)] for a, c, m, e in zip(ages, closed, mc, se)]
+    csv = _csv(Path(args.results_dir) / f"{name}.csv", ["age", "snr_closed", "snr_mc", "se_mc"], rows)
+    csv2 = _csv(
+        Path(args.results_dir) / f"{name}-lifetimes.csv",
+        ["n_beakers", "synapses", "lifetime", "best_beta"],
+        (
+            [k, N, float(lifetimes[k][i]), float(best[k][i])]
+            for k in lifetimes
+            for i, N in enumerate(synapses)
+        ),
+    )
+    print(f"  plots: {', '.join(map(str, plots))}\n  data: {csv}, {csv2}")
+    return {
+        "ages": ages.tolist(),
+        "snr_closed": closed.tolist(),
+        "snr_mc": mc.tolist(),
+        "se_mc": se.tolist(),
+        "lifetimes": {k: dict(zip(map(str, synapses), v)) for k, v in lifetimes.items()},
+        "best_beta": {k: dict(zip(map(str, synapses), v)) for k, v in best.items()},
+        "plots": [str(p) for p in plots],
+    }
+
+
+def _sim_beakers(args, chain, name: str) -> dict:
+    import numpy as np
+
+    from .simulate import impulse_exact
+    from .simulate_plots import plot_beakers
+
+    if args.frames < 1:
+        raise OptionError("--frames must be >= 1")
+    times = np.concatenate([[0.0], np.geomspace(chain.alpha / 4, 3 * chain.beta, args.frames - 1)])[
+        : args.frames
+    ]
+    levels = impulse_exact(chain.n_beakers, chain.alpha, chain.beta, times)
+    plots = plot_beakers(
+        times, levels, chain.n_beakers, chain.alpha, chain.beta, Path(args.plot_dir) / name, args.pdf
+    )
+    print(f"beaker levels after a kick: {', '.join(map(str, plots))}")
+    return {"t": times.tolist(), "levels": levels.tolist(), "plots": [str(p) for p in plots]}
+
+
 DEMO = dict(
     dataset="digits",
     experiment="splitMNIST",
@@ -471,7 +735,13 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
 
     try:
-        commands = {"run": _cmd_run, "compare": _cmd_compare, "matrix": _cmd_matrix, "demo": _cmd_demo}
+        commands = {
+            "run": _cmd_run,
+            "compare": _cmd_compare,
+            "matrix": _cmd_matrix,
+            "demo": _cmd_demo,
+            "simulate": _cmd_simulate,
+        }
         return commands[args.command](args)
     except DataError as exc:
         print(f"complex-synapses: {exc}", file=sys.stderr)

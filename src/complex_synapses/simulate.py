@@ -1,0 +1,193 @@
+"""The synapse model itself: what a complex synapse remembers, computed from the chain.
+
+- Impulse: the weight (and every beaker) after a single kick, exactly (from the chain's
+  eigendecomposition, any time, no stepping) and by stepping the real optimizer.
+- Memory: N synapses receive a stream of random, uncorrelated +-1 patterns, one per step
+  into u_1 (the optimizer's learning signal); the signal-to-noise ratio of one tracked
+  memory against its age. The chain is linear, so with h(a) the weight a steps after a
+  unit kick, the tracked memory's overlap (1/N) sum_i xi_i w_i has mean h(a) and
+  variance (1/N) sum_{other memories} h(age)^2: SNR = h(a) / sqrt(that). Checked by Monte
+  Carlo with the optimizer on N synapses.
+- Lifetime: the age at which the SNR falls below 1, against N.
+
+Time is in the chain's unit: iterations, or with ``time_unit="lr"`` the learning rate
+times the number of steps (each step then also kicks with the learning rate).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .chain import impulse_response, response_energy, weight_response
+from .optimizer import ComplexSynapse
+
+__all__ = [
+    "Chain",
+    "fit_window",
+    "fitted_slope",
+    "impulse_exact",
+    "impulse_stepped",
+    "snr_closed_form",
+    "snr_monte_carlo",
+    "snr_steady_state",
+    "lifetime",
+    "best_lifetime",
+]
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain and how the optimizer steps it: ``dt`` chain-time units per step."""
+
+    n_beakers: int
+    alpha: float
+    beta: float
+    time_unit: str = "iteration"
+    integrator: str = "exact"
+    lr: float = 1.0
+
+    @property
+    def dt(self) -> float:
+        return 1.0 if self.time_unit == "iteration" else self.lr
+
+    @property
+    def kick(self) -> float:
+        """The size of one learning signal: SGD's lr times a unit gradient."""
+        return self.lr
+
+    def optimizer(self, params) -> ComplexSynapse:
+        return ComplexSynapse(
+            params,
+            torch.optim.SGD,
+            lr=self.lr,
+            n_beakers=self.n_beakers,
+            alpha=self.alpha,
+            beta=self.beta,
+            init="zero",
+            time_unit=self.time_unit,
+            integrator=self.integrator,
+            kernel="eager",
+        )
+
+    def h(self, steps: np.ndarray) -> np.ndarray:
+        """The weight ``steps`` steps after a kick (a kick of the optimizer's size)."""
+        return self.kick * weight_response(self.n_beakers, self.alpha, self.beta, np.asarray(steps) * self.dt)
+
+
+def fit_window(alpha: float, beta: float) -> tuple[float, float]:
+    """The middle half of [alpha, beta] on a log scale: where the power law holds."""
+    r = beta / alpha
+    return alpha * r**0.25, alpha * r**0.75
+
+
+def fitted_slope(t: np.ndarray, w: np.ndarray, alpha: float, beta: float) -> float:
+    """Least-squares slope of log w against log t over :func:`fit_window`."""
+    lo, hi = fit_window(alpha, beta)
+    sel = (t >= lo) & (t <= hi) & (w > 0)
+    if sel.sum() < 3:
+        raise ValueError(
+            f"too few times in the fit window [{lo:g}, {hi:g}]; step further or use beta >> alpha"
+        )
+    return float(np.polyfit(np.log(t[sel]), np.log(w[sel]), 1)[0])
+
+
+def impulse_exact(n_beakers: int, alpha: float, beta: float, t: np.ndarray) -> np.ndarray:
+    """Every beaker at chain times ``t`` after a unit kick to the weight: (len(t), n)."""
+    return impulse_response(n_beakers, alpha, beta, t)
+
+
+@torch.no_grad()
+def impulse_stepped(chain: Chain, steps: int) -> np.ndarray:
+    """Every beaker after each of ``steps`` optimizer steps, the weight kicked to 1 at the
+    start and no learning signal after: (steps + 1, n), row 0 the kick."""
+    w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = chain.optimizer([w])
+    w.grad = torch.zeros_like(w)
+    out = np.empty((steps + 1, chain.n_beakers))
+    out[0] = opt.beakers(w)[:, 0].numpy()
+    for k in range(1, steps + 1):
+        opt.step()
+        out[k] = opt.beakers(w)[:, 0].numpy()
+    return out
+
+
+def snr_closed_form(chain: Chain, n_synapses: int, stored_at: int, read_at: np.ndarray) -> np.ndarray:
+    """SNR of the memory stored at step ``stored_at`` (memories at steps 0, 1, 2, ...,
+    the chain at rest before step 0), read after steps ``read_at``."""
+    read_at = np.asarray(read_at)
+    h2 = chain.h(np.arange(read_at.max() + 1)) ** 2
+    cum = np.cumsum(h2)  # cum[k] = sum of h(a)^2 for a = 0..k
+    signal = chain.h(read_at - stored_at)
+    noise_var = (cum[read_at] - signal**2) / n_synapses
+    return signal / np.sqrt(noise_var)
+
+
+def snr_steady_state(chain: Chain, n_synapses: int, ages: np.ndarray) -> np.ndarray:
+    """SNR after a stream that has gone on for ever (all earlier memories present)."""
+    signal = chain.h(np.asarray(ages))
+    total = chain.kick**2 * response_energy(chain.n_beakers, chain.alpha, chain.beta, chain.dt)
+    return signal / np.sqrt(np.maximum(total - signal**2, 1e-300) / n_synapses)
+
+
+@torch.no_grad()
+def snr_monte_carlo(
+    chain: Chain, n_synapses: int, stored_at: int, read_at: np.ndarray, trials: int = 200, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """SNR (mean / std over ``trials``) of the tracked memory's overlap, from the real
+    optimizer on ``trials`` x ``n_synapses`` synapses, and its standard error (delta
+    method). Every step writes a new random +-1 pattern into u_1 (SGD, gradient -xi)."""
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.nn.Parameter(torch.zeros(trials, n_synapses, dtype=torch.float64))
+    opt = chain.optimizer([w])
+    read_at = np.asarray(read_at)
+    overlaps = np.empty((len(read_at), trials))
+    tracked = None
+    reads = {int(k): i for i, k in enumerate(read_at)}
+    for k in range(int(read_at.max()) + 1):
+        xi = torch.randint(0, 2, (trials, n_synapses), generator=gen, dtype=torch.float64) * 2 - 1
+        if k == stored_at:
+            tracked = xi
+        w.grad = -xi
+        opt.step()
+        if k in reads:
+            overlaps[reads[k]] = ((tracked * w).sum(1) / n_synapses).numpy()
+    mean, std = overlaps.mean(1), overlaps.std(1, ddof=1)
+    snr = mean / std
+    se = np.sqrt(1 / trials + snr**2 / (2 * (trials - 1)))
+    return snr, se
+
+
+def lifetime(chain: Chain, n_synapses: int, max_steps: float = 1e12) -> float:
+    """The age (in steps) at which the steady-state SNR falls below 1; 0 if it starts
+    below 1. The weight's response decays monotonically, so bisection finds it."""
+
+    def snr(a: float) -> float:
+        return float(snr_steady_state(chain, n_synapses, np.array([a]))[0])
+
+    if snr(0.0) < 1:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while snr(hi) >= 1:
+        lo, hi = hi, hi * 2
+        if hi > max_steps:
+            return math.inf
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if snr(mid) >= 1 else (lo, mid)
+    return lo
+
+
+def best_lifetime(n_beakers: int, alpha: float, n_synapses: int, betas: np.ndarray) -> tuple[float, float]:
+    """The longest lifetime over ``betas`` (beta >= alpha): (lifetime, best beta)."""
+    best = (0.0, float(betas[0]))
+    for beta in betas:
+        if n_beakers >= 2 and beta < alpha:
+            continue
+        life = lifetime(Chain(n_beakers, alpha, float(beta)), n_synapses)
+        if life > best[0]:
+            best = (life, float(beta))
+    return best

@@ -1,0 +1,151 @@
+import json
+
+import numpy as np
+import pytest
+
+from complex_synapses.chain import response_energy, weight_response
+from complex_synapses.cli import main
+from complex_synapses.simulate import (
+    Chain,
+    best_lifetime,
+    fitted_slope,
+    impulse_exact,
+    impulse_stepped,
+    lifetime,
+    snr_closed_form,
+    snr_monte_carlo,
+    snr_steady_state,
+)
+
+
+@pytest.mark.parametrize("n", [8, 10])
+def test_impulse_slope_is_minus_one_half(n):
+    t = np.arange(1, 20001, dtype=float)
+    assert fitted_slope(t, weight_response(n, 1.0, 1e4, t), 1.0, 1e4) == pytest.approx(-0.5, abs=0.05)
+
+
+def test_single_beaker_is_exponential():
+    t = np.linspace(0, 500, 51)
+    np.testing.assert_allclose(impulse_exact(1, 1.0, 60.0, t)[:, 0], np.exp(-t / 60.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("time_unit,lr", [("iteration", 1.0), ("lr", 0.37)])
+def test_exact_and_stepped_agree(time_unit, lr):
+    chain = Chain(6, 2.0, 500.0, time_unit, "exact", lr)
+    stepped = impulse_stepped(chain, 3000)
+    exact = impulse_exact(6, 2.0, 500.0, np.arange(3001) * chain.dt)
+    np.testing.assert_allclose(stepped, exact, rtol=1e-6, atol=1e-12 * np.abs(exact).max())
+
+
+def test_weight_response_energy_is_the_sum_of_squares():
+    w = weight_response(5, 2.0, 300.0, np.arange(0, 30000.0))
+    assert response_energy(5, 2.0, 300.0) == pytest.approx((w**2).sum(), rel=1e-9)
+
+
+def test_monte_carlo_snr_matches_the_closed_form():
+    chain = Chain(4, 1.0, 60.0)
+    reads = 150 + np.array([0, 1, 3, 10, 30, 80])
+    closed = snr_closed_form(chain, 200, 150, reads)
+    mc, se = snr_monte_carlo(chain, 200, 150, reads, trials=300, seed=1)
+    assert np.all(np.abs(mc - closed) < 3 * se), np.c_[closed, mc, se]
+
+
+def test_steady_state_and_lifetime():
+    chain = Chain(1, 1.0, 50.0)
+    # simple synapse: SNR = sqrt(N) e^{-a/beta} / sqrt(S - e^{-2a/beta}), S = 1 / (1 - e^{-2/beta})
+    s = 1 / (1 - np.exp(-2 / 50.0))
+    a = np.array([0.0, 10.0, 100.0])
+    expected = np.sqrt(400) * np.exp(-a / 50) / np.sqrt(s - np.exp(-2 * a / 50))
+    np.testing.assert_allclose(snr_steady_state(chain, 400, a), expected, rtol=1e-10)
+    life = lifetime(chain, 400)
+    assert snr_steady_state(chain, 400, np.array([life]))[0] == pytest.approx(1.0, rel=1e-6)
+    # the optimum of the simple synapse: lifetime about N / e
+    best, _ = best_lifetime(1, 1.0, 10000, np.logspace(0, 6, 61))
+    assert best == pytest.approx(10000 / np.e, rel=0.05)
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out.strip().splitlines()[-1]), out
+
+
+def test_simulate_impulse_cli(tmp_path, capsys):
+    code, r, out = run_cli(
+        capsys,
+        "simulate",
+        "impulse",
+        "--beakers",
+        "8",
+        "--alpha",
+        "1",
+        "--beta",
+        "1000",
+        "--stepped",
+        "500",
+        "--plot-dir",
+        str(tmp_path),
+        "--results-dir",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0 and abs(r["slope"] + 0.5) < 0.05 and r["max_rel_diff_stepped"] < 1e-6
+    assert len(r["t"]) == len(r["w"]) and "fitted log-log slope" in out
+    assert (tmp_path / "simulate-impulse--n8-a1-b1000-iteration.png").exists()
+    assert (tmp_path / "simulate-impulse--n8-a1-b1000-iteration.csv").read_text().startswith("t,u1,u2")
+
+
+def test_simulate_memory_and_beakers_cli(tmp_path, capsys):
+    code, r, _ = run_cli(
+        capsys,
+        "simulate",
+        "memory",
+        "--beakers",
+        "3",
+        "--alpha",
+        "1",
+        "--beta",
+        "20",
+        "--synapses",
+        "64",
+        "--trials",
+        "50",
+        "--n-list",
+        "1,3",
+        "--synapses-list",
+        "100,1000",
+        "--plot-dir",
+        str(tmp_path),
+        "--results-dir",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0 and set(r["lifetimes"]) == {"n=1 (simple synapse)", "n=3"}
+    assert r["lifetimes"]["n=1 (simple synapse)"]["1000"] > r["lifetimes"]["n=1 (simple synapse)"]["100"]
+    code, r, _ = run_cli(
+        capsys,
+        "simulate",
+        "beakers",
+        "--beakers",
+        "4",
+        "--beta",
+        "100",
+        "--frames",
+        "4",
+        "--plot-dir",
+        str(tmp_path),
+        "--results-dir",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0 and len(r["levels"]) == 4 and r["levels"][0][0] == pytest.approx(1.0)
+    assert any(p.endswith(".gif") for p in r["plots"])
+
+
+@pytest.mark.parametrize(
+    "argv,match", [(["--beakers", "0"], "--beakers"), (["--alpha", "5", "--beta", "1"], "alpha")]
+)
+def test_simulate_bad_options(tmp_path, capsys, argv, match):
+    code = main(["simulate", "impulse", *argv, "--plot-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and match in err
