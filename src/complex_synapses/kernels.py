@@ -44,9 +44,14 @@ def _levels(p: Tensor, beakers: list[Tensor]) -> list[Tensor]:
 
 
 def _propagate(u: list[Tensor], P: Tensor) -> list[Tensor]:
-    """Exact step: ``u <- P u``."""
+    """Exact step: ``u <- P u``. Compiled, as n^2 multiply-adds per element that the
+    compiler fuses into one pass; eager, as one matrix product over the stacked levels
+    (about 4n passes over memory and a handful of ops, instead of n^2 of each)."""
     n = len(u)
-    return [functools.reduce(torch.add, [P[i, j] * u[j] for j in range(n)]) for i in range(n)]
+    if torch.compiler.is_compiling():
+        return [functools.reduce(torch.add, [P[i, j] * u[j] for j in range(n)]) for i in range(n)]
+    levels = torch.stack(u)
+    return list(torch.mm(P, levels.view(n, -1)).view_as(levels).unbind(0))
 
 
 def _euler_coupling(u: list[Tensor], ab: Tensor) -> Tensor:

@@ -373,8 +373,9 @@ class ComplexSynapse(Optimizer):
         pre = kernels.compiled("chain_pre_", kernels.chain_pre_) if compiled else kernels.chain_pre_
         post = kernels.compiled("chain_post_", kernels.chain_post_) if compiled else kernels.chain_post_
         active = list(self._active())
+        prepare = _flat if compiled else list  # eager kernels take any shape as it is
         work = [
-            (_flat([p, *state["beakers"]]), self._coef(group, p, t), group[CHAIN]["integrator"])
+            (prepare([p, *state["beakers"]]), self._coef(group, p, t), group[CHAIN]["integrator"])
             for group, p, state, t in active
         ]
         for (w, *hidden), coef, integrator in work:
