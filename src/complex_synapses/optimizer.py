@@ -141,6 +141,10 @@ class ComplexSynapse(Optimizer):
             Adam / AdamW), "eager" (plain torch ops, then the base optimizer's own
             step), or "auto" (compiled from 2**16 parameter elements up, where the
             compile time of a few seconds pays off; eager below).
+        base_optimizer: the same as ``optimizer_class``, by a name that wrappers which
+            take an ``optimizer_class`` of their own can pass through, e.g.
+            ``ZeroRedundancyOptimizer(params, optimizer_class=ComplexSynapse,
+            base_optimizer=torch.optim.Adam, n_beakers=5, ...)``.
         **optimizer_kwargs: passed to ``optimizer_class`` (lr, betas, fused, ...).
 
     Example:
@@ -161,8 +165,11 @@ class ComplexSynapse(Optimizer):
         time_unit: str = "iteration",
         integrator: str = "exact",
         kernel: str = "auto",
+        base_optimizer: type[Optimizer] | None = None,
         **optimizer_kwargs: Any,
     ) -> None:
+        if base_optimizer is not None:
+            optimizer_class = base_optimizer
         if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, Optimizer)):
             raise TypeError(
                 "optimizer_class must be a subclass of torch.optim.Optimizer "

@@ -1,0 +1,68 @@
+"""Worker functions of tests/test_distributed.py (spawned processes import them by name)."""
+
+import os
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from complex_synapses import ComplexSynapse
+
+CHAIN = dict(n_beakers=4, alpha=2.0, beta=60.0, lr=1e-2, kernel="eager")
+
+
+def model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+
+def batches(steps=50, size=32):
+    g = torch.Generator().manual_seed(1)
+    return [
+        (torch.randn(size, 6, generator=g), torch.randint(0, 3, (size,), generator=g)) for _ in range(steps)
+    ]
+
+
+def step(net, opt, x, y):
+    opt.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+    opt.step()
+
+
+def _init(rank, world, port):
+    os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+
+
+def ddp_worker(rank, world, port, out_dir):
+    _init(rank, world, port)
+    net = torch.nn.parallel.DistributedDataParallel(model())
+    opt = ComplexSynapse(net.parameters(), torch.optim.Adam, **CHAIN)
+    for i, (x, y) in enumerate(batches()):
+        half = len(x) // world
+        step(net, opt, x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
+        if i == 24 and rank == 0:
+            torch.save(
+                {"model": net.module.state_dict(), "opt": opt.state_dict()}, f"{out_dir}/checkpoint.pt"
+            )
+    params = [p.detach().clone() for p in net.parameters()]
+    torch.save(
+        {"params": params, "beakers": [opt.beakers(p) for p in net.parameters()]}, f"{out_dir}/rank{rank}.pt"
+    )
+    dist.destroy_process_group()
+
+
+def zero_worker(rank, world, port, out_dir):
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    _init(rank, world, port)
+    net = torch.nn.parallel.DistributedDataParallel(model())
+    opt = ZeroRedundancyOptimizer(
+        net.parameters(), optimizer_class=ComplexSynapse, base_optimizer=torch.optim.Adam, **CHAIN
+    )
+    for x, y in batches():
+        half = len(x) // world
+        step(net, opt, x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
+    torch.save({"params": [p.detach().clone() for p in net.parameters()]}, f"{out_dir}/zero{rank}.pt")
+    dist.destroy_process_group()
