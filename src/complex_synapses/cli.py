@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .experiments.settings import OptionError, RunSettings
 
 __all__ = ["main", "build_parser"]
@@ -253,6 +255,39 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--n-seeds", type=int, default=5, help="(default %(default)s)")
     mat.add_argument("--jobs", type=int, default=1, help="runs in parallel processes (default %(default)s)")
     _add_simulate(sub)
+    sw = sub.add_parser(
+        "sweep",
+        help="a grid / random search over run options, locally or on a Ray cluster",
+        description="Run every combination in CONFIG.toml (see complex_synapses/experiments/"
+        "sweep.py for the format) through the result cache; retry failed runs; print a summary "
+        "table and draw a heat map over two settings.",
+    )
+    sw.add_argument("config", help="the sweep's TOML file")
+    sw.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="processes on this machine, or Ray tasks (default %(default)s)",
+    )
+    sw.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join, e.g. 10.0.0.1:6379 or auto (default: start a local Ray)",
+    )
+    sw.add_argument(
+        "--jobs", type=int, default=1, help="local backend: parallel processes (default %(default)s)"
+    )
+    sw.add_argument(
+        "--retries", type=int, default=None, help="attempts after a failure (default: the config's, 2)"
+    )
+    sw.add_argument("--results-dir", default=D.results_dir, help="(default %(default)s)")
+    sw.add_argument("--plot-dir", default=D.plot_dir, help="(default %(default)s)")
+    sw.add_argument("--data-dir", default=D.data_dir, help="(default %(default)s)")
+    sw.add_argument("--no-gpus", action="store_true", help="run on the CPU even if a GPU is there")
+    sw.add_argument("--pdf", action="store_true", help="write the heat map as PDF too")
+    sw.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object on the last line"
+    )
     demo = sub.add_parser(
         "demo",
         help="the headline comparison on the embedded digits data set (a few minutes)",
@@ -513,6 +548,66 @@ def _cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import expand, load_config, plot_heatmap, run_sweep, summary_rows
+
+    config = load_config(args.config)
+    if args.jobs < 1:
+        raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
+    device = "cpu" if args.no_gpus else config.base.get("device", _device_default())
+    defaults = RunSettings(
+        device=device, results_dir=args.results_dir, plot_dir=args.plot_dir, data_dir=args.data_dir
+    )
+    runs = expand(config, defaults)
+    retries = config.retries if args.retries is None else args.retries
+    out = run_sweep(runs, args.backend, args.address, args.jobs, retries, config.resources)
+    varying = [
+        k for k in list(config.grid) + [k for k in config.random if k not in ("n", "seed")] if k != "seed"
+    ]
+    axes = list(config.heatmap or varying[:2]) or ["method"]
+    rows = summary_rows(runs, out["results"], axes)
+    print(
+        f"\nsweep {args.config}: {len(runs)} runs, {out['runs_made']} made, "
+        f"{out['from_cache']} from the cache, "
+        f"{out['retried']} retried, {len(out['failed'])} failed; {out['wall_time_s']:.1f} s ({args.backend})"
+    )
+    print("  ".join(f"{a:>14s}" for a in axes) + f"  {'accuracy (%)':>16s}  n")
+    for r in rows:
+        sem = "" if np.isnan(r["sem"]) else f" +- {100 * r['sem']:.2f}"
+        print("  ".join(f"{str(r[a]):>14s}" for a in axes) + f"  {100 * r['mean']:8.2f}{sem:>8s}  {r['n']}")
+    for stamp, errs in out["failed"].items():
+        print(f"FAILED {stamp}: {errs[-1].strip().splitlines()[-1]}")
+    plots = []
+    if len(axes) == 2 and rows:
+        name = f"sweep--{Path(args.config).stem}--{axes[0]}-{axes[1]}"
+        plots = plot_heatmap(
+            rows,
+            (axes[0], axes[1]),
+            f"{Path(args.config).name}: mean over the other settings",
+            Path(args.plot_dir) / name,
+            args.pdf,
+        )
+        print(f"heat map: {', '.join(map(str, plots))}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "runs": len(runs),
+                    "runs_made": out["runs_made"],
+                    "from_cache": out["from_cache"],
+                    "retried": out["retried"],
+                    "failed": out["failed"],
+                    "wall_time_s": out["wall_time_s"],
+                    "summary": rows,
+                    "plots": [str(p) for p in plots],
+                    "accuracy": {k: r["accuracy"]["average"] for k, r in out["results"].items()},
+                },
+                default=str,
+            )
+        )
+    return 1 if out["failed"] else 0
+
+
 def _chain_of(args: argparse.Namespace):
     from .chain import validate_chain
     from .simulate import Chain
@@ -741,6 +836,7 @@ def main(argv: list[str] | None = None) -> int:
             "matrix": _cmd_matrix,
             "demo": _cmd_demo,
             "simulate": _cmd_simulate,
+            "sweep": _cmd_sweep,
         }
         return commands[args.command](args)
     except DataError as exc:

@@ -1,0 +1,158 @@
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from complex_synapses.cli import main
+from complex_synapses.experiments.settings import OptionError
+from complex_synapses.experiments.sweep import load_config
+
+CONFIG = """
+[base]
+dataset = "digits"
+iters = 5
+batch = 16
+fc_units = 16
+eval_log = 5
+
+[grid]
+method = ["none", "l2"]
+lr = [0.001, 0.01]
+seed = [0, 1]
+
+[sweep]
+retries = 2
+heatmap = ["lr", "method"]
+"""
+
+
+def sweep(tmp_path, capsys, config=CONFIG, *extra):
+    path = tmp_path / "sweep.toml"
+    path.write_text(config)
+    code = main(
+        [
+            "sweep",
+            str(path),
+            "--results-dir",
+            str(tmp_path / "r"),
+            "--plot-dir",
+            str(tmp_path / "p"),
+            "--no-gpus",
+            "--json",
+            *extra,
+        ]
+    )
+    return code, json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("[grid]\nalphaa = [1]\n", "unknown setting 'alphaa'"),
+        ("[grid]\nalpha = 5\n", "must be a non-empty list"),
+        ("[gird]\nalpha = [5]\n", "unknown section"),
+        ("[random]\nn = 2\nlr = {normal = [0, 1]}\n", "log_uniform"),
+        ("[sweep]\nheatmap = ['lr']\n", "two settings"),
+        ("[grid\n", "not valid TOML"),
+    ],
+)
+def test_bad_configs_name_the_problem(tmp_path, text, match):
+    (tmp_path / "c.toml").write_text(text)
+    with pytest.raises(OptionError, match=match):
+        load_config(tmp_path / "c.toml")
+
+
+def test_local_sweep_summary_heatmap_and_cache(tmp_path, capsys):
+    code, out = sweep(tmp_path, capsys, CONFIG, "--jobs", "2")
+    assert code == 0 and out["runs"] == 8 and out["runs_made"] == 8 and not out["failed"]
+    assert {(r["lr"], r["method"]) for r in out["summary"]} == {
+        (a, m) for a in (0.001, 0.01) for m in ("none", "l2")
+    }
+    assert all(r["n"] == 2 for r in out["summary"]) and Path(out["plots"][0]).exists()
+    code, again = sweep(tmp_path, capsys, CONFIG)
+    assert again["runs_made"] == 0 and again["from_cache"] == 8 and again["accuracy"] == out["accuracy"]
+
+
+def test_random_search_draws_within_the_space(tmp_path, capsys):
+    config = CONFIG.replace(
+        "[sweep]",
+        "[random]\nn = 3\nseed = 4\nbeta = { choice = [100.0, 300.0] }\n"
+        "alpha = { log_uniform = [1.0, 50.0] }\n\n[sweep]",
+    )
+    config = config.replace('method = ["none", "l2"]', 'method = ["cs"]').replace(
+        "lr = [0.001, 0.01]", "lr = [0.01]"
+    )
+    code, out = sweep(tmp_path, capsys, config)
+    assert code == 0 and out["runs"] == 2 + 3
+
+
+def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COMPLEX_SYNAPSES_CRASH_ONCE", str(tmp_path / "crashed"))
+    code, out = sweep(tmp_path, capsys, CONFIG, "--jobs", "2")
+    assert (tmp_path / "crashed").exists()  # a worker did die
+    assert code == 0 and out["runs_made"] == 8 and out["retried"] >= 1 and not out["failed"]
+
+
+def test_failing_runs_are_recorded_and_the_rest_go_on(tmp_path, capsys):
+    config = CONFIG.replace("lr = [0.001, 0.01]", 'lr = [0.01]\ndevice = ["cpu", "cuda:99"]')
+    code, out = sweep(tmp_path, capsys, config, "--retries", "1")
+    assert code == 1 and len(out["failed"]) == 4 and out["runs_made"] == 4
+    records = list((tmp_path / "r" / "failed").glob("*.json"))
+    assert len(records) == 4 and all(json.loads(p.read_text())["attempts"] == 2 for p in records)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    pytest.importorskip("ray")
+    ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
+    if ray_cli is None:
+        pytest.skip("the ray command is not installed")
+    port = free_port()
+    env = {
+        **os.environ,
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "COMPLEX_SYNAPSES_CRASH_ONCE": str(tmp_path / "ray-crashed"),
+    }
+    subprocess.run(
+        [
+            ray_cli,
+            "start",
+            "--head",
+            "--node-ip-address=127.0.0.1",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    yield f"127.0.0.1:{port}"
+    import ray
+
+    ray.shutdown()
+    subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True)
+
+
+def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_path, capsys, ray_head):
+    local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
+    local_dir.mkdir()
+    ray_dir.mkdir()
+    _, local = sweep(local_dir, capsys, CONFIG, "--jobs", "2")
+    code, remote = sweep(ray_dir, capsys, CONFIG, "--backend", "ray", "--address", ray_head)
+    assert code == 0 and remote["runs_made"] == 8 and not remote["failed"]
+    assert (tmp_path / "ray-crashed").exists() and remote["retried"] >= 1
+    assert remote["accuracy"] == local["accuracy"]  # exactly the same numbers
+    assert len(list((ray_dir / "r").glob("*.json"))) == 8  # written back by the driver
