@@ -30,7 +30,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["chain_pre_", "chain_post_", "fused_step_", "compiled", "compute_dtype"]
+__all__ = [
+    "chain_pre_",
+    "chain_post_",
+    "fused_step_",
+    "chain_pre_multi_",
+    "chain_post_multi_",
+    "fused_step_multi_",
+    "compiled",
+    "compute_dtype",
+]
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -146,12 +155,50 @@ def fused_step_(
     _write(p, beakers, w, hidden)
 
 
+def chain_pre_multi_(ws: list[Tensor], hiddens: list[list[Tensor]], coef: Tensor, integrator: str) -> None:
+    """:func:`chain_pre_` on several parameters that share ``coef``: one call, so the
+    per-call cost of a compiled kernel (guards, launches from Python) is paid once."""
+    for w, hidden in zip(ws, hiddens):
+        chain_pre_(w, hidden, coef, integrator)
+
+
+def chain_post_multi_(ws: list[Tensor], hiddens: list[list[Tensor]], coef: Tensor, integrator: str) -> None:
+    for w, hidden in zip(ws, hiddens):
+        chain_post_(w, hidden, coef, integrator)
+
+
+def fused_step_multi_(
+    ps: list[Tensor],
+    gs: list[Tensor],
+    hiddens: list[list[Tensor]],
+    coef: Tensor,
+    hyper: Tensor,
+    ms: list[Tensor] | None,
+    vs: list[Tensor] | None,
+    integrator: str,
+    base: str,
+    maximize: bool,
+) -> None:
+    """:func:`fused_step_` on several parameters that share ``coef`` and ``hyper``."""
+    for i in range(len(ps)):
+        m = None if ms is None else ms[i]
+        v = None if vs is None else vs[i]
+        fused_step_(ps[i], gs[i], hiddens[i], coef, hyper, m, v, integrator, base, maximize)
+
+
 _COMPILE_FAILED: set[str] = set()
 
 
 @functools.cache
 def _compiled(name: str) -> Callable[..., None]:
-    fn = {"chain_pre_": chain_pre_, "chain_post_": chain_post_, "fused_step_": fused_step_}[name]
+    fn = {
+        "chain_pre_": chain_pre_,
+        "chain_post_": chain_post_,
+        "fused_step_": fused_step_,
+        "chain_pre_multi_": chain_pre_multi_,
+        "chain_post_multi_": chain_post_multi_,
+        "fused_step_multi_": fused_step_multi_,
+    }[name]
     # dynamic=True: one compiled kernel serves every tensor size; only the number of
     # beakers and the string flags are specialised (they change the code).
     # No precompiled header: building it reruns the preprocessor in every new process

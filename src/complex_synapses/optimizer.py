@@ -374,48 +374,49 @@ class ComplexSynapse(Optimizer):
                 loss = closure()
         compiled = self._use_compiled()
         fused = self._fused_base() if compiled else None
-        if fused is not None:
-            self._fused_step(fused)
-            return loss
-        pre = kernels.compiled("chain_pre_", kernels.chain_pre_) if compiled else kernels.chain_pre_
-        post = kernels.compiled("chain_post_", kernels.chain_post_) if compiled else kernels.chain_post_
         active = list(self._active())
-        prepare = _flat if compiled else list  # eager kernels take any shape as it is
-        work = [
-            (prepare([p, *state["beakers"]]), self._coef(group, p, t), group[CHAIN]["integrator"])
-            for group, p, state, t in active
-        ]
-        for (w, *hidden), coef, integrator in work:
-            pre(w, hidden, coef, integrator)
-        self.base.step()
-        for (w, *hidden), coef, integrator in work:
-            if integrator == "euler":
-                post(w, hidden, coef, integrator)
+        if fused is not None:
+            self._fused_step(fused, active)
+        else:
+            self._generic_step(active, compiled)
         for _, _, state, t in active:
             state["chain_step"] = t
         return loss
 
-    def _fused_step(self, kind: str) -> None:
-        fused_step_ = kernels.compiled("fused_step_", kernels.fused_step_)
-        for group, p, state, t in self._active():
+    def _generic_step(self, active: list, compiled: bool) -> None:
+        """The chain (before the base step), the base optimizer's own step, then the
+        Euler sweep; parameters that share their coefficients go in one kernel call."""
+        pre, post = kernels.chain_pre_multi_, kernels.chain_post_multi_
+        if compiled:
+            pre, post = kernels.compiled("chain_pre_multi_", pre), kernels.compiled("chain_post_multi_", post)
+        prepare = _flat if compiled else list  # eager kernels take any shape as it is
+        batches: dict[tuple, tuple] = {}
+        for group, p, state, t in active:
+            coef, integrator = self._coef(group, p, t), group[CHAIN]["integrator"]
+            w, *hidden = prepare([p, *state["beakers"]])
+            entry = batches.setdefault((id(coef), integrator), (coef, integrator, [], []))
+            entry[2].append(w)
+            entry[3].append(hidden)
+        for coef, integrator, ws, hiddens in batches.values():
+            pre(ws, hiddens, coef, integrator)
+        self.base.step()
+        for coef, integrator, ws, hiddens in batches.values():
+            if integrator == "euler":
+                post(ws, hiddens, coef, integrator)
+
+    def _fused_step(self, kind: str, active: list) -> None:
+        fused_step_ = kernels.compiled("fused_step_multi_", kernels.fused_step_multi_)
+        batches: dict[tuple, tuple] = {}
+        for group, p, state, t in active:
             buffers = list(self._adam_buffers(p, group)) if kind == "adam" else []
             w, g, *rest = _flat([p, p.grad, *buffers, *state["beakers"]])
-            m, v = rest[:2] if buffers else (None, None)
-            hidden = rest[len(buffers) :]
-            hyper = self._hyper(kind, group, t, p)
-            fused_step_(
-                w,
-                g,
-                hidden,
-                self._coef(group, p, t),
-                hyper,
-                m,
-                v,
-                group[CHAIN]["integrator"],
-                kind,
-                group["maximize"],
-            )
-            state["chain_step"] = t
+            coef, hyper = self._coef(group, p, t), self._hyper(kind, group, t, p)
+            key = (id(coef), id(hyper), group[CHAIN]["integrator"], group["maximize"])
+            entry = batches.setdefault(key, (coef, hyper, *key[2:], [], [], [], [], []))
+            for store, value in zip(entry[4:], (w, g, rest[len(buffers) :], *rest[:2])):
+                store.append(value)
+        for coef, hyper, integrator, maximize, ws, gs, hiddens, ms, vs in batches.values():
+            fused_step_(ws, gs, hiddens, coef, hyper, ms or None, vs or None, integrator, kind, maximize)
 
     def _adam_buffers(self, p: Tensor, group: dict[str, Any]) -> tuple[Tensor, Tensor]:
         st = self.base.state[p]
