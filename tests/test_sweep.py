@@ -114,6 +114,11 @@ def free_port() -> int:
 
 @pytest.fixture
 def ray_head(tmp_path):
+    # Opt-in: Ray 2.60 registers its head node at the machine's interface address even when
+    # told --node-ip-address=127.0.0.1, and on the machines this project is built on the
+    # driver then fails to connect now and then; CI must not depend on that.
+    if os.environ.get("COMPLEX_SYNAPSES_RAY_TESTS") != "1":
+        pytest.skip("set COMPLEX_SYNAPSES_RAY_TESTS=1 to run the Ray tests")
     pytest.importorskip("ray")
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     if ray_cli is None:
