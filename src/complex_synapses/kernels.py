@@ -192,9 +192,6 @@ _COMPILE_FAILED: set[str] = set()
 @functools.cache
 def _compiled(name: str) -> Callable[..., None]:
     fn = {
-        "chain_pre_": chain_pre_,
-        "chain_post_": chain_post_,
-        "fused_step_": fused_step_,
         "chain_pre_multi_": chain_pre_multi_,
         "chain_post_multi_": chain_post_multi_,
         "fused_step_multi_": fused_step_multi_,

@@ -407,26 +407,34 @@ class ComplexSynapse(Optimizer):
     def _fused_step(self, kind: str, active: list) -> None:
         fused_step_ = kernels.compiled("fused_step_multi_", kernels.fused_step_multi_)
         batches: dict[tuple, tuple] = {}
+        adam_steps = []  # torch.optim.Adam's step counters, advanced together below
         for group, p, state, t in active:
-            buffers = list(self._adam_buffers(p, group)) if kind == "adam" else []
+            buffers = []
+            if kind == "adam":
+                st = self._adam_state(p, group)
+                adam_steps.append(st["step"])
+                buffers = [st["exp_avg"], st["exp_avg_sq"]]
             w, g, *rest = _flat([p, p.grad, *buffers, *state["beakers"]])
             coef, hyper = self._coef(group, p, t), self._hyper(kind, group, t, p)
             key = (id(coef), id(hyper), group[CHAIN]["integrator"], group["maximize"])
             entry = batches.setdefault(key, (coef, hyper, *key[2:], [], [], [], [], []))
-            for store, value in zip(entry[4:], (w, g, rest[len(buffers) :], *rest[:2])):
+            # m and v only for Adam: for SGD their lists stay empty (and are passed as None).
+            for store, value in zip(entry[4:], (w, g, rest[len(buffers) :], *rest[: len(buffers)])):
                 store.append(value)
+        if adam_steps:
+            torch._foreach_add_(adam_steps, 1)
         for coef, hyper, integrator, maximize, ws, gs, hiddens, ms, vs in batches.values():
             fused_step_(ws, gs, hiddens, coef, hyper, ms or None, vs or None, integrator, kind, maximize)
 
-    def _adam_buffers(self, p: Tensor, group: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    def _adam_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+        """The base Adam's state of ``p``, made as torch.optim.Adam makes it."""
         st = self.base.state[p]
         if not st:
             device = p.device if group["fused"] else None
             st["step"] = torch.zeros((), dtype=torch.float32, device=device)
             st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        st["step"].add_(1)
-        return st["exp_avg"], st["exp_avg_sq"]
+        return st
 
     def _hyper(self, kind: str, group: dict[str, Any], t: int, p: Tensor) -> Tensor:
         lr, wd = float(group["lr"]), group["weight_decay"]

@@ -49,7 +49,7 @@ from .settings import OptionError, RunSettings
 
 __all__ = ["SweepConfig", "load_config", "expand", "run_sweep", "summary_rows", "plot_heatmap"]
 
-FIELDS = {f.name for f in dataclasses.fields(RunSettings)} - {"method_options", "extra"}
+FIELDS = {f.name for f in dataclasses.fields(RunSettings)} - {"method_options"}
 CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # fault injection for the tests: a marker file path
 
 
