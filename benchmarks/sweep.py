@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -36,7 +37,22 @@ heatmap = ["lr", "method"]
 """
 
 
-def sweep(config: Path, out: Path, *extra: str) -> tuple[float, dict]:
+def loopback_ray(tmp: Path) -> dict[str, str]:
+    """Environment for a Ray head and driver that stay on 127.0.0.1 (Ray's single-machine
+    mode; otherwise Ray registers the node at the interface address) and share an
+    authentication token (Ray 2.5x turns token authentication on for a new head)."""
+    token = tmp / "ray-token"
+    token.write_text(secrets.token_hex(32))
+    return {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+
+
+def sweep(config: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
     cmd = [
         sys.executable,
         "-m",
@@ -52,7 +68,7 @@ def sweep(config: Path, out: Path, *extra: str) -> tuple[float, dict]:
         *extra,
     ]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return time.perf_counter() - t0, json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -63,7 +79,7 @@ def main() -> None:
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     if ray_cli is None:
         raise SystemExit("benchmarks/sweep.py needs Ray: pip install 'complex-synapses[ray]'")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench", dir="/tmp") as tmp:  # Ray's sockets: short paths
         tmp = Path(tmp)
         config = tmp / "bench.toml"
         config.write_text(CONFIG.format(iters=args.iters))
@@ -71,7 +87,7 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = loopback_ray(tmp)
         t0 = time.perf_counter()
         subprocess.run(
             [
@@ -83,6 +99,7 @@ def main() -> None:
                 "--num-cpus=2",
                 "--include-dashboard=false",
                 "--disable-usage-stats",
+                f"--temp-dir={tmp / 'ray-session'}",
             ],
             check=True,
             capture_output=True,
@@ -90,7 +107,8 @@ def main() -> None:
         )
         start_s = time.perf_counter() - t0
         try:
-            ray_s, remote = sweep(config, tmp / "ray", "--backend", "ray", "--address", f"127.0.0.1:{port}")
+            address = f"127.0.0.1:{port}"
+            ray_s, remote = sweep(config, tmp / "ray", "--backend", "ray", "--address", address, env=env)
         finally:
             subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env)
     n = local["runs"]

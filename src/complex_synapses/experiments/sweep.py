@@ -219,13 +219,22 @@ def _run_local(todo, jobs, retries, done, errors, bar):
 def _run_ray(todo, address, resources, retries, done, errors, bar):
     import ray
 
-    if not ray.is_initialized():
+    connected_here = not ray.is_initialized()
+    if connected_here:
         ray.init(
             address=address,
             include_dashboard=False,
             log_to_driver=False,
             **({} if address else {"num_cpus": os.cpu_count()}),
         )
+    try:
+        _gather_ray(ray, todo, resources, retries, done, errors, bar)
+    finally:
+        if connected_here:  # also stops Ray's own messages before the summary is printed
+            ray.shutdown()
+
+
+def _gather_ray(ray, todo, resources, retries, done, errors, bar):
     task = ray.remote(_attempt).options(
         max_retries=0, num_cpus=resources["num_cpus"], num_gpus=resources["num_gpus"]
     )
