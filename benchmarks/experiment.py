@@ -1,6 +1,6 @@
 """Wall time of ``complex-synapses run`` against a bare PyTorch loop on the same batches.
 
-    python benchmarks/experiment.py [--dataset fashion-mnist] [--repeats 3]
+    python benchmarks/experiment.py [--dataset fashion-mnist] [--repeats 3] [--device cpu]
 
 The run: split protocol, Task-IL, the original's default settings (Adam lr 1e-3, batch
 128, 500 iterations x 5 tasks, 3 layers of 400 units; with --cs: 5 beakers, alpha 500,
@@ -22,7 +22,9 @@ MALLOC_TRIM_THRESHOLD_ 64 MiB); the same measurement with glibc's defaults follo
 The ratio asked for is run / bare (at most 1.3 without --cs, 1.6 with). The compiled
 kernel of --cs is built once per machine and cached on disk by torch: one untimed run
 fills that cache first; its time is printed too. The loop-only times (the run's own
-``train_time_s`` against the bare loop's) are printed beside them. The last line is JSON.
+``train_time_s`` against the bare loop's) are printed beside them. With ``--device cuda``
+both train on the GPU (model, images and labels there; the bare loop synchronises once,
+at its end). The last line is JSON.
 """
 
 from __future__ import annotations
@@ -44,14 +46,16 @@ BARE = r"""
 import sys, time, numpy, torch
 import torch.nn.functional as F
 d = torch.load(sys.argv[1], weights_only=True)
-d["images"] = torch.from_numpy(numpy.load(sys.argv[2]))  # as the run holds its data: numpy-allocated
+dev = torch.device(sys.argv[3])
+d["images"] = torch.from_numpy(numpy.load(sys.argv[2])).to(dev)  # numpy-allocated, as the run's
 torch.manual_seed(d["seed"])
 width, out = d["fc_units"], d["n_outputs"]
 model = torch.nn.Sequential(
     torch.nn.Linear(d["images"].shape[1], width), torch.nn.ReLU(),
-    torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, out))
+    torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, out)).to(dev)
 opt = torch.optim.Adam(model.parameters(), lr=d["lr"])
-images, labels, rows, tasks, cpt = d["images"], d["labels"], d["rows"], d["tasks"].tolist(), d["cpt"]
+images, labels, rows = d["images"], d["labels"].to(dev), d["rows"].to(dev)
+tasks, cpt = d["tasks"].tolist(), d["cpt"]
 t1 = time.perf_counter()
 for i in range(len(rows)):
     t = tasks[i]
@@ -60,6 +64,8 @@ for i in range(len(rows)):
     loss = F.cross_entropy(model(x)[:, t * cpt:(t + 1) * cpt], y)
     loss.backward()
     opt.step()
+if dev.type == "cuda":
+    torch.cuda.synchronize(dev)
 print(time.perf_counter() - t1)
 """
 
@@ -128,6 +134,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="fashion-mnist", help="mnist needs a download; default %(default)s")
     ap.add_argument("--data-dir", default="./store/datasets")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,11 +154,12 @@ def main() -> None:
             str(tmp / "r"),
             "--plot-dir",
             str(tmp / "p"),
-            "--no-gpus",
+            "--device",
+            args.device,
             "--json",
         ]
         cmds = {
-            "bare": [sys.executable, str(tmp / "bare.py"), str(data), str(tmp / "images.npy")],
+            "bare": [sys.executable, str(tmp / "bare.py"), str(data), str(tmp / "images.npy"), args.device],
             "run": cli,
             "run --cs": cli + ["--cs"],
         }
@@ -162,7 +170,7 @@ def main() -> None:
         fixed = measure(cmds, base_env | FIXED_MALLOC, args.repeats)
         default = measure(cmds, base_env, args.repeats)
     head = (
-        f"split {args.dataset}, Task-IL, default settings, 2,500 Adam steps; "
+        f"split {args.dataset}, Task-IL, default settings, 2,500 Adam steps on {args.device}; "
         f"{torch.get_num_threads()} threads; medians of {args.repeats}"
     )
     report(head + "\n-- malloc thresholds fixed (the headline) --", *fixed)
@@ -175,6 +183,7 @@ def main() -> None:
             {
                 "benchmark": "experiment",
                 "dataset": args.dataset,
+                "device": args.device,
                 "repeats": args.repeats,
                 "ratio_run": round(ratio, 3),
                 "ratio_run_cs": round(ratio_cs, 3),

@@ -6,8 +6,10 @@ Every configuration steps the same parameters (10M float32 elements in 10 tensor
 default) with fixed gradients; the configurations are timed in turns, round after
 round, so that all of them see the same machine load, and each reports its median
 step time. The headline ratio is ComplexSynapse(Adam, n_beakers=5, exact, time in
-iterations, fused=True passed to Adam) over torch.optim.Adam(fused=True). Prints a
-table, then one JSON object as the last line.
+iterations, fused=True passed to Adam) over torch.optim.Adam(fused=True). On a CUDA
+device the step is replayed as a CUDA graph from its second step on (the default); the
+same step launched kernel by kernel is timed beside it. Prints a table, then one JSON
+object as the last line.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ def configs(params, device):
         "CS Adam n=5 euler",
         ComplexSynapse(params, torch.optim.Adam, n_beakers=5, integrator="euler", lr=1e-3, **cs, **fused),
     )
+    if device.type == "cuda":  # the same step without its CUDA graph: what the graph saves
+        yield (
+            "CS Adam n=5 exact, no graph",
+            ComplexSynapse(params, torch.optim.Adam, n_beakers=5, lr=1e-3, cuda_graph=False, **cs, **fused),
+        )
     yield "CS Adam n=1 exact", ComplexSynapse(params, torch.optim.Adam, n_beakers=1, lr=1e-3, **cs, **fused)
     yield "CS Adam n=10 exact", ComplexSynapse(params, torch.optim.Adam, n_beakers=10, lr=1e-3, **cs, **fused)
     yield "SGD", torch.optim.SGD(params, lr=1e-3)

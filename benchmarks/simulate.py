@@ -4,7 +4,9 @@ steps, computed from the eigendecomposition (no stepping). Target: under a secon
     python benchmarks/simulate.py [--steps 1000000] [--beakers 10]
 
 Also times every beaker (impulse_response) and, for scale, the real optimizer stepping
-the same chain for 10^4 steps. Prints a table; the last line is JSON.
+the same chain for 10^4 steps. Prints a table; the last line is JSON. It has no --device:
+the closed forms are float64 NumPy on the CPU, and the stepped chain is one scalar
+parameter, which a GPU would only slow down.
 """
 
 from __future__ import annotations

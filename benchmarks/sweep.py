@@ -1,6 +1,6 @@
 """The same 16-run sweep, local (2 processes) against Ray (a head on 127.0.0.1, 2 CPUs).
 
-    python benchmarks/sweep.py [--iters 100]
+    python benchmarks/sweep.py [--iters 100] [--device cpu]
 
 Each backend starts from an empty cache. Prints the wall times, Ray's start-up, and Ray's
 overhead per run ((Ray wall - local wall) / runs); the last line is JSON. Both give the
@@ -26,6 +26,7 @@ CONFIG = """
 dataset = "digits"
 iters = {iters}
 fc_units = 100
+device = "{device}"
 
 [grid]
 method = ["none", "l2", "si", "cs"]
@@ -34,6 +35,7 @@ seed = [0, 1]
 
 [sweep]
 heatmap = ["lr", "method"]
+resources = {{ num_cpus = 1, num_gpus = {gpus} }}  # Ray hides GPUs from tasks that ask for none
 """
 
 
@@ -63,7 +65,6 @@ def sweep(config: Path, out: Path, *extra: str, env: dict[str, str] | None = Non
         str(out / "r"),
         "--plot-dir",
         str(out / "p"),
-        "--no-gpus",
         "--json",
         *extra,
     ]
@@ -75,6 +76,7 @@ def sweep(config: Path, out: Path, *extra: str, env: dict[str, str] | None = Non
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iters", type=int, default=100, help="iterations per task of each run (default 100)")
+    ap.add_argument("--device", default="cpu", help="device of every run: cpu, cuda, ... (default cpu)")
     args = ap.parse_args()
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     if ray_cli is None:
@@ -82,7 +84,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench", dir="/tmp") as tmp:  # Ray's sockets: short paths
         tmp = Path(tmp)
         config = tmp / "bench.toml"
-        config.write_text(CONFIG.format(iters=args.iters))
+        gpus = 0 if args.device == "cpu" else 0.5  # two runs share one GPU
+        config.write_text(CONFIG.format(iters=args.iters, device=args.device, gpus=gpus))
         local_s, local = sweep(config, tmp / "local", "--jobs", "2")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

@@ -1,10 +1,37 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--device",
+        default="auto",
+        help="device for the tests' tensors, models and runs: auto (CUDA where present), cpu, cuda, cuda:N",
+    )
+
+
+def pytest_configure(config):
+    import devices
+
+    try:
+        os.environ[devices.ENV] = devices.resolve(config.getoption("--device"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config):
+    return f"complex-synapses tests on device: {os.environ.get('COMPLEX_SYNAPSES_TEST_DEVICE')}"
+
+
+@pytest.fixture(scope="session")
+def device():
+    return torch.device(os.environ["COMPLEX_SYNAPSES_TEST_DEVICE"])
 
 
 @pytest.fixture(scope="session")

@@ -29,40 +29,64 @@ def step(net, opt, x, y):
     opt.step()
 
 
-def _init(rank, world, port):
+def _init(rank, world, port, backend):
+    """gloo: processes on the CPU; nccl: one GPU per process, cuda:rank."""
     os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group(backend, rank=rank, world_size=world)
     torch.set_num_threads(1)
+    if backend == "nccl":
+        torch.cuda.set_device(rank)
+        return torch.device("cuda", rank)
+    return torch.device("cpu")
 
 
-def ddp_worker(rank, world, port, out_dir):
-    _init(rank, world, port)
-    net = torch.nn.parallel.DistributedDataParallel(model())
+def _ddp(device):
+    net = model().to(device)
+    return torch.nn.parallel.DistributedDataParallel(
+        net, device_ids=[device.index] if device.index is not None else None
+    )
+
+
+def _shard(x, y, rank, world, device):
+    half = len(x) // world
+    return x[rank * half : (rank + 1) * half].to(device), y[rank * half : (rank + 1) * half].to(device)
+
+
+def ddp_worker(rank, world, port, out_dir, backend="gloo"):
+    device = _init(rank, world, port, backend)
+    net = _ddp(device)
     opt = ComplexSynapse(net.parameters(), torch.optim.Adam, **CHAIN)
     for i, (x, y) in enumerate(batches()):
-        half = len(x) // world
-        step(net, opt, x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
+        step(net, opt, *_shard(x, y, rank, world, device))
         if i == 24 and rank == 0:
-            torch.save(
-                {"model": net.module.state_dict(), "opt": opt.state_dict()}, f"{out_dir}/checkpoint.pt"
-            )
-    params = [p.detach().clone() for p in net.parameters()]
-    torch.save(
-        {"params": params, "beakers": [opt.beakers(p) for p in net.parameters()]}, f"{out_dir}/rank{rank}.pt"
-    )
+            # map_location-free on any machine: the checkpoint holds CPU tensors
+            state = {"model": net.module.state_dict(), "opt": opt.state_dict()}
+            torch.save(_to_cpu(state), f"{out_dir}/checkpoint.pt")
+    params = [p.detach().cpu() for p in net.parameters()]
+    beakers = [opt.beakers(p).cpu() for p in net.parameters()]
+    torch.save({"params": params, "beakers": beakers}, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
 
 
-def zero_worker(rank, world, port, out_dir):
+def _to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def zero_worker(rank, world, port, out_dir, backend="gloo"):
     from torch.distributed.optim import ZeroRedundancyOptimizer
 
-    _init(rank, world, port)
-    net = torch.nn.parallel.DistributedDataParallel(model())
+    device = _init(rank, world, port, backend)
+    net = _ddp(device)
     opt = ZeroRedundancyOptimizer(
         net.parameters(), optimizer_class=ComplexSynapse, base_optimizer=torch.optim.Adam, **CHAIN
     )
     for x, y in batches():
-        half = len(x) // world
-        step(net, opt, x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
-    torch.save({"params": [p.detach().clone() for p in net.parameters()]}, f"{out_dir}/zero{rank}.pt")
+        step(net, opt, *_shard(x, y, rank, world, device))
+    torch.save({"params": [p.detach().cpu() for p in net.parameters()]}, f"{out_dir}/zero{rank}.pt")
     dist.destroy_process_group()

@@ -16,7 +16,12 @@ def constants(n, alpha, beta):
 
 
 class ReferenceOriginal:
-    def __init__(self, params, base, lr, n_beakers, alpha, beta, init, betas=(0.9, 0.999), eps=1e-8):
+    def __init__(
+        self, params, base, lr, n_beakers, alpha, beta, init, betas=(0.9, 0.999), eps=1e-8, torch_eps=False
+    ):
+        """``torch_eps``: eps where torch.optim.Adam puts it (added to the bias-corrected
+        sqrt(v)), which is the original's form with eps scaled by sqrt(1 - beta2^t)."""
+        self.torch_eps = torch_eps
         self.params = list(params)
         self.base, self.lr, self.n = base, lr, n_beakers
         self.alpha, self.beta, self.init, self.betas, self.eps = alpha, beta, init, betas, eps
@@ -43,7 +48,8 @@ class ReferenceOriginal:
                 st["m"] = b1 * st["m"] + (1 - b1) * p.grad
                 st["v"] = b2 * st["v"] + (1 - b2) * p.grad * p.grad
                 dt = self.lr * math.sqrt(1 - b2 ** st["t"]) / (1 - b1 ** st["t"])
-                d = -st["m"] / (st["v"].sqrt() + self.eps)
+                eps = self.eps * math.sqrt(1 - b2 ** st["t"]) if self.torch_eps else self.eps
+                d = -st["m"] / (st["v"].sqrt() + eps)
             if n == 0:
                 p.add_(dt * d)
                 continue

@@ -9,6 +9,7 @@ from complex_synapses.cli import main
 from complex_synapses.data import build_protocol, load_dataset
 from complex_synapses.experiments import RunSettings, run_experiment
 from complex_synapses.experiments.model import select_outputs
+from devices import DEVICE
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -22,7 +23,7 @@ def tiny(tmp_path, **kw) -> RunSettings:
         loss_log=4,
         eval_log=5,
         eval_n=50,
-        device="cpu",
+        device=str(DEVICE),
         results_dir=str(tmp_path / "results"),
         plot_dir=str(tmp_path / "plots"),
         data_dir=str(tmp_path / "data"),

@@ -11,18 +11,19 @@ from complex_synapses.data import build_protocol, load_dataset
 from complex_synapses.experiments import RunSettings, methods, run_experiment
 from complex_synapses.experiments.methods.ewc import fisher_diagonal
 from complex_synapses.experiments.model import Classifier, select_outputs
+from devices import DEVICE
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(scope="module")
 def protocol():
-    return build_protocol(load_dataset("digits"), "splitMNIST", "task", 5, seed=0)
+    return build_protocol(load_dataset("digits"), "splitMNIST", "task", 5, seed=0).to(DEVICE)
 
 
 def tiny_model(p):
     torch.manual_seed(0)
-    return Classifier(p.input_size, p.n_outputs, fc_layers=2, fc_units=6)
+    return Classifier(p.input_size, p.n_outputs, fc_layers=2, fc_units=6).to(DEVICE)
 
 
 def test_registry_finds_every_method():
@@ -54,7 +55,7 @@ def test_ewc_fisher_is_the_mean_of_squared_per_sample_gradients(protocol):
 
 
 def settings(**kw):
-    return RunSettings(**({"dataset": "digits", "scenario": "task"} | kw))
+    return RunSettings(**({"dataset": "digits", "scenario": "task", "device": str(DEVICE)} | kw))
 
 
 def test_ewc_penalty_by_hand(protocol):
@@ -92,12 +93,12 @@ def test_l2_penalty_by_hand(protocol):
     with torch.no_grad():
         for p in model.parameters():
             p.sub_(0.5)
-    torch.testing.assert_close(m.penalty(model), torch.tensor(0.5 * 4.0 * 0.25 * n))
+    torch.testing.assert_close(m.penalty(model), torch.tensor(0.5 * 4.0 * 0.25 * n, device=DEVICE))
 
 
 def test_si_path_integral_by_hand():
     """One weight w, loss (w - 3)^2 / 2, plain SGD: omega is the sum of -g * dw."""
-    w = torch.nn.Parameter(torch.tensor([0.0]))
+    w = torch.nn.Parameter(torch.tensor([0.0], device=DEVICE))
     model = torch.nn.Module()
     model.w = w
     m = methods.build(settings(method="si", method_options={"si_c": 2.0, "si_epsilon": 0.1}))
@@ -240,6 +241,7 @@ def test_ewc_and_si_beat_fine_tuning_on_split_fashion_task_il(tmp_path):
                         method=method,
                         method_options={"fisher_n": 200},
                         eval_log=60,
+                        device=str(DEVICE),
                     ),
                     progress=False,
                 )["accuracy"]["average"]

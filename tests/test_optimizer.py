@@ -7,13 +7,14 @@ import torch
 
 from complex_synapses import ComplexSynapse
 from complex_synapses.chain import impulse_response
+from devices import DEVICE
 
 
 def kick_response(
     n, alpha, beta, steps, integrator="exact", lr=1.0, time_unit="iteration", dtype=torch.float64
 ):
     """w after each step, for w kicked to 1 with the hidden beakers at 0 and no gradient signal."""
-    w = torch.nn.Parameter(torch.ones(1, dtype=dtype))
+    w = torch.nn.Parameter(torch.ones(1, dtype=dtype, device=DEVICE))
     opt = ComplexSynapse(
         [w],
         torch.optim.SGD,
@@ -90,13 +91,18 @@ def test_exact_stays_bounded_where_euler_diverges():
 
 def small_model(dtype=torch.float32):
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3)).to(dtype)
+    layers = torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3)
+    return torch.nn.Sequential(*layers).to(DEVICE, dtype)
 
 
 def batches(n, dtype=torch.float32):
     g = torch.Generator().manual_seed(1)
     return [
-        (torch.randn(16, 5, generator=g).to(dtype), torch.randint(0, 3, (16,), generator=g)) for _ in range(n)
+        (
+            torch.randn(16, 5, generator=g).to(DEVICE, dtype),
+            torch.randint(0, 3, (16,), generator=g).to(DEVICE),
+        )
+        for _ in range(n)
     ]
 
 
@@ -169,7 +175,7 @@ def test_state_of_another_setting_or_shape_is_refused():
     with pytest.raises(ValueError, match="n_beakers=3"):
         other.load_state_dict(sd)
     assert not other.state and not other.base.state
-    wider = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    wider = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).to(DEVICE)
     other = ComplexSynapse(wider.parameters(), torch.optim.Adam, n_beakers=3, alpha=1.0, beta=10.0)
     with pytest.raises(ValueError, match="do not fit its shape"):
         other.load_state_dict(sd)
@@ -182,7 +188,7 @@ def test_state_of_another_setting_or_shape_is_refused():
 
 
 def params():
-    return [torch.nn.Parameter(torch.randn(3))]
+    return [torch.nn.Parameter(torch.randn(3, device=DEVICE))]
 
 
 @pytest.mark.parametrize(
@@ -235,7 +241,10 @@ class SignSGD(torch.optim.Optimizer):
 
 
 def test_any_base_optimizer_and_per_group_settings():
-    a, b = torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(2, 3))
+    a, b = (
+        torch.nn.Parameter(torch.ones(4, device=DEVICE)),
+        torch.nn.Parameter(torch.ones(2, 3, device=DEVICE)),
+    )
     opt = ComplexSynapse(
         [{"params": [a]}, {"params": [b], "n_beakers": 5, "alpha": 3.0, "integrator": "euler", "lr": 0.5}],
         SignSGD,
@@ -245,7 +254,7 @@ def test_any_base_optimizer_and_per_group_settings():
         lr=0.1,
         kernel="eager",
     )
-    c = torch.nn.Parameter(torch.ones(5))
+    c = torch.nn.Parameter(torch.ones(5, device=DEVICE))
     opt.add_param_group({"params": [c], "n_beakers": 0})
     for p in (a, b, c):
         p.grad = torch.ones_like(p)
@@ -257,18 +266,18 @@ def test_any_base_optimizer_and_per_group_settings():
     )
     assert opt.param_groups[1]["lr"] == 0.5 and opt.base.param_groups[1] is opt.param_groups[1]
     assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5
-    torch.testing.assert_close(c, torch.full((5,), 0.9))  # n=0: SignSGD alone
+    torch.testing.assert_close(c, torch.full((5,), 0.9, device=DEVICE))  # n=0: SignSGD alone
     np.testing.assert_allclose(opt.chain_constants(1).timescales[[0, -1]], [3.0, 20.0])
     # Group 0 against the chain by hand: propagate, then the SignSGD step.
     from complex_synapses.chain import propagator
 
     expected = propagator(2, 1.0, 20.0, 1.0) @ np.array([1.0, 1.0])
-    torch.testing.assert_close(a.detach(), torch.full((4,), expected[0] - 0.1))
+    torch.testing.assert_close(a.detach(), torch.full((4,), expected[0] - 0.1, device=DEVICE))
 
 
 def test_base_setting_with_a_chain_name_goes_to_the_base():
     """RMSprop has its own alpha: a flat group key it knows is RMSprop's."""
-    w = torch.nn.Parameter(torch.ones(3))
+    w = torch.nn.Parameter(torch.ones(3, device=DEVICE))
     opt = ComplexSynapse(
         [{"params": [w], "alpha": 0.9, "complex_synapse": {"beta": 40.0}}],
         torch.optim.RMSprop,
@@ -285,18 +294,18 @@ def test_base_setting_with_a_chain_name_goes_to_the_base():
 
 
 def test_lr_scheduler_reaches_the_base_step():
-    w = torch.nn.Parameter(torch.zeros(1))
+    w = torch.nn.Parameter(torch.zeros(1, device=DEVICE))
     opt = ComplexSynapse([w], torch.optim.SGD, lr=1.0, n_beakers=0, alpha=1.0, beta=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
     for _ in range(3):
-        w.grad = torch.ones(1)
+        w.grad = torch.ones(1, device=DEVICE)
         opt.step()
         sched.step()
     assert w.item() == pytest.approx(-(1 + 0.5 + 0.25))
 
 
 def test_closure_skip_and_sparse():
-    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(3))
+    a, b = torch.nn.Parameter(torch.ones(3, device=DEVICE)), torch.nn.Parameter(torch.ones(3, device=DEVICE))
     opt = ComplexSynapse([a, b], torch.optim.SGD, lr=0.1, n_beakers=3, alpha=1.0, beta=10.0, kernel="eager")
 
     def closure():
@@ -306,14 +315,14 @@ def test_closure_skip_and_sparse():
         return loss
 
     assert opt.step(closure).item() == 3.0
-    assert b not in opt.state and torch.equal(b, torch.ones(3))
-    a.grad = torch.ones(3).to_sparse()
+    assert b not in opt.state and torch.equal(b, torch.ones(3, device=DEVICE))
+    a.grad = torch.ones(3, device=DEVICE).to_sparse()
     with pytest.raises(RuntimeError, match="sparse"):
         opt.step()
 
 
 def test_beakers_introspection():
-    w = torch.nn.Parameter(torch.arange(6.0).reshape(2, 3))
+    w = torch.nn.Parameter(torch.arange(6.0, device=DEVICE).reshape(2, 3))
     opt = ComplexSynapse([w], n_beakers=4, alpha=1.0, beta=8.0, lr=0.1, init="zero", kernel="eager")
     before = opt.beakers(w)
     assert before.shape == (4, 2, 3) and torch.equal(before[0], w) and not before[1:].any()
@@ -322,7 +331,7 @@ def test_beakers_introspection():
     u = opt.beakers(w)
     assert torch.equal(u[0], w) and u[1:].abs().sum() > 0
     with pytest.raises(ValueError, match="not a parameter"):
-        opt.beakers(torch.zeros(3))
+        opt.beakers(torch.zeros(3, device=DEVICE))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
@@ -367,9 +376,9 @@ def test_compiled_matches_eager(base, kwargs, integrator):
 
 def test_lr_time_is_what_the_original_did():
     """With Adam, lr time advances the chain by the bias-corrected lr: tiny steps."""
-    w = torch.nn.Parameter(torch.ones(1))
+    w = torch.nn.Parameter(torch.ones(1, device=DEVICE))
     opt = ComplexSynapse([w], torch.optim.Adam, lr=1e-3, n_beakers=1, alpha=1.0, beta=10.0, time_unit="lr")
-    w.grad = torch.zeros(1)
+    w.grad = torch.zeros(1, device=DEVICE)
     opt.step()  # Adam's own update is 0 for a zero gradient
     dt = 1e-3 * math.sqrt(1 - 0.999) / (1 - 0.9)
     assert w.item() == pytest.approx(math.exp(-dt / 10.0), rel=1e-6)

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from complex_synapses import ComplexSynapse, kernels
 from complex_synapses.chain import euler_coefficients, generator
+from devices import DEVICE
 
 chains = st.tuples(st.integers(1, 8), st.floats(0.5, 20.0), st.floats(1.0, 500.0)).map(
     lambda t: (t[0], t[1], t[1] * t[2])
@@ -19,7 +20,7 @@ integrators = st.sampled_from(["exact", "euler"])
 
 def relax(n, alpha, beta, integrator, w0, hidden0, steps=5):
     """Run the optimizer's chain with no learning signal from the given beaker levels."""
-    w = torch.nn.Parameter(w0.clone())
+    w = torch.nn.Parameter(w0.to(DEVICE, copy=True))
     opt = ComplexSynapse(
         [w],
         torch.optim.SGD,
@@ -32,10 +33,10 @@ def relax(n, alpha, beta, integrator, w0, hidden0, steps=5):
     )
     w.grad = torch.zeros_like(w)
     opt.state[w]["chain_step"] = 0
-    opt.state[w]["beakers"] = [h.clone() for h in hidden0]
+    opt.state[w]["beakers"] = [h.to(DEVICE, copy=True) for h in hidden0]
     for _ in range(steps):
         opt.step()
-    return opt.beakers(w)
+    return opt.beakers(w).cpu()
 
 
 @settings(max_examples=30, deadline=None)
@@ -60,11 +61,11 @@ def test_chain_is_linear(chain, integrator, a, b, seed):
 def test_zero_beakers_equals_the_base(base, lr, steps, seed):
     cls = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[base]
     torch.manual_seed(seed)
-    a = torch.nn.Parameter(torch.randn(5, 3))
+    a = torch.nn.Parameter(torch.randn(5, 3, device=DEVICE))
     b = torch.nn.Parameter(a.detach().clone())
     opt_a, opt_b = cls([a], lr=lr), ComplexSynapse([b], cls, lr=lr, n_beakers=0, alpha=1.0, beta=1.0)
     for _ in range(steps):
-        g = torch.randn(5, 3)
+        g = torch.randn(5, 3, device=DEVICE)
         a.grad, b.grad = g.clone(), g.clone()
         opt_a.step()
         opt_b.step()
@@ -92,10 +93,10 @@ def test_state_dict_round_trip(chain, integrator, time_unit, init, steps):
         kernel="eager",
     )
     torch.manual_seed(0)
-    w = torch.nn.Parameter(torch.randn(4, 2))
+    w = torch.nn.Parameter(torch.randn(4, 2, device=DEVICE))
     opt = ComplexSynapse([w], torch.optim.Adam, **kw)
     for _ in range(steps):
-        w.grad = torch.randn(4, 2)
+        w.grad = torch.randn(4, 2, device=DEVICE)
         opt.step()
     buf = io.BytesIO()
     torch.save(opt.state_dict(), buf)
@@ -104,7 +105,7 @@ def test_state_dict_round_trip(chain, integrator, time_unit, init, steps):
     opt2 = ComplexSynapse([w2], torch.optim.Adam, **kw)
     opt2.load_state_dict(torch.load(buf, weights_only=True))
     assert torch.equal(opt2.beakers(w2), opt.beakers(w))
-    g = torch.randn(4, 2)
+    g = torch.randn(4, 2, device=DEVICE)
     w.grad, w2.grad = g, g.clone()
     opt.step()
     opt2.step()
@@ -117,14 +118,14 @@ def test_resting_chain_without_leak_does_not_move(chain, integrator, level, dt):
     """All beakers equal and the leak closed: no flow anywhere (the package's kernels)."""
     n, alpha, beta = chain
     if integrator == "exact":
-        coef = torch.tensor(scipy.linalg.expm(-generator(n, alpha, beta, leak=False) * dt))
+        coef = torch.tensor(scipy.linalg.expm(-generator(n, alpha, beta, leak=False) * dt), device=DEVICE)
     else:
         a, b = euler_coefficients(n, alpha, beta, dt)
         b[-1] = 0.0
-        coef = torch.tensor(np.stack([a, b]))
-    p = torch.full((7,), level, dtype=torch.float64)
+        coef = torch.tensor(np.stack([a, b]), device=DEVICE)
+    p = torch.full((7,), level, dtype=torch.float64, device=DEVICE)
     hidden = [p.clone() for _ in range(n - 1)]
     kernels.chain_pre_(p, hidden, coef, integrator)
     kernels.chain_post_(p, hidden, coef, integrator)
     for u in [p, *hidden]:
-        torch.testing.assert_close(u, torch.full((7,), level, dtype=torch.float64), atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(u, torch.full_like(u, level), atol=1e-12, rtol=1e-12)

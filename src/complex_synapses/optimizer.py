@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Adagrad, Adam, Adamax, AdamW, Optimizer, RMSprop
 
-from . import kernels
+from . import graphs, kernels
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
 
 __all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS"]
@@ -145,6 +146,11 @@ class ComplexSynapse(Optimizer):
             take an ``optimizer_class`` of their own can pass through, e.g.
             ``ZeroRedundancyOptimizer(params, optimizer_class=ComplexSynapse,
             base_optimizer=torch.optim.Adam, n_beakers=5, ...)``.
+        cuda_graph: where the step is fused and the parameters are on a CUDA device,
+            record the step's kernels as a CUDA graph on the second step and replay it
+            from then on (see :mod:`complex_synapses.graphs`): the same arithmetic,
+            without the host's launch cost. If gradients are set to None between
+            steps, it keeps one parameter-sized buffer of gradients. Default True.
         **optimizer_kwargs: passed to ``optimizer_class`` (lr, betas, fused, ...).
 
     Example:
@@ -166,6 +172,7 @@ class ComplexSynapse(Optimizer):
         integrator: str = "exact",
         kernel: str = "auto",
         base_optimizer: type[Optimizer] | None = None,
+        cuda_graph: bool = True,
         **optimizer_kwargs: Any,
     ) -> None:
         if base_optimizer is not None:
@@ -184,6 +191,11 @@ class ComplexSynapse(Optimizer):
         self._chain_defaults = defaults
         self._optimizer_kwargs = optimizer_kwargs
         self.kernel = kernel
+        if not isinstance(cuda_graph, bool):
+            raise TypeError(f"cuda_graph must be True or False, got {cuda_graph!r}")
+        self.cuda_graph = cuda_graph
+        self._graph: graphs.StepGraph | None = None
+        self._last_layout: tuple | None = None
         self.base: Optimizer | None = None
         super().__init__(params, {CHAIN: defaults})
 
@@ -230,6 +242,7 @@ class ComplexSynapse(Optimizer):
                 chain[key] = nested.get(key, group.pop(key) if flat else self._chain_defaults[key])
             self._check_group(chain)
             group[CHAIN] = chain
+            self._forget_graph()
             if first:
                 self.defaults = {**self.base.defaults, CHAIN: dict(self._chain_defaults)}
             super().add_param_group(group)
@@ -280,7 +293,14 @@ class ComplexSynapse(Optimizer):
         own_sd = {k: v for k, v in state_dict.items() if k != "base_state"}
         self.base.load_state_dict(base_sd)
         super().load_state_dict(own_sd)
-        self.base.param_groups = self.param_groups
+        # The same group dicts (schedulers reach the base step), in a list of its own:
+        # the base optimizer appends to its list when a group is added.
+        self.base.param_groups = list(self.param_groups)
+        self._forget_graph()
+
+    def _forget_graph(self) -> None:
+        """Drop the recorded step: new tensors or new groups need a new recording."""
+        self._graph, self._last_layout = None, None
 
     def _check_loadable(self, sd: dict[str, Any]) -> None:
         saved = sd["param_groups"]
@@ -405,26 +425,78 @@ class ComplexSynapse(Optimizer):
                 post(ws, hiddens, coef, integrator)
 
     def _fused_step(self, kind: str, active: list) -> None:
-        fused_step_ = kernels.compiled("fused_step_multi_", kernels.fused_step_multi_)
-        batches: dict[tuple, tuple] = {}
-        adam_steps = []  # torch.optim.Adam's step counters, advanced together below
+        batches, adam_steps = self._fused_batches(kind, active)
+        if adam_steps:
+            torch._foreach_add_(adam_steps, 1)
+        graph = self._graph
+        if graph is not None and graph.matches(batches):
+            graph.replay(batches)
+            return
+        self._graph = None
+        if self.cuda_graph and graphs.capturable(batches):
+            seen = graphs.layout(batches)
+            if seen == self._last_layout:  # the kernels have run (compiled) for this layout
+                if self._record(batches):
+                    return
+            self._last_layout = seen
+        self._launch(batches)
+
+    def _record(self, batches: list[graphs.Batch]) -> bool:
+        """Record this step's kernels as a CUDA graph and replay it; False (after one
+        warning, and with graphs off from then on) where recording fails."""
+        try:
+            self._graph = graphs.StepGraph(batches, self._launch)
+        except Exception as exc:  # noqa: BLE001 - any failure to record: launch as before
+            self.cuda_graph = False
+            warnings.warn(
+                f"complex_synapses: recording the step as a CUDA graph failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); launching its kernels one by one "
+                "from now on. Pass cuda_graph=False to silence this.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return False
+        self._graph.replay(batches)
+        return True
+
+    def _fused_batches(self, kind: str, active: list) -> tuple[list[graphs.Batch], list[Tensor]]:
+        """Parameters that share their coefficients and flags, batched for one kernel
+        call each; and torch.optim.Adam's step counters, to be advanced together."""
+        batches: dict[tuple, graphs.Batch] = {}
+        adam_steps = []
         for group, p, state, t in active:
-            buffers = []
+            coef, hyper = self._coef(group, p, t), self._hyper(kind, group, t, p)
+            key = (id(coef), id(hyper), kind, group[CHAIN]["integrator"], group["maximize"])
+            batch = batches.get(key)
+            if batch is None:
+                batch = batches[key] = graphs.Batch(coef, hyper, *key[2:])
+            batch.ws.append(p)
+            batch.gs.append(p.grad)
+            batch.hiddens.append(state["beakers"])
             if kind == "adam":
                 st = self._adam_state(p, group)
                 adam_steps.append(st["step"])
-                buffers = [st["exp_avg"], st["exp_avg_sq"]]
-            w, g, *rest = _flat([p, p.grad, *buffers, *state["beakers"]])
-            coef, hyper = self._coef(group, p, t), self._hyper(kind, group, t, p)
-            key = (id(coef), id(hyper), group[CHAIN]["integrator"], group["maximize"])
-            entry = batches.setdefault(key, (coef, hyper, *key[2:], [], [], [], [], []))
-            # m and v only for Adam: for SGD their lists stay empty (and are passed as None).
-            for store, value in zip(entry[4:], (w, g, rest[len(buffers) :], *rest[: len(buffers)])):
-                store.append(value)
-        if adam_steps:
-            torch._foreach_add_(adam_steps, 1)
-        for coef, hyper, integrator, maximize, ws, gs, hiddens, ms, vs in batches.values():
-            fused_step_(ws, gs, hiddens, coef, hyper, ms or None, vs or None, integrator, kind, maximize)
+                batch.ms.append(st["exp_avg"])
+                batch.vs.append(st["exp_avg_sq"])
+        return list(batches.values()), adam_steps
+
+    def _launch(self, batches: list[graphs.Batch]) -> None:
+        """One call of the compiled fused kernel per batch, over flat aliases."""
+        fused_step_ = kernels.compiled("fused_step_multi_", kernels.fused_step_multi_)
+        for b in batches:
+            ws, gs, hiddens, ms, vs = [], [], [], [], []
+            for i in range(len(b.ws)):
+                moments = [b.ms[i], b.vs[i]] if b.ms else []
+                w, g, *rest = _flat([b.ws[i], b.gs[i], *moments, *b.hiddens[i]])
+                ws.append(w)
+                gs.append(g)
+                hiddens.append(rest[len(moments) :])
+                if moments:
+                    ms.append(rest[0])
+                    vs.append(rest[1])
+            fused_step_(
+                ws, gs, hiddens, b.coef, b.hyper, ms or None, vs or None, b.integrator, b.base, b.maximize
+            )
 
     def _adam_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         """The base Adam's state of ``p``, made as torch.optim.Adam makes it."""

@@ -1,0 +1,139 @@
+"""The fused step replayed as a CUDA graph gives what launching its kernels gives.
+
+On a CUDA device (``pytest --device cuda``) these record real CUDA graphs. Elsewhere
+they record :class:`complex_synapses.graphs.Rerun`, which replays by calling the
+kernels again on the tensors recorded: what a replay reads (the coefficient and
+hyper-parameter tensors, the kept gradients) must then be refreshed exactly as a CUDA
+graph needs, or the results part.
+"""
+
+import copy
+
+import pytest
+import torch
+
+from complex_synapses import ComplexSynapse, graphs
+from devices import CUDA, DEVICE
+
+
+class Counting:
+    """Counts recordings, whichever kind this device makes."""
+
+    made = 0
+
+    def __init__(self, fn):
+        Counting.made += 1
+        self.inner = (graphs.CudaRecording if CUDA else graphs.Rerun)(fn)
+
+    def replay(self):
+        self.inner.replay()
+
+
+@pytest.fixture
+def recordings(monkeypatch):
+    Counting.made = 0
+    monkeypatch.setattr(graphs, "Recording", Counting)
+    if not CUDA:
+        monkeypatch.setattr(graphs, "capturable", lambda batches: True)
+    return Counting
+
+
+def model():
+    torch.manual_seed(0)
+    layers = torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4)
+    return torch.nn.Sequential(*layers).to(DEVICE)
+
+
+def data(n):
+    g = torch.Generator().manual_seed(3)
+    return [
+        (torch.randn(8, 6, generator=g).to(DEVICE), torch.randint(0, 4, (8,), generator=g).to(DEVICE))
+        for _ in range(n)
+    ]
+
+
+def train(net, opt, batches, set_to_none):
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)  # new hyper-parameters
+    for x, y in batches:
+        opt.zero_grad(set_to_none=set_to_none)
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        sched.step()
+
+
+CASES = [
+    (torch.optim.Adam, dict(lr=1e-2), dict()),
+    (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.05), dict(integrator="euler", time_unit="lr")),
+    (torch.optim.SGD, dict(lr=0.1, weight_decay=1e-3), dict(time_unit="lr")),
+]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("set_to_none", [True, False])
+@pytest.mark.parametrize("base,kwargs,chain", CASES)
+def test_replayed_steps_equal_launched_steps(recordings, base, kwargs, chain, set_to_none):
+    settings = dict(n_beakers=4, alpha=2.0, beta=60.0, kernel="compiled", **chain, **kwargs)
+    a, b = model(), model()
+    launched = ComplexSynapse(a.parameters(), base, cuda_graph=False, **settings)
+    replayed = ComplexSynapse(b.parameters(), base, **settings)
+    batches = data(12)
+    train(a, launched, batches, set_to_none)
+    train(b, replayed, batches, set_to_none)
+    assert recordings.made == 1 and replayed._graph is not None and launched._graph is None
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(replayed.beakers(q), launched.beakers(p), atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_new_state_or_group_is_recorded_anew(recordings):
+    settings = dict(n_beakers=3, alpha=1.0, beta=20.0, kernel="compiled", lr=1e-2)
+    a, b = model(), model()
+    launched = ComplexSynapse(a.parameters(), torch.optim.Adam, cuda_graph=False, **settings)
+    replayed = ComplexSynapse(b.parameters(), torch.optim.Adam, **settings)
+    batches = data(10)
+    train(a, launched, batches[:5], True)
+    train(b, replayed, batches[:5], True)
+    replayed.load_state_dict(copy.deepcopy(launched.state_dict()))  # new tensors: the graph must go
+    assert replayed._graph is None
+    train(a, launched, batches[5:], True)
+    train(b, replayed, batches[5:], True)
+    assert recordings.made == 2
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+    # A parameter without a gradient changes the batches: launched, then recorded again.
+    extra = torch.nn.Parameter(torch.ones(3, device=DEVICE))
+    replayed.add_param_group({"params": [extra]})  # after a load, too (this once failed)
+    assert replayed._graph is None and len(replayed.param_groups) == len(replayed.base.param_groups) == 2
+
+
+def test_a_failed_recording_warns_and_launches(monkeypatch, recordings):
+    def broken(fn):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(graphs, "Recording", broken)
+    settings = dict(n_beakers=3, alpha=1.0, beta=20.0, kernel="compiled", lr=1e-2)
+    a, b = model(), model()
+    launched = ComplexSynapse(a.parameters(), torch.optim.Adam, cuda_graph=False, **settings)
+    replayed = ComplexSynapse(b.parameters(), torch.optim.Adam, **settings)
+    batches = data(4)
+    train(a, launched, batches, True)
+    with pytest.warns(RuntimeWarning, match="CUDA graph failed .*not permitted"):
+        train(b, replayed, batches, True)
+    assert replayed.cuda_graph is False
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+
+
+def test_cuda_graph_must_be_a_bool():
+    with pytest.raises(TypeError, match="cuda_graph must be True or False"):
+        ComplexSynapse(model().parameters(), n_beakers=2, alpha=1.0, beta=5.0, lr=0.1, cuda_graph="yes")
+
+
+def test_no_graph_for_parameters_on_the_cpu():
+    cpu = torch.nn.Parameter(torch.ones(4))
+    opt = ComplexSynapse([cpu], torch.optim.Adam, n_beakers=2, alpha=1.0, beta=5.0, lr=0.1, kernel="compiled")
+    for _ in range(3):
+        cpu.grad = torch.ones(4)
+        opt.step()
+    assert opt._graph is None
