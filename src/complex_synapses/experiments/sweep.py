@@ -198,9 +198,14 @@ def _run_local(todo, jobs, retries, done, errors, bar):
             inflight: dict[Any, RunSettings] = {}
             broken = False
             while (queue or inflight) and not broken:
-                while queue and len(inflight) < jobs:
-                    s = queue.pop(0)
-                    inflight[pool.submit(_attempt, s, threads)] = s
+                while queue and len(inflight) < jobs and not broken:
+                    try:
+                        inflight[pool.submit(_attempt, queue[0], threads)] = queue[0]
+                        queue.pop(0)
+                    except BrokenProcessPool:  # a worker died before its run's result came in
+                        broken = True
+                if not inflight:
+                    break
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     s = inflight.pop(fut)
