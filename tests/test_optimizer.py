@@ -399,3 +399,32 @@ def test_compiler_failure_falls_back_to_eager(monkeypatch):
         run(b, ComplexSynapse(b.parameters(), torch.optim.Adam, kernel="compiled", **chain), batches(3))
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize(
+    "base,kwargs", [(torch.optim.Adam, dict(lr=1e-2)), (torch.optim.SGD, dict(lr=0.05, momentum=0.9))]
+)
+def test_many_parameters_go_in_calls_of_bounded_length(monkeypatch, base, kwargs):
+    """5 parameter tensors with at most 2 per kernel call (2 + 2 + 1): the same numbers as
+    the eager kernels, fused (Adam) and generic (SGD with momentum) alike."""
+    from complex_synapses import optimizer
+
+    monkeypatch.setattr(optimizer, "PARAMS_PER_CALL", 2)
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(
+            torch.nn.Linear(5, 7), torch.nn.Linear(7, 3, bias=False), torch.nn.Linear(3, 3)
+        ).to(DEVICE)
+
+    chain = dict(n_beakers=3, alpha=2.0, beta=30.0, time_unit="lr")
+    a, b = model(), model()
+    opt_a = ComplexSynapse(a.parameters(), base, kernel="eager", **chain, **kwargs)
+    opt_b = ComplexSynapse(b.parameters(), base, kernel="compiled", **chain, **kwargs)
+    run(a, opt_a, batches(8))
+    run(b, opt_b, batches(8))
+    assert len(list(b.parameters())) == 5
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(opt_b.beakers(q), opt_a.beakers(p), atol=1e-5, rtol=1e-5)

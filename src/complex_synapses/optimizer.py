@@ -47,6 +47,12 @@ CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 # a few hundred steps (eager chain: +10.7 ms/step there, compiled: +0.3 ms/step).
 AUTO_COMPILE_MIN_ELEMENTS = 1 << 16
 
+# Parameters per call of a multi-tensor kernel. The compiler unrolls the loop over the
+# list and specialises on its length, so an unbounded list would make a model of 160
+# tensors compile a kernel 160 bodies long (minutes, cold); in calls of at most 16 a
+# model compiles at most two lengths: 16 and its remainder.
+PARAMS_PER_CALL = 16
+
 
 def _adam_step_size(group: dict[str, Any], t: int) -> float:
     beta1, beta2 = group["betas"]
@@ -410,17 +416,20 @@ class ComplexSynapse(Optimizer):
         if compiled:
             pre, post = kernels.compiled("chain_pre_multi_", pre), kernels.compiled("chain_post_multi_", post)
         prepare = _flat if compiled else list  # eager kernels take any shape as it is
-        batches: dict[tuple, tuple] = {}
+        chunks: dict[tuple, list[tuple]] = {}
         for group, p, state, t in active:
             coef, integrator = self._coef(group, p, t), group[CHAIN]["integrator"]
             w, *hidden = prepare([p, *state["beakers"]])
-            entry = batches.setdefault((id(coef), integrator), (coef, integrator, [], []))
-            entry[2].append(w)
-            entry[3].append(hidden)
-        for coef, integrator, ws, hiddens in batches.values():
+            same = chunks.setdefault((id(coef), integrator), [])
+            if not same or len(same[-1][2]) == PARAMS_PER_CALL:
+                same.append((coef, integrator, [], []))
+            same[-1][2].append(w)
+            same[-1][3].append(hidden)
+        batches = [chunk for same in chunks.values() for chunk in same]
+        for coef, integrator, ws, hiddens in batches:
             pre(ws, hiddens, coef, integrator)
         self.base.step()
-        for coef, integrator, ws, hiddens in batches.values():
+        for coef, integrator, ws, hiddens in batches:
             if integrator == "euler":
                 post(ws, hiddens, coef, integrator)
 
@@ -462,14 +471,15 @@ class ComplexSynapse(Optimizer):
     def _fused_batches(self, kind: str, active: list) -> tuple[list[graphs.Batch], list[Tensor]]:
         """Parameters that share their coefficients and flags, batched for one kernel
         call each; and torch.optim.Adam's step counters, to be advanced together."""
-        batches: dict[tuple, graphs.Batch] = {}
+        chunks: dict[tuple, list[graphs.Batch]] = {}
         adam_steps = []
         for group, p, state, t in active:
             coef, hyper = self._coef(group, p, t), self._hyper(kind, group, t, p)
             key = (id(coef), id(hyper), kind, group[CHAIN]["integrator"], group["maximize"])
-            batch = batches.get(key)
-            if batch is None:
-                batch = batches[key] = graphs.Batch(coef, hyper, *key[2:])
+            same = chunks.setdefault(key, [])
+            if not same or len(same[-1].ws) == PARAMS_PER_CALL:
+                same.append(graphs.Batch(coef, hyper, *key[2:]))
+            batch = same[-1]
             batch.ws.append(p)
             batch.gs.append(p.grad)
             batch.hiddens.append(state["beakers"])
@@ -478,7 +488,7 @@ class ComplexSynapse(Optimizer):
                 adam_steps.append(st["step"])
                 batch.ms.append(st["exp_avg"])
                 batch.vs.append(st["exp_avg_sq"])
-        return list(batches.values()), adam_steps
+        return [batch for same in chunks.values() for batch in same], adam_steps
 
     def _launch(self, batches: list[graphs.Batch]) -> None:
         """One call of the compiled fused kernel per batch, over flat aliases."""
