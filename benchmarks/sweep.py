@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from complex_synapses.experiments.sweep import loopback_ray_environment
 
 CONFIG = """
 [base]
@@ -37,21 +38,6 @@ seed = [0, 1]
 heatmap = ["lr", "method"]
 resources = {{ num_cpus = 1, num_gpus = {gpus} }}  # Ray hides GPUs from tasks that ask for none
 """
-
-
-def loopback_ray(tmp: Path) -> dict[str, str]:
-    """Environment for a Ray head and driver that stay on 127.0.0.1 (Ray's single-machine
-    mode; otherwise Ray registers the node at the interface address) and share an
-    authentication token (Ray 2.5x turns token authentication on for a new head)."""
-    token = tmp / "ray-token"
-    token.write_text(secrets.token_hex(32))
-    return {
-        **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
 
 
 def sweep(config: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[float, dict]:
@@ -90,7 +76,7 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = loopback_ray(tmp)
+        env = loopback_ray_environment(tmp / "ray-token")
         t0 = time.perf_counter()
         subprocess.run(
             [

@@ -30,11 +30,6 @@ def pytest_report_header(config):
 
 
 @pytest.fixture(scope="session")
-def device():
-    return torch.device(os.environ["COMPLEX_SYNAPSES_TEST_DEVICE"])
-
-
-@pytest.fixture(scope="session")
 def seed_trajectories():
     path = SHARED / "reference" / "seed_trajectories.json"
     if not path.exists():

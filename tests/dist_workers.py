@@ -59,23 +59,12 @@ def ddp_worker(rank, world, port, out_dir, backend="gloo"):
     for i, (x, y) in enumerate(batches()):
         step(net, opt, *_shard(x, y, rank, world, device))
         if i == 24 and rank == 0:
-            # map_location-free on any machine: the checkpoint holds CPU tensors
             state = {"model": net.module.state_dict(), "opt": opt.state_dict()}
-            torch.save(_to_cpu(state), f"{out_dir}/checkpoint.pt")
-    params = [p.detach().cpu() for p in net.parameters()]
-    beakers = [opt.beakers(p).cpu() for p in net.parameters()]
+            torch.save(state, f"{out_dir}/checkpoint.pt")
+    params = [p.detach() for p in net.parameters()]
+    beakers = [opt.beakers(p) for p in net.parameters()]
     torch.save({"params": params, "beakers": beakers}, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
 
 
 def zero_worker(rank, world, port, out_dir, backend="gloo"):
@@ -88,5 +77,5 @@ def zero_worker(rank, world, port, out_dir, backend="gloo"):
     )
     for x, y in batches():
         step(net, opt, *_shard(x, y, rank, world, device))
-    torch.save({"params": [p.detach().cpu() for p in net.parameters()]}, f"{out_dir}/zero{rank}.pt")
+    torch.save({"params": [p.detach() for p in net.parameters()]}, f"{out_dir}/zero{rank}.pt")
     dist.destroy_process_group()

@@ -51,7 +51,7 @@ def single_process(steps=50, start=None):
 def test_ddp_keeps_ranks_identical_and_matches_one_process(tmp_path, backend):
     tol = TOLERANCE[backend]
     mp.spawn(ddp_worker, args=(2, free_port(), str(tmp_path), backend), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True, map_location="cpu") for r in (0, 1))
     for a, b in zip(r0["params"] + r0["beakers"], r1["params"] + r1["beakers"]):
         assert torch.equal(a, b)  # no communication for the beakers: identical gradients suffice
     net, opt = single_process()
@@ -60,7 +60,9 @@ def test_ddp_keeps_ranks_identical_and_matches_one_process(tmp_path, backend):
     for a, p in zip(r0["beakers"], net.parameters()):
         torch.testing.assert_close(a, opt.beakers(p), atol=tol, rtol=tol)
     # A state saved on rank 0 after 25 steps resumes in one process.
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    checkpoint = torch.load(
+        tmp_path / "checkpoint.pt", weights_only=True, map_location="cpu"
+    )  # saved from cuda:0 with nccl
     resumed, _ = single_process(start=checkpoint)
     for a, p in zip(r0["params"], resumed.parameters()):
         torch.testing.assert_close(a, p.detach(), atol=tol, rtol=tol)
@@ -70,7 +72,7 @@ def test_ddp_keeps_ranks_identical_and_matches_one_process(tmp_path, backend):
 def test_zero_redundancy_optimizer_matches_the_unsharded_one(tmp_path, backend):
     tol = TOLERANCE[backend]
     mp.spawn(zero_worker, args=(2, free_port(), str(tmp_path), backend), nprocs=2, join=True)
-    z0, z1 = (torch.load(tmp_path / f"zero{r}.pt", weights_only=True) for r in (0, 1))
+    z0, z1 = (torch.load(tmp_path / f"zero{r}.pt", weights_only=True, map_location="cpu") for r in (0, 1))
     net, _ = single_process()
     for a, b, p in zip(z0["params"], z1["params"], net.parameters()):
         assert torch.equal(a, b)

@@ -1,7 +1,6 @@
 import importlib.util
 import json
 import os
-import secrets
 import shutil
 import socket
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 
 from complex_synapses.cli import main
 from complex_synapses.experiments.settings import OptionError
-from complex_synapses.experiments.sweep import load_config
+from complex_synapses.experiments.sweep import load_config, loopback_ray_environment
 
 CONFIG = """
 [base]
@@ -115,25 +114,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def ray_environment(tmp_path) -> dict[str, str]:
-    """What a loopback-only Ray needs in the environment of its head and of its driver.
-
-    Ray on Linux turns ``--node-ip-address=127.0.0.1`` into the machine's interface address
-    unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (its single-machine mode), and Ray 2.5x
-    enables token authentication for a new head: head and driver share a token written here.
-    Ray reads these when it is imported, so the driver runs as a fresh process.
-    """
-    token = tmp_path / "ray-token"
-    token.write_text(secrets.token_hex(32))
-    return {
-        **os.environ,
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-
-
 @pytest.fixture
 def ray_head(tmp_path):
     """A Ray head on 127.0.0.1 with 2 CPUs, started and stopped by the test; its workers
@@ -143,7 +123,7 @@ def ray_head(tmp_path):
     ray_cli = shutil.which("ray", path=os.path.dirname(sys.executable))
     if ray_cli is None:
         pytest.skip("the ray command is not installed")
-    env = ray_environment(tmp_path)
+    env = loopback_ray_environment(tmp_path / "ray-token")  # the driver runs as a new process
     head_env = {**env, "COMPLEX_SYNAPSES_CRASH_ONCE": str(tmp_path / "ray-crashed")}
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must fit 107 bytes

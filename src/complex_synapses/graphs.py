@@ -80,11 +80,11 @@ def capturable(batches: list[Batch]) -> bool:
     """True where a CUDA graph can be recorded here: every tensor on one CUDA device,
     and no graph being recorded already (inside a user's capture of a whole training
     step, the kernels are simply launched, and become part of that graph)."""
-    devices = {t.device for b in batches for t in (b.coef, *b.ws)}
-    if len(devices) != 1:
+    if not batches or batches[0].coef.device.type != "cuda":  # the CPU's answer, at every step
         return False
-    (device,) = devices
-    return device.type == "cuda" and not torch.cuda.is_current_stream_capturing()
+    device = batches[0].coef.device
+    one_device = all(t.device == device for b in batches for t in (b.coef, *b.ws))
+    return one_device and not torch.cuda.is_current_stream_capturing()
 
 
 class CudaRecording:
@@ -121,10 +121,9 @@ class StepGraph:
     def __init__(self, batches: list[Batch], run: Callable[[list[Batch]], None]) -> None:
         self.layout = layout(batches)
         self.last = [(b.coef, b.hyper) for b in batches]  # what the statics hold now
-        self.grads = [list(b.gs) for b in batches]  # kept alive: the graph reads them
+        # The gradients are kept alive here: the graph reads them.
         self.static = [
-            dataclasses.replace(b, coef=b.coef.clone(), hyper=b.hyper.clone(), gs=grads)
-            for b, grads in zip(batches, self.grads)
+            dataclasses.replace(b, coef=b.coef.clone(), hyper=b.hyper.clone(), gs=list(b.gs)) for b in batches
         ]
         self.recording = Recording(lambda: run(self.static))
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+import secrets
 import sys
 import time
 import traceback
@@ -47,7 +48,15 @@ from .compare import cached, result_path
 from .results import write_json
 from .settings import OptionError, RunSettings
 
-__all__ = ["SweepConfig", "load_config", "expand", "run_sweep", "summary_rows", "plot_heatmap"]
+__all__ = [
+    "SweepConfig",
+    "load_config",
+    "expand",
+    "run_sweep",
+    "summary_rows",
+    "plot_heatmap",
+    "loopback_ray_environment",
+]
 
 FIELDS = {f.name for f in dataclasses.fields(RunSettings)} - {"method_options"}
 CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # fault injection for the tests: a marker file path
@@ -219,6 +228,25 @@ def _run_local(todo, jobs, retries, done, errors, bar):
                         fail(s, traceback.format_exc(limit=3))
             for s in inflight.values():  # the pool broke under them
                 fail(s, "worker died (its pool broke)")
+
+
+def loopback_ray_environment(token_file: Path) -> dict[str, str]:
+    """The environment for a Ray head and driver that stay on this machine (127.0.0.1).
+
+    Ray on Linux turns ``--node-ip-address=127.0.0.1`` into the machine's interface
+    address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (its single-machine mode), and
+    Ray 2.5x turns token authentication on for a new head, so head and driver must share
+    a token: a new random one is written to ``token_file``. Ray reads these settings when
+    it is imported: start the head and the driver as new processes with this environment.
+    """
+    token_file.write_text(secrets.token_hex(32))
+    return {
+        **os.environ,
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token_file),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
 
 
 def _run_ray(todo, address, resources, retries, done, errors, bar):
