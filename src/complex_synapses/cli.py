@@ -274,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=(
             "Ray cluster to join, e.g. 10.0.0.1:6379 or auto (default: start a local Ray). Ray 2.5x "
-            "needs RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or RAY_AUTH_TOKEN_PATH); for a "
-            "head on 127.0.0.1 set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 for head and driver"
+            "needs RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or "
+            "RAY_AUTH_TOKEN_PATH); for a head on 127.0.0.1 set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
+            "for head and driver"
         ),
     )
     sw.add_argument(
