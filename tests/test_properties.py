@@ -33,7 +33,7 @@ def relax(n, alpha, beta, integrator, w0, hidden0, steps=5):
     )
     w.grad = torch.zeros_like(w)
     opt.state[w]["chain_step"] = 0
-    opt.state[w]["beakers"] = [h.to(DEVICE, copy=True) for h in hidden0]
+    opt.state[w]["hidden"] = [h.to(DEVICE, copy=True) for h in hidden0]
     for _ in range(steps):
         opt.step()
     return opt.beakers(w).cpu()

@@ -15,7 +15,9 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Optimizer
 
-from .optimizer import STEP_SIZE_RULES, ComplexSynapse, _adam_step_size
+from .optimizer import ComplexSynapse
+from .step_sizes import STEP_SIZE_RULES
+from .step_sizes import adam_step_size as _adam_step_size
 
 __all__ = ["SGDComplexSynapse", "AdamComplexSynapse", "OriginalAdam"]
 

@@ -38,7 +38,9 @@ __all__ = ["Batch", "StepGraph", "layout", "capturable"]
 class Batch:
     """The parameters that one call of the fused kernel steps: they share ``coef``,
     ``hyper``, the base step (``"adam"`` or ``"sgd"``), the integrator and
-    ``maximize``. ``ms`` and ``vs`` (Adam's moments) are empty for SGD."""
+    ``maximize``. ``ms`` and ``vs`` (Adam's moments) are empty for SGD. For a 16-bit
+    parameter ``ws`` holds its float32 master copy, and ``rounded`` the pair
+    ``(parameter, master)`` that the parameter is rounded from after the kernel."""
 
     coef: Tensor
     hyper: Tensor
@@ -50,6 +52,7 @@ class Batch:
     hiddens: list[list[Tensor]] = dataclasses.field(default_factory=list)
     ms: list[Tensor] = dataclasses.field(default_factory=list)
     vs: list[Tensor] = dataclasses.field(default_factory=list)
+    rounded: list[tuple[Tensor, Tensor]] = dataclasses.field(default_factory=list)
 
 
 def _address(t: Tensor) -> tuple[int, tuple[int, ...], tuple[int, ...], torch.dtype]:
@@ -70,6 +73,7 @@ def layout(batches: list[Batch]) -> tuple[Any, ...]:
             b.coef.dtype,
             tuple(_address(t) for t in b.ws + b.ms + b.vs),
             tuple(_address(t) for hidden in b.hiddens for t in hidden),
+            tuple(_address(p) for p, _ in b.rounded),
             tuple((tuple(g.shape), g.dtype) for g in b.gs),
         )
         for b in batches

@@ -8,10 +8,14 @@ it into a single loop over the elements (the fast path). Step-dependent numbers
 arrive as small tensors (``coef``, ``hyper``), never as Python floats, so that a new
 learning rate or step count does not recompile.
 
+Words: ``n_beakers`` is a count; the *levels* of a parameter are u_1..u_n, the
+weight and its *hidden* levels u_2..u_n.
+
 Shapes: ``p``, ``g`` and the base optimizer's buffers are flat ``(N,)`` views of one
-parameter; ``beakers`` is a list of the ``n - 1`` hidden beakers u_2..u_n, each a
-tensor of its own of shape ``(N,)`` (rows of one 2-D buffer would make the compiler
-rewrite the whole buffer for every row it writes).
+parameter (for a 16-bit parameter, ``p`` is its float32 master copy); ``hidden`` is a
+list of the ``n - 1`` hidden levels, each a tensor of its own of shape ``(N,)`` (rows
+of one 2-D buffer would make the compiler rewrite the whole buffer for every row it
+writes).
 
 ``coef`` is ``(n, n)``: the exact propagator ``P(dt)`` for ``integrator="exact"``,
 or for ``integrator="euler"`` the rows ``a, b`` of
@@ -47,9 +51,9 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
-def _levels(p: Tensor, beakers: list[Tensor]) -> list[Tensor]:
+def _levels(p: Tensor, hidden: list[Tensor]) -> list[Tensor]:
     cdt = compute_dtype(p.dtype)
-    return [p.to(cdt)] + [b.to(cdt) for b in beakers]
+    return [p.to(cdt)] + [b.to(cdt) for b in hidden]
 
 
 def _propagate(u: list[Tensor], P: Tensor) -> list[Tensor]:
@@ -79,28 +83,28 @@ def _euler_sweep(u: list[Tensor], ab: Tensor) -> list[Tensor]:
     return new[1:]
 
 
-def _write(p: Tensor, beakers: list[Tensor], new_p: Tensor | None, new_beakers: list[Tensor]) -> None:
+def _write(p: Tensor, hidden: list[Tensor], new_p: Tensor | None, new_hidden: list[Tensor]) -> None:
     if new_p is not None:
         p.copy_(new_p)
-    for b, value in zip(beakers, new_beakers):
+    for b, value in zip(hidden, new_hidden):
         b.copy_(value)
 
 
-def chain_pre_(p: Tensor, beakers: list[Tensor], coef: Tensor, integrator: str) -> None:
+def chain_pre_(p: Tensor, hidden: list[Tensor], coef: Tensor, integrator: str) -> None:
     """The part of the chain update that comes before the base optimizer's step:
     the whole propagation (exact) or the coupling of u_1 to u_2 (euler)."""
-    u = _levels(p, beakers)
+    u = _levels(p, hidden)
     if integrator == "exact":
         new = _propagate(u, coef)
-        _write(p, beakers, new[0], new[1:])
+        _write(p, hidden, new[0], new[1:])
     else:
         p.copy_(_euler_coupling(u, coef))
 
 
-def chain_post_(p: Tensor, beakers: list[Tensor], coef: Tensor, integrator: str) -> None:
-    """The part after the base step: the Euler sweep over the hidden beakers."""
+def chain_post_(p: Tensor, hidden: list[Tensor], coef: Tensor, integrator: str) -> None:
+    """The part after the base step: the Euler sweep over the hidden levels."""
     if integrator == "euler":
-        _write(p, beakers, None, _euler_sweep(_levels(p, beakers), coef))
+        _write(p, hidden, None, _euler_sweep(_levels(p, hidden), coef))
 
 
 def _adam(
@@ -126,7 +130,7 @@ def _sgd(w: Tensor, g: Tensor, hyper: Tensor, maximize: bool) -> Tensor:
 def fused_step_(
     p: Tensor,
     g: Tensor,
-    beakers: list[Tensor],
+    hidden: list[Tensor],
     coef: Tensor,
     hyper: Tensor,
     m: Tensor | None,
@@ -137,13 +141,13 @@ def fused_step_(
 ) -> None:
     """Chain and base step in one pass: ``chain_pre_``, the base update (``base`` is
     "adam" or "sgd"), ``chain_post_``, without writing anything in between."""
-    u = _levels(p, beakers)
+    u = _levels(p, hidden)
     cdt = u[0].dtype
     if integrator == "exact":
         new = _propagate(u, coef)
-        w, hidden = new[0], new[1:]
+        w, rest = new[0], new[1:]
     else:
-        w, hidden = _euler_coupling(u, coef), u[1:]
+        w, rest = _euler_coupling(u, coef), u[1:]
     if base == "adam":
         w, m_new, v_new = _adam(w, g.to(cdt), m.to(cdt), v.to(cdt), hyper, maximize)
         m.copy_(m_new)
@@ -151,8 +155,8 @@ def fused_step_(
     else:
         w = _sgd(w, g.to(cdt), hyper, maximize)
     if integrator == "euler":
-        hidden = _euler_sweep([w] + hidden, coef)
-    _write(p, beakers, w, hidden)
+        rest = _euler_sweep([w] + rest, coef)
+    _write(p, hidden, w, rest)
 
 
 def chain_pre_multi_(ws: list[Tensor], hiddens: list[list[Tensor]], coef: Tensor, integrator: str) -> None:

@@ -18,21 +18,23 @@ original implementation did.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import math
-import warnings
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
-from torch.optim import SGD, Adagrad, Adam, Adamax, AdamW, Optimizer, RMSprop
+from torch.optim import SGD, Optimizer
 
-from . import graphs, kernels
+from . import fused, graphs, kernels
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
+from .fused import PARAMS_PER_CALL, batched, flat
+from .step_sizes import STEP_SIZE_RULES, step_size_rule
 
-__all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS"]
+__all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS", "PARAMS_PER_CALL"]
 
 TIME_UNITS = ("iteration", "lr")
 INTEGRATORS = ("exact", "euler")
@@ -40,6 +42,7 @@ INITS = ("same", "zero")
 KERNELS = ("auto", "compiled", "eager")
 CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator")
 CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
+LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
 
 # Below this many parameter elements "auto" runs the eager kernels: compiling costs a
 # few seconds once per process (about 3 s with torch's on-disk cache warm, 20 s cold,
@@ -47,48 +50,21 @@ CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 # a few hundred steps (eager chain: +10.7 ms/step there, compiled: +0.3 ms/step).
 AUTO_COMPILE_MIN_ELEMENTS = 1 << 16
 
-# Parameters per call of a multi-tensor kernel. The compiler unrolls the loop over the
-# list and specialises on its length, so an unbounded list would make a model of 160
-# tensors compile a kernel 160 bodies long (minutes, cold); in calls of at most 16 a
-# model compiles at most two lengths: 16 and its remainder.
-PARAMS_PER_CALL = 16
-
-
-def _adam_step_size(group: dict[str, Any], t: int) -> float:
-    beta1, beta2 = group["betas"]
-    return float(group["lr"]) * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-
-
-def _lr(group: dict[str, Any], t: int) -> float:
-    return float(group["lr"])
-
-
-def _adagrad_step_size(group: dict[str, Any], t: int) -> float:
-    return float(group["lr"]) / (1 + (t - 1) * group["lr_decay"])
-
-
-def _adamax_step_size(group: dict[str, Any], t: int) -> float:
-    return float(group["lr"]) / (1 - group["betas"][0] ** t)
-
-
-# The effective step size of a base optimizer at its step t (t = 1 on the first
-# step), used by time_unit="lr". Looked up along the class's MRO, so a subclass of
-# Adam gets Adam's rule. Add an entry to use "lr" time with another optimizer.
-STEP_SIZE_RULES: dict[type, Callable[[dict[str, Any], int], float]] = {
-    SGD: _lr,
-    RMSprop: _lr,
-    Adagrad: _adagrad_step_size,
-    Adam: _adam_step_size,
-    AdamW: _adam_step_size,
-    Adamax: _adamax_step_size,
-}
-
-
-def _step_size_rule(cls: type) -> Callable[[dict[str, Any], int], float] | None:
-    for klass in cls.__mro__:
-        if klass in STEP_SIZE_RULES:
-            return STEP_SIZE_RULES[klass]
-    return None
+# torch.optim classes whose state holds, per parameter, only tensors of the
+# parameter's shape and scalars: a saved state of another shape is refused on load.
+ELEMENTWISE_BASES = (
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "RMSprop",
+    "Rprop",
+    "Adagrad",
+    "Adadelta",
+    "ASGD",
+)
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -115,15 +91,35 @@ def _coefficients(
     return _host_tensor(values, device, dtype)
 
 
+@functools.lru_cache(maxsize=64)
+def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    return _host_tensor(list(values), device, dtype)
+
+
+def _needs_closure(base: Optimizer) -> bool:
+    """True for a base optimizer whose ``step`` must be given the closure (LBFGS)."""
+    closure = inspect.signature(base.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
+
+
 class ComplexSynapse(Optimizer):
     r"""Wrap any ``torch.optim`` optimizer with Benna-Fusi complex synapses.
 
-    Every parameter becomes the first beaker of a chain of ``n_beakers``; the hidden
-    beakers u_2..u_n (same shape as the parameter) live in this optimizer's state.
-    At each step, for every parameter with a gradient, the chain relaxes by
+    Every parameter becomes the first level u_1 of a chain of ``n_beakers`` levels;
+    the hidden levels u_2..u_n (same shape as the parameter) live in this optimizer's
+    state. At each step, for every parameter with a gradient, the chain relaxes by
     :math:`\Delta t` and then the base optimizer's update is added to u_1 (with
     ``integrator="euler"``, the original's order: coupling of u_1 to u_2, base
     update, Gauss-Seidel sweep over u_2..u_n).
+
+    A 16-bit parameter (bfloat16, float16) keeps every level in float32, u_1 as a
+    float32 master copy of the weight (as mixed-precision training does): the
+    parameter holds its rounded value. A slow level's change per step is far below
+    a 16-bit number's resolution, so in 16 bits it would never move.
+
+    A base optimizer whose ``step`` requires the closure (LBFGS) is given it, after
+    the chain has relaxed; for the others the closure is evaluated first, as
+    ``torch.optim`` does.
 
     Args:
         params: parameters or parameter groups, as for any optimizer. A group may set
@@ -197,13 +193,19 @@ class ComplexSynapse(Optimizer):
         self._chain_defaults = defaults
         self._optimizer_kwargs = optimizer_kwargs
         self.kernel = kernel
-        if not isinstance(cuda_graph, bool):
-            raise TypeError(f"cuda_graph must be True or False, got {cuda_graph!r}")
-        self.cuda_graph = cuda_graph
-        self._graph: graphs.StepGraph | None = None
-        self._last_layout: tuple | None = None
+        self._fused = fused.FusedStep(cuda_graph)
+        self._versions: dict[Tensor, int] = {}  # 16-bit parameters: version after our last write
         self.base: Optimizer | None = None
         super().__init__(params, {CHAIN: defaults})
+
+    @property
+    def cuda_graph(self) -> bool:
+        """Whether the fused step is recorded as a CUDA graph (off after a failure)."""
+        return self._fused.cuda_graph
+
+    @property
+    def _graph(self) -> graphs.StepGraph | None:
+        return self._fused.graph
 
     # -- groups -------------------------------------------------------------------
 
@@ -212,12 +214,12 @@ class ComplexSynapse(Optimizer):
         _check_choice("init", group["init"], INITS)
         _check_choice("time_unit", group["time_unit"], TIME_UNITS)
         _check_choice("integrator", group["integrator"], INTEGRATORS)
-        if group["time_unit"] == "lr" and _step_size_rule(self._optimizer_class) is None:
+        if group["time_unit"] == "lr" and step_size_rule(self._optimizer_class) is None:
             raise ValueError(
                 f'time_unit="lr" needs the effective step size of the base optimizer, which is not '
                 f"known for {self._optimizer_class.__name__} (known: "
                 f"{', '.join(k.__name__ for k in STEP_SIZE_RULES)}; add a rule to "
-                'complex_synapses.optimizer.STEP_SIZE_RULES), or use time_unit="iteration"'
+                'complex_synapses.step_sizes.STEP_SIZE_RULES), or use time_unit="iteration"'
             )
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -244,11 +246,11 @@ class ComplexSynapse(Optimizer):
         try:
             chain = {}
             for key in CHAIN_KEYS:
-                flat = key in group and key not in self.base.defaults
-                chain[key] = nested.get(key, group.pop(key) if flat else self._chain_defaults[key])
+                flat_key = key in group and key not in self.base.defaults
+                chain[key] = nested.get(key, group.pop(key) if flat_key else self._chain_defaults[key])
             self._check_group(chain)
             group[CHAIN] = chain
-            self._forget_graph()
+            self._fused.forget()
             if first:
                 self.defaults = {**self.base.defaults, CHAIN: dict(self._chain_defaults)}
             super().add_param_group(group)
@@ -269,44 +271,61 @@ class ComplexSynapse(Optimizer):
         state = self.state[p]
         if not state:
             state["chain_step"] = 0
-            state["beakers"] = _initial_beakers(p, group[CHAIN])
+            state["hidden"] = _initial_hidden(p, group[CHAIN])
         return state
 
-    def beakers(self, p: Tensor) -> Tensor:
-        """All beakers of parameter ``p`` as a new tensor of shape ``(n, *p.shape)``;
-        row 0 is the parameter itself. Before the first step, the initial beakers."""
+    def _weight(self, p: Tensor, state: dict[str, Any]) -> Tensor:
+        """The level u_1 that the chain steps: ``p`` itself, or for a 16-bit parameter
+        its float32 master copy, taken anew from ``p`` if something else (a model's
+        ``load_state_dict``, a user's edit) wrote ``p`` since this optimizer did."""
+        if p.dtype not in LOW_PRECISION:
+            return p
+        master = state.get("master")
+        seen = self._versions.get(p)
+        if master is None or (seen is not None and seen != p._version):
+            master = state["master"] = p.detach().to(torch.float32, memory_format=torch.preserve_format)
+        return master
+
+    def levels(self, p: Tensor) -> Tensor:
+        """Every level of parameter ``p`` as a new tensor of shape ``(n, *p.shape)``;
+        row 0 is the weight (a 16-bit parameter's float32 master copy). Before the
+        first step, the initial levels."""
         group = next((g for g in self.param_groups if any(q is p for q in g["params"])), None)
         if group is None:
             raise ValueError("p is not a parameter of this optimizer")
         state = self.state.get(p)
-        hidden = state["beakers"] if state else _initial_beakers(p, group[CHAIN])
-        return torch.stack([p.detach(), *hidden])[: group[CHAIN]["n_beakers"]]
+        hidden = state["hidden"] if state else _initial_hidden(p, group[CHAIN])
+        weight = self._weight(p, state) if state else p.detach().to(kernels.compute_dtype(p.dtype))
+        return torch.stack([weight.detach(), *hidden])[: group[CHAIN]["n_beakers"]]
+
+    beakers = levels  # the name of releases up to 0.1
 
     def state_dict(self) -> dict[str, Any]:
-        """This optimizer's state (beakers, settings) with the base optimizer's state
-        under ``"base_state"``; only tensors and plain Python values."""
+        """This optimizer's state (hidden levels, settings) with the base optimizer's
+        state under ``"base_state"`` and its class name under ``"base_optimizer"``;
+        only tensors and plain Python values."""
         sd = super().state_dict()
         sd["base_state"] = self.base.state_dict()["state"]
+        sd["base_optimizer"] = type(self.base).__name__
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load a state saved by :meth:`state_dict`; refuse one of another shape or
-        chain setting, before anything changes."""
+        """Load a state saved by :meth:`state_dict`; refuse one of another base
+        optimizer, shape or chain setting, before anything changes."""
         if not isinstance(state_dict, dict) or "base_state" not in state_dict:
             raise ValueError("not a ComplexSynapse state_dict: it has no 'base_state' entry")
+        state_dict = _renamed_keys(state_dict)
         self._check_loadable(state_dict)
+        self._check_base_loadable(state_dict)
         base_sd = {"state": state_dict["base_state"], "param_groups": state_dict["param_groups"]}
-        own_sd = {k: v for k, v in state_dict.items() if k != "base_state"}
+        own_sd = {k: v for k, v in state_dict.items() if k not in ("base_state", "base_optimizer")}
         self.base.load_state_dict(base_sd)
         super().load_state_dict(own_sd)
         # The same group dicts (schedulers reach the base step), in a list of its own:
         # the base optimizer appends to its list when a group is added.
         self.base.param_groups = list(self.param_groups)
-        self._forget_graph()
-
-    def _forget_graph(self) -> None:
-        """Drop the recorded step: new tensors or new groups need a new recording."""
-        self._graph, self._last_layout = None, None
+        self._versions.clear()
+        self._fused.forget()
 
     def _check_loadable(self, sd: dict[str, Any]) -> None:
         saved = sd["param_groups"]
@@ -331,22 +350,46 @@ class ComplexSynapse(Optimizer):
                 st = sd["state"].get(pid)
                 if not st:
                     continue
-                hidden = st.get("beakers", ())
-                shapes_ok = len(hidden) == new[CHAIN]["n_beakers"] - 1 and all(
-                    b.shape == p.shape for b in hidden
-                )
-                if not shapes_ok:
+                hidden = st.get("hidden", ())
+                levels = [*hidden, *([st["master"]] if "master" in st else [])]
+                fits = len(hidden) == new[CHAIN]["n_beakers"] - 1 and all(t.shape == p.shape for t in levels)
+                if not fits:
                     raise ValueError(
-                        f"group {i}: the saved beakers of a parameter do not fit its shape "
+                        f"group {i}: the saved levels of a parameter do not fit its shape "
                         f"{tuple(p.shape)} and n_beakers={new[CHAIN]['n_beakers']}"
                     )
+
+    def _check_base_loadable(self, sd: dict[str, Any]) -> None:
+        """The base optimizer's part: saved by the same class, with its options, and
+        (for torch's elementwise optimizers) buffers of each parameter's shape."""
+        name = type(self.base).__name__
+        saved_name = sd.get("base_optimizer")
+        if saved_name is not None and saved_name != name:
+            raise ValueError(f"the state was saved around {saved_name}, this optimizer wraps {name}")
+        for i, old in enumerate(sd["param_groups"]):
+            missing = [k for k in self.base.defaults if k not in old]
+            if missing:
+                raise ValueError(
+                    f"group {i}: the state has no {', '.join(missing)}, which {name} needs: it was saved "
+                    "around another base optimizer"
+                )
+        if name not in ELEMENTWISE_BASES:
+            return
+        for old, new in zip(sd["param_groups"], self.param_groups):
+            for pid, p in zip(old["params"], new["params"]):
+                for key, value in (sd["base_state"].get(pid) or {}).items():
+                    if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
+                        raise ValueError(
+                            f"the saved {name} state {key!r} of a parameter has shape {tuple(value.shape)}, "
+                            f"the parameter {tuple(p.shape)}"
+                        )
 
     # -- step ---------------------------------------------------------------------
 
     def _dt(self, group: dict[str, Any], t: int) -> float:
         if group[CHAIN]["time_unit"] == "iteration":
             return 1.0
-        return _step_size_rule(type(self.base))(group, t)
+        return step_size_rule(type(self.base))(group, t)
 
     def _coef(self, group: dict[str, Any], p: Tensor, t: int) -> Tensor:
         c, dt = group[CHAIN], self._dt(group, t)
@@ -360,23 +403,6 @@ class ComplexSynapse(Optimizer):
             return self.kernel == "compiled"
         total = sum(p.numel() for g in self.param_groups for p in g["params"])
         return total >= AUTO_COMPILE_MIN_ELEMENTS
-
-    def _fused_base(self) -> str | None:
-        """ "adam" or "sgd" where the base step can be fused into the chain kernel."""
-        kind = {Adam: "adam", AdamW: "adam", SGD: "sgd"}.get(type(self.base))
-        for g in self.param_groups:
-            if (
-                kind is None
-                or g[CHAIN]["n_beakers"] == 0
-                or g.get("differentiable")
-                or isinstance(g["lr"], Tensor)
-            ):
-                return None
-            if kind == "adam" and (g["amsgrad"] or g["capturable"]):
-                return None
-            if kind == "sgd" and g["momentum"] != 0:
-                return None
-        return kind
 
     def _active(self):
         """(group, p, state, t) for every parameter that steps now; t counts from 1."""
@@ -395,163 +421,125 @@ class ComplexSynapse(Optimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One optimizer step; returns the loss from ``closure`` if given."""
         loss = None
-        if closure is not None:
+        pass_closure = closure is not None and _needs_closure(self.base)
+        if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
         compiled = self._use_compiled()
-        fused = self._fused_base() if compiled else None
+        kind = None
+        if compiled and not pass_closure:
+            kind = fused.fused_kind(self.base, self.param_groups, CHAIN)
         active = list(self._active())
-        if fused is not None:
-            self._fused_step(fused, active)
+        if kind is not None:
+            self._fused_step(kind, active)
         else:
-            self._generic_step(active, compiled)
-        for _, _, state, t in active:
+            loss = self._generic_step(active, compiled, closure if pass_closure else None) or loss
+        for _, p, state, t in active:
             state["chain_step"] = t
+            if "master" in state:
+                self._versions[p] = p._version
         return loss
 
-    def _generic_step(self, active: list, compiled: bool) -> None:
+    def _generic_step(self, active: list, compiled: bool, closure: Callable | None) -> float | None:
         """The chain (before the base step), the base optimizer's own step, then the
-        Euler sweep; parameters that share their coefficients go in one kernel call."""
+        Euler sweep; parameters that share their coefficients go in one kernel call.
+        The base steps a 16-bit parameter's float32 master copy (see :func:`_on_masters`)."""
         pre, post = kernels.chain_pre_multi_, kernels.chain_post_multi_
         if compiled:
             pre, post = kernels.compiled("chain_pre_multi_", pre), kernels.compiled("chain_post_multi_", post)
-        prepare = _flat if compiled else list  # eager kernels take any shape as it is
-        chunks: dict[tuple, list[tuple]] = {}
+        prepare = flat if compiled else list  # eager kernels take any shape as it is
+        items, masters = [], []
         for group, p, state, t in active:
             coef, integrator = self._coef(group, p, t), group[CHAIN]["integrator"]
-            w, *hidden = prepare([p, *state["beakers"]])
-            same = chunks.setdefault((id(coef), integrator), [])
-            if not same or len(same[-1][2]) == PARAMS_PER_CALL:
-                same.append((coef, integrator, [], []))
-            same[-1][2].append(w)
-            same[-1][3].append(hidden)
-        batches = [chunk for same in chunks.values() for chunk in same]
-        for coef, integrator, ws, hiddens in batches:
-            pre(ws, hiddens, coef, integrator)
-        self.base.step()
-        for coef, integrator, ws, hiddens in batches:
+            weight = self._weight(p, state)
+            if weight is not p:
+                masters.append((p, weight))
+            w, *hidden = prepare([weight, *state["hidden"]])
+            items.append(((id(coef), integrator), (coef, integrator, w, hidden)))
+        batches = batched(items)
+        if masters and closure is not None:
+            raise NotImplementedError(
+                f"16-bit parameters with {type(self.base).__name__}, whose step needs the closure, "
+                "are not supported: use float32 parameters"
+            )
+        for batch in batches:
+            coef, integrator = batch[0][:2]
+            pre([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
+        with _on_masters(masters):
+            loss = self.base.step(closure) if closure is not None else self.base.step()
+        for batch in batches:
+            coef, integrator = batch[0][:2]
             if integrator == "euler":
-                post(ws, hiddens, coef, integrator)
+                post([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
+        if masters:
+            torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
+        return loss
 
     def _fused_step(self, kind: str, active: list) -> None:
-        batches, adam_steps = self._fused_batches(kind, active)
+        items, adam_steps = [], []
+        for group, p, state, t in active:
+            coef = self._coef(group, p, t)
+            hyper = _hyper_tensor(
+                fused.hyper_values(kind, self.base, group, t), p.device, kernels.compute_dtype(p.dtype)
+            )
+            key = (id(coef), id(hyper), kind, group[CHAIN]["integrator"], group["maximize"])
+            moments = None
+            if kind == "adam":
+                st = fused.adam_state(self.base, p, group)
+                adam_steps.append(st["step"])
+                moments = (st["exp_avg"], st["exp_avg_sq"])
+            items.append((key, (coef, hyper, key, p, self._weight(p, state), state["hidden"], moments)))
+        batches = []
+        for chunk in batched(items):
+            coef, hyper, key = chunk[0][:3]
+            batch = graphs.Batch(coef, hyper, *key[2:])
+            for *_, p, w, hidden, moments in chunk:
+                batch.ws.append(w)
+                batch.gs.append(p.grad)
+                batch.hiddens.append(hidden)
+                if moments is not None:
+                    batch.ms.append(moments[0])
+                    batch.vs.append(moments[1])
+                if w is not p:
+                    batch.rounded.append((p, w))
+            batches.append(batch)
         if adam_steps:
             torch._foreach_add_(adam_steps, 1)
-        graph = self._graph
-        if graph is not None and graph.matches(batches):
-            graph.replay(batches)
-            return
-        self._graph = None
-        if self.cuda_graph and graphs.capturable(batches):
-            seen = graphs.layout(batches)
-            if seen == self._last_layout:  # the kernels have run (compiled) for this layout
-                if self._record(batches):
-                    return
-            self._last_layout = seen
-        self._launch(batches)
-
-    def _record(self, batches: list[graphs.Batch]) -> bool:
-        """Record this step's kernels as a CUDA graph and replay it; False (after one
-        warning, and with graphs off from then on) where recording fails."""
-        try:
-            self._graph = graphs.StepGraph(batches, self._launch)
-        except Exception as exc:  # noqa: BLE001 - any failure to record: launch as before
-            self.cuda_graph = False
-            warnings.warn(
-                f"complex_synapses: recording the step as a CUDA graph failed ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); launching its kernels one by one "
-                "from now on. Pass cuda_graph=False to silence this.",
-                RuntimeWarning,
-                stacklevel=4,
-            )
-            return False
-        self._graph.replay(batches)
-        return True
-
-    def _fused_batches(self, kind: str, active: list) -> tuple[list[graphs.Batch], list[Tensor]]:
-        """Parameters that share their coefficients and flags, batched for one kernel
-        call each; and torch.optim.Adam's step counters, to be advanced together."""
-        chunks: dict[tuple, list[graphs.Batch]] = {}
-        adam_steps = []
-        for group, p, state, t in active:
-            coef, hyper = self._coef(group, p, t), self._hyper(kind, group, t, p)
-            key = (id(coef), id(hyper), kind, group[CHAIN]["integrator"], group["maximize"])
-            same = chunks.setdefault(key, [])
-            if not same or len(same[-1].ws) == PARAMS_PER_CALL:
-                same.append(graphs.Batch(coef, hyper, *key[2:]))
-            batch = same[-1]
-            batch.ws.append(p)
-            batch.gs.append(p.grad)
-            batch.hiddens.append(state["beakers"])
-            if kind == "adam":
-                st = self._adam_state(p, group)
-                adam_steps.append(st["step"])
-                batch.ms.append(st["exp_avg"])
-                batch.vs.append(st["exp_avg_sq"])
-        return [batch for same in chunks.values() for batch in same], adam_steps
-
-    def _launch(self, batches: list[graphs.Batch]) -> None:
-        """One call of the compiled fused kernel per batch, over flat aliases."""
-        fused_step_ = kernels.compiled("fused_step_multi_", kernels.fused_step_multi_)
-        for b in batches:
-            ws, gs, hiddens, ms, vs = [], [], [], [], []
-            for i in range(len(b.ws)):
-                moments = [b.ms[i], b.vs[i]] if b.ms else []
-                w, g, *rest = _flat([b.ws[i], b.gs[i], *moments, *b.hiddens[i]])
-                ws.append(w)
-                gs.append(g)
-                hiddens.append(rest[len(moments) :])
-                if moments:
-                    ms.append(rest[0])
-                    vs.append(rest[1])
-            fused_step_(
-                ws, gs, hiddens, b.coef, b.hyper, ms or None, vs or None, b.integrator, b.base, b.maximize
-            )
-
-    def _adam_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        """The base Adam's state of ``p``, made as torch.optim.Adam makes it."""
-        st = self.base.state[p]
-        if not st:
-            device = p.device if group["fused"] else None
-            st["step"] = torch.zeros((), dtype=torch.float32, device=device)
-            st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-        return st
-
-    def _hyper(self, kind: str, group: dict[str, Any], t: int, p: Tensor) -> Tensor:
-        lr, wd = float(group["lr"]), group["weight_decay"]
-        if kind == "sgd":
-            values = (lr, wd)
-        else:
-            beta1, beta2 = group["betas"]
-            decoupled = isinstance(self.base, AdamW) or group.get("decoupled_weight_decay", False)
-            l2, dec = (0.0, wd) if decoupled else (wd, 0.0)
-            values = (lr, beta1, beta2, group["eps"], l2, dec, 1 - beta1**t, math.sqrt(1 - beta2**t))
-        return _hyper_tensor(values, p.device, kernels.compute_dtype(p.dtype))
+        self._fused(batches)
 
 
-@functools.lru_cache(maxsize=64)
-def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
-    return _host_tensor(list(values), device, dtype)
+@contextlib.contextmanager
+def _on_masters(masters: list[tuple[Tensor, Tensor]]):
+    """Within the block, each 16-bit parameter holds its float32 master copy and a
+    float32 copy of its gradient, so that a base optimizer steps the master (its
+    moments then made in float32), as mixed-precision training steps master weights:
+    an update below the 16-bit resolution is kept, not rounded away."""
+    saved = [(p.data, p.grad) for p, _ in masters]
+    for p, m in masters:
+        grad = p.grad.to(m.dtype)
+        p.data, p.grad = m, grad
+    try:
+        yield
+    finally:
+        for (p, _), (data, grad) in zip(masters, saved):
+            p.data, p.grad = data, grad
 
 
-def _initial_beakers(p: Tensor, chain: dict[str, Any]) -> list[Tensor]:
-    make = torch.clone if chain["init"] == "same" else torch.zeros_like
-    return [make(p.detach(), memory_format=torch.preserve_format) for _ in range(chain["n_beakers"] - 1)]
+def _initial_hidden(p: Tensor, chain: dict[str, Any]) -> list[Tensor]:
+    """The hidden levels u_2..u_n of a new parameter, in the chain's compute dtype."""
+    dtype = kernels.compute_dtype(p.dtype)
+    w = p.detach()
+    if chain["init"] == "same":
+        return [w.to(dtype, copy=True) for _ in range(chain["n_beakers"] - 1)]
+    return [torch.zeros_like(w, dtype=dtype) for _ in range(chain["n_beakers"] - 1)]
 
 
-def _flat(tensors: list[Tensor]) -> list[Tensor]:
-    """1-D tensors over the same memory when every tensor is contiguous, so that one
-    compiled kernel serves every parameter shape; the tensors themselves otherwise.
-
-    They alias the storage rather than being ``view(-1)`` views: the compiler guards
-    on a view's base, and a 2-D weight's base then fails the guard for a 1-D bias,
-    which would compile the kernel twice."""
-    if not all(t.is_contiguous() for t in tensors):
-        return list(tensors)
-    return [
-        torch.empty(0, dtype=t.dtype, device=t.device).set_(
-            t.untyped_storage(), t.storage_offset(), (t.numel(),), (1,)
-        )
-        for t in tensors
-    ]
+def _renamed_keys(sd: dict[str, Any]) -> dict[str, Any]:
+    """A state saved by release 0.1 (hidden levels under "beakers") in today's keys."""
+    if not any("beakers" in st for st in sd.get("state", {}).values()):
+        return sd
+    state = {
+        pid: {("hidden" if k == "beakers" else k): v for k, v in st.items()}
+        for pid, st in sd["state"].items()
+    }
+    return {**sd, "state": state}
