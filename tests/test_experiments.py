@@ -28,7 +28,7 @@ def tiny(tmp_path, **kw) -> RunSettings:
         plot_dir=str(tmp_path / "plots"),
         data_dir=str(tmp_path / "data"),
     )
-    return RunSettings(**(base | kw))
+    return RunSettings.make(**(base | kw))
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_ewc_fisher_is_the_mean_of_squared_per_sample_gradients(protocol):
 
 
 def settings(**kw):
-    return RunSettings(**({"dataset": "digits", "scenario": "task", "device": str(DEVICE)} | kw))
+    return RunSettings.make(**({"dataset": "digits", "scenario": "task", "device": str(DEVICE)} | kw))
 
 
 def test_ewc_penalty_by_hand(protocol):

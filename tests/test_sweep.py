@@ -61,12 +61,32 @@ def sweep(tmp_path, capsys, config=CONFIG, *extra):
         ("[random]\nn = 2\nlr = {normal = [0, 1]}\n", "log_uniform"),
         ("[sweep]\nheatmap = ['lr']\n", "two settings"),
         ("[grid\n", "not valid TOML"),
+        ("[sweep]\nretires = 2\n", "unknown key 'retires'; allowed: retries, heatmap, resources"),
+        ("[sweep]\nresources = {num_cpu = 1}\n", "resources: num_cpu"),
     ],
 )
 def test_bad_configs_name_the_problem(tmp_path, text, match):
     (tmp_path / "c.toml").write_text(text)
     with pytest.raises(OptionError, match=match):
         load_config(tmp_path / "c.toml")
+
+
+@pytest.mark.parametrize(
+    "grid,match",
+    [
+        ('iters = ["10"]', "--iters must be an integer, got '10'"),
+        ("alpha = [true]", "--alpha must be a finite number, got True"),
+        ("beakers = [2.5]", "--beakers must be an integer"),
+        ("ewc_lambda = [-1.0]", "--ewc-lambda must be >= 0"),
+    ],
+)
+def test_bad_grid_values_are_refused_before_any_run(tmp_path, capsys, grid, match):
+    path = tmp_path / "sweep.toml"
+    path.write_text(CONFIG.replace("seed = [0, 1]", f"seed = [0, 1]\n{grid}"))
+    code = main(["sweep", str(path), "--results-dir", str(tmp_path / "r"), "--plot-dir", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and match in err[0], err
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("*.json"))
 
 
 def test_local_sweep_summary_heatmap_and_cache(tmp_path, capsys):
@@ -101,11 +121,14 @@ def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path, capsys, mo
 
 
 def test_failing_runs_are_recorded_and_the_rest_go_on(tmp_path, capsys):
-    config = CONFIG.replace("lr = [0.001, 0.01]", 'lr = [0.01]\ndevice = ["cpu", "cuda:99"]')
+    # Adam at lr 1e30 diverges: its loss becomes NaN, and the run fails (never cached).
+    config = CONFIG.replace("lr = [0.001, 0.01]", "lr = [0.01, 1e30]")
     code, out = sweep(tmp_path, capsys, config, "--retries", "1")
     assert code == 1 and len(out["failed"]) == 4 and out["runs_made"] == 4
     records = list((tmp_path / "r" / "failed").glob("*.json"))
     assert len(records) == 4 and all(json.loads(p.read_text())["attempts"] == 2 for p in records)
+    assert all("loss became nan" in json.loads(p.read_text())["errors"][-1] for p in records)
+    assert len(list((tmp_path / "r").glob("*.json"))) == 4  # only the good runs are in the cache
 
 
 def free_port() -> int:

@@ -42,6 +42,7 @@ __all__ = [
     "response_energy",
     "max_rate",
     "validate_chain",
+    "MAX_TIMESCALE_RATIO",
 ]
 
 
@@ -62,8 +63,25 @@ class ChainConstants:
         return self.C / self.g
 
 
+# Beyond this ratio of timescales the chain's float64 eigendecomposition loses its
+# accuracy (at 1e20 the propagator's entries exceed 1) or fails outright.
+MAX_TIMESCALE_RATIO = 1e12
+
+
 def validate_chain(n_beakers: object, alpha: object, beta: object) -> None:
-    """Raise TypeError / ValueError naming the argument if the chain is not valid."""
+    """Raise TypeError / ValueError naming the argument if the chain is not valid or
+    cannot be computed in float64 (``beta / alpha`` above ``MAX_TIMESCALE_RATIO``)."""
+    _check_arguments(n_beakers, alpha, beta)
+    if n_beakers >= 2 and beta / alpha > MAX_TIMESCALE_RATIO:
+        raise ValueError(
+            f"beta / alpha must be <= {MAX_TIMESCALE_RATIO:g} (the chain is not computable in float64 "
+            f"beyond), got alpha={alpha!r}, beta={beta!r}"
+        )
+    if n_beakers >= 1:
+        _eigen(n_beakers, float(alpha), float(beta))
+
+
+def _check_arguments(n_beakers: object, alpha: object, beta: object) -> None:
     if isinstance(n_beakers, bool) or not isinstance(n_beakers, int):
         raise TypeError(f"n_beakers must be an int >= 0, got {n_beakers!r}")
     if n_beakers < 0:
@@ -83,7 +101,7 @@ def validate_chain(n_beakers: object, alpha: object, beta: object) -> None:
 @lru_cache(maxsize=256)
 def chain_constants(n_beakers: int, alpha: float, beta: float) -> ChainConstants:
     """Capacities and tube widths of the chain (see the module docstring)."""
-    validate_chain(n_beakers, alpha, beta)
+    _check_arguments(n_beakers, alpha, beta)
     n, alpha, beta = n_beakers, float(alpha), float(beta)
     if n == 0:
         return ChainConstants(0, alpha, beta, np.zeros(0), np.zeros(0))
@@ -123,7 +141,15 @@ def _eigen(n_beakers: int, alpha: float, beta: float) -> _Eigen:
     s = np.sqrt(c.C)
     # C^{1/2} A C^{-1/2} = C^{-1/2} L C^{-1/2} is symmetric.
     sym = generator(n_beakers, alpha, beta) * s[:, None] / s[None, :]
-    rates, q = np.linalg.eigh(0.5 * (sym + sym.T))
+    try:
+        rates, q = np.linalg.eigh(0.5 * (sym + sym.T))
+    except np.linalg.LinAlgError:
+        rates = np.full(n_beakers, np.nan)
+    if not (np.all(np.isfinite(rates)) and np.all(rates > 0)):
+        raise ValueError(
+            f"the chain with n_beakers={n_beakers}, alpha={alpha!r}, beta={beta!r} is not computable in "
+            "float64 (its rates overflow): choose alpha and beta nearer to 1"
+        )
     return _Eigen(rates, q / s[:, None], q.T * s[None, :])
 
 

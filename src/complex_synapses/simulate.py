@@ -191,3 +191,99 @@ def best_lifetime(n_beakers: int, alpha: float, n_synapses: int, betas: np.ndarr
         if life > best[0]:
             best = (life, float(beta))
     return best
+
+
+# Steps the impulse experiment may compute: its arrays hold one float per step, and
+# at 10^7 steps they are already ~1 GB in all; lr time with a tiny lr asks for more.
+MAX_STEPS = 10**7
+# The betas searched for each chain's longest lifetime: 1 to 10^9 steps, 4 a decade.
+BETA_GRID = np.logspace(0, 9, 37)
+
+
+def default_burn_in(chain: Chain) -> int:
+    """Memories stored before the tracked one: 3 beta (the chain near its steady
+    state), at most 30,000 steps (the Monte Carlo steps through every one)."""
+    return int(min(3 * chain.beta / chain.dt, 30000))
+
+
+def impulse_study(chain: Chain, steps: int | None = None, stepped: int = 20000) -> dict:
+    """The weight's response to a kick: exact at every step (for the fitted slope) and
+    on a log grid for every level; ``stepped`` steps of the real optimizer against it.
+    ``steps`` defaults to 10 beta; ValueError over MAX_STEPS."""
+    steps = steps if steps is not None else int(np.ceil(10 * chain.beta / chain.dt))
+    if not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"--steps must be in 1..{MAX_STEPS:g}, got {steps} (10 beta / dt by default)")
+    if stepped < 0:
+        raise ValueError(f"--stepped must be >= 0, got {stepped}")
+    every = np.arange(steps + 1)
+    w_all = chain.h(every) / chain.kick  # exact, every step, unit kick
+    t_all = every * chain.dt
+    slope = fitted_slope(t_all[1:], w_all[1:], chain.alpha, chain.beta)
+    sample = np.unique(np.concatenate([[0], np.geomspace(1, steps, 400).astype(int)]))
+    t = sample * chain.dt
+    n_stepped = min(stepped, steps)
+    walked = impulse_stepped(chain, n_stepped) if n_stepped else np.zeros((0, chain.n_beakers))
+    ref = w_all[: n_stepped + 1]
+    diff = float(np.max(np.abs(walked[:, 0] - ref) / np.abs(ref))) if n_stepped else float("nan")
+    return {
+        "t": t,
+        "levels": impulse_exact(chain.n_beakers, chain.alpha, chain.beta, t),
+        "slope": slope,
+        "fit_window": fit_window(chain.alpha, chain.beta),
+        "at": [float(np.interp(x, t_all, w_all)) for x in (chain.alpha, chain.beta)] + [float(w_all[-1])],
+        "stepped_t": every[: n_stepped + 1] * chain.dt,
+        "stepped_w": walked[:, 0],
+        "stepped_steps": n_stepped,
+        "max_rel_diff_stepped": diff,
+    }
+
+
+def memory_study(
+    chain: Chain,
+    n_synapses: int,
+    trials: int,
+    burn_in: int | None,
+    n_list: list[int],
+    synapses_list: list[int],
+) -> dict:
+    """The tracked memory's SNR against its age (closed form and Monte Carlo with the
+    optimizer), and the lifetime against N for chains of each length in ``n_list``,
+    each at its best beta on BETA_GRID (alpha = 1 step)."""
+    if n_synapses < 1 or trials < 2:
+        raise ValueError(f"--synapses must be >= 1 and --trials >= 2, got {n_synapses} and {trials}")
+    burn = default_burn_in(chain) if burn_in is None else burn_in
+    if burn < 0:
+        raise ValueError(f"--burn-in must be >= 0, got {burn}")
+    horizon = max(2.0, 2 * chain.beta / chain.dt)
+    if burn + horizon > MAX_STEPS:
+        raise ValueError(
+            f"--burn-in plus 2 beta / dt must be at most {MAX_STEPS:g} steps, got {burn + horizon:g}"
+        )
+    ages = np.unique(np.concatenate([[0, 1, 2], np.geomspace(3, horizon, 12).astype(int)]))
+    mc, se = snr_monte_carlo(chain, n_synapses, burn, burn + ages, trials=trials)
+    lifetimes, best = {}, {}
+    for n in n_list:
+        key = f"n={n}" + (" (simple synapse)" if n == 1 else "")
+        found = [best_lifetime(n, 1.0, N, BETA_GRID) for N in synapses_list]
+        lifetimes[key] = [r[0] for r in found]
+        best[key] = [r[1] for r in found]
+    return {
+        "burn_in": burn,
+        "ages": ages,
+        "snr_closed": snr_closed_form(chain, n_synapses, burn, burn + ages),
+        "snr_mc": mc,
+        "se_mc": se,
+        "lifetimes": lifetimes,
+        "best_beta": best,
+    }
+
+
+def beaker_frames(chain: Chain, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Times (0, then log-spaced from alpha/4 to 3 beta) and every level there after a kick."""
+    if frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {frames}")
+    times = np.concatenate([[0.0], np.geomspace(chain.alpha / 4, 3 * chain.beta, frames - 1)])[:frames]
+    return times, impulse_exact(chain.n_beakers, chain.alpha, chain.beta, times)
+
+
+__all__ += ["impulse_study", "memory_study", "beaker_frames", "default_burn_in", "MAX_STEPS", "BETA_GRID"]

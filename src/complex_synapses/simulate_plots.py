@@ -7,19 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from .chain import chain_constants
-from .experiments.plots import save_figure
+from .figures import pyplot as _plt
+from .figures import save_figure
 from .simulate import fit_window
 
 __all__ = ["plot_impulse", "plot_memory", "plot_lifetimes", "plot_beakers"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_impulse(t, u, stepped_t, stepped_w, alpha, beta, slope, path: Path, pdf=False) -> list[Path]:

@@ -135,6 +135,9 @@ def fetch_idx_files(source: IdxSource, data_dir: str | Path, download: bool = Tr
     return paths
 
 
+N_CLASSES = 10  # every data set here: MNIST, Fashion-MNIST, digits
+
+
 def _load_idx(source: IdxSource, data_dir: str | Path, download: bool) -> Dataset:
     paths = fetch_idx_files(source, data_dir, download)
     arrays = {stem: read_idx(path) for stem, path in paths.items()}
@@ -144,6 +147,12 @@ def _load_idx(source: IdxSource, data_dir: str | Path, download: bool) -> Datase
             raise DataError(
                 f"{paths[f'{split}-images-idx3-ubyte']}: {x.shape} images do not fit {y.shape} labels "
                 f"in {paths[f'{split}-labels-idx1-ubyte']}"
+            )
+        if y.size and (y.min() < 0 or y.max() >= N_CLASSES):
+            bad = y[(y < 0) | (y >= N_CLASSES)]
+            raise DataError(
+                f"{paths[f'{split}-labels-idx1-ubyte']}: labels must be class numbers 0..{N_CLASSES - 1}, "
+                f"found {len(bad)} outside (e.g. {int(bad[0])})"
             )
 
     def images(a: np.ndarray) -> torch.Tensor:

@@ -3,19 +3,18 @@ of mean +- SEM, the paired differences with a paired t-test, and the bar plot.""
 
 from __future__ import annotations
 
-import os
 import textwrap
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .plots import save_figure
-from .results import read_json, write_json
+from ..figures import pyplot, save_figure
+from .results import cached, result_path, write_json
+from .runner import run_many, run_one
 from .settings import RunSettings
+from .stats import summarize
 
 __all__ = [
     "Variant",
@@ -46,48 +45,28 @@ def methods_for(time_unit: str, names: list[str] | None = None) -> list[Variant]
         cs = [
             Variant(
                 f"Complex synapse ({u})" if len(units) > 1 else "Complex synapse",
-                {"cs": True, "time_unit": u},
+                {"method": "cs", "time_unit": u},
             )
             for u in units
         ]
-        return [Variant("Standard", {"cs": False, "method": "none"}), *cs]
+        return [Variant("Standard", {"method": "none"}), *cs]
     out = []
     for name in names:
         if "cs" in name.split("+"):
             out += [
-                Variant(
-                    f"{name} ({u})" if len(units) > 1 else name, {"cs": False, "method": name, "time_unit": u}
-                )
+                Variant(f"{name} ({u})" if len(units) > 1 else name, {"method": name, "time_unit": u})
                 for u in units
             ]
         else:
-            out.append(Variant(name, {"cs": False, "method": name}))
+            out.append(Variant(name, {"method": name}))
     return out
-
-
-def result_path(settings: RunSettings) -> Path:
-    return Path(settings.results_dir) / f"{settings.stamp()}.json"
-
-
-def cached(settings: RunSettings) -> dict[str, Any] | None:
-    """The stored result of exactly these settings, if there is one."""
-    result = read_json(result_path(settings))
-    if result and result.get("stamp") == settings.stamp():
-        return result
-    return None
 
 
 def run_and_store(
     settings: RunSettings, threads: int | None = None, progress: bool = False
 ) -> dict[str, Any]:
-    """Run one experiment and write its result file (also used in worker processes)."""
-    import torch
-
-    from .train import run_experiment
-
-    if threads:
-        torch.set_num_threads(threads)
-    result = run_experiment(settings, progress=progress)
+    """Run one experiment and write its result file."""
+    result = run_one(settings, threads, progress)
     write_json(result_path(settings), result)
     return result
 
@@ -96,27 +75,10 @@ def run_all(
     settings: list[RunSettings], jobs: int = 1, progress: bool = True
 ) -> tuple[list[dict[str, Any]], int]:
     """The result of every settings, from the cache where present, else run (in ``jobs``
-    processes; each result is stored as soon as it is done, so an interrupted batch
-    resumes where it stopped). Returns the results and how many were run."""
-    from tqdm import tqdm
-
-    results: list[dict[str, Any] | None] = [cached(s) for s in settings]
-    todo = [i for i, r in enumerate(results) if r is None]
-    if todo:
-        bar = tqdm(total=len(todo), desc="runs", unit="run", disable=not progress)
-        if jobs <= 1:
-            for i in todo:
-                results[i] = run_and_store(settings[i], progress=False)
-                bar.update()
-        else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = {pool.submit(run_and_store, settings[i], threads): i for i in todo}
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.update()
-        bar.close()
-    return results, len(todo)  # type: ignore[return-value]
+    processes; see :func:`runner.run_many`). Returns the results in order and how many
+    were run; RunFailed if one failed."""
+    outcome = run_many(settings, jobs=jobs, progress=progress)
+    return outcome.ordered(settings), outcome.runs_made
 
 
 def collect(
@@ -129,32 +91,6 @@ def collect(
     for (m, _), r in zip(grid, flat):
         results[m.name].append(r)
     return results, n_run
-
-
-def _sem(x: np.ndarray) -> float:
-    return float(np.std(x, ddof=1) / np.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
-def summarize(results: dict[str, list[dict[str, Any]]], seeds: list[int]) -> dict[str, Any]:
-    """Mean and SEM of the average accuracy per method; for every method after the
-    first, the paired difference from the first with its SEM and the paired t-test."""
-    from scipy import stats
-
-    names = list(results)
-    acc = {n: np.array([r["accuracy"]["average"] for r in results[n]]) for n in names}
-    summary: dict[str, Any] = {"seeds": seeds, "methods": {}, "differences": {}}
-    for n in names:
-        summary["methods"][n] = {
-            "mean": float(acc[n].mean()),
-            "sem": _sem(acc[n]),
-            "per_seed": acc[n].tolist(),
-        }
-    ref = names[0]
-    for n in names[1:]:
-        d = acc[n] - acc[ref]
-        p = float(stats.ttest_rel(acc[n], acc[ref]).pvalue) if len(d) > 1 and np.any(d != 0) else float("nan")
-        summary["differences"][f"{n} - {ref}"] = {"mean": float(d.mean()), "sem": _sem(d), "p_paired_t": p}
-    return summary
 
 
 def format_table(summary: dict[str, Any], title: str) -> str:
@@ -177,11 +113,7 @@ def format_table(summary: dict[str, Any], title: str) -> str:
 
 def plot_summary(summary: dict[str, Any], title: str, path: Path, pdf: bool = False) -> list[Path]:
     """Bars of mean accuracy with SEM error bars and every seed as a point."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(summary["methods"])
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 4.6))
     colors = ["0.6", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange"]

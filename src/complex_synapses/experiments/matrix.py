@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..figures import pyplot, save_figure
 from .compare import Variant, run_all, summarize
-from .plots import save_figure
 from .settings import RunSettings
 
 __all__ = ["run_matrix", "markdown_table", "csv_text", "plot_matrix"]
@@ -79,11 +79,7 @@ def csv_text(matrix: dict[str, Any]) -> str:
 
 def plot_matrix(matrix: dict[str, Any], title: str, path: Path, pdf: bool = False) -> list[Path]:
     """One panel per cell: a bar per method, mean with SEM error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     cells = list(matrix["cells"])
     experiments = sorted(
         {c.split("/")[0] for c in cells}, key=lambda e: [c.split("/")[0] for c in cells].index(e)

@@ -1,5 +1,11 @@
 """The settings of one experiment, their checks, and the parameter stamp that names its
-result (and finds it again in the cache)."""
+result (and finds it again in the cache).
+
+A run is its data, model and training fields below, and a method spec (``cs+ewc``)
+with the methods' own options in ``method_options`` (``ewc_lambda``; the chain's
+``beakers``, ``alpha``, ``beta``, ``time_unit``, ``integrator`` belong to ``cs``).
+``make`` and ``replace`` take either by name.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,7 @@ from typing import Any
 
 import torch
 
-from ..chain import validate_chain
-from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
-from ..optimizer import INTEGRATORS, TIME_UNITS
-
-__all__ = ["RunSettings", "OptionError", "optimizer_class", "OUTPUT_ONLY"]
+__all__ = ["RunSettings", "OptionError", "optimizer_class", "OUTPUT_ONLY", "optimizer_names", "SEED_MAX"]
 
 
 class OptionError(ValueError):
@@ -24,19 +26,34 @@ class OptionError(ValueError):
 
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
+SEED_MAX = 2**32 - 1  # numpy's seeds
+
+# torch.optim classes that cannot be the base of a run: SparseAdam needs sparse
+# gradients, LBFGS a closure that re-evaluates the loss, Muon 2-D parameters only.
+UNUSABLE_OPTIMIZERS = ("sparseadam", "lbfgs", "muon")
+
+
+def _optimizers() -> dict[str, type[torch.optim.Optimizer]]:
+    return {
+        k.lower(): v
+        for k, v in vars(torch.optim).items()
+        if isinstance(v, type)
+        and issubclass(v, torch.optim.Optimizer)
+        and v is not torch.optim.Optimizer
+        and k.lower() not in UNUSABLE_OPTIMIZERS
+    }
+
+
+def optimizer_names() -> list[str]:
+    """The base optimizers a run can use, by their --optimizer name."""
+    return sorted(_optimizers())
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     """A torch.optim optimizer by name, case-insensitively ("adam", "sgd", "adamw", ...)."""
-    known = {
-        k.lower(): v
-        for k, v in vars(torch.optim).items()
-        if isinstance(v, type) and issubclass(v, torch.optim.Optimizer) and v is not torch.optim.Optimizer
-    }
-    if name.lower() not in known:
-        raise OptionError(
-            f"--optimizer must be a torch.optim name ({', '.join(sorted(known))}), got {name!r}"
-        )
+    known = _optimizers()
+    if not isinstance(name, str) or name.lower() not in known:
+        raise OptionError(f"--optimizer must be one of {', '.join(sorted(known))}, got {name!r}")
     return known[name.lower()]
 
 
@@ -57,14 +74,8 @@ class RunSettings:
     lr: float = 0.001
     optimizer: str = "adam"
     decay: float = 0.0
-    cs: bool = False  # the original's flag: adds the "cs" method
     method: str = "none"  # a method plug-in, or several joined by "+" (see experiments/methods)
     method_options: dict[str, Any] = field(default_factory=dict)  # their hyperparameters, as given
-    beakers: int = 5
-    alpha: float = 500.0
-    beta: float = 2500.0
-    time_unit: str = "iteration"
-    integrator: str = "exact"
     seed: int = 0
     device: str = "cpu"
     loss_log: int = 100
@@ -79,12 +90,30 @@ class RunSettings:
     tensorboard: str | None = None
     json: bool = False
 
+    @classmethod
+    def make(cls, **values: Any) -> RunSettings:
+        """Settings from run fields and method options by name (``alpha=100``);
+        ``cs=True`` adds the ``cs`` method, as the original's flag did."""
+        return cls().replace(**values)
+
+    def replace(self, **changes: Any) -> RunSettings:
+        """A copy with ``changes``: run fields, method options (into ``method_options``)
+        and ``cs`` (True adds the ``cs`` method, False removes it)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        fields = {k: v for k, v in changes.items() if k in names}
+        options = {k: v for k, v in changes.items() if k not in names and k != "cs"}
+        if options:
+            fields["method_options"] = {**fields.get("method_options", self.method_options), **options}
+        out = dataclasses.replace(self, **fields)
+        if "cs" in changes:
+            parts = [p for p in out.method.split("+") if p not in ("none", "cs")]
+            out.method = "+".join(parts + ["cs"] if changes["cs"] else parts) or "none"
+        return out
+
     @property
     def method_spec(self) -> str:
-        """The methods that run, "+"-joined: ``method`` with "cs" added by ``cs``."""
+        """The methods that run, "+"-joined ("none" where none does)."""
         parts = [p for p in self.method.split("+") if p != "none"]
-        if self.cs and "cs" not in parts:
-            parts.append("cs")
         return "+".join(parts) or "none"
 
     @property
@@ -97,67 +126,48 @@ class RunSettings:
 
         return resolve_options(self.method_spec, self.scenario, self.method_options)
 
-    def check(self) -> None:
-        """Raise ValueError naming the first setting that is not allowed."""
-        choices = {
-            "experiment": EXPERIMENTS,
-            "scenario": SCENARIOS,
-            "stream": STREAMS,
-            "dataset": DATASETS,
-            "time_unit": TIME_UNITS,
-            "integrator": INTEGRATORS,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                option, value = "--" + name.replace("_", "-"), getattr(self, name)
-                raise OptionError(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
-        for name in ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if self.experiment == "splitMNIST" and self.tasks > 10:
-            raise OptionError(f"--tasks: splitMNIST has 10 classes, so at most 10 tasks, got {self.tasks}")
-        if not self.lr > 0:
-            raise OptionError(f"--lr must be > 0, got {self.lr}")
-        if self.decay < 0:
-            raise OptionError(f"--decay must be >= 0, got {self.decay}")
-        optimizer_class(self.optimizer)
-        from .methods import check_spec
+    def option(self, name: str) -> Any:
+        """A method option's value: as given, else its default (of whichever method
+        declares it), whether or not that method runs."""
+        from .methods import all_options
 
-        try:
-            check_spec(self.method_spec)
-        except ValueError as exc:
-            raise OptionError(f"--method: {exc}") from None
-        if self.uses_cs:
-            try:
-                validate_chain(self.beakers, self.alpha, self.beta)
-            except (TypeError, ValueError) as exc:
-                raise OptionError(str(exc).replace("n_beakers", "--beakers")) from None
+        value = self.method_options.get(name)
+        return all_options()[name].default_for(self.scenario) if value is None else value
+
+    def check(self) -> None:
+        """Raise OptionError naming the first setting that is not allowed."""
+        from .checks import check_settings
+
+        check_settings(self)
 
     def result_settings(self) -> dict[str, Any]:
         """The settings that determine the numbers of a run (not where they go)."""
         d = dataclasses.asdict(self)
-        for key in (*OUTPUT_ONLY, "cs", "method", "method_options"):
+        for key in (*OUTPUT_ONLY, "method", "method_options"):
             d.pop(key)
         d["method"] = self.method_spec
         d["method_options"] = self.resolved_options()
-        if not self.uses_cs:  # chain settings do not matter without a chain
-            for key in ("beakers", "alpha", "beta", "time_unit", "integrator"):
-                d.pop(key)
+        return d
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a result file keeps them: every field, and (as release 0.1
+        wrote them) ``cs`` and the chain's options at the top level."""
+        d = dataclasses.asdict(self)
+        d["cs"] = self.uses_cs
+        for key in ("beakers", "alpha", "beta", "time_unit", "integrator"):
+            d[key] = self.option(key)
         return d
 
     def stamp(self) -> str:
         """A readable name of the run, with a hash of every setting that matters."""
+        from .methods import get_method
+
         digest = hashlib.sha256(json.dumps(self.result_settings(), sort_keys=True).encode()).hexdigest()[:10]
         task = f"{self.experiment}-{self.dataset}-{self.stream}-{self.scenario}IL"
         task += f"-t{self.tasks}-i{self.iters}-b{self.batch}"
         model = f"fc{self.fc_layers}x{self.fc_units}{'-single' if self.singlehead else ''}"
         train = f"lr{self.lr:g}-{self.optimizer}" + (f"-decay{self.decay:g}" if self.decay else "")
-        spec = [p for p in self.method_spec.split("+") if p != "cs"]
-        if spec and spec != ["none"]:
-            train += "-" + "+".join(spec)
-        if self.uses_cs:
-            train += f"-cs{self.beakers}-a{self.alpha:g}-b{self.beta:g}-{self.time_unit}-{self.integrator}"
+        values = self.resolved_options()
+        tags = [get_method(p).tag(values) for p in self.method_spec.split("+") if p != "none"]
+        train += "".join(f"-{t}" for t in tags)
         return f"{task}--{model}--{train}--s{self.seed}--{digest}"
-
-    def replace(self, **changes: Any) -> RunSettings:
-        return dataclasses.replace(self, **changes)

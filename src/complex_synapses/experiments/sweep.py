@@ -33,20 +33,16 @@ import itertools
 import os
 import secrets
 import sys
-import time
-import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .compare import cached, result_path
-from .results import write_json
+from ..figures import pyplot, save_figure
+from .runner import CRASH_ONCE, run_many
 from .settings import OptionError, RunSettings
+from .stats import group_rows
 
 __all__ = [
     "SweepConfig",
@@ -58,8 +54,11 @@ __all__ = [
     "loopback_ray_environment",
 ]
 
-FIELDS = {f.name for f in dataclasses.fields(RunSettings)} - {"method_options"}
-CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # fault injection for the tests: a marker file path
+FIELDS = ({f.name for f in dataclasses.fields(RunSettings)} - {"method_options"}) | {"cs"}
+BACKENDS = ("local", "ray")
+SWEEP_KEYS = ("retries", "heatmap", "resources")
+RESOURCE_KEYS = ("num_cpus", "num_gpus")
+__all__ += ["CRASH_ONCE", "BACKENDS"]
 
 
 @dataclass
@@ -118,6 +117,9 @@ def load_config(path: str | Path) -> SweepConfig:
                     f"or {{log_uniform = [lo, hi]}}, got {v!r}"
                 )
     sweep = raw.get("sweep", {})
+    typos = sorted(set(sweep) - set(SWEEP_KEYS))
+    if typos:
+        raise OptionError(f"{path} [sweep]: unknown key {typos[0]!r}; allowed: {', '.join(SWEEP_KEYS)}")
     heatmap = sweep.get("heatmap")
     if heatmap is not None:
         if not (isinstance(heatmap, list) and len(heatmap) == 2):
@@ -127,13 +129,17 @@ def load_config(path: str | Path) -> SweepConfig:
     if not isinstance(retries, int) or retries < 0:
         raise OptionError(f"{path} [sweep]: retries must be an int >= 0, got {retries!r}")
     resources = {"num_cpus": 1, "num_gpus": 0, **sweep.get("resources", {})}
+    for k, v in resources.items():
+        if k not in RESOURCE_KEYS or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise OptionError(
+                f"{path} [sweep] resources: {k} = {v!r}; allowed: {', '.join(RESOURCE_KEYS)}, numbers >= 0"
+            )
     return SweepConfig(base, grid, random, retries, heatmap, resources)
 
 
 def _settings(values: dict[str, Any], defaults: RunSettings) -> RunSettings:
-    run = {k: v for k, v in values.items() if k in FIELDS}
-    options = {k: v for k, v in values.items() if k not in FIELDS}
-    s = defaults.replace(**run, method_options={**defaults.method_options, **options})
+    """One run's settings, checked (a grid value of the wrong type is named here)."""
+    s = defaults.replace(**values)
     s.check()
     return s
 
@@ -161,75 +167,6 @@ def expand(config: SweepConfig, defaults: RunSettings) -> list[RunSettings]:
     return runs
 
 
-def _attempt(settings: RunSettings, threads: int | None) -> dict[str, Any]:
-    """One run in a worker (a process of the pool, or a Ray task)."""
-    import torch
-
-    from .train import run_experiment
-
-    marker = os.environ.get(CRASH_ONCE)
-    if marker and not Path(marker).exists():  # tests: the first run attempted kills its worker
-        Path(marker).write_text(settings.stamp())
-        os._exit(17)
-    if threads:
-        torch.set_num_threads(threads)
-    return run_experiment(settings, progress=False)
-
-
-def _record_failure(settings: RunSettings, errors: list[str]) -> None:
-    path = Path(settings.results_dir) / "failed" / f"{settings.stamp()}.json"
-    write_json(
-        path,
-        {
-            "stamp": settings.stamp(),
-            "attempts": len(errors),
-            "errors": errors,
-            "settings": dataclasses.asdict(settings),
-        },
-    )
-
-
-def _run_local(todo, jobs, retries, done, errors, bar):
-    """At most ``jobs`` runs in flight, so that a worker's death costs an attempt only to
-    the runs that were running; the pool is then made anew."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    queue = list(todo)
-
-    def fail(s: RunSettings, error: str) -> None:
-        errors[s.stamp()].append(error)
-        if len(errors[s.stamp()]) <= retries:
-            queue.append(s)
-        else:
-            bar.update()
-
-    while queue:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            inflight: dict[Any, RunSettings] = {}
-            broken = False
-            while (queue or inflight) and not broken:
-                while queue and len(inflight) < jobs and not broken:
-                    try:
-                        inflight[pool.submit(_attempt, queue[0], threads)] = queue[0]
-                        queue.pop(0)
-                    except BrokenProcessPool:  # a worker died before its run's result came in
-                        broken = True
-                if not inflight:
-                    break
-                finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    s = inflight.pop(fut)
-                    try:
-                        done(s, fut.result())
-                        bar.update()
-                    except BrokenProcessPool as exc:
-                        broken = True
-                        fail(s, f"worker died: {exc}")
-                    except Exception:  # noqa: BLE001 - the run failed: recorded, retried
-                        fail(s, traceback.format_exc(limit=3))
-            for s in inflight.values():  # the pool broke under them
-                fail(s, "worker died (its pool broke)")
-
-
 def loopback_ray_environment(token_file: Path) -> dict[str, str]:
     """The environment for a Ray head and driver that stay on this machine (127.0.0.1).
 
@@ -249,44 +186,6 @@ def loopback_ray_environment(token_file: Path) -> dict[str, str]:
     }
 
 
-def _run_ray(todo, address, resources, retries, done, errors, bar):
-    import ray
-
-    connected_here = not ray.is_initialized()
-    if connected_here:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            **({} if address else {"num_cpus": os.cpu_count()}),
-        )
-    try:
-        _gather_ray(ray, todo, resources, retries, done, errors, bar)
-    finally:
-        if connected_here:  # also stops Ray's own messages before the summary is printed
-            ray.shutdown()
-
-
-def _gather_ray(ray, todo, resources, retries, done, errors, bar):
-    task = ray.remote(_attempt).options(
-        max_retries=0, num_cpus=resources["num_cpus"], num_gpus=resources["num_gpus"]
-    )
-    threads = max(1, int(resources["num_cpus"]))
-    pending = {task.remote(s, threads): s for s in todo}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        s = pending.pop(ready[0])
-        try:
-            done(s, ray.get(ready[0]))
-            bar.update()
-        except Exception as exc:  # noqa: BLE001 - a task error or a killed worker: recorded, retried
-            errors[s.stamp()].append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            if len(errors[s.stamp()]) <= retries:
-                pending[task.remote(s, threads)] = s
-            else:
-                bar.update()
-
-
 def run_sweep(
     runs: list[RunSettings],
     backend: str = "local",
@@ -296,51 +195,27 @@ def run_sweep(
     resources: dict[str, float] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run what is not in the cache; the driver writes each result as it arrives.
-    Returns ``results`` (stamp -> result), ``failed`` (stamp -> errors), counts, time."""
-    from tqdm import tqdm
-
-    start = time.perf_counter()
-    results: dict[str, dict[str, Any]] = {}
-    todo = []
-    for s in runs:
-        hit = cached(s)
-        if hit is not None:
-            results[s.stamp()] = hit
-        elif s.stamp() not in {t.stamp() for t in todo}:
-            todo.append(s)
-    errors: dict[str, list[str]] = {s.stamp(): [] for s in todo}
-
-    def done(s: RunSettings, result: dict[str, Any]) -> None:
-        write_json(result_path(s), result)
-        results[s.stamp()] = result
-
-    bar = tqdm(total=len(todo), desc=f"sweep ({backend})", unit="run", disable=not progress)
-    if backend == "local":
-        _run_local(todo, jobs, retries, done, errors, bar)
-    elif backend == "ray":
-        _run_ray(todo, address, resources or {"num_cpus": 1, "num_gpus": 0}, retries, done, errors, bar)
-    else:
-        raise OptionError(f"--backend must be local or ray, got {backend!r}")
-    bar.close()
-    failed = {k: v for k, v in errors.items() if k not in results}
-    for s in todo:
-        if s.stamp() in failed:
-            _record_failure(s, failed[s.stamp()])
-    retried = sum(1 for k, v in errors.items() if v and k in results)
+    """Run what is not in the cache (see :func:`runner.run_many`); the driver writes each
+    result as it arrives. Returns ``results`` (stamp -> result), ``failed`` (stamp ->
+    errors), counts and time."""
+    if backend not in BACKENDS:
+        raise OptionError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    out = run_many(runs, jobs, backend, address, retries, resources, progress, desc=f"sweep ({backend})")
     return {
-        "results": results,
-        "failed": failed,
-        "runs_made": len(todo) - len(failed),
-        "retried": retried,
-        "from_cache": len(runs) - len(todo),
-        "wall_time_s": time.perf_counter() - start,
+        "results": out.results,
+        "failed": out.failed,
+        "runs_made": out.runs_made,
+        "retried": out.retried,
+        "from_cache": out.from_cache,
+        "wall_time_s": out.wall_time_s,
     }
 
 
 def _value(s: RunSettings, key: str) -> Any:
     if key == "method":
         return s.method_spec
+    if key == "cs":
+        return s.uses_cs
     if key in FIELDS:
         return getattr(s, key)
     return s.resolved_options().get(key)
@@ -348,30 +223,19 @@ def _value(s: RunSettings, key: str) -> Any:
 
 def summary_rows(runs: list[RunSettings], results: dict[str, dict[str, Any]], axes: list[str]):
     """Mean, SEM and count of the average accuracy for each combination of ``axes``."""
-    groups: dict[tuple, list[float]] = {}
-    for s in runs:
-        r = results.get(s.stamp())
-        if r is not None:
-            groups.setdefault(tuple(_value(s, a) for a in axes), []).append(r["accuracy"]["average"])
-    rows = []
-    for key, accs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
-        a = np.array(accs)
-        sem = float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
-        rows.append({**dict(zip(axes, key)), "mean": float(a.mean()), "sem": sem, "n": len(a)})
-    return rows
+    keyed = [
+        (tuple(_value(s, a) for a in axes), results[s.stamp()]["accuracy"]["average"])
+        for s in runs
+        if s.stamp() in results
+    ]
+    return group_rows(keyed, axes)
 
 
 def plot_heatmap(
     rows: list[dict[str, Any]], axes: tuple[str, str], title: str, path: Path, pdf: bool = False
 ):
     """Mean accuracy over two settings (averaged over all the others)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import save_figure
-
+    plt = pyplot()
     xs = sorted({r[axes[0]] for r in rows}, key=str)
     ys = sorted({r[axes[1]] for r in rows}, key=str)
     grid = np.full((len(ys), len(xs)), np.nan)

@@ -6,7 +6,7 @@ the command line writes it to JSON.
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import platform
 import random
 import time
@@ -22,6 +22,7 @@ from ..data import Protocol, build_protocol, load_dataset, stream
 from . import methods
 from .methods import Method
 from .model import Classifier, select_outputs
+from .runner import RunFailed
 from .settings import RunSettings, optimizer_class
 
 __all__ = ["run_experiment", "make_optimizer", "evaluate", "prepare", "versions"]
@@ -130,31 +131,17 @@ class _Curves:
         self.log("accuracy/train", acc, it)
 
 
-def run_experiment(
-    settings: RunSettings,
-    progress: bool = True,
-    loggers: list[Callable[[str, float, int], None]] | None = None,
-) -> dict[str, Any]:
-    """Train and test one model as ``settings`` say; return the result dict with
-    ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``),
-    ``curves``, ``wall_time_s``, ``train_time_s`` and ``versions``."""
-    from tqdm import tqdm
-
-    settings.check()
-    start = time.perf_counter()
-    device = torch.device(settings.device)
-    protocol, model, optimizer, method = prepare(settings, device)
+def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[list[float]]:
+    """The training loop; returns the accuracy matrix after each task (task-based stream).
+    RunFailed where the loss stops being finite."""
+    device = next(model.parameters()).device
     kind = method.stream(settings.stream)
     penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
-    curves = _Curves(protocol, settings, loggers or [])
     total = settings.iters * protocol.n_tasks
     matrix: list[list[float]] = []
     loss_sum = torch.zeros((), device=device)
     correct_sum = torch.zeros((), device=device)
     seen = 0
-    curves.evaluate(model, protocol, 0, 1)
-    train_start = time.perf_counter()
-    bar = tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5)
     model.train()
     for it, batch in enumerate(stream(protocol, kind, settings.iters, settings.batch, settings.seed), 1):
         optimizer.zero_grad()
@@ -175,6 +162,11 @@ def run_experiment(
         if it % settings.loss_log == 0 or it == total:
             n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
             mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
+            if not math.isfinite(mean_loss):
+                raise RunFailed(
+                    f"the training loss became {mean_loss} by iteration {it} ({settings.stamp()}): the run "
+                    "diverged; try a smaller --lr, or --integrator exact"
+                )
             curves.loss(it, mean_loss, acc)
             bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{acc:.3f}", task=current_task + 1, refresh=False)
             loss_sum.zero_()
@@ -190,13 +182,36 @@ def run_experiment(
             model.train()
             method.after_task(model, protocol, current_task)
         bar.update()
-    bar.close()
+    return matrix
+
+
+def run_experiment(
+    settings: RunSettings,
+    progress: bool = True,
+    loggers: list[Callable[[str, float, int], None]] | None = None,
+) -> dict[str, Any]:
+    """Train and test one model as ``settings`` say; return the result dict with
+    ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``),
+    ``curves``, ``wall_time_s``, ``train_time_s`` and ``versions``. RunFailed where the
+    run diverges (its loss becomes NaN or infinite)."""
+    from tqdm import tqdm
+
+    settings.check()
+    start = time.perf_counter()
+    protocol, model, optimizer, method = prepare(settings, torch.device(settings.device))
+    curves = _Curves(protocol, settings, loggers or [])
+    curves.evaluate(model, protocol, 0, 1)
+    train_start = time.perf_counter()
+    total = settings.iters * protocol.n_tasks
+    # Closed before an error or Ctrl-C goes on up: no bar is drawn after the message.
+    with tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5) as bar:
+        matrix = _train(settings, protocol, model, optimizer, method, curves, bar)
     train_time = time.perf_counter() - train_start
     model.eval()
     per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
     return {
         "stamp": settings.stamp(),
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.as_dict(),
         "accuracy": {"per_task": per_task, "average": float(np.mean(per_task)), "matrix": matrix},
         "curves": curves.data,
         "wall_time_s": time.perf_counter() - start,

@@ -16,6 +16,7 @@ example in 40 lines; README "Adding a method" says how to add one.
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from dataclasses import dataclass
 from functools import cache
@@ -25,19 +26,44 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Method", "Option", "registry", "get_method", "Combined", "resolve_options"]
+__all__ = ["Method", "Option", "registry", "get_method", "Combined", "resolve_options", "all_options"]
 
 
 @dataclass(frozen=True)
 class Option:
-    """A hyperparameter: its type, its default (one value, or one per scenario) and help."""
+    """A hyperparameter: its type, its default (one value, or one per scenario), help,
+    and what is allowed: ``choices``, or numbers from ``low`` up (``low_open``: above)
+    and at most ``high``."""
 
     default: Any
     help: str
     type: type = float
+    choices: tuple[Any, ...] | None = None
+    low: float | None = None
+    low_open: bool = False
+    high: float | None = None
 
     def default_for(self, scenario: str) -> Any:
         return self.default[scenario] if isinstance(self.default, dict) else self.default
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` as this option's type; ValueError naming ``--name`` and what is allowed."""
+        flag = f"--{name.replace('_', '-')}"
+        if self.choices is not None:
+            if value not in self.choices:
+                raise ValueError(f"{flag} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            return value
+        numeric = self.type in (int, float)
+        ok_type = isinstance(value, self.type) or (self.type is float and isinstance(value, int))
+        if isinstance(value, bool) or not ok_type or (numeric and not math.isfinite(value)):
+            kind = {int: "an integer", float: "a finite number"}.get(self.type, self.type.__name__)
+            raise ValueError(f"{flag} must be {kind}, got {value!r}")
+        below = self.low is not None and (value <= self.low if self.low_open else value < self.low)
+        if below or (self.high is not None and value > self.high):
+            bounds = [f"{'>' if self.low_open else '>='} {self.low:g}"] if self.low is not None else []
+            bounds += [f"<= {self.high:g}"] if self.high is not None else []
+            raise ValueError(f"{flag} must be {' and '.join(bounds)}, got {value!r}")
+        return self.type(value)
 
 
 class Method:
@@ -72,6 +98,16 @@ class Method:
     def after_task(self, model: torch.nn.Module, protocol, task: int) -> None:
         """Called when training on ``task`` ends (task-based stream only)."""
 
+    @classmethod
+    def check(cls, values: dict[str, Any], optimizer_class: type[torch.optim.Optimizer]) -> None:
+        """Raise ValueError naming what is wrong with these option values together
+        (each value alone is checked by its :class:`Option`)."""
+
+    @classmethod
+    def tag(cls, values: dict[str, Any]) -> str:
+        """This method's part of a run's readable name (its options are in the hash)."""
+        return cls.name
+
     # Which hooks a method overrides: the training loop skips the others.
     @classmethod
     def uses(cls, hook: str) -> bool:
@@ -100,13 +136,20 @@ def get_method(name: str) -> type[Method]:
     return methods[name]
 
 
+def all_options() -> dict[str, Option]:
+    """Every option of every method, by name (a name two methods share is one option)."""
+    return {key: opt for cls in registry().values() for key, opt in cls.options.items()}
+
+
 def resolve_options(spec: str, scenario: str, given: dict[str, Any]) -> dict[str, Any]:
     """The option values of method ``spec`` (``a+b``): given ones, else the defaults
-    for ``scenario``. Keys are option names (``ewc_lambda``)."""
+    for ``scenario``. Keys are option names (``ewc_lambda``). Raises ValueError naming
+    an option whose value is not allowed."""
     values = {}
     for part in spec.split("+"):
         for key, opt in get_method(part).options.items():
-            values[key] = given[key] if given.get(key) is not None else opt.default_for(scenario)
+            given_value = given.get(key)
+            values[key] = opt.default_for(scenario) if given_value is None else opt.check(key, given_value)
     return values
 
 

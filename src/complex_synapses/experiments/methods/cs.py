@@ -1,24 +1,65 @@
-"""``cs``: the complex synapse (Benna & Fusi 2016) around the base optimizer, with the
-run's --beakers, --alpha, --beta, --time-unit and --integrator."""
+"""``cs``: the complex synapse (Benna & Fusi 2016) around the base optimizer. Its
+options are the chain's: --beakers, --alpha, --beta (in units of --time-unit) and
+--integrator; ``--cs`` is another way of saying ``--method cs``."""
 
-from ...optimizer import ComplexSynapse
-from . import Method
+from ...chain import MAX_TIMESCALE_RATIO, validate_chain
+from ...optimizer import INTEGRATORS, TIME_UNITS, ComplexSynapse
+from ...step_sizes import step_size_rule
+from . import Method, Option
+
+# More beakers than this are refused: each one is n more multiply-adds per element
+# in the compiled kernel (n^2 in all), which compiles for minutes from about 50 up.
+MAX_BEAKERS = 32
 
 
 class ComplexSynapseMethod(Method):
     name = "cs"
     summary = "the complex synapse around the base optimizer (--beakers, --alpha, --beta, --time-unit)"
+    options = {
+        "beakers": Option(5, f"beakers per weight, 0..{MAX_BEAKERS} (cs)", int, low=0, high=MAX_BEAKERS),
+        "alpha": Option(500.0, "shortest timescale of the chain, in --time-unit (cs)", low=0, low_open=True),
+        "beta": Option(
+            2500.0,
+            f"longest timescale, >= alpha and <= {MAX_TIMESCALE_RATIO:g} alpha (cs)",
+            low=0,
+            low_open=True,
+        ),
+        "time_unit": Option(
+            "iteration",
+            "what alpha and beta count: iterations, or learning-rate time as the original implemented (cs)",
+            str,
+            choices=TIME_UNITS,
+        ),
+        "integrator": Option(
+            "exact", "the exact propagator, or the original's forward Euler (cs)", str, choices=INTEGRATORS
+        ),
+    }
+
+    @classmethod
+    def check(cls, values, optimizer_class) -> None:
+        """The chain as a whole, and lr time's need of the base's step size."""
+        validate_chain(values["beakers"], values["alpha"], values["beta"])
+        if values["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
+            raise ValueError(
+                f"--time-unit lr needs the step size of the base optimizer, which is not known for "
+                f"{optimizer_class.__name__}: use --time-unit iteration"
+            )
+
+    @classmethod
+    def tag(cls, values) -> str:
+        v = values
+        return f"cs{v['beakers']}-a{v['alpha']:g}-b{v['beta']:g}-{v['time_unit']}-{v['integrator']}"
 
     def make_optimizer(self, params, base, kwargs):
-        s = self.settings
+        v = self.values
         return ComplexSynapse(
             params,
             base,
-            n_beakers=s.beakers,
-            alpha=s.alpha,
-            beta=s.beta,
-            time_unit=s.time_unit,
-            integrator=s.integrator,
+            n_beakers=v["beakers"],
+            alpha=v["alpha"],
+            beta=v["beta"],
+            time_unit=v["time_unit"],
+            integrator=v["integrator"],
             **kwargs,
         )
 

@@ -47,8 +47,10 @@ class EWC(Method):
     name = "ewc"
     summary = "elastic weight consolidation, a Fisher per task"
     options = {
-        "ewc_lambda": Option(EWC_LAMBDA, "EWC strength lambda, per scenario (published split MNIST values)"),
-        "fisher_n": Option(1000, "training samples for each Fisher estimate (ewc, online-ewc)", int),
+        "ewc_lambda": Option(
+            EWC_LAMBDA, "EWC strength lambda, per scenario (published split MNIST values)", low=0
+        ),
+        "fisher_n": Option(1000, "training samples for each Fisher estimate (ewc, online-ewc)", int, low=1),
     }
 
     def __init__(self, settings, values):

@@ -15,7 +15,7 @@ from . import Method, Option, params_of
 class L2(Method):
     name = "l2"
     summary = "L2 pull towards the previous task's parameters"
-    options = {"l2_lambda": Option(1.0, "strength of the L2 pull (l2 method)")}
+    options = {"l2_lambda": Option(1.0, "strength of the L2 pull (l2 method)", low=0)}
 
     def __init__(self, settings, values):
         super().__init__(settings, values)

@@ -15,7 +15,7 @@ class OnlineEWC(EWC):
     options = {
         "ewc_lambda": EWC.options["ewc_lambda"],
         "fisher_n": EWC.options["fisher_n"],
-        "gamma": Option(1.0, "online EWC: decay of the running Fisher per task"),
+        "gamma": Option(1.0, "online EWC: decay of the running Fisher per task", low=0),
     }
 
     def after_task(self, model, protocol, task):

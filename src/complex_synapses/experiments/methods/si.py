@@ -17,8 +17,8 @@ class SI(Method):
     name = "si"
     summary = "synaptic intelligence: path-integral importance"
     options = {
-        "si_c": Option(SI_C, "SI strength c, per scenario (published split MNIST values)"),
-        "si_epsilon": Option(0.1, "SI damping epsilon"),
+        "si_c": Option(SI_C, "SI strength c, per scenario (published split MNIST values)", low=0),
+        "si_epsilon": Option(0.1, "SI damping epsilon", low=0, low_open=True),
     }
 
     def __init__(self, settings, values):

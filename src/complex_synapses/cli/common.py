@@ -1,0 +1,229 @@
+"""What the commands share: the parser that fails in one line, the run options built
+from :class:`RunSettings` and the methods' declared options, and the output options."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
+from ..experiments.settings import OptionError, RunSettings, optimizer_names
+
+__all__ = ["Parser", "add_run_options", "add_output_options", "settings", "method_list", "int_list", "D"]
+
+D = RunSettings()  # the defaults, shown in --help
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad options: one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def device_default() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# The run's own options, by group: (field of RunSettings, help, choices). Type and
+# default come from RunSettings.
+RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
+    "data stream": [
+        (
+            "experiment",
+            "split: classes in pairs over the tasks; perm: a pixel permutation per task",
+            EXPERIMENTS,
+        ),
+        ("dataset", "images to build the protocol from; digits is scikit-learn's bundled 8x8 set", DATASETS),
+        ("scenario", "Task-, Domain- or Class-incremental learning", SCENARIOS),
+        ("stream", "tasks one after another, or batches drawn at random from all tasks", STREAMS),
+        ("tasks", "number of tasks", None),
+        ("iters", "batches per task", None),
+        ("batch", "batch size", None),
+    ],
+    "model": [
+        ("fc_layers", "fully connected layers", None),
+        ("fc_units", "units per hidden layer", None),
+        ("singlehead", "Task-IL with one shared output layer instead of a head per task", None),
+    ],
+    "training": [
+        ("lr", "learning rate", None),
+        ("optimizer", "base optimizer, any usable torch.optim name", tuple(optimizer_names())),
+        ("decay", "weight decay of the base optimizer", None),
+    ],
+}
+LOG_OPTIONS = [
+    ("loss_log", "log the loss every N iterations"),
+    ("eval_log", "test accuracy every N iterations"),
+    ("eval_n", "test samples per task for those"),
+]
+
+
+def _add_field(g, name: str, text: str, choices=None, metavar: str | None = None) -> None:
+    default = getattr(D, name)
+    flag = "--" + name.replace("_", "-")
+    if isinstance(default, bool):
+        g.add_argument(flag, action="store_true", help=text)
+        return
+    kind = str.lower if name == "optimizer" else type(default)
+    g.add_argument(
+        flag,
+        type=kind,
+        choices=choices,
+        default=default,
+        metavar=metavar,
+        help=f"{text} (default %(default)s)",
+    )
+
+
+def add_output_options(p: argparse.ArgumentParser, plots: bool = True, results: bool = True) -> None:
+    """--results-dir, --plot-dir, --pdf and --json, the same for every command."""
+    if results:
+        p.add_argument(
+            "--results-dir", default=D.results_dir, help="where result files go (default %(default)s)"
+        )
+    if plots:
+        p.add_argument("--plot-dir", default=D.plot_dir, help="where plots go (default %(default)s)")
+        p.add_argument("--pdf", action="store_true", help="write the figures as PDF too")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object on the last line")
+
+
+def add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
+    """Every option of a run; ``compare``: for commands that run several methods."""
+    p.add_argument("--get-stamp", action="store_true", help="print the parameter stamp of the run and exit")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=D.seed,
+        help=f"random seed of everything, 0..2^32-1 (default {D.seed}); seeds below 10 keep the class "
+        "order / an identity first permutation",
+    )
+    p.add_argument("--no-gpus", action="store_true", help="run on the CPU even if a GPU is there")
+    p.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda if available)"
+    )
+    p.add_argument(
+        "--data-dir", default=D.data_dir, help="where data sets are looked for (default %(default)s)"
+    )
+    for title, options in RUN_OPTIONS.items():
+        g = p.add_argument_group(title)
+        for name, text, choices in options:
+            _add_field(g, name, text, choices)
+    _add_method_options(p, compare)
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--time", action="store_true", help="print the training time")
+    if not compare:
+        g.add_argument(
+            "--plot", action="store_true", help="draw the accuracy and loss curves (PNG in --plot-dir)"
+        )
+    g.add_argument(
+        "--visdom",
+        action="store_true",
+        help="live plots in visdom (needs `pip install visdom` and `python -m visdom.server`)",
+    )
+    g.add_argument("--tensorboard", metavar="DIR", default=None, help="write TensorBoard logs to DIR")
+    for name, text in LOG_OPTIONS:
+        _add_field(g, name, text, metavar="N")
+    add_output_options(g)
+
+
+def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
+    """--method (or --methods) and every option a method declares (see experiments/methods)."""
+    from ..experiments.methods import registry
+
+    known = registry()
+    listing = "; ".join(f"{name}: {cls.summary}" for name, cls in known.items())
+    g = p.add_argument_group(
+        "continual-learning method (see experiments/methods; combine with +, e.g. cs+ewc)"
+    )
+    if compare:
+        g.add_argument(
+            "--methods",
+            default=None,
+            metavar="A,B,...",
+            help=f"methods to compare, comma-separated (default: standard vs cs). Known: {listing}",
+        )
+    else:
+        g.add_argument("--method", default="none", help=f"the method (default %(default)s). Known: {listing}")
+        g.add_argument(
+            "--cs", action="store_true", help="the same as adding cs to --method (the original's flag)"
+        )
+    seen = set()
+    for cls in known.values():
+        for key, opt in cls.options.items():
+            if key in seen:
+                continue
+            seen.add(key)
+            default = opt.default
+            if isinstance(default, dict):
+                default = ", ".join(f"{k} {v:g}" for k, v in default.items())
+            choices = opt.choices
+            if compare and key == "time_unit":
+                choices = (*choices, "both")  # compare and matrix can run both clocks
+            g.add_argument(
+                f"--{key.replace('_', '-')}",
+                type=opt.type,
+                choices=choices,
+                default=None,
+                dest=key,
+                help=f"{opt.help}{' (both: compare the two)' if choices != opt.choices else ''} "
+                f"[{cls.name}; default: {default}]",
+            )
+
+
+def settings(args: argparse.Namespace, **overrides: Any) -> RunSettings:
+    """The run's settings from parsed options (method options into method_options)."""
+    from ..experiments.methods import all_options
+
+    fields = {f.name for f in dataclasses.fields(RunSettings)}
+    values = {k: v for k, v in vars(args).items() if k in fields and k != "method_options"}
+    values["device"] = "cpu" if getattr(args, "no_gpus", False) else (args.device or device_default())
+    options = {k: getattr(args, k) for k in all_options() if getattr(args, k, None) is not None}
+    values["method_options"] = {**options, **overrides.pop("method_options", {})}
+    s = RunSettings(**values).replace(**overrides)
+    if getattr(args, "cs", False):
+        s = s.replace(cs=True)
+    return s
+
+
+def method_list(text: str | None) -> list[str] | None:
+    """``--methods a,b``: the names, at least one, none twice."""
+    if text is None:
+        return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise OptionError(f"--methods needs at least one method, got {text!r}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise OptionError(f"--methods names {twice[0]!r} twice: each method is compared once")
+    return names
+
+
+def name_list(text: str, option: str, allowed: tuple[str, ...]) -> list[str]:
+    """A comma-separated list of names from ``allowed``: at least one, none twice."""
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise OptionError(f"{option} needs at least one of {', '.join(allowed)}, got {text!r}")
+    for n in names:
+        if n not in allowed:
+            raise OptionError(f"{option} must name some of {', '.join(allowed)}, got {n!r}")
+    if len(set(names)) != len(names):
+        raise OptionError(f"{option} names one twice: {text!r}")
+    return names
+
+
+def int_list(text: str, option: str) -> list[int]:
+    """A comma-separated list of integers >= 1."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise OptionError(f"{option} must be integers separated by commas, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise OptionError(f"{option} must be integers >= 1, got {text!r}")
+    return values
+
+
+__all__ += ["name_list", "device_default"]

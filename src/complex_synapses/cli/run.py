@@ -1,0 +1,91 @@
+"""``complex-synapses run``: one experiment, its result file and (with --plot) its curves."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..experiments.checks import check_outputs
+from ..experiments.results import to_json
+from .common import add_run_options, settings
+
+__all__ = ["add_parser", "command"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="one experiment",
+        description="Train and test an MLP on a continual-learning protocol, with or without complex "
+        "synapses; write a JSON result file.",
+    )
+    add_run_options(p)
+
+
+def loggers(args: argparse.Namespace, s) -> list:
+    """TensorBoard and visdom, as asked; a clear error where their package is missing."""
+    out = []
+    if args.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as exc:
+            raise SystemExit(
+                f"complex-synapses: --tensorboard needs the tensorboard package ({exc})"
+            ) from None
+        writer = SummaryWriter(log_dir=args.tensorboard)
+        out.append(lambda name, value, it: writer.add_scalar(name, value, it))
+    if args.visdom:
+        try:
+            import visdom
+        except ImportError:
+            print(
+                "complex-synapses: error: --visdom needs `pip install visdom` and a running "
+                "`python -m visdom.server`",
+                file=sys.stderr,
+            )
+            raise SystemExit(2) from None
+        vis = visdom.Visdom(env=f"{s.experiment}-{s.scenario}", raise_exceptions=True)
+        graph = s.method_spec
+        out.append(
+            lambda name, value, it: vis.line(
+                X=[it], Y=[value], win=f"{graph}-{name}", update="append", opts={"title": f"{graph}: {name}"}
+            )
+        )
+    return out
+
+
+def command(args: argparse.Namespace) -> int:
+    from ..experiments.plots import plot_curves
+    from ..experiments.results import record_failure, result_path, write_json
+    from ..experiments.runner import RunFailed
+    from ..experiments.train import run_experiment
+
+    s = settings(args)
+    if args.get_stamp:
+        print(s.stamp())
+        return 0
+    s.check()
+    draw = args.plot or s.pdf
+    check_outputs(s, plots=draw)
+    try:
+        result = run_experiment(s, progress=True, loggers=loggers(args, s))
+    except RunFailed as exc:
+        record_failure(s, [str(exc)])
+        raise
+    path = write_json(result_path(s), result)
+    plots = plot_curves(result, Path(s.plot_dir) / s.stamp(), pdf=s.pdf) if draw else []
+    word = {"task": "task", "domain": "domain", "class": "task (classes)"}[s.scenario]
+    print(
+        f"\nTest accuracy, {s.experiment} on {s.dataset}, {s.scenario}-incremental, "
+        f"method {s.method_spec}, {s.optimizer}:"
+    )
+    for t, a in enumerate(result["accuracy"]["per_task"], 1):
+        print(f"  {word} {t}: {100 * a:.2f}%")
+    print(f"  average: {100 * result['accuracy']['average']:.2f}%")
+    if s.time:
+        print(f"training time: {result['train_time_s']:.1f} s (wall {result['wall_time_s']:.1f} s)")
+    print(f"result: {path}" + (f"\nplot: {', '.join(map(str, plots))}" if plots else ""))
+    if s.json:
+        print(to_json(result))
+    return 0

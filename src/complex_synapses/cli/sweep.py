@@ -1,0 +1,107 @@
+"""``complex-synapses sweep``: a grid / random search from a TOML file, locally or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..experiments.checks import check_device, check_writable
+from ..experiments.results import to_json
+from ..experiments.settings import OptionError, RunSettings
+from .common import D, add_output_options, device_default
+
+__all__ = ["add_parser", "command"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="a grid / random search over run options, locally or on a Ray cluster",
+        description="Run every combination in CONFIG.toml (see complex_synapses/experiments/sweep.py for the "
+        "format) through the result cache; retry failed runs; print a summary table and draw a heat map over "
+        "two settings.",
+    )
+    p.add_argument("config", help="the sweep's TOML file")
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="processes here, or Ray tasks (default %(default)s)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help=(
+            "Ray cluster to join, e.g. 10.0.0.1:6379 or auto (default: start a local Ray). Ray 2.5x "
+            "needs RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or "
+            "RAY_AUTH_TOKEN_PATH); for a head on 127.0.0.1 set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
+            "for head and driver"
+        ),
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, help="local backend: parallel processes (default %(default)s)"
+    )
+    p.add_argument(
+        "--retries", type=int, default=None, help="attempts after a failure (default: the config's, 2)"
+    )
+    p.add_argument("--data-dir", default=D.data_dir, help="(default %(default)s)")
+    p.add_argument("--no-gpus", action="store_true", help="run on the CPU even if a GPU is there")
+    add_output_options(p)
+
+
+def _print_summary(args, runs, out, axes, rows) -> None:
+    print(
+        f"\nsweep {args.config}: {len(runs)} runs, {out['runs_made']} made, "
+        f"{out['from_cache']} from the cache, {out['retried']} retried, {len(out['failed'])} failed; "
+        f"{out['wall_time_s']:.1f} s ({args.backend})"
+    )
+    print("  ".join(f"{a:>14s}" for a in axes) + f"  {'accuracy (%)':>16s}  n")
+    for r in rows:
+        sem = "" if np.isnan(r["sem"]) else f" +- {100 * r['sem']:.2f}"
+        print("  ".join(f"{str(r[a]):>14s}" for a in axes) + f"  {100 * r['mean']:8.2f}{sem:>8s}  {r['n']}")
+    for stamp, errs in out["failed"].items():
+        print(f"FAILED {stamp}: {errs[-1].strip().splitlines()[-1]}")
+
+
+def command(args: argparse.Namespace) -> int:
+    from ..experiments.sweep import expand, load_config, plot_heatmap, run_sweep, summary_rows
+
+    config = load_config(args.config)
+    if args.jobs < 1:
+        raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.retries is not None and args.retries < 0:
+        raise OptionError(f"--retries must be >= 0, got {args.retries}")
+    device = "cpu" if args.no_gpus else config.base.get("device", device_default())
+    check_device(device)
+    defaults = RunSettings(
+        device=device, results_dir=args.results_dir, plot_dir=args.plot_dir, data_dir=args.data_dir
+    )
+    runs = expand(config, defaults)
+    check_writable(args.results_dir, "--results-dir")
+    check_writable(args.plot_dir, "--plot-dir")
+    retries = config.retries if args.retries is None else args.retries
+    out = run_sweep(runs, args.backend, args.address, args.jobs, retries, config.resources)
+    varying = [
+        k for k in list(config.grid) + [k for k in config.random if k not in ("n", "seed")] if k != "seed"
+    ]
+    axes = list(config.heatmap or varying[:2]) or ["method"]
+    rows = summary_rows(runs, out["results"], axes)
+    _print_summary(args, runs, out, axes, rows)
+    plots = []
+    if len(axes) == 2 and rows:
+        name = f"sweep--{Path(args.config).stem}--{axes[0]}-{axes[1]}"
+        title = f"{Path(args.config).name}: mean over the other settings"
+        plots = plot_heatmap(rows, (axes[0], axes[1]), title, Path(args.plot_dir) / name, args.pdf)
+        print(f"heat map: {', '.join(map(str, plots))}")
+    if args.json:
+        summary = {
+            **{k: out[k] for k in ("runs_made", "from_cache", "retried", "failed", "wall_time_s")},
+            "runs": len(runs),
+            "summary": rows,
+            "plots": [str(p) for p in plots],
+            "accuracy": {k: r["accuracy"]["average"] for k, r in out["results"].items()},
+        }
+        print(to_json(summary))
+    return 1 if out["failed"] else 0

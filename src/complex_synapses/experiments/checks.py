@@ -1,0 +1,145 @@
+"""Every check of a run's settings, made before its first step: each failure is one
+:class:`OptionError` naming the option, the value and what is allowed."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
+from .settings import SEED_MAX, OptionError, RunSettings, optimizer_class
+
+__all__ = ["check_settings", "check_device", "check_writable", "check_seed"]
+
+CHOICES = {"experiment": EXPERIMENTS, "scenario": SCENARIOS, "stream": STREAMS, "dataset": DATASETS}
+POSITIVE = ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_types(s: RunSettings) -> None:
+    """Each field holds a value of its default's type (an int where a float is wanted)."""
+    for f in dataclasses.fields(RunSettings):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        value = getattr(s, f.name)
+        if default is None:
+            if value is not None and not isinstance(value, str):
+                raise OptionError(f"{_flag(f.name)} must be a path, got {value!r}")
+            continue
+        kind = type(default)
+        ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            name = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+                kind, kind.__name__
+            )
+            raise OptionError(f"{_flag(f.name)} must be {name}, got {value!r}")
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise OptionError(f"{option} must be in 0..{SEED_MAX} (2^32 - 1), got {seed}")
+
+
+def check_device(name: str) -> None:
+    """A torch device that exists here."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise OptionError(
+            f"--device must be a torch device such as cpu, cuda or cuda:1, got {name!r}"
+        ) from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError(f"--device {name}: torch {torch.__version__} sees no CUDA device here; use cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise OptionError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices")
+    elif device.type != "cpu" and not getattr(torch, device.type).is_available():
+        raise OptionError(f"--device {name}: no {device.type} device here")
+
+
+def check_writable(path: str | Path, option: str) -> None:
+    """The folder ``path`` exists or can be made, and a file can be written in it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise OptionError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+
+
+def _check_methods(s: RunSettings) -> None:
+    from .methods import all_options, check_spec, get_method
+
+    try:
+        check_spec(s.method_spec)
+    except ValueError as exc:
+        raise OptionError(f"--method: {exc}") from None
+    known = all_options()
+    unknown = sorted(set(s.method_options) - set(known))
+    if unknown:
+        raise OptionError(f"unknown method option {_flag(unknown[0])}; known: {', '.join(map(_flag, known))}")
+    try:
+        for key, value in s.method_options.items():  # also those of methods that do not run
+            if value is not None:
+                known[key].check(key, value)
+        values = s.resolved_options()
+        for part in s.method_spec.split("+"):
+            get_method(part).check(values, optimizer_class(s.optimizer))
+    except OptionError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise OptionError(str(exc).replace("n_beakers", "--beakers")) from None
+
+
+def _number(name: str, value: Any, positive: bool) -> None:
+    if not math.isfinite(value) or (value <= 0 if positive else value < 0):
+        raise OptionError(
+            f"{_flag(name)} must be a finite number {'> 0' if positive else '>= 0'}, got {value}"
+        )
+
+
+def check_settings(s: RunSettings) -> None:
+    """Raise OptionError naming the first setting of ``s`` that is not allowed."""
+    _check_types(s)
+    for name, allowed in CHOICES.items():
+        if getattr(s, name) not in allowed:
+            raise OptionError(f"{_flag(name)} must be one of {', '.join(allowed)}, got {getattr(s, name)!r}")
+    for name in POSITIVE:
+        if getattr(s, name) < 1:
+            raise OptionError(f"{_flag(name)} must be >= 1, got {getattr(s, name)}")
+    if s.experiment == "splitMNIST" and s.tasks > 10:
+        raise OptionError(f"--tasks: splitMNIST has 10 classes, so at most 10 tasks, got {s.tasks}")
+    _number("lr", s.lr, positive=True)
+    _number("decay", s.decay, positive=False)
+    optimizer_class(s.optimizer)
+    check_seed(s.seed)
+    check_device(s.device)
+    _check_methods(s)
+
+
+def output_dirs(s: RunSettings) -> dict[str, str]:
+    """The folders a run writes to, by option."""
+    dirs = {"--results-dir": s.results_dir, "--plot-dir": s.plot_dir}
+    if s.tensorboard:
+        dirs["--tensorboard"] = s.tensorboard
+    return dirs
+
+
+def check_outputs(s: RunSettings, plots: bool = True) -> None:
+    """Every folder the run will write to can be written, before it starts."""
+    for option, path in output_dirs(s).items():
+        if plots or option != "--plot-dir":
+            check_writable(path, option)
+
+
+__all__ += ["check_outputs", "output_dirs"]
