@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Optimizer
 
-from . import fused, graphs, kernels
+from . import checkpoint, fused, graphs, kernels
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
 from .fused import PARAMS_PER_CALL, batched, flat
 from .step_sizes import STEP_SIZE_RULES, step_size_rule
@@ -49,22 +49,6 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kep
 # on 2 cores), which a toy model does not win back. A 480K-parameter MLP does within
 # a few hundred steps (eager chain: +10.7 ms/step there, compiled: +0.3 ms/step).
 AUTO_COMPILE_MIN_ELEMENTS = 1 << 16
-
-# torch.optim classes whose state holds, per parameter, only tensors of the
-# parameter's shape and scalars: a saved state of another shape is refused on load.
-ELEMENTWISE_BASES = (
-    "SGD",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "RMSprop",
-    "Rprop",
-    "Adagrad",
-    "Adadelta",
-    "ASGD",
-)
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -314,9 +298,8 @@ class ComplexSynapse(Optimizer):
         optimizer, shape or chain setting, before anything changes."""
         if not isinstance(state_dict, dict) or "base_state" not in state_dict:
             raise ValueError("not a ComplexSynapse state_dict: it has no 'base_state' entry")
-        state_dict = _renamed_keys(state_dict)
-        self._check_loadable(state_dict)
-        self._check_base_loadable(state_dict)
+        state_dict = checkpoint.renamed_keys(state_dict)
+        checkpoint.check_loadable(state_dict, self.param_groups, self.base, CHAIN, CHAIN_KEYS)
         base_sd = {"state": state_dict["base_state"], "param_groups": state_dict["param_groups"]}
         own_sd = {k: v for k, v in state_dict.items() if k not in ("base_state", "base_optimizer")}
         self.base.load_state_dict(base_sd)
@@ -326,63 +309,6 @@ class ComplexSynapse(Optimizer):
         self.base.param_groups = list(self.param_groups)
         self._versions.clear()
         self._fused.forget()
-
-    def _check_loadable(self, sd: dict[str, Any]) -> None:
-        saved = sd["param_groups"]
-        if len(saved) != len(self.param_groups):
-            raise ValueError(
-                f"the state has {len(saved)} parameter groups, this optimizer {len(self.param_groups)}"
-            )
-        for i, (old, new) in enumerate(zip(saved, self.param_groups)):
-            if len(old["params"]) != len(new["params"]):
-                raise ValueError(
-                    f"group {i}: the state has {len(old['params'])} parameters, "
-                    f"this optimizer {len(new['params'])}"
-                )
-            saved_chain = old.get(CHAIN, {})
-            for key in CHAIN_KEYS:
-                if saved_chain.get(key) != new[CHAIN][key]:
-                    raise ValueError(
-                        f"group {i}: the state was saved with {key}={saved_chain.get(key)!r}, this optimizer "
-                        f"has {key}={new[CHAIN][key]!r}; construct the optimizer with the saved settings"
-                    )
-            for pid, p in zip(old["params"], new["params"]):
-                st = sd["state"].get(pid)
-                if not st:
-                    continue
-                hidden = st.get("hidden", ())
-                levels = [*hidden, *([st["master"]] if "master" in st else [])]
-                fits = len(hidden) == new[CHAIN]["n_beakers"] - 1 and all(t.shape == p.shape for t in levels)
-                if not fits:
-                    raise ValueError(
-                        f"group {i}: the saved levels of a parameter do not fit its shape "
-                        f"{tuple(p.shape)} and n_beakers={new[CHAIN]['n_beakers']}"
-                    )
-
-    def _check_base_loadable(self, sd: dict[str, Any]) -> None:
-        """The base optimizer's part: saved by the same class, with its options, and
-        (for torch's elementwise optimizers) buffers of each parameter's shape."""
-        name = type(self.base).__name__
-        saved_name = sd.get("base_optimizer")
-        if saved_name is not None and saved_name != name:
-            raise ValueError(f"the state was saved around {saved_name}, this optimizer wraps {name}")
-        for i, old in enumerate(sd["param_groups"]):
-            missing = [k for k in self.base.defaults if k not in old]
-            if missing:
-                raise ValueError(
-                    f"group {i}: the state has no {', '.join(missing)}, which {name} needs: it was saved "
-                    "around another base optimizer"
-                )
-        if name not in ELEMENTWISE_BASES:
-            return
-        for old, new in zip(sd["param_groups"], self.param_groups):
-            for pid, p in zip(old["params"], new["params"]):
-                for key, value in (sd["base_state"].get(pid) or {}).items():
-                    if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
-                        raise ValueError(
-                            f"the saved {name} state {key!r} of a parameter has shape {tuple(value.shape)}, "
-                            f"the parameter {tuple(p.shape)}"
-                        )
 
     # -- step ---------------------------------------------------------------------
 
@@ -532,14 +458,3 @@ def _initial_hidden(p: Tensor, chain: dict[str, Any]) -> list[Tensor]:
     if chain["init"] == "same":
         return [w.to(dtype, copy=True) for _ in range(chain["n_beakers"] - 1)]
     return [torch.zeros_like(w, dtype=dtype) for _ in range(chain["n_beakers"] - 1)]
-
-
-def _renamed_keys(sd: dict[str, Any]) -> dict[str, Any]:
-    """A state saved by release 0.1 (hidden levels under "beakers") in today's keys."""
-    if not any("beakers" in st for st in sd.get("state", {}).values()):
-        return sd
-    state = {
-        pid: {("hidden" if k == "beakers" else k): v for k, v in st.items()}
-        for pid, st in sd["state"].items()
-    }
-    return {**sd, "state": state}

@@ -1,0 +1,97 @@
+"""What a saved :class:`~complex_synapses.ComplexSynapse` state must hold to be loaded:
+checked whole before anything changes, so that a state of another model, chain or
+base optimizer is refused with one clear error instead of failing at the next step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+from torch.optim import Optimizer
+
+__all__ = ["check_loadable", "renamed_keys", "ELEMENTWISE_BASES"]
+
+# torch.optim classes whose state holds, per parameter, only tensors of the
+# parameter's shape and scalars: a saved state of another shape is refused on load.
+ELEMENTWISE_BASES = (
+    "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Rprop", "Adagrad", "Adadelta", "ASGD",
+)  # fmt: skip
+
+
+def renamed_keys(sd: dict[str, Any]) -> dict[str, Any]:
+    """A state saved by release 0.1 (hidden levels under "beakers") in today's keys."""
+    if not any("beakers" in st for st in sd.get("state", {}).values()):
+        return sd
+    state = {
+        pid: {("hidden" if k == "beakers" else k): v for k, v in st.items()}
+        for pid, st in sd["state"].items()
+    }
+    return {**sd, "state": state}
+
+
+def _check_chain(
+    sd: dict[str, Any], groups: list[dict[str, Any]], chain_key: str, keys: tuple[str, ...]
+) -> None:
+    saved = sd["param_groups"]
+    if len(saved) != len(groups):
+        raise ValueError(f"the state has {len(saved)} parameter groups, this optimizer {len(groups)}")
+    for i, (old, new) in enumerate(zip(saved, groups)):
+        if len(old["params"]) != len(new["params"]):
+            raise ValueError(
+                f"group {i}: the state has {len(old['params'])} parameters, "
+                f"this optimizer {len(new['params'])}"
+            )
+        saved_chain = old.get(chain_key, {})
+        for key in keys:
+            if saved_chain.get(key) != new[chain_key][key]:
+                raise ValueError(
+                    f"group {i}: the state was saved with {key}={saved_chain.get(key)!r}, this optimizer "
+                    f"has {key}={new[chain_key][key]!r}; construct the optimizer with the saved settings"
+                )
+        n = new[chain_key]["n_beakers"]
+        for pid, p in zip(old["params"], new["params"]):
+            st = sd["state"].get(pid)
+            if not st:
+                continue
+            hidden = st.get("hidden", ())
+            levels = [*hidden, *([st["master"]] if "master" in st else [])]
+            if len(hidden) != n - 1 or any(t.shape != p.shape for t in levels):
+                raise ValueError(
+                    f"group {i}: the saved levels of a parameter do not fit its shape {tuple(p.shape)} "
+                    f"and n_beakers={n}"
+                )
+
+
+def _check_base(sd: dict[str, Any], groups: list[dict[str, Any]], base: Optimizer) -> None:
+    """Saved around the same class, with its options, and (for torch's elementwise
+    optimizers) buffers of each parameter's shape."""
+    name = type(base).__name__
+    saved_name = sd.get("base_optimizer")
+    if saved_name is not None and saved_name != name:
+        raise ValueError(f"the state was saved around {saved_name}, this optimizer wraps {name}")
+    for i, old in enumerate(sd["param_groups"]):
+        missing = [k for k in base.defaults if k not in old]
+        if missing:
+            raise ValueError(
+                f"group {i}: the state has no {', '.join(missing)}, which {name} needs: it was saved "
+                "around another base optimizer"
+            )
+    if name not in ELEMENTWISE_BASES:
+        return
+    for old, new in zip(sd["param_groups"], groups):
+        for pid, p in zip(old["params"], new["params"]):
+            for key, value in (sd["base_state"].get(pid) or {}).items():
+                if isinstance(value, Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(
+                        f"the saved {name} state {key!r} of a parameter has shape {tuple(value.shape)}, "
+                        f"the parameter {tuple(p.shape)}"
+                    )
+
+
+def check_loadable(
+    sd: dict[str, Any], groups: list[dict[str, Any]], base: Optimizer, chain_key: str, keys: tuple[str, ...]
+) -> None:
+    """Raise ValueError naming what in state ``sd`` does not fit the optimizer whose
+    parameter groups are ``groups`` (chain settings under ``chain_key``) around ``base``."""
+    _check_chain(sd, groups, chain_key, keys)
+    _check_base(sd, groups, base)
