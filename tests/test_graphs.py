@@ -14,6 +14,7 @@ import torch
 
 from complex_synapses import ComplexSynapse, graphs
 from devices import CUDA, DEVICE
+from optim_db import batches, pick, run, small_model
 
 
 class Counting:
@@ -39,39 +40,30 @@ def recordings(monkeypatch):
 
 
 def model():
-    torch.manual_seed(0)
-    layers = torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 4)
-    return torch.nn.Sequential(*layers).to(DEVICE)
+    return small_model(sizes=(6, 16, 4), act=torch.nn.Tanh)
 
 
 def data(n):
-    g = torch.Generator().manual_seed(3)
-    return [
-        (torch.randn(8, 6, generator=g).to(DEVICE), torch.randint(0, 4, (8,), generator=g).to(DEVICE))
-        for _ in range(n)
-    ]
+    return batches(n, inputs=6, classes=4, size=8, seed=3)
 
 
-def train(net, opt, batches, set_to_none):
+def train(net, opt, data, set_to_none):
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)  # new hyper-parameters
-    for x, y in batches:
-        opt.zero_grad(set_to_none=set_to_none)
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
-        sched.step()
+    run(net, opt, data, sched, set_to_none)
 
 
 CASES = [
-    (torch.optim.Adam, dict(lr=1e-2), dict()),
-    (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.05), dict(integrator="euler", time_unit="lr")),
-    (torch.optim.SGD, dict(lr=0.1, weight_decay=1e-3), dict(time_unit="lr")),
+    *pick("adam", extra=(dict(),)),
+    *pick("adamw", extra=(dict(integrator="euler", time_unit="lr"),)),
+    *pick("sgd-wd", extra=(dict(time_unit="lr"),)),
 ]
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("set_to_none", [True, False])
-@pytest.mark.parametrize("base,kwargs,chain", CASES)
-def test_replayed_steps_equal_launched_steps(recordings, base, kwargs, chain, set_to_none):
+@pytest.mark.parametrize("config,chain", CASES)
+def test_replayed_steps_equal_launched_steps(recordings, config, chain, set_to_none):
+    base, kwargs = config.base, config.kwargs
     settings = dict(n_beakers=4, alpha=2.0, beta=60.0, kernel="compiled", **chain, **kwargs)
     a, b = model(), model()
     launched = ComplexSynapse(a.parameters(), base, cuda_graph=False, **settings)

@@ -8,6 +8,7 @@ import torch
 from complex_synapses import ComplexSynapse
 from complex_synapses.chain import impulse_response
 from devices import DEVICE
+from optim_db import batches, pick, run, small_model
 
 
 def kick_response(
@@ -89,40 +90,9 @@ def test_exact_stays_bounded_where_euler_diverges():
         assert np.all(exact > 0) and np.all(exact <= 1.0) and np.all(np.diff(exact) <= 0)
 
 
-def small_model(dtype=torch.float32):
-    torch.manual_seed(0)
-    layers = torch.nn.Linear(5, 7), torch.nn.ReLU(), torch.nn.Linear(7, 3)
-    return torch.nn.Sequential(*layers).to(DEVICE, dtype)
-
-
-def batches(n, dtype=torch.float32):
-    g = torch.Generator().manual_seed(1)
-    return [
-        (
-            torch.randn(16, 5, generator=g).to(DEVICE, dtype),
-            torch.randint(0, 3, (16,), generator=g).to(DEVICE),
-        )
-        for _ in range(n)
-    ]
-
-
-def run(model, opt, data):
-    for x, y in data:
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-
-
-@pytest.mark.parametrize(
-    "base,kwargs",
-    [
-        (torch.optim.SGD, dict(lr=0.1)),
-        (torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
-        (torch.optim.Adam, dict(lr=1e-2)),
-        (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1)),
-    ],
-)
-def test_zero_beakers_is_the_base_optimizer(base, kwargs):
+@pytest.mark.parametrize("config", pick("sgd", "sgd-nesterov", "adam", "adamw"))
+def test_zero_beakers_is_the_base_optimizer(config):
+    base, kwargs = config.base, config.kwargs
     a, b = small_model(), small_model()
     run(a, base(a.parameters(), **kwargs), batches(30))
     run(b, ComplexSynapse(b.parameters(), base, n_beakers=0, alpha=1.0, beta=1.0, **kwargs), batches(30))
@@ -131,17 +101,18 @@ def test_zero_beakers_is_the_base_optimizer(base, kwargs):
 
 
 RESUME_CASES = [
-    (torch.optim.SGD, dict(lr=0.05, momentum=0.9), "exact", "iteration", "eager"),
-    (torch.optim.Adam, dict(lr=1e-2), "exact", "lr", "eager"),
-    (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.01), "euler", "iteration", "eager"),
-    (torch.optim.RMSprop, dict(lr=1e-3), "euler", "lr", "eager"),
-    (torch.optim.Adam, dict(lr=1e-2), "exact", "iteration", "compiled"),
+    *pick("sgd-momentum", extra=("exact", "iteration", "eager")),
+    *pick("adam", extra=("exact", "lr", "eager")),
+    *pick("adamw", extra=("euler", "iteration", "eager")),
+    *pick("rmsprop", extra=("euler", "lr", "eager")),
+    *pick("adam", extra=("exact", "iteration", "compiled")),
 ]
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # no silent fallback from compiled to eager
-@pytest.mark.parametrize("base,kwargs,integrator,time_unit,kernel", RESUME_CASES)
-def test_resume_is_bit_identical(base, kwargs, integrator, time_unit, kernel):
+@pytest.mark.parametrize("config,integrator,time_unit,kernel", RESUME_CASES)
+def test_resume_is_bit_identical(config, integrator, time_unit, kernel):
+    base, kwargs = config.base, config.kwargs
     data = batches(40)
     chain = dict(n_beakers=3, alpha=2.0, beta=50.0, integrator=integrator, time_unit=time_unit, kernel=kernel)
     ref = small_model()
@@ -351,19 +322,12 @@ def test_dtypes(dtype):
         torch.testing.assert_close(q.float(), p, atol=tol, rtol=tol)
 
 
-@pytest.mark.parametrize(
-    "base,kwargs",
-    [
-        (torch.optim.Adam, dict(lr=1e-2, weight_decay=0.01)),
-        (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1, maximize=True)),
-        (torch.optim.SGD, dict(lr=0.05, weight_decay=0.01)),
-        (torch.optim.SGD, dict(lr=0.05, momentum=0.9)),
-    ],
-)
+@pytest.mark.parametrize("config", pick("adam-wd", "adamw-max", "sgd-wd", "sgd-momentum"))
 @pytest.mark.parametrize("integrator", ["exact", "euler"])
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_compiled_matches_eager(base, kwargs, integrator):
+def test_compiled_matches_eager(config, integrator):
     """The compiled (fused where it can be) kernels against the eager reference path."""
+    base, kwargs = config.base, config.kwargs
     chain = dict(n_beakers=3, alpha=2.0, beta=30.0, integrator=integrator, time_unit="lr")
     a, b = small_model(), small_model()
     opt_a = ComplexSynapse(a.parameters(), base, kernel="eager", **chain, **kwargs)
@@ -373,6 +337,10 @@ def test_compiled_matches_eager(base, kwargs, integrator):
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(opt_b.beakers(q), opt_a.beakers(p), atol=1e-5, rtol=1e-5)
+    from complex_synapses import fused
+    from complex_synapses.optimizer import CHAIN
+
+    assert (fused.fused_kind(opt_b.base, opt_b.param_groups, CHAIN) is not None) == config.fused
     # The fused path keeps the base optimizer's state in torch's own format.
     sa, sb = opt_a.base.state_dict()["state"], opt_b.base.state_dict()["state"]
     assert sa.keys() == sb.keys() and all(sa[k].keys() == sb[k].keys() for k in sa)
@@ -406,14 +374,13 @@ def test_compiler_failure_falls_back_to_eager(monkeypatch):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-@pytest.mark.parametrize(
-    "base,kwargs", [(torch.optim.Adam, dict(lr=1e-2)), (torch.optim.SGD, dict(lr=0.05, momentum=0.9))]
-)
-def test_many_parameters_go_in_calls_of_bounded_length(monkeypatch, base, kwargs):
+@pytest.mark.parametrize("config", pick("adam", "sgd-momentum"))
+def test_many_parameters_go_in_calls_of_bounded_length(monkeypatch, config):
     """5 parameter tensors with at most 2 per kernel call (2 + 2 + 1): the same numbers as
     the eager kernels, fused (Adam) and generic (SGD with momentum) alike."""
     from complex_synapses import fused
 
+    base, kwargs = config.base, config.kwargs
     monkeypatch.setattr(fused, "PARAMS_PER_CALL", 2)
 
     def model():
