@@ -178,3 +178,11 @@ def test_ctrl_c_prints_one_line_and_exits_130(tmp_path):
         lines[-1].startswith("complex-synapses run: interrupted;")
         and "run the same command again" in lines[-1]
     )
+
+
+@pytest.mark.parametrize("name", ["sparseadam", "lbfgs", "muon"])
+def test_optimizers_that_cannot_train_the_model_are_not_offered(capsys, name):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--dataset", "digits", "--optimizer", name])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "invalid choice" in err

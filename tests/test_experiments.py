@@ -10,6 +10,7 @@ from complex_synapses.data import build_protocol, load_dataset
 from complex_synapses.experiments import RunSettings, run_experiment
 from complex_synapses.experiments.model import select_outputs
 from devices import DEVICE
+from test_bad_input import SMALL
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 
@@ -88,23 +89,7 @@ def cli(capsys, *argv):
 
 
 def common(tmp_path):
-    return [
-        "--dataset",
-        "digits",
-        "--iters",
-        "5",
-        "--batch",
-        "16",
-        "--fc-units",
-        "16",
-        "--eval-log",
-        "5",
-        "--results-dir",
-        str(tmp_path / "r"),
-        "--plot-dir",
-        str(tmp_path / "p"),
-        "--no-gpus",
-    ]
+    return [*SMALL, "--results-dir", str(tmp_path / "r"), "--plot-dir", str(tmp_path / "p")]
 
 
 def test_run_writes_json_and_plot(tmp_path, capsys):
