@@ -205,3 +205,13 @@ def test_visdom_without_the_package_is_a_clear_error(tmp_path, capsys, monkeypat
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "pip install visdom" in err
+
+
+def test_cs_flag_is_method_cs(tmp_path, capsys):
+    stamps = [
+        cli(capsys, "run", *common(tmp_path), *flag, "--get-stamp")[1]
+        for flag in (["--cs"], ["--method", "cs"])
+    ]
+    assert stamps[0] == stamps[1] and "cs5-a500-b2500-iteration-exact" in stamps[0]
+    both = cli(capsys, "run", *common(tmp_path), "--method", "cs", "--cs", "--get-stamp")[1]
+    assert both == stamps[0]

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -149,3 +151,12 @@ def test_simulate_bad_options(tmp_path, capsys, argv, match):
     code = main(["simulate", "impulse", *argv, "--plot-dir", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and match in err
+
+
+def test_the_model_lab_does_not_import_training_code():
+    code = (
+        "import sys, complex_synapses.simulate, complex_synapses.simulate_plots; "
+        "bad = [m for m in sys.modules if m.startswith('complex_synapses.experiments')]; "
+        "assert not bad, bad"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..figures import pyplot, save_figure
-from .compare import Variant, run_all, summarize
+from .compare import Variant, run_all
 from .settings import RunSettings
+from .stats import summarize
 
 __all__ = ["run_matrix", "markdown_table", "csv_text", "plot_matrix"]
 
