@@ -173,6 +173,12 @@ def launch(batches: list[graphs.Batch]) -> None:
         fused_step_(
             ws, gs, hiddens, b.coef, b.hyper, ms or None, vs or None, b.integrator, b.base, b.maximize
         )
+        if b.bound is not None:
+            quantize = bool(b.round_keys)
+            keys = b.round_keys if quantize else [None] * len(ws)
+            steps = b.round_steps if quantize else [None] * len(ws)
+            bound_ = kernels.compiled("bound_multi_", kernels.bound_multi_)
+            bound_([[w, *h] for w, h in zip(ws, hiddens)], b.bound, keys, steps, quantize)
         if b.rounded:
             torch._foreach_copy_([p for p, _ in b.rounded], [m for _, m in b.rounded])
 

@@ -53,6 +53,9 @@ class Batch:
     ms: list[Tensor] = dataclasses.field(default_factory=list)
     vs: list[Tensor] = dataclasses.field(default_factory=list)
     rounded: list[tuple[Tensor, Tensor]] = dataclasses.field(default_factory=list)
+    bound: Tensor | None = None  # [B, m] where the levels are bounded (see bounds.py)
+    round_keys: list[Tensor] = dataclasses.field(default_factory=list)
+    round_steps: list[Tensor] = dataclasses.field(default_factory=list)
 
 
 def _address(t: Tensor) -> tuple[int, tuple[int, ...], tuple[int, ...], torch.dtype]:
@@ -74,6 +77,8 @@ def layout(batches: list[Batch]) -> tuple[Any, ...]:
             tuple(_address(t) for t in b.ws + b.ms + b.vs),
             tuple(_address(t) for hidden in b.hiddens for t in hidden),
             tuple(_address(p) for p, _ in b.rounded),
+            None if b.bound is None else _address(b.bound),
+            tuple(_address(t) for t in b.round_keys + b.round_steps),
             tuple((tuple(g.shape), g.dtype) for g in b.gs),
         )
         for b in batches

@@ -41,6 +41,8 @@ __all__ = [
     "chain_pre_multi_",
     "chain_post_multi_",
     "fused_step_multi_",
+    "bound_multi_",
+    "uniform_",
     "compiled",
     "compute_dtype",
 ]
@@ -190,6 +192,57 @@ def fused_step_multi_(
         fused_step_(ps[i], gs[i], hiddens[i], coef, hyper, m, v, integrator, base, maximize)
 
 
+_MASK32 = 0xFFFFFFFF
+
+
+def _hash32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash of int64 values in [0, 2^32): two multiply-xorshift rounds
+    with multipliers below 2^31, so that no int64 product overflows (the compiled and
+    eager kernels then agree bit for bit)."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & _MASK32
+    x = x ^ (x >> 15)
+    x = (x * 0x2C1B3C6D) & _MASK32
+    return x ^ (x >> 16)
+
+
+def uniform_(n: int, key: Tensor, step: Tensor, level: int, device: torch.device) -> Tensor:
+    """``n`` uniform numbers in [0, 1) for element 0..n-1 of a level, a function of the
+    parameter's ``key``, its rounding ``step`` and the level: a counter-based stream, so a
+    resumed run that restores ``key`` and ``step`` continues it exactly."""
+    idx = torch.arange(n, device=device, dtype=torch.int64)
+    h = _hash32((idx + key * 0x9E3779B1 + level * 0x85EBCA77) & _MASK32)
+    h = _hash32(h ^ (step & _MASK32))
+    return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32, < 1
+
+
+def bound_(levels: list[Tensor], bound: Tensor, key: Tensor, step: Tensor, quantize: bool) -> None:
+    r"""Keep every level in :math:`[-B, B]` (``bound[0]``); with ``quantize``, also on the
+    ``m = bound[1]`` evenly spaced values of that range (both ends included), rounding
+    stochastically and without bias: with spacing :math:`\Delta = 2B/(m-1)` a value
+    :math:`-B + (f + r)\Delta` (f integer, r in [0, 1)) becomes :math:`-B + (f+1)\Delta`
+    with probability r, else :math:`-B + f\Delta`, so its mean is the value itself."""
+    B = bound[0]
+    for k, level in enumerate(levels):
+        x = level.to(torch.float32 if level.dtype in (torch.float16, torch.bfloat16) else level.dtype)
+        x = torch.minimum(torch.maximum(x, -B), B)
+        if quantize:
+            spacing = 2 * B / (bound[1] - 1)
+            y = (x + B) / spacing
+            f = torch.floor(y)
+            u = uniform_(x.numel(), key, step, k, x.device).view_as(x).to(x.dtype)
+            x = torch.minimum((f + (u < y - f).to(x.dtype)) * spacing - B, B)
+        level.copy_(x)
+
+
+def bound_multi_(
+    levels: list[list[Tensor]], bound: Tensor, keys: list[Tensor], steps: list[Tensor], quantize: bool
+) -> None:
+    """:func:`bound_` on the levels of several parameters that share ``bound``."""
+    for i in range(len(levels)):
+        bound_(levels[i], bound, keys[i], steps[i], quantize)
+
+
 _COMPILE_FAILED: set[str] = set()
 
 
@@ -199,6 +252,7 @@ def _compiled(name: str) -> Callable[..., None]:
         "chain_pre_multi_": chain_pre_multi_,
         "chain_post_multi_": chain_post_multi_,
         "fused_step_multi_": fused_step_multi_,
+        "bound_multi_": bound_multi_,
     }[name]
     # dynamic=True: one compiled kernel serves every tensor size; only the number of
     # beakers and the string flags are specialised (they change the code).

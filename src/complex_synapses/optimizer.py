@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Optimizer
 
-from . import checkpoint, fused, graphs, kernels
+from . import bounds, checkpoint, fused, graphs, kernels
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
 from .fused import PARAMS_PER_CALL, batched, flat
 from .step_sizes import STEP_SIZE_RULES, step_size_rule
@@ -40,7 +40,7 @@ TIME_UNITS = ("iteration", "lr")
 INTEGRATORS = ("exact", "euler")
 INITS = ("same", "zero")
 KERNELS = ("auto", "compiled", "eager")
-CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator")
+CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator", "bound", "levels")
 CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
 
@@ -159,6 +159,9 @@ class ComplexSynapse(Optimizer):
         kernel: str = "auto",
         base_optimizer: type[Optimizer] | None = None,
         cuda_graph: bool = True,
+        bound: float | None = None,
+        levels: int | None = None,
+        seed: int = 0,
         **optimizer_kwargs: Any,
     ) -> None:
         if base_optimizer is not None:
@@ -170,8 +173,18 @@ class ComplexSynapse(Optimizer):
             )
         _check_choice("kernel", kernel, KERNELS)
         defaults = dict(
-            n_beakers=n_beakers, alpha=alpha, beta=beta, init=init, time_unit=time_unit, integrator=integrator
+            n_beakers=n_beakers,
+            alpha=alpha,
+            beta=beta,
+            init=init,
+            time_unit=time_unit,
+            integrator=integrator,
+            bound=bound,
+            levels=levels,
         )
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed!r}")
+        self.seed = seed
         self._optimizer_class = optimizer_class
         self._check_group(defaults)
         self._chain_defaults = defaults
@@ -198,6 +211,7 @@ class ComplexSynapse(Optimizer):
         _check_choice("init", group["init"], INITS)
         _check_choice("time_unit", group["time_unit"], TIME_UNITS)
         _check_choice("integrator", group["integrator"], INTEGRATORS)
+        bounds.check_bound(group["bound"], group["levels"])
         if group["time_unit"] == "lr" and step_size_rule(self._optimizer_class) is None:
             raise ValueError(
                 f'time_unit="lr" needs the effective step size of the base optimizer, which is not '
@@ -256,6 +270,11 @@ class ComplexSynapse(Optimizer):
         if not state:
             state["chain_step"] = 0
             state["hidden"] = _initial_hidden(p, group[CHAIN])
+            if group[CHAIN]["levels"] is not None:
+                index = next(
+                    i for i, q in enumerate(q for g in self.param_groups for q in g["params"]) if q is p
+                )
+                bounds.init_rounding(state, p, self.seed, index)
         return state
 
     def _weight(self, p: Tensor, state: dict[str, Any]) -> Tensor:
@@ -291,6 +310,7 @@ class ComplexSynapse(Optimizer):
         sd = super().state_dict()
         sd["base_state"] = self.base.state_dict()["state"]
         sd["base_optimizer"] = type(self.base).__name__
+        sd["seed"] = self.seed
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -301,14 +321,34 @@ class ComplexSynapse(Optimizer):
         state_dict = checkpoint.renamed_keys(state_dict)
         checkpoint.check_loadable(state_dict, self.param_groups, self.base, CHAIN, CHAIN_KEYS)
         base_sd = {"state": state_dict["base_state"], "param_groups": state_dict["param_groups"]}
-        own_sd = {k: v for k, v in state_dict.items() if k not in ("base_state", "base_optimizer")}
+        own_sd = {k: v for k, v in state_dict.items() if k not in ("base_state", "base_optimizer", "seed")}
         self.base.load_state_dict(base_sd)
         super().load_state_dict(own_sd)
+        self._keep_saved_dtypes(state_dict)
+        self.seed = state_dict.get("seed", self.seed)
         # The same group dicts (schedulers reach the base step), in a list of its own:
         # the base optimizer appends to its list when a group is added.
         self.base.param_groups = list(self.param_groups)
         self._versions.clear()
         self._fused.forget()
+
+    def _keep_saved_dtypes(self, sd: dict[str, Any]) -> None:
+        """torch's load casts every state tensor to its parameter's dtype: a 16-bit
+        parameter's float32 levels would become 16-bit, a rounding key float. Take them
+        as saved (on the parameter's device)."""
+        for old, new in zip(sd["param_groups"], self.param_groups):
+            for pid, p in zip(old["params"], new["params"]):
+                saved, state = sd["state"].get(pid), self.state.get(p)
+                if not saved or state is None:
+                    continue
+                for key in ("master", "round_key", "round_step"):
+                    if key in saved:
+                        state[key] = saved[key].to(p.device, copy=True)
+                state["hidden"] = [h.to(p.device, copy=True) for h in saved["hidden"]]
+                base_saved, base_state = sd["base_state"].get(pid) or {}, self.base.state.get(p, {})
+                for key, value in base_saved.items():  # a 16-bit parameter's float32 moments
+                    if p.dtype in LOW_PRECISION and isinstance(value, Tensor) and value.dim() > 0:
+                        base_state[key] = value.to(p.device, copy=True)
 
     # -- step ---------------------------------------------------------------------
 
@@ -381,7 +421,9 @@ class ComplexSynapse(Optimizer):
             if weight is not p:
                 masters.append((p, weight))
             w, *hidden = prepare([weight, *state["hidden"]])
-            items.append(((id(coef), integrator), (coef, integrator, w, hidden)))
+            limit = self._bound(group, p)
+            rounding = (state.get("round_key"), state.get("round_step"))
+            items.append(((id(coef), integrator, id(limit)), (coef, integrator, w, hidden, limit, rounding)))
         batches = batched(items)
         if masters and closure is not None:
             raise NotImplementedError(
@@ -397,6 +439,12 @@ class ComplexSynapse(Optimizer):
             coef, integrator = batch[0][:2]
             if integrator == "euler":
                 post([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
+        for batch in batches:
+            if batch[0][4] is not None:
+                levels = [[b[2], *b[3]] for b in batch]
+                _bound_levels(
+                    levels, batch[0][4], [b[5][0] for b in batch], [b[5][1] for b in batch], compiled
+                )
         if masters:
             torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
         return loss
@@ -408,18 +456,28 @@ class ComplexSynapse(Optimizer):
             hyper = _hyper_tensor(
                 fused.hyper_values(kind, self.base, group, t), p.device, kernels.compute_dtype(p.dtype)
             )
-            key = (id(coef), id(hyper), kind, group[CHAIN]["integrator"], group["maximize"])
+            limit = self._bound(group, p)
+            key = (id(coef), id(hyper), id(limit), kind, group[CHAIN]["integrator"], group["maximize"])
             moments = None
             if kind == "adam":
                 st = fused.adam_state(self.base, p, group)
                 adam_steps.append(st["step"])
                 moments = (st["exp_avg"], st["exp_avg_sq"])
-            items.append((key, (coef, hyper, key, p, self._weight(p, state), state["hidden"], moments)))
+            rounding = (state.get("round_key"), state.get("round_step"))
+            items.append(
+                (
+                    key,
+                    (coef, hyper, key, limit, p, self._weight(p, state), state["hidden"], moments, rounding),
+                )
+            )
         batches = []
         for chunk in batched(items):
-            coef, hyper, key = chunk[0][:3]
-            batch = graphs.Batch(coef, hyper, *key[2:])
-            for *_, p, w, hidden, moments in chunk:
+            coef, hyper, key, limit = chunk[0][:4]
+            batch = graphs.Batch(coef, hyper, *key[3:], bound=limit)
+            for *_, p, w, hidden, moments, (round_key, round_step) in chunk:
+                if round_key is not None:
+                    batch.round_keys.append(round_key)
+                    batch.round_steps.append(round_step)
                 batch.ws.append(w)
                 batch.gs.append(p.grad)
                 batch.hiddens.append(hidden)
@@ -431,7 +489,27 @@ class ComplexSynapse(Optimizer):
             batches.append(batch)
         if adam_steps:
             torch._foreach_add_(adam_steps, 1)
+        round_steps = [t for b in batches for t in b.round_steps]
+        if round_steps:
+            torch._foreach_add_(round_steps, 1)
         self._fused(batches)
+
+    def _bound(self, group: dict[str, Any], p: Tensor) -> Tensor | None:
+        """``[B, m]`` of the group's bound and levels, or None where it has no bound."""
+        c = group[CHAIN]
+        if c["bound"] is None:
+            return None
+        return bounds.bound_tensor(c["bound"], c["levels"], p.device, kernels.compute_dtype(p.dtype))
+
+
+def _bound_levels(levels: list[list[Tensor]], limit: Tensor, keys: list, steps: list, compiled: bool) -> None:
+    """Every level into [-B, B], and on the grid where the group has levels (then its
+    parameters have a rounding stream: a key and a step counter)."""
+    quantize = keys[0] is not None
+    if quantize:
+        torch._foreach_add_(steps, 1)
+    run = kernels.compiled("bound_multi_", kernels.bound_multi_) if compiled else kernels.bound_multi_
+    run(levels, limit, keys, steps, quantize)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,56 @@
+r"""Bounded and limited-precision synapses: every level of the chain kept in
+:math:`[-B, B]`, and optionally on ``m`` evenly spaced values of it (both ends
+included), rounded stochastically and without bias (:func:`kernels.bound_`).
+
+The paper's capacity result (Benna & Fusi 2016) is about such synapses: a level of
+bounded range and limited precision. Unbounded (``bound=None``) the chain is today's,
+bit for bit; a bound that is never reached changes nothing.
+
+The rounding draws from a counter-based stream: each parameter has a 32-bit key (from
+the optimizer's ``seed`` and the parameter's place in it) and a step counter, both in
+its state, so ``state_dict`` covers the stream and a resumed run continues it exactly.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["check_bound", "bound_tensor", "round_key", "init_rounding"]
+
+
+def check_bound(bound: Any, levels: Any) -> None:
+    """Raise TypeError / ValueError naming ``bound`` or ``levels`` if not allowed."""
+    if bound is not None:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")
+        if not math.isfinite(bound) or bound <= 0:
+            raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r}")
+    if levels is not None:
+        if isinstance(levels, bool) or not isinstance(levels, int):
+            raise TypeError(f"levels must be an integer >= 2 or None, got {levels!r}")
+        if levels < 2:
+            raise ValueError(f"levels must be an integer >= 2 or None, got {levels!r}")
+        if bound is None:
+            raise ValueError("levels needs a bound: the levels are evenly spaced in [-bound, bound]")
+
+
+@functools.lru_cache(maxsize=64)
+def bound_tensor(bound: float, levels: int | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``[B, m]`` on ``device`` (m = 0 without levels), one tensor per setting."""
+    return torch.tensor([float(bound), float(levels or 0)], dtype=dtype).to(device)
+
+
+def round_key(seed: int, index: int) -> int:
+    """The 32-bit key of the parameter at ``index`` of an optimizer seeded ``seed``."""
+    return (seed * 0x9E3779B1 + index * 0x85EBCA77 + 0x165667B1) & 0xFFFFFFFF
+
+
+def init_rounding(state: dict[str, Any], p: Tensor, seed: int, index: int) -> None:
+    """The rounding stream's key and counter of a new parameter, on its device."""
+    state["round_key"] = torch.tensor(round_key(seed, index), dtype=torch.int64, device=p.device)
+    state["round_step"] = torch.zeros((), dtype=torch.int64, device=p.device)

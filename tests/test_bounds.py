@@ -1,0 +1,165 @@
+"""Bounded and limited-precision synapses: ComplexSynapse(bound=B, levels=m)."""
+
+import copy
+import io
+
+import pytest
+import torch
+
+from complex_synapses import ComplexSynapse, graphs, kernels
+from devices import DEVICE
+from optim_db import CONFIGS, batches, pick, run, small_model
+
+CHAIN = dict(n_beakers=4, alpha=2.0, beta=60.0)
+PATHS = [
+    *pick("adam", extra=("eager",)),
+    *pick("adam", extra=("compiled",)),  # fused
+    *pick("sgd-momentum", extra=("compiled",)),  # compiled chain, then the base's own step
+    *pick("sgd", extra=("compiled",)),  # fused SGD
+]
+
+
+def levels_of(opt, model):
+    return [opt.levels(p) for p in model.parameters()]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("config,kernel", PATHS)
+@pytest.mark.parametrize("scale", [1e-3, 1e3])
+def test_bound_and_grid_hold_on_every_path(config, kernel, scale):
+    """Every level stays in [-B, B] and on the m values, for small and huge gradients."""
+    model = small_model()
+    opt = ComplexSynapse(
+        model.parameters(), config.base, kernel=kernel, bound=0.3, levels=7, **CHAIN, **config.kwargs
+    )
+    for x, y in batches(12):
+        opt.zero_grad()
+        (scale * torch.nn.functional.cross_entropy(model(x), y)).backward()
+        opt.step()
+    grid = torch.linspace(-0.3, 0.3, 7, device=DEVICE)
+    for u in levels_of(opt, model):
+        assert u.abs().max() <= 0.3 + 1e-7
+        assert torch.isclose(u.unsqueeze(-1), grid, atol=1e-6).any(-1).all()
+    for p in model.parameters():
+        assert torch.equal(p, opt.levels(p)[0])
+
+
+@pytest.mark.parametrize("config,kernel", PATHS)
+def test_a_bound_never_reached_changes_nothing(config, kernel):
+    a, b = small_model(), small_model()
+    opt_a = ComplexSynapse(a.parameters(), config.base, kernel=kernel, **CHAIN, **config.kwargs)
+    opt_b = ComplexSynapse(b.parameters(), config.base, kernel=kernel, bound=1e6, **CHAIN, **config.kwargs)
+    run(a, opt_a, batches(8))
+    run(b, opt_b, batches(8))
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q) and torch.equal(opt_a.levels(p), opt_b.levels(q))
+
+
+def test_rounding_is_unbiased():
+    """The mean of many rounded copies of one value is the value, within 4 standard errors."""
+    n, bound, m = 400_000, 1.0, 5
+    spacing = 2 * bound / (m - 1)
+    for value in (0.1, -0.37, 0.9):
+        x = torch.full((n,), value, dtype=torch.float64)
+        limit = torch.tensor([bound, float(m)], dtype=torch.float64)
+        kernels.bound_([x], limit, torch.tensor(3), torch.tensor(11), True)
+        frac = ((value + bound) / spacing) % 1
+        se = spacing * (frac * (1 - frac) / n) ** 0.5
+        assert abs(x.mean().item() - value) < 4 * se
+        assert set(torch.unique(x).tolist()) <= {-1.0, -0.5, 0.0, 0.5, 1.0}
+
+
+def test_compiled_rounding_is_the_eager_rounding():
+    x = [torch.randn(1000, device=DEVICE) for _ in range(3)]
+    y = [t.clone() for t in x]
+    limit = torch.tensor([1.5, 9.0], device=DEVICE)
+    key, step = torch.tensor(7, device=DEVICE), torch.tensor(2, device=DEVICE)
+    kernels.bound_multi_([x], limit, [key], [step], True)
+    kernels.compiled("bound_multi_", kernels.bound_multi_)([y], limit, [key], [step], True)
+    assert all(torch.equal(a, b) for a, b in zip(x, y))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_resumed_run_continues_bit_identically(kernel, dtype):
+    config = CONFIGS["adam"]
+    settings = dict(kernel=kernel, bound=0.5, levels=33, seed=5, **CHAIN, **config.kwargs)
+    data = batches(20, dtype)
+    ref = small_model(dtype)
+    ref_opt = ComplexSynapse(ref.parameters(), config.base, **settings)
+    run(ref, ref_opt, data)
+    first = small_model(dtype)
+    opt = ComplexSynapse(first.parameters(), config.base, **settings)
+    run(first, opt, data[:10])
+    buf = io.BytesIO()
+    torch.save({"model": first.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    resumed = small_model(dtype)
+    resumed.load_state_dict(saved["model"])
+    opt2 = ComplexSynapse(resumed.parameters(), config.base, **{**settings, "seed": 0})
+    opt2.load_state_dict(saved["opt"])
+    run(resumed, opt2, data[10:])
+    for p, q in zip(ref.parameters(), resumed.parameters()):
+        assert torch.equal(p, q) and torch.equal(ref_opt.levels(p), opt2.levels(q))
+
+
+def test_the_seed_chooses_the_stream():
+    models = [small_model() for _ in range(3)]
+    opts = [
+        ComplexSynapse(m.parameters(), torch.optim.SGD, lr=0.05, bound=0.5, levels=9, seed=s, **CHAIN)
+        for m, s in zip(models, (1, 1, 2))
+    ]
+    for m, o in zip(models, opts):
+        run(m, o, batches(5))
+    w = [m[0].weight for m in models]
+    assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
+
+
+def test_replayed_bounded_steps_equal_launched_ones(monkeypatch):
+    """The CUDA-graph path (recorded with graphs.Rerun where there is no GPU)."""
+    if DEVICE.type != "cuda":
+        monkeypatch.setattr(graphs, "Recording", graphs.Rerun)
+        monkeypatch.setattr(graphs, "capturable", lambda batches: True)
+    settings = dict(kernel="compiled", bound=0.4, levels=17, **CHAIN, lr=1e-2)
+    a, b = small_model(), small_model()
+    launched = ComplexSynapse(a.parameters(), torch.optim.Adam, cuda_graph=False, **settings)
+    replayed = ComplexSynapse(b.parameters(), torch.optim.Adam, **settings)
+    run(a, launched, batches(10))
+    run(b, replayed, batches(10))
+    assert replayed._graph is not None
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q) and torch.equal(launched.levels(p), replayed.levels(q))
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(bound=0.0), ValueError, "bound must be a finite number > 0"),
+        (dict(bound=float("inf")), ValueError, "bound must be a finite number > 0"),
+        (dict(bound="1"), TypeError, "bound must be"),
+        (dict(bound=1.0, levels=1), ValueError, "levels must be an integer >= 2"),
+        (dict(bound=1.0, levels=2.5), TypeError, "levels must be an integer"),
+        (dict(levels=4), ValueError, "levels needs a bound"),
+        (dict(seed=-1), ValueError, "seed must be an integer"),
+    ],
+)
+def test_bad_bounds_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        ComplexSynapse(small_model().parameters(), torch.optim.SGD, lr=0.1, **CHAIN, **kwargs)
+
+
+def test_per_group_bounds():
+    model = small_model()
+    opt = ComplexSynapse(
+        [{"params": model[0].parameters(), "bound": 0.2, "levels": 3}, {"params": model[2].parameters()}],
+        torch.optim.SGD,
+        lr=0.5,
+        **CHAIN,
+    )
+    run(model, opt, batches(5))
+    grid = torch.tensor([-0.2, 0.0, 0.2], device=DEVICE)
+    assert torch.isclose(opt.levels(model[0].weight).unsqueeze(-1), grid).any(-1).all()
+    assert opt.levels(model[2].weight).unique().numel() > 3  # the other group is not rounded
+    assert copy.deepcopy(opt.state_dict())["param_groups"][0]["complex_synapse"]["levels"] == 3
