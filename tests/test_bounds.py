@@ -82,9 +82,11 @@ def test_compiled_rounding_is_the_eager_rounding():
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("kernel", ["eager", "compiled"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_a_resumed_run_continues_bit_identically(kernel, dtype):
+@pytest.mark.parametrize("bound,levels", [(0.5, 33), (None, None)])
+def test_a_resumed_run_continues_bit_identically(kernel, dtype, bound, levels):
+    """Also unbounded in bfloat16: the float32 levels and moments are loaded as float32."""
     config = CONFIGS["adam"]
-    settings = dict(kernel=kernel, bound=0.5, levels=33, seed=5, **CHAIN, **config.kwargs)
+    settings = dict(kernel=kernel, bound=bound, levels=levels, seed=5, **CHAIN, **config.kwargs)
     data = batches(20, dtype)
     ref = small_model(dtype)
     ref_opt = ComplexSynapse(ref.parameters(), config.base, **settings)
