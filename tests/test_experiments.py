@@ -215,3 +215,13 @@ def test_cs_flag_is_method_cs(tmp_path, capsys):
     assert stamps[0] == stamps[1] and "cs5-a500-b2500-iteration-exact" in stamps[0]
     both = cli(capsys, "run", *common(tmp_path), "--method", "cs", "--cs", "--get-stamp")[1]
     assert both == stamps[0]
+
+
+def test_bounded_cs_from_the_command_line(tmp_path, capsys):
+    argv = ["run", *common(tmp_path), "--cs", "--bound", "0.1", "--levels", "9", "--json"]
+    code, out, _ = cli(capsys, *argv)
+    result = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and "-B0.1-m9" in result["stamp"]
+    assert result["settings"]["method_options"] == {"bound": 0.1, "levels": 9}
+    code, _, err = cli(capsys, "run", *common(tmp_path), "--cs", "--levels", "4")
+    assert code == 2 and "levels needs a bound" in err

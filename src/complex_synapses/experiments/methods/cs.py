@@ -2,6 +2,7 @@
 options are the chain's: --beakers, --alpha, --beta (in units of --time-unit) and
 --integrator; ``--cs`` is another way of saying ``--method cs``."""
 
+from ...bounds import check_bound
 from ...chain import MAX_TIMESCALE_RATIO, validate_chain
 from ...optimizer import INTEGRATORS, TIME_UNITS, ComplexSynapse
 from ...step_sizes import step_size_rule
@@ -33,12 +34,19 @@ class ComplexSynapseMethod(Method):
         "integrator": Option(
             "exact", "the exact propagator, or the original's forward Euler (cs)", str, choices=INTEGRATORS
         ),
+        "bound": Option(
+            None, "keep every level in [-bound, bound] (cs; default: unbounded)", low=0, low_open=True
+        ),
+        "levels": Option(
+            None, "with --bound: every level on this many values, rounded stochastically (cs)", int, low=2
+        ),
     }
 
     @classmethod
     def check(cls, values, optimizer_class) -> None:
         """The chain as a whole, and lr time's need of the base's step size."""
         validate_chain(values["beakers"], values["alpha"], values["beta"])
+        check_bound(values["bound"], values["levels"])
         if values["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
             raise ValueError(
                 f"--time-unit lr needs the step size of the base optimizer, which is not known for "
@@ -48,7 +56,10 @@ class ComplexSynapseMethod(Method):
     @classmethod
     def tag(cls, values) -> str:
         v = values
-        return f"cs{v['beakers']}-a{v['alpha']:g}-b{v['beta']:g}-{v['time_unit']}-{v['integrator']}"
+        tag = f"cs{v['beakers']}-a{v['alpha']:g}-b{v['beta']:g}-{v['time_unit']}-{v['integrator']}"
+        if v["bound"] is not None:
+            tag += f"-B{v['bound']:g}" + (f"-m{v['levels']}" if v["levels"] is not None else "")
+        return tag
 
     def make_optimizer(self, params, base, kwargs):
         v = self.values
@@ -60,6 +71,9 @@ class ComplexSynapseMethod(Method):
             beta=v["beta"],
             time_unit=v["time_unit"],
             integrator=v["integrator"],
+            bound=v["bound"],
+            levels=v["levels"],
+            seed=self.settings.seed,
             **kwargs,
         )
 
