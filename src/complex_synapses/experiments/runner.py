@@ -116,9 +116,13 @@ def _in_process(attempts: _Attempts, progress: bool) -> None:
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Stop a pool now: cancel what waits, end what runs (its result is not kept)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in list(getattr(pool, "_processes", {}).values()):
+    for process in processes:
         process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+    pool.shutdown(wait=True)  # the dead pool's queues and locks are released
 
 
 def _local(attempts: _Attempts, jobs: int) -> None:
