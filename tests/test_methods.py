@@ -27,7 +27,7 @@ def tiny_model(p):
 
 
 def test_registry_finds_every_method():
-    assert {"none", "joint", "l2", "ewc", "online-ewc", "si", "cs"} <= set(methods.registry())
+    assert {"none", "joint", "l2", "ewc", "online-ewc", "si", "cs", "ema"} <= set(methods.registry())
 
 
 def test_ewc_fisher_is_the_mean_of_squared_per_sample_gradients(protocol):
@@ -251,3 +251,31 @@ def test_ewc_and_si_beat_fine_tuning_on_split_fashion_task_il(tmp_path):
     for method in ("ewc", "si"):
         d = acc[method] - acc["none"]
         assert d.mean() > 2 * d.std(ddof=1) / np.sqrt(len(d)), (method, acc)
+
+
+def test_ema_average_by_hand(protocol):
+    """After steps to weights w1, w2, w3 the model is tested with
+    d^2 w1 + d (1 - d) w2 + (1 - d) w3, and trains on with its own weights."""
+    model = tiny_model(protocol)
+    m = methods.build(settings(method="ema", method_options={"ema_decay": 0.5}))
+    seen = []
+    for shift in (1.0, 2.0, 4.0):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(shift)
+        seen.append([p.detach().clone() for p in model.parameters()])
+        m.after_step(model)
+    with m.evaluating(model):
+        for i, p in enumerate(model.parameters()):
+            expected = 0.25 * seen[0][i] + 0.25 * seen[1][i] + 0.5 * seen[2][i]
+            torch.testing.assert_close(p, expected)
+    assert all(torch.equal(p, w) for p, w in zip(model.parameters(), seen[2]))
+
+
+def test_ema_with_decay_0_is_fine_tuning(tmp_path):
+    common = dict(dataset="digits", iters=10, batch=16, fc_units=16, eval_log=10, results_dir=str(tmp_path))
+    plain = run_experiment(settings(**common), progress=False)
+    ema = run_experiment(settings(**common, method="ema", method_options={"ema_decay": 0.0}), progress=False)
+    assert plain["accuracy"] == ema["accuracy"]
+    with pytest.raises(ValueError, match="--ema-decay must be >= 0 and <= 0.999999"):
+        settings(method="ema", method_options={"ema_decay": 1.0}).check()

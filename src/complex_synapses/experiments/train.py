@@ -174,11 +174,13 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
             seen = 0
         if it % settings.eval_log == 0 or it == total:
             model.eval()
-            curves.evaluate(model, protocol, it, current_task + 1)
+            with method.evaluating(model):
+                curves.evaluate(model, protocol, it, current_task + 1)
             model.train()
         if kind == "task-based" and it % settings.iters == 0:
             model.eval()
-            matrix.append([evaluate(model, protocol, t) for t in range(protocol.n_tasks)])
+            with method.evaluating(model):
+                matrix.append([evaluate(model, protocol, t) for t in range(protocol.n_tasks)])
             model.train()
             method.after_task(model, protocol, current_task)
         bar.update()
@@ -208,7 +210,8 @@ def run_experiment(
         matrix = _train(settings, protocol, model, optimizer, method, curves, bar)
     train_time = time.perf_counter() - train_start
     model.eval()
-    per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
+    with method.evaluating(model):
+        per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
     return {
         "stamp": settings.stamp(),
         "settings": settings.as_dict(),

@@ -6,15 +6,17 @@ It is found by its ``name`` and selected with ``--method NAME``; methods combine
 ``+`` (``--method cs+ewc``). Its hyperparameters are declared in ``options`` and become
 command-line options (``--ewc-lambda``) with the defaults shown in ``--help``.
 
-A method may change five things, each a method of the class with a default that does
+A method may change six things, each a method of the class with a default that does
 nothing: the optimizer (``make_optimizer``), the data stream (``stream``), a term added
 to the loss (``penalty``), work around each optimizer step (``before_step``,
-``after_step``) and work after each task (``after_task``). See ``l2.py`` for a complete
+``after_step``), work after each task (``after_task``) and the weights the model is
+tested with (``evaluating``). See ``l2.py`` for a complete
 example in 40 lines; README "Adding a method" says how to add one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import pkgutil
@@ -97,6 +99,10 @@ class Method:
 
     def after_task(self, model: torch.nn.Module, protocol, task: int) -> None:
         """Called when training on ``task`` ends (task-based stream only)."""
+
+    def evaluating(self, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+        """A context in which the model is tested (``ema`` swaps in its averaged weights)."""
+        return contextlib.nullcontext()
 
     @classmethod
     def check(cls, values: dict[str, Any], optimizer_class: type[torch.optim.Optimizer]) -> None:
@@ -186,6 +192,12 @@ class Combined(Method):
     def after_task(self, model, protocol, task):
         for p in self.parts:
             p.after_task(model, protocol, task)
+
+    def evaluating(self, model):
+        stack = contextlib.ExitStack()
+        for p in self.parts:
+            stack.enter_context(p.evaluating(model))
+        return stack
 
     def uses(self, hook: str) -> bool:  # type: ignore[override]
         return any(p.uses(hook) for p in self.parts)
