@@ -279,3 +279,19 @@ def test_ema_with_decay_0_is_fine_tuning(tmp_path):
     assert plain["accuracy"] == ema["accuracy"]
     with pytest.raises(ValueError, match="--ema-decay must be >= 0 and <= 0.999999"):
         settings(method="ema", method_options={"ema_decay": 1.0}).check()
+
+
+def test_cs_skip_first_leaves_the_first_layer_to_the_base_optimizer(tmp_path, capsys):
+    from complex_synapses.experiments.train import prepare
+
+    s = settings(method="cs", method_options={"cs_skip_first": True}, fc_units=8, results_dir=str(tmp_path))
+    s.check()
+    protocol, model, opt, _ = prepare(s, DEVICE)
+    first = list(model.net[0].parameters())
+    assert opt.param_groups[0]["params"] == first and opt.param_groups[0]["complex_synapse"]["n_beakers"] == 0
+    assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5
+    code = main(["run", "--dataset", "digits", "--iters", "5", "--fc-units", "8", "--no-gpus", "--cs",
+                 "--cs-skip-first", "--results-dir", str(tmp_path), "--get-stamp"])  # fmt: skip
+    assert code == 0 and capsys.readouterr().out.strip().split("--")[-3].endswith("-skip1")
+    with pytest.raises(ValueError, match="--cs-skip-first must be true or false"):
+        settings(method="cs", method_options={"cs_skip_first": 1}).check()

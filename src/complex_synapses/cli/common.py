@@ -160,6 +160,16 @@ def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
             default = opt.default
             if isinstance(default, dict):
                 default = ", ".join(f"{k} {v:g}" for k, v in default.items())
+            if opt.type is bool:
+                g.add_argument(
+                    f"--{key.replace('_', '-')}",
+                    action="store_const",
+                    const=True,
+                    default=None,
+                    dest=key,
+                    help=f"{opt.help} [{cls.name}]",
+                )
+                continue
             choices = opt.choices
             if compare and key == "time_unit":
                 choices = (*choices, "both")  # compare and matrix can run both clocks

@@ -51,6 +51,10 @@ class Option:
     def check(self, name: str, value: Any) -> Any:
         """``value`` as this option's type; ValueError naming ``--name`` and what is allowed."""
         flag = f"--{name.replace('_', '-')}"
+        if self.type is bool:
+            if not isinstance(value, bool):
+                raise ValueError(f"{flag} must be true or false, got {value!r}")
+            return value
         if self.choices is not None:
             if value not in self.choices:
                 raise ValueError(f"{flag} must be one of {', '.join(map(str, self.choices))}, got {value!r}")

@@ -40,6 +40,11 @@ class ComplexSynapseMethod(Method):
         "levels": Option(
             None, "with --bound: every level on this many values, rounded stochastically (cs)", int, low=2
         ),
+        "cs_skip_first": Option(
+            False,
+            "no chain on the first layer: its weight and bias step with the base optimizer alone (cs)",
+            bool,
+        ),
     }
 
     @classmethod
@@ -59,10 +64,13 @@ class ComplexSynapseMethod(Method):
         tag = f"cs{v['beakers']}-a{v['alpha']:g}-b{v['beta']:g}-{v['time_unit']}-{v['integrator']}"
         if v["bound"] is not None:
             tag += f"-B{v['bound']:g}" + (f"-m{v['levels']}" if v["levels"] is not None else "")
-        return tag
+        return tag + ("-skip1" if v["cs_skip_first"] else "")
 
     def make_optimizer(self, params, base, kwargs):
         v = self.values
+        if v["cs_skip_first"]:  # the MLP's first layer is its first two tensors: weight, bias
+            ps = list(params)
+            params = [{"params": ps[:2], "n_beakers": 0}, {"params": ps[2:]}]
         return ComplexSynapse(
             params,
             base,
