@@ -69,11 +69,12 @@ def test_rounding_is_unbiased():
         assert set(torch.unique(x).tolist()) <= {-1.0, -0.5, 0.0, 0.5, 1.0}
 
 
-def test_compiled_rounding_is_the_eager_rounding():
+@pytest.mark.parametrize("key", [7, 2**32 - 1])  # the largest key: no int64 product may overflow
+def test_compiled_rounding_is_the_eager_rounding(key):
     x = [torch.randn(1000, device=DEVICE) for _ in range(3)]
     y = [t.clone() for t in x]
     limit = torch.tensor([1.5, 9.0], device=DEVICE)
-    key, step = torch.tensor(7, device=DEVICE), torch.tensor(2, device=DEVICE)
+    key, step = torch.tensor(key, device=DEVICE), torch.tensor(2, device=DEVICE)
     kernels.bound_multi_([x], limit, [key], [step], True)
     kernels.compiled("bound_multi_", kernels.bound_multi_)([y], limit, [key], [step], True)
     assert all(torch.equal(a, b) for a, b in zip(x, y))

@@ -25,7 +25,7 @@ from torch.optim import SGD, Adam, AdamW, Optimizer
 
 from . import graphs, kernels
 
-__all__ = ["FUSED_BASES", "PARAMS_PER_CALL", "batched", "fused_kind", "FusedStep", "flat"]
+__all__ = ["FUSED_BASES", "PARAMS_PER_CALL", "batched", "fused_kind", "FusedStep", "flat", "bound_levels"]
 
 # Parameters per call of a multi-tensor kernel. The compiler unrolls the loop over the
 # list and specialises on its length, so an unbounded list would make a model of 160
@@ -174,13 +174,22 @@ def launch(batches: list[graphs.Batch]) -> None:
             ws, gs, hiddens, b.coef, b.hyper, ms or None, vs or None, b.integrator, b.base, b.maximize
         )
         if b.bound is not None:
-            quantize = bool(b.round_keys)
-            keys = b.round_keys if quantize else [None] * len(ws)
-            steps = b.round_steps if quantize else [None] * len(ws)
-            bound_ = kernels.compiled("bound_multi_", kernels.bound_multi_)
-            bound_([[w, *h] for w, h in zip(ws, hiddens)], b.bound, keys, steps, quantize)
+            bound_levels([[w, *h] for w, h in zip(ws, hiddens)], b.bound, b.round_keys, b.round_steps, True)
         if b.rounded:
             torch._foreach_copy_([p for p, _ in b.rounded], [m for _, m in b.rounded])
+
+
+def bound_levels(
+    levels: list[list[Tensor]], limit: Tensor, keys: list[Tensor], steps: list[Tensor], compiled: bool
+) -> None:
+    """Every level of each parameter into [-B, B]; where ``keys`` are given (one per
+    parameter: the group has ``levels``), also onto the grid, rounded from each
+    parameter's stream at its ``steps`` counter (advanced by the caller)."""
+    quantize = bool(keys)
+    if not quantize:
+        keys = steps = [None] * len(levels)
+    run = kernels.compiled("bound_multi_", kernels.bound_multi_) if compiled else kernels.bound_multi_
+    run(levels, limit, keys, steps, quantize)
 
 
 class FusedStep:

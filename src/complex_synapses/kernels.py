@@ -198,7 +198,7 @@ _MASK32 = 0xFFFFFFFF
 def _hash32(x: Tensor) -> Tensor:
     """A 32-bit integer hash of int64 values in [0, 2^32): two multiply-xorshift rounds
     with multipliers below 2^31, so that no int64 product overflows (the compiled and
-    eager kernels then agree bit for bit)."""
+    eager kernels then agree bit for bit). Every input is masked to 32 bits first."""
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & _MASK32
     x = x ^ (x >> 15)
@@ -211,7 +211,7 @@ def uniform_(n: int, key: Tensor, step: Tensor, level: int, device: torch.device
     parameter's ``key``, its rounding ``step`` and the level: a counter-based stream, so a
     resumed run that restores ``key`` and ``step`` continues it exactly."""
     idx = torch.arange(n, device=device, dtype=torch.int64)
-    h = _hash32((idx + key * 0x9E3779B1 + level * 0x85EBCA77) & _MASK32)
+    h = _hash32((idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32)
     h = _hash32(h ^ (step & _MASK32))
     return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32, < 1
 
@@ -223,9 +223,8 @@ def bound_(levels: list[Tensor], bound: Tensor, key: Tensor, step: Tensor, quant
     :math:`-B + (f + r)\Delta` (f integer, r in [0, 1)) becomes :math:`-B + (f+1)\Delta`
     with probability r, else :math:`-B + f\Delta`, so its mean is the value itself."""
     B = bound[0]
-    for k, level in enumerate(levels):
-        x = level.to(torch.float32 if level.dtype in (torch.float16, torch.bfloat16) else level.dtype)
-        x = torch.minimum(torch.maximum(x, -B), B)
+    for k, level in enumerate(levels):  # levels are in the compute dtype (16-bit: masters)
+        x = torch.minimum(torch.maximum(level, -B), B)
         if quantize:
             spacing = 2 * B / (bound[1] - 1)
             y = (x + B) / spacing

@@ -441,10 +441,11 @@ class ComplexSynapse(Optimizer):
                 post([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
         for batch in batches:
             if batch[0][4] is not None:
-                levels = [[b[2], *b[3]] for b in batch]
-                _bound_levels(
-                    levels, batch[0][4], [b[5][0] for b in batch], [b[5][1] for b in batch], compiled
-                )
+                keys = [b[5][0] for b in batch if b[5][0] is not None]
+                steps = [b[5][1] for b in batch if b[5][1] is not None]
+                if steps:
+                    torch._foreach_add_(steps, 1)
+                fused.bound_levels([[b[2], *b[3]] for b in batch], batch[0][4], keys, steps, compiled)
         if masters:
             torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
         return loss
@@ -500,16 +501,6 @@ class ComplexSynapse(Optimizer):
         if c["bound"] is None:
             return None
         return bounds.bound_tensor(c["bound"], c["levels"], p.device, kernels.compute_dtype(p.dtype))
-
-
-def _bound_levels(levels: list[list[Tensor]], limit: Tensor, keys: list, steps: list, compiled: bool) -> None:
-    """Every level into [-B, B], and on the grid where the group has levels (then its
-    parameters have a rounding stream: a key and a step counter)."""
-    quantize = keys[0] is not None
-    if quantize:
-        torch._foreach_add_(steps, 1)
-    run = kernels.compiled("bound_multi_", kernels.bound_multi_) if compiled else kernels.bound_multi_
-    run(levels, limit, keys, steps, quantize)
 
 
 @contextlib.contextmanager

@@ -93,7 +93,7 @@ def _chain(args: argparse.Namespace):
     from ..chain import validate_chain
     from ..simulate import Chain
 
-    if isinstance(args.beakers, int) and args.beakers < 1:
+    if args.beakers < 1:
         raise OptionError(f"--beakers must be >= 1 for simulate, got {args.beakers}")
     try:
         validate_chain(args.beakers, args.alpha, args.beta)

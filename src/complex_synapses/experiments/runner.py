@@ -212,15 +212,17 @@ def run_many(
     start = time.perf_counter()
     outcome = Outcome()
     todo: list[RunSettings] = []
+    queued: set[str] = set()
     for s in settings:
         stamp = s.stamp()
-        if stamp in outcome.results or any(t.stamp() == stamp for t in todo):
+        if stamp in outcome.results or stamp in queued:
             continue
         hit = cached(s)
         if hit is not None:
             outcome.results[stamp] = hit
         else:
             todo.append(s)
+            queued.add(stamp)
     outcome.from_cache = len(settings) - len(todo)
     if todo:
         bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not progress)
