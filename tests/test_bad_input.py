@@ -59,6 +59,10 @@ BAD_RUNS = [
     (["--method", "ewc", "--ewc-lambda", "-1"], "--ewc-lambda must be >= 0"),
     (["--method", "online-ewc", "--gamma", "-0.5"], "--gamma must be >= 0"),
     (["--method", "cs+cs"], "names a part twice"),
+    (["--experiment", "permMNIST", "--tasks", "101"], "--tasks must be at most 100, got 101"),
+    (["--drift-window", "3"], "--drift-window is the gradual stream's"),
+    (["--stream", "gradual", "--drift-window", "6"], "--drift-window must be in 0..--iters (5"),
+    (["--matrix-n", "-1"], "--matrix-n must be >= 0"),
 ]
 
 

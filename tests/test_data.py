@@ -227,3 +227,43 @@ def test_streams(digits):
         assert len(matches) >= 1 and int(q.tasks[t].train_y[matches[0]]) == int(b.y[i])
     with pytest.raises(ValueError, match="stream"):
         stream(p, "shuffled", 1, 1, seed=0)
+
+
+def test_gradual_share_rises_across_each_change():
+    from complex_synapses.data import new_task_share
+
+    iters, window, n = 10, 6, 3
+    shares = [new_task_share(it, iters, window, n) for it in range(iters * n)]
+    assert shares[:7] == [(0, 0.0)] * 7  # the first task alone until its window opens
+    assert [t + s for t, s in shares[-7:]] == [2.0] * 7  # the last task alone after the window closes
+    assert shares[7][0] == 0 and 0 < shares[7][1] < 0.5 < shares[10][1] < 1  # rising around 10
+    assert shares[13] == (0, 1.0)  # the window is over: all from task 1 (task 0 + 1)
+    ramp = [s for t, s in shares[7:13]]
+    assert ramp == sorted(ramp) and abs(ramp[2] + ramp[3] - 1) < 1e-12  # symmetric about the change
+    # a window of one iteration is the task-based assignment
+    sharp = [t + round(s) for t, s in (new_task_share(it, iters, 1, n) for it in range(iters * n))]
+    assert sharp == [it // iters for it in range(iters * n)]
+
+
+def test_gradual_stream_mixes_neighbouring_tasks(digits):
+    q = build_protocol(digits, "permMNIST", "class", 3, seed=0)
+    batches = list(stream(q, "gradual", 20, 200, seed=1))  # window: iters
+    assert len(batches) == 60
+    first = [float((b.task == 1).float().mean()) for b in batches[10:30]]
+    assert first[0] < 0.1 and first[-1] > 0.9 and 0.3 < first[10] < 0.7  # 0 -> 1 around iteration 20
+    assert all(set(b.task.tolist()) <= {i // 20 - 1, i // 20, i // 20 + 1} for i, b in enumerate(batches))
+    assert batches[5].active == 10 and batches[25].active == 20  # Class-IL: the classes seen so far
+    b = batches[25]
+    for i in range(6):  # each sample the image of its own task, with its label
+        t = int(b.task[i])
+        matches = (q.images(t, q.tasks[t].train_rows) == b.x[i]).all(1).nonzero().flatten()
+        assert len(matches) >= 1 and int(q.tasks[t].train_y[matches[0]]) == int(b.y[i])
+    with pytest.raises(ValueError, match="drift window"):
+        stream(q, "gradual", 20, 8, seed=0, window=21)
+
+
+def test_many_permuted_tasks(digits):
+    q = build_protocol(digits, "permMNIST", "class", 100, seed=12)
+    perms = torch.stack([t.permutation for t in q.tasks])
+    assert len(q.tasks) == 100 and q.n_outputs == 1000
+    assert len({tuple(p.tolist()) for p in perms}) == 100

@@ -225,3 +225,15 @@ def test_bounded_cs_from_the_command_line(tmp_path, capsys):
     assert result["settings"]["method_options"] == {"bound": 0.1, "levels": 9}
     code, _, err = cli(capsys, "run", *common(tmp_path), "--cs", "--levels", "4")
     assert code == 2 and "levels needs a bound" in err
+
+
+def test_gradual_stream_and_many_tasks_run(tmp_path):
+    from complex_synapses.experiments.train import run_experiment
+
+    common = dict(dataset="digits", experiment="permMNIST", iters=6, batch=16, fc_units=16, eval_log=1000)
+    s = RunSettings.make(**common, tasks=30, matrix_n=20, results_dir=str(tmp_path))
+    r = run_experiment(s, progress=False)
+    assert len(r["accuracy"]["matrix"]) == 30 and len(r["accuracy"]["per_task"]) == 30
+    g = run_experiment(s.replace(stream="gradual", tasks=4, method="ewc"), progress=False)
+    assert g["accuracy"]["matrix"] == [] and len(g["accuracy"]["per_task"]) == 4  # no task boundary given
+    assert "drift_window" not in RunSettings().result_settings()  # older stamps stay

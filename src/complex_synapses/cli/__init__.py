@@ -3,6 +3,7 @@
 - ``run`` (:mod:`.run`): one experiment;
 - ``compare``, ``matrix``, ``demo`` (:mod:`.compare`): methods over seeds;
 - ``sweep`` (:mod:`.sweep`): a grid / random search, locally or on Ray;
+- ``study`` (:mod:`.study`): every method tuned alike in every cell, tested on other seeds;
 - ``simulate`` (:mod:`.simulate`): the synapse model itself.
 
 Every failure the user can fix ends in one line on stderr and a non-zero exit: 2 for
@@ -15,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from ..experiments.settings import OptionError
-from . import compare, run, simulate, sweep
+from . import compare, run, simulate, study, sweep
 from .common import Parser
 
 __all__ = ["main", "build_parser"]
@@ -27,6 +28,7 @@ COMMANDS = {
     "demo": compare.demo,
     "simulate": simulate.command,
     "sweep": sweep.command,
+    "study": study.command,
 }
 
 
@@ -40,6 +42,7 @@ def build_parser() -> Parser:
     compare.add_parsers(sub)
     simulate.add_parser(sub, Parser)
     sweep.add_parser(sub)
+    study.add_parser(sub)
     return parser
 
 

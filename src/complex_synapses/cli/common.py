@@ -39,8 +39,19 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
         ),
         ("dataset", "images to build the protocol from; digits is scikit-learn's bundled 8x8 set", DATASETS),
         ("scenario", "Task-, Domain- or Class-incremental learning", SCENARIOS),
-        ("stream", "tasks one after another, or batches drawn at random from all tasks", STREAMS),
-        ("tasks", "number of tasks", None),
+        (
+            "stream",
+            "tasks one after another; batches drawn at random from all tasks; or gradual: task-free "
+            "drift from each task to the next over --drift-window iterations, no boundary given",
+            STREAMS,
+        ),
+        (
+            "drift_window",
+            "gradual stream: iterations, centred on each change of task, over which "
+            "the share of the next task's samples rises from 0 to 1 (0: --iters)",
+            None,
+        ),
+        ("tasks", "number of tasks (split: at most 10; permuted: at most 100)", None),
         ("iters", "batches per task", None),
         ("batch", "batch size", None),
     ],
@@ -59,6 +70,11 @@ LOG_OPTIONS = [
     ("loss_log", "log the loss every N iterations"),
     ("eval_log", "test accuracy every N iterations"),
     ("eval_n", "test samples per task for those"),
+    (
+        "matrix_n",
+        "test samples per task for the accuracy matrix after each task (0: all; the final "
+        "accuracy always uses all)",
+    ),
 ]
 
 

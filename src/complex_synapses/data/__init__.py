@@ -3,7 +3,7 @@
 from .datasets import DATASETS, Dataset, load_dataset
 from .idx import DataError, read_idx, write_idx
 from .protocols import EXPERIMENTS, SCENARIOS, Protocol, build_protocol
-from .streams import STREAMS, Batch, stream
+from .streams import STREAMS, Batch, new_task_share, stream
 
 __all__ = [
     "DATASETS",
@@ -18,5 +18,6 @@ __all__ = [
     "load_dataset",
     "read_idx",
     "stream",
+    "new_task_share",
     "write_idx",
 ]

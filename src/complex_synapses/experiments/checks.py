@@ -17,6 +17,7 @@ from .settings import SEED_MAX, OptionError, RunSettings, optimizer_class
 __all__ = ["check_settings", "check_device", "check_writable", "check_seed"]
 
 CHOICES = {"experiment": EXPERIMENTS, "scenario": SCENARIOS, "stream": STREAMS, "dataset": DATASETS}
+MAX_TASKS = 100  # permuted protocols: each task is evaluated after each task, tasks^2 evaluations
 POSITIVE = ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n")
 
 
@@ -119,6 +120,14 @@ def check_settings(s: RunSettings) -> None:
             raise OptionError(f"{_flag(name)} must be >= 1, got {getattr(s, name)}")
     if s.experiment == "splitMNIST" and s.tasks > 10:
         raise OptionError(f"--tasks: splitMNIST has 10 classes, so at most 10 tasks, got {s.tasks}")
+    if s.tasks > MAX_TASKS:
+        raise OptionError(f"--tasks must be at most {MAX_TASKS}, got {s.tasks}")
+    if s.matrix_n < 0:
+        raise OptionError(f"--matrix-n must be >= 0 (0: the whole test set), got {s.matrix_n}")
+    if s.drift_window and s.stream != "gradual":
+        raise OptionError("--drift-window is the gradual stream's: add --stream gradual, or leave it out")
+    if not 0 <= s.drift_window <= s.iters:
+        raise OptionError(f"--drift-window must be in 0..--iters ({s.iters}; 0: iters), got {s.drift_window}")
     _number("lr", s.lr, positive=True)
     _number("decay", s.decay, positive=False)
     optimizer_class(s.optimizer)

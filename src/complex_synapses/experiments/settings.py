@@ -27,6 +27,7 @@ class OptionError(ValueError):
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
 SEED_MAX = 2**32 - 1  # numpy's seeds
+ADDED_FIELDS = ("drift_window", "matrix_n")  # fields added after 0.1, 0 by default
 
 # torch.optim classes that cannot be the base of a run: SparseAdam needs sparse
 # gradients, LBFGS a closure that re-evaluates the loss, Muon 2-D parameters only.
@@ -64,6 +65,7 @@ class RunSettings:
     experiment: str = "splitMNIST"
     scenario: str = "task"
     stream: str = "task-based"
+    drift_window: int = 0  # gradual stream: iterations over which one task turns into the next (0: iters)
     tasks: int = 5
     iters: int = 500
     batch: int = 128
@@ -81,6 +83,7 @@ class RunSettings:
     loss_log: int = 100
     eval_log: int = 100
     eval_n: int = 1024
+    matrix_n: int = 0  # test samples per task for the accuracy matrix after each task (0: all)
     data_dir: str = "./store/datasets"
     plot_dir: str = "./store/plots"
     results_dir: str = "./store/results"
@@ -147,6 +150,9 @@ class RunSettings:
             d.pop(key)
         d["method"] = self.method_spec
         d["method_options"] = self.resolved_options()
+        for key in ADDED_FIELDS:  # left out at their defaults: the stamps of older runs stay
+            if d[key] == 0:
+                d.pop(key)
         return d
 
     def as_dict(self) -> dict[str, Any]:
@@ -157,6 +163,23 @@ class RunSettings:
         for key in ("beakers", "alpha", "beta", "time_unit", "integrator"):
             d[key] = self.option(key)
         return d
+
+    def run_args(self) -> list[str]:
+        """The ``complex-synapses run`` options that make these settings, every run field
+        that counts and the running methods' options in full, without ``--seed`` (so
+        that the same setting can be run on other seeds) and without output options."""
+        out = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in (*OUTPUT_ONLY, "seed", "method", "method_options"):
+                continue
+            if f.name in ADDED_FIELDS and value == 0:
+                continue
+            out += _flag(f.name, value)
+        out += ["--method", self.method_spec]
+        for name, value in self.resolved_options().items():
+            out += _flag(name, value)
+        return out
 
     def stamp(self) -> str:
         """A readable name of the run, with a hash of every setting that matters."""
@@ -171,3 +194,12 @@ class RunSettings:
         tags = [get_method(p).tag(values) for p in self.method_spec.split("+") if p != "none"]
         train += "".join(f"-{t}" for t in tags)
         return f"{task}--{model}--{train}--s{self.seed}--{digest}"
+
+
+def _flag(name: str, value: Any) -> list[str]:
+    """``--name value`` as the command line takes it: a flag alone for True, nothing
+    for False or None, floats as the shortest text that reads back exactly."""
+    if value is None or value is False:
+        return []
+    flag = "--" + name.replace("_", "-")
+    return [flag] if value is True else [flag, repr(value) if isinstance(value, float) else str(value)]

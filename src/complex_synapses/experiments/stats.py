@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sem", "summarize", "group_rows"]
+__all__ = ["sem", "summarize", "group_rows", "paired", "holm", "mean_ci"]
 
 
 def sem(x) -> float:
@@ -47,3 +47,47 @@ def group_rows(keyed: list[tuple[tuple, float]], axes: list[str]) -> list[dict[s
         a = np.array(values)
         rows.append({**dict(zip(axes, key)), "mean": float(a.mean()), "sem": sem(a), "n": len(a)})
     return rows
+
+
+def mean_ci(x, level: float = 0.95) -> tuple[float, float]:
+    """The t-based confidence interval of the mean of ``x`` (NaNs for fewer than two)."""
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * sem(x)
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def paired(a, b) -> dict[str, float]:
+    """``a`` against ``b`` on the same seeds: the mean difference ``a - b``, its 95%
+    confidence interval, the effect size d_z (mean / SD of the differences) and the
+    two-sided paired t-test's p (1 where every difference is 0: no evidence of one)."""
+    from scipy import stats
+
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    low, high = mean_ci(d)
+    sd = float(np.std(d, ddof=1)) if len(d) > 1 else float("nan")
+    if len(d) < 2:
+        p = float("nan")
+    elif not np.any(d != d[0]):
+        p = 1.0 if d[0] == 0 else 0.0
+    else:
+        p = float(stats.ttest_rel(a, b).pvalue)
+    d_z = float(d.mean() / sd) if sd and np.isfinite(sd) else float("nan")
+    return {"diff": float(d.mean()), "ci_low": low, "ci_high": high, "d_z": d_z, "p": p}
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment of ``pvalues`` (NaNs kept out and returned as NaN):
+    the k-th smallest of m is multiplied by m - k + 1, then made monotone, capped at 1."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(len(p), np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    order = valid[np.argsort(p[valid], kind="stable")]
+    m, running = len(order), 0.0
+    for k, i in enumerate(order):
+        running = max(running, min(1.0, (m - k) * p[i]))
+        out[i] = running
+    return out.tolist()

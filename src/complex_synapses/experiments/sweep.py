@@ -83,19 +83,24 @@ def _key(name: str, where: str) -> str:
     return key
 
 
-def load_config(path: str | Path) -> SweepConfig:
-    """Read and check a sweep configuration (see the module docstring)."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML file as a dict; OptionError naming the file if it is missing or not TOML."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover
         import tomli as tomllib
-    path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        return tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise OptionError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as exc:
         raise OptionError(f"{path}: not valid TOML ({exc})") from None
+
+
+def load_config(path: str | Path) -> SweepConfig:
+    """Read and check a sweep configuration (see the module docstring)."""
+    path = Path(path)
+    raw = read_toml(path)
     unknown = set(raw) - {"base", "grid", "random", "sweep"}
     if unknown:
         raise OptionError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: base, grid, random, sweep")

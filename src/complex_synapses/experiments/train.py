@@ -93,10 +93,12 @@ class _Curves:
         self, protocol: Protocol, settings: RunSettings, loggers: list[Callable[[str, float, int], None]]
     ):
         gen = torch.Generator().manual_seed(settings.seed + 1)
-        self.eval_rows = [
-            torch.randperm(len(t.test_rows), generator=gen)[: settings.eval_n].to(t.test_rows.device)
-            for t in protocol.tasks
+        # Each task's test samples in a random order: the first eval_n for the curves,
+        # the first matrix_n for the accuracy matrix.
+        self.full_rows = [
+            torch.randperm(len(t.test_rows), generator=gen).to(t.test_rows.device) for t in protocol.tasks
         ]
+        self.eval_rows = [rows[: settings.eval_n] for rows in self.full_rows]
         self.data: dict[str, list] = {
             "eval_iters": [],
             "accuracy_per_task": [[] for _ in protocol.tasks],
@@ -139,11 +141,14 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
     penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
     total = settings.iters * protocol.n_tasks
     matrix: list[list[float]] = []
+    n = settings.matrix_n
+    matrix_rows = [None if not n else rows[:n] for rows in curves.full_rows]
     loss_sum = torch.zeros((), device=device)
     correct_sum = torch.zeros((), device=device)
     seen = 0
     model.train()
-    for it, batch in enumerate(stream(protocol, kind, settings.iters, settings.batch, settings.seed), 1):
+    batches = stream(protocol, kind, settings.iters, settings.batch, settings.seed, settings.drift_window)
+    for it, batch in enumerate(batches, 1):
         optimizer.zero_grad()
         logits = select_outputs(model(batch.x), protocol, batch.task, batch.active)
         loss = F.cross_entropy(logits, batch.y)
@@ -158,7 +163,7 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
         loss_sum += loss.detach()
         correct_sum += (logits.detach().argmax(1) == batch.y).sum()
         seen += len(batch.y)
-        current_task = (it - 1) // settings.iters if kind == "task-based" else protocol.n_tasks - 1
+        current_task = (it - 1) // settings.iters if kind != "random" else protocol.n_tasks - 1
         if it % settings.loss_log == 0 or it == total:
             n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
             mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
@@ -180,7 +185,7 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
         if kind == "task-based" and it % settings.iters == 0:
             model.eval()
             with method.evaluating(model):
-                matrix.append([evaluate(model, protocol, t) for t in range(protocol.n_tasks)])
+                matrix.append([evaluate(model, protocol, t, rows) for t, rows in enumerate(matrix_rows)])
             model.train()
             method.after_task(model, protocol, current_task)
         bar.update()

@@ -1,0 +1,62 @@
+"""``complex-synapses study``: every method tuned alike in every cell, tested on other seeds."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..experiments.checks import check_writable
+from ..experiments.results import to_json
+from ..experiments.settings import OptionError
+
+__all__ = ["add_parser", "command"]
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "study",
+        help="tune every method the same way (Optuna) in every cell, test on other seeds, compare",
+        description="Run the study in CONFIG.toml (see complex_synapses/experiments/study.py for the "
+        "format): for each cell and method, tune the method's search space with Optuna (TPE, median "
+        "pruning, stored "
+        "in SQLite) on the tuning seeds with the same number of trials, run the best setting on the "
+        "evaluation seeds, and compare each method with none and with the best non-cs method (paired "
+        "t-tests, Holm-corrected over the table, 95%% CIs, effect sizes). Resumable: run the same command "
+        "again after any stop.",
+    )
+    p.add_argument("config", help="the study's TOML file, e.g. studies/where-it-helps.toml")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="(cell, method) units in parallel (default %(default)s)"
+    )
+    p.add_argument(
+        "--results-dir", default=None, help="override the config's results_dir (cache, tuner storage, units)"
+    )
+    p.add_argument("--json", action="store_true", help="print the table as one JSON object on the last line")
+
+
+def command(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..experiments.study import analyse, load_study, markdown_table, run_study, write_outputs
+
+    if args.jobs < 1:
+        raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
+    config = load_study(args.config)
+    if args.results_dir is not None:
+        config.results_dir = Path(args.results_dir)
+    args.results_dir = str(config.results_dir)  # named in the message after Ctrl-C
+    check_writable(config.results_dir, "results_dir")
+    for path in (config.csv, config.figure):
+        if path is not None:
+            check_writable(path.parent, str(path))
+    start = time.perf_counter()
+    units = run_study(config, args.jobs)
+    rows = analyse(units)
+    written = write_outputs(config, rows)
+    print(markdown_table(rows))
+    work = sum(u["wall_time_s"] for u in units)
+    print(f"\n{len(units)} units; {time.perf_counter() - start:.0f} s now, {work:.0f} s of unit time in all")
+    print("written: " + ", ".join(map(str, written)))
+    if args.json:
+        print(to_json({"rows": rows, "units": units}))
+    return 0

@@ -1,0 +1,379 @@
+"""A study: every method tuned the same way in every cell, then tested on other seeds.
+
+For each (cell, method) the method's search space is tuned with Optuna (see
+:mod:`.tuning`) on the tuning seeds with the same budget of trials; the best setting is
+then run on the evaluation seeds, which no tuning ever saw. Per cell, each method is
+compared on those seeds (paired: a seed fixes the data order, the permutations and the
+initial weights) with ``none`` and with the best method that does not use the complex
+synapse (chosen by its tuning score, not by the evaluation seeds). All p-values of the
+table are Holm-corrected together.
+
+The configuration is a TOML file::
+
+    [study]
+    tune_seeds = [0, 1, 2]
+    eval_seeds = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+    trials = 10                   # per (cell, method), the same for every method
+    startup_trials = 4            # TPE's random draws first; no pruning before them
+    results_dir = "store/study"   # the run cache, the tuner's SQLite files, the units
+    csv = "docs/results/study.csv"
+    figure = "docs/results/study"  # .png appended
+
+    [base]                        # run options shared by every cell
+    dataset = "fashion-mnist"
+
+    [cells.split-task]            # run options of one cell
+    experiment = "splitMNIST"
+    scenario = "task"
+
+    [methods.cs]                  # a method: its spec, fixed options, and search space
+    method = "cs"
+    time_unit = "iteration"
+    search = { lr = {low = 1e-4, high = 1e-2, log = true}, alpha = {low = 1, high = 300, log = true} }
+
+Everything is resumable: runs come from the cache, a tuning from its SQLite file, a
+finished (cell, method) from its unit file under ``results_dir/units``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..figures import pyplot, save_figure
+from .results import read_json, write_json, write_text
+from .runner import _ignore_interrupt, _stop, run_many
+from .settings import OptionError, RunSettings
+from .stats import holm, mean_ci, paired, sem
+from .tuning import Param, parse_space, tune
+
+__all__ = ["StudyConfig", "load_study", "run_unit", "run_study", "analyse", "csv_text", "plot_study"]
+
+STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
+CSV_COLUMNS = (
+    "cell", "method", "args", "n_seeds", "mean", "sem", "p_vs_none", "p_vs_best",
+    "best_non_cs", "diff_vs_none", "ci_low_vs_none", "ci_high_vs_none", "d_vs_none",
+    "diff_vs_best", "ci_low_vs_best", "ci_high_vs_best", "d_vs_best",
+    "p_vs_none_raw", "p_vs_best_raw", "tune_score", "trials_complete", "trials_pruned", "trials_diverged",
+)  # fmt: skip
+
+
+@dataclass
+class MethodSpec:
+    """A row of the study: a method spec, its fixed options, its search space."""
+
+    name: str
+    fixed: dict[str, Any]
+    space: dict[str, Param]
+
+
+@dataclass
+class StudyConfig:
+    path: Path
+    base: dict[str, Any]
+    cells: dict[str, dict[str, Any]]
+    methods: dict[str, MethodSpec]
+    tune_seeds: list[int]
+    eval_seeds: list[int]
+    trials: int
+    startup_trials: int
+    results_dir: Path
+    csv: Path | None = None
+    figure: Path | None = None
+
+    def settings(self, cell: str, method: str, params: dict[str, Any], seed: int) -> RunSettings:
+        """The run of ``method`` with ``params`` in ``cell`` on ``seed``."""
+        m = self.methods[method]
+        values = {**self.base, **self.cells[cell], **m.fixed, **params, "seed": seed}
+        return RunSettings().replace(**values, results_dir=str(self.results_dir / "runs"))
+
+    def fingerprint(self, cell: str, method: str) -> str:
+        """A hash of everything that decides a unit's outcome: a change starts it anew."""
+        m = self.methods[method]
+        what = [self.base, self.cells[cell], m.fixed, {k: vars(p) for k, p in m.space.items()}]
+        what += [self.tune_seeds, self.eval_seeds, self.trials, self.startup_trials]
+        return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _seeds(raw: Any, where: str) -> list[int]:
+    ok = isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw)
+    if not ok or len(set(raw)) != len(raw):
+        raise OptionError(f"{where} must be a non-empty list of distinct integers, got {raw!r}")
+    return raw
+
+
+def _method(name: str, raw: Any, where: str) -> MethodSpec:
+    from .sweep import _key
+
+    if not isinstance(raw, dict) or "method" not in raw:
+        raise OptionError(f'{where}: a method needs method = "..." (e.g. "cs"), got {raw!r}')
+    fixed = {_key(k, where): v for k, v in raw.items() if k != "search"}
+    space = parse_space(raw.get("search", {}), f"{where} search")
+    if not space:
+        raise OptionError(f"{where}: search is empty; give every method something to tune (at least lr)")
+    return MethodSpec(name, fixed, space)
+
+
+def load_study(path: str | Path) -> StudyConfig:
+    """Read and check a study (see the module docstring); every run it can make is
+    checked here, before the first step."""
+    from .sweep import _key, read_toml
+
+    path = Path(path)
+    raw = read_toml(path)
+    unknown = sorted(set(raw) - {"study", "base", "cells", "methods"})
+    if unknown:
+        raise OptionError(f"{path}: unknown section(s) {unknown}; allowed: study, base, cells, methods")
+    study = raw.get("study", {})
+    typos = sorted(set(study) - set(STUDY_KEYS))
+    if typos:
+        raise OptionError(f"{path} [study]: unknown key {typos[0]!r}; allowed: {', '.join(STUDY_KEYS)}")
+    tune_seeds = _seeds(study.get("tune_seeds", [0, 1, 2]), f"{path} [study] tune_seeds")
+    eval_seeds = _seeds(study.get("eval_seeds", list(range(10, 20))), f"{path} [study] eval_seeds")
+    if set(tune_seeds) & set(eval_seeds):
+        raise OptionError(f"{path} [study]: a seed is both a tuning and an evaluation seed; keep them apart")
+    trials, startup = study.get("trials", 10), study.get("startup_trials", 4)
+    for name, v in (("trials", trials), ("startup_trials", startup)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise OptionError(f"{path} [study]: {name} must be an integer >= 1, got {v!r}")
+    base = {_key(k, f"{path} [base]"): v for k, v in raw.get("base", {}).items()}
+    cells = {
+        c: {_key(k, f"{path} [cells.{c}]"): v for k, v in o.items()} for c, o in raw.get("cells", {}).items()
+    }
+    methods = {m: _method(m, o, f"{path} [methods.{m}]") for m, o in raw.get("methods", {}).items()}
+    if not cells or not methods:
+        raise OptionError(f"{path}: a study needs at least one [cells.NAME] and one [methods.NAME]")
+    if "none" not in methods:
+        raise OptionError(f"{path}: a study needs a [methods.none] (fine-tuning), the reference of its tests")
+    config = StudyConfig(
+        path, base, cells, methods, tune_seeds, eval_seeds, trials, startup,
+        Path(study.get("results_dir", "store/study")),
+        Path(study["csv"]) if "csv" in study else None,
+        Path(study["figure"]) if "figure" in study else None,
+    )  # fmt: skip
+    for c in cells:  # every cell and method at its search space's lower corner, checked
+        for m, spec in methods.items():
+            corner = {k: (p.choices[0] if p.choices else p.low) for k, p in spec.space.items()}
+            corner = {k: int(v) if spec.space[k].integer else v for k, v in corner.items()}
+            try:
+                config.settings(c, m, corner, tune_seeds[0]).check()
+            except OptionError as exc:
+                raise OptionError(f"{path}: cell {c!r}, method {m!r}: {exc}") from None
+    return config
+
+
+def _unit_path(config: StudyConfig, cell: str, method: str) -> Path:
+    return config.results_dir / "units" / f"{cell}--{method}--{config.fingerprint(cell, method)}.json"
+
+
+def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:
+    """Tune ``method`` in ``cell``, run the best setting on the evaluation seeds; the
+    unit's record (also written under ``results_dir/units``)."""
+    path = _unit_path(config, cell, method)
+    if path.exists():
+        return read_json(path)
+    start = time.perf_counter()
+    name = f"{cell}--{method}--{config.fingerprint(cell, method)}"
+    base = config.settings(cell, method, {}, config.tune_seeds[0])
+    seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
+    tuned = tune(
+        base, config.methods[method].space, config.tune_seeds, config.trials,
+        config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed,
+    )  # fmt: skip
+    runs = [config.settings(cell, method, tuned.params, s) for s in config.eval_seeds]
+    results = run_many(runs, jobs=1, progress=False).ordered(runs)
+    unit = {
+        "cell": cell,
+        "method": method,
+        "uses_cs": runs[0].uses_cs,
+        "params": tuned.params,
+        "tune_score": tuned.value,
+        "trials": tuned.trials,
+        "args": " ".join(runs[0].run_args()),
+        "eval_seeds": config.eval_seeds,
+        "accuracy": [r["accuracy"]["average"] for r in results],
+        "stamps": [s.stamp() for s in runs],
+        "wall_time_s": time.perf_counter() - start,
+    }
+    write_json(path, unit)
+    return unit
+
+
+def _worker_init() -> None:
+    import torch
+
+    _ignore_interrupt()
+    torch.set_num_threads(1)  # one core per worker: the pool fills the machine
+
+
+def run_study(config: StudyConfig, jobs: int = 1, progress: bool = True) -> list[dict[str, Any]]:
+    """Every (cell, method) unit, ``jobs`` at a time; the units in the config's order."""
+    from tqdm import tqdm
+
+    keys = [(c, m) for c in config.cells for m in config.methods]
+    units: dict[tuple[str, str], dict[str, Any]] = {}
+    todo = [k for k in keys if not _unit_path(config, *k).exists()]
+    for k in keys:
+        if k not in todo:
+            units[k] = read_json(_unit_path(config, *k))
+    bar = tqdm(total=len(keys), initial=len(units), desc="study", unit="unit", disable=not progress)
+    try:
+        if jobs <= 1:
+            for k in todo:
+                units[k] = run_unit(config, *k)
+                _done(bar, units[k])
+        else:
+            _pool(config, todo, jobs, units, bar)
+    finally:
+        bar.close()
+    return [units[k] for k in keys]
+
+
+def _pool(config, todo, jobs, units, bar) -> None:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
+    try:
+        inflight = {pool.submit(run_unit, config, *k): k for k in todo}
+        while inflight:
+            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                k = inflight.pop(fut)
+                units[k] = fut.result()
+                _done(bar, units[k])
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+
+
+def _done(bar, unit: dict[str, Any]) -> None:
+    acc = np.array(unit["accuracy"])
+    bar.write(
+        f"  {unit['cell']:>14s} {unit['method']:>14s}: tuned {100 * unit['tune_score']:.2f}%, "
+        f"test {100 * acc.mean():.2f} +- {100 * sem(acc):.2f}% ({unit['wall_time_s']:.0f} s)"
+    )
+    bar.update()
+
+
+def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (cell, method): mean, SEM and paired tests on the evaluation seeds
+    against ``none`` and against the cell's best non-cs method (by tuning score), with
+    Holm-corrected p-values over the whole table."""
+    rows = []
+    for cell in dict.fromkeys(u["cell"] for u in units):
+        here = {u["method"]: u for u in units if u["cell"] == cell}
+        plain = [u for u in here.values() if not u["uses_cs"]]
+        best = max(plain, key=lambda u: u["tune_score"])["method"]
+        for name, u in here.items():
+            acc = np.array(u["accuracy"])
+            row = {
+                "cell": cell,
+                "method": name,
+                "args": u["args"],
+                "n_seeds": len(acc),
+                "uses_cs": u["uses_cs"],
+            }
+            row.update({"mean": float(acc.mean()), "sem": sem(acc), "best_non_cs": best})
+            for ref, tag in (("none", "none"), (best, "best")):
+                test = paired(acc, here[ref]["accuracy"]) if name != ref else dict.fromkeys(
+                    ("diff", "ci_low", "ci_high", "d_z", "p"), float("nan"))  # fmt: skip
+                row.update({f"diff_vs_{tag}": test["diff"], f"ci_low_vs_{tag}": test["ci_low"]})
+                row.update({f"ci_high_vs_{tag}": test["ci_high"], f"d_vs_{tag}": test["d_z"]})
+                row[f"p_vs_{tag}_raw"] = test["p"]
+            row["tune_score"] = u["tune_score"]
+            row.update({f"trials_{k.lower()}": v for k, v in u["trials"].items()})
+            row["ci_mean"] = mean_ci(acc)
+            rows.append(row)
+    raw = [r["p_vs_none_raw"] for r in rows] + [r["p_vs_best_raw"] for r in rows]
+    adjusted = holm(raw)
+    for i, r in enumerate(rows):
+        r["p_vs_none"], r["p_vs_best"] = adjusted[i], adjusted[len(rows) + i]
+    return rows
+
+
+def csv_text(rows: list[dict[str, Any]]) -> str:
+    """The table as CSV (accuracies as fractions, p-values Holm-corrected; ``_raw``: not)."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        w.writerow(["" if _nan(r.get(c)) else _fmt(r.get(c)) for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Accuracy (%) per cell and method, with the paired difference from none and from
+    the best non-cs method (Holm-corrected p in brackets)."""
+    lines = [
+        "| cell | method | accuracy (%) | vs none (pp, 95% CI) [p] | vs best non-cs (pp, 95% CI) [p] |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [r["cell"], r["method"], f"{100 * r['mean']:.2f} ± {100 * r['sem']:.2f}"]
+        for tag in ("none", "best"):
+            if _nan(r[f"diff_vs_{tag}"]):
+                cells.append("—")
+                continue
+            cells.append(
+                f"{100 * r[f'diff_vs_{tag}']:+.2f} ({100 * r[f'ci_low_vs_{tag}']:+.2f}, "
+                f"{100 * r[f'ci_high_vs_{tag}']:+.2f}) [{r[f'p_vs_{tag}']:.2g}]"
+            )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_study(rows: list[dict[str, Any]], path: Path, title: str) -> list[Path]:
+    """One panel per cell: each method's mean accuracy on the evaluation seeds with its
+    95% confidence interval; the complex synapse's rows in orange, none's mean dashed."""
+    plt = pyplot()
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    cols = min(3, len(cells))
+    nrows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    for ax, cell in zip(axes.flat, cells):
+        here = [r for r in rows if r["cell"] == cell]
+        y = np.arange(len(here))[::-1]
+        for yi, r in zip(y, here):
+            low, high = r["ci_mean"]
+            color = "tab:orange" if r["uses_cs"] else "tab:blue"
+            ax.errorbar(100 * r["mean"], yi, xerr=[[100 * (r["mean"] - low)], [100 * (high - r["mean"])]],
+                        fmt="o", color=color, capsize=3)  # fmt: skip
+        none = next(r for r in here if r["method"] == "none")
+        ax.axvline(100 * none["mean"], color="grey", ls="--", lw=1)
+        ax.set_yticks(y, [r["method"] for r in here])
+        ax.set_title(cell, fontsize=10)
+        ax.set_xlabel("test accuracy (%), mean and 95% CI")
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def write_outputs(config: StudyConfig, rows: list[dict[str, Any]]) -> list[Path]:
+    """The CSV, the figure and ``study.json`` (rows and units) where the config says."""
+    out = [write_json(config.results_dir / "study.json", {"rows": rows})]
+    if config.csv is not None:
+        out.append(write_text(config.csv, csv_text(rows)))
+    if config.figure is not None:
+        out += plot_study(rows, config.figure, f"{config.path.stem}: tuned on seeds "
+                          f"{config.tune_seeds}, tested on {len(config.eval_seeds)} others")  # fmt: skip
+    return out

@@ -1,0 +1,183 @@
+"""Tuning a method's hyperparameters with Optuna: TPE over a declared search space,
+median pruning of hopeless trials after their first seed, the study in SQLite so a
+stopped tuning resumes where it was.
+
+A trial is one setting, run on every tuning seed in turn; its value is the mean final
+accuracy (``accuracy.average``) over them. After each seed the running mean is reported
+as the trial's intermediate value at step ``i``; a trial whose first seeds fall below
+the median of earlier trials at the same step is pruned (and counts towards the budget).
+Runs go through the result cache, so a setting is never run twice on a seed.
+
+A search space maps option names (as ``complex-synapses run`` names them) to::
+
+    {low = 1e-4, high = 1e-2, log = true}         # a float, log-uniform
+    {low = 1, high = 8, int = true}               # an integer
+    {low = 0.9, high = 0.9999, complement = true} # 1 - value log-uniform: decays near 1
+    {choices = ["a", "b"]}                        # categorical
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .runner import RunFailed, run_many
+from .settings import OptionError, RunSettings
+
+__all__ = ["Param", "parse_space", "suggest", "tune", "Tuned", "COUNTED"]
+
+SPEC_KEYS = ("low", "high", "log", "int", "complement", "choices")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One dimension of a search space (see the module docstring)."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    complement: bool = False
+    choices: tuple | None = None
+
+
+def _param(name: str, spec: Any, where: str) -> Param:
+    if not isinstance(spec, dict) or set(spec) - set(SPEC_KEYS) or not spec:
+        raise OptionError(
+            f"{where}: {name} must be a table of {', '.join(SPEC_KEYS)}, e.g. {{low = 1e-4, high = 1e-2, "
+            f"log = true}}, got {spec!r}"
+        )
+    if "choices" in spec:
+        choices = spec["choices"]
+        if not isinstance(choices, list) or not choices or len(spec) > 1:
+            raise OptionError(f"{where}: {name}: choices must be a non-empty list, and alone, got {spec!r}")
+        return Param(name, choices=tuple(choices))
+    low, high = spec.get("low"), spec.get("high")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+    if not numbers or not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise OptionError(f"{where}: {name} needs numbers low < high, got low={low!r}, high={high!r}")
+    p = Param(name, low, high, bool(spec.get("log")), bool(spec.get("int")), bool(spec.get("complement")))
+    if (p.log or p.complement) and low <= 0:
+        raise OptionError(f"{where}: {name}: a log scale needs low > 0, got {low!r}")
+    if p.complement and (p.log or p.integer or high >= 1):
+        raise OptionError(f"{where}: {name}: complement is for values in (0, 1) alone, got {spec!r}")
+    return p
+
+
+def parse_space(raw: Any, where: str) -> dict[str, Param]:
+    """The search space of a method from its TOML table; OptionError naming what is wrong."""
+    from .sweep import _key
+
+    if not isinstance(raw, dict):
+        raise OptionError(f"{where}: the search space must be a table of options, got {raw!r}")
+    return {_key(k, where): _param(k, v, where) for k, v in raw.items()}
+
+
+def suggest(trial, space: dict[str, Param]) -> dict[str, Any]:
+    """One setting drawn by ``trial`` (an Optuna trial) from ``space``."""
+    out: dict[str, Any] = {}
+    for name, p in space.items():
+        if p.choices is not None:
+            out[name] = trial.suggest_categorical(name, list(p.choices))
+        elif p.integer:
+            out[name] = trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
+        elif p.complement:  # sample 1 - value on a log scale, so that 0.99 and 0.9999 are as likely
+            out[name] = 1.0 - trial.suggest_float(f"1-{name}", 1.0 - p.high, 1.0 - p.low, log=True)
+        else:
+            out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+    return out
+
+
+@dataclass
+class Tuned:
+    """The outcome of a tuning: the best setting's values, its mean over the tuning
+    seeds, and how the trials ended."""
+
+    params: dict[str, Any]
+    value: float
+    trials: dict[str, int]
+
+
+COUNTED = ("COMPLETE", "PRUNED", "DIVERGED")  # trial outcomes that use up the budget
+
+
+def _outcome(t) -> str:
+    return "DIVERGED" if t.user_attrs.get("diverged") else t.state.name
+
+
+def _objective(trial, params, base: RunSettings, seeds: list[int]) -> float:
+    import optuna
+
+    values = []
+    for i, seed in enumerate(seeds):
+        s = base.replace(**params, seed=seed)
+        outcome = run_many([s], jobs=1, progress=False)
+        result = outcome.ordered([s])[0]  # RunFailed where it diverged
+        values.append(result["accuracy"]["average"])
+        trial.report(sum(values) / len(values), i)
+        if i + 1 < len(seeds) and trial.should_prune():
+            raise optuna.TrialPruned()
+    return sum(values) / len(values)
+
+
+def open_study(path: Path, name: str, startup_trials: int, seed: int):
+    """The Optuna study ``name`` stored in SQLite at ``path`` (made or resumed)."""
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return optuna.create_study(
+        study_name=name,
+        storage=f"sqlite:///{path}",
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
+    )
+
+
+def tune(
+    base: RunSettings,
+    space: dict[str, Param],
+    seeds: list[int],
+    trials: int,
+    path: Path,
+    name: str,
+    startup_trials: int = 4,
+    seed: int = 0,
+) -> Tuned:
+    """Tune ``space`` around ``base`` until ``trials`` trials have finished (completed,
+    pruned or diverged); a trial left running by a stopped tuning is marked failed and
+    does not count. ``seed`` seeds TPE's draws."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = open_study(path, name, startup_trials, seed)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(t.number, state=TrialState.FAIL)  # interrupted: not a result
+    while sum(_outcome(t) in COUNTED for t in study.get_trials(deepcopy=False)) < trials:
+        trial = study.ask()
+        params = suggest(trial, space)
+        try:
+            study.tell(trial, _objective(trial, params, base, seeds))
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+        except RunFailed:  # the setting diverged: a poor setting, not a broken tuning
+            trial.set_user_attr("diverged", True)
+            study.tell(trial, state=TrialState.FAIL)
+    done = study.get_trials(deepcopy=False)
+    counts = {k: sum(_outcome(t) == k for t in done) for k in COUNTED}
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise RunFailed(f"tuning {name}: no trial completed ({counts}); widen or move its search space")
+    best = max(complete, key=lambda t: t.value)
+    return Tuned(_params(best.params, space), float(best.value), counts)
+
+
+def _params(raw: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
+    """A trial's parameters by option name (undoing the complement's renaming)."""
+    return {n: (1.0 - raw[f"1-{n}"]) if p.complement else raw[n] for n, p in space.items()}

@@ -1,0 +1,179 @@
+"""The tuner, the study and its statistics, on tiny runs of the embedded digits."""
+
+import csv
+import io
+import textwrap
+
+import numpy as np
+import pytest
+
+from complex_synapses.cli import build_parser, main
+from complex_synapses.cli.common import settings as cli_settings
+from complex_synapses.experiments.settings import OptionError, RunSettings
+from complex_synapses.experiments.stats import holm, paired
+from complex_synapses.experiments.study import CSV_COLUMNS, load_study
+from complex_synapses.experiments.tuning import parse_space, tune
+
+SPACE = "{ lr = { low = 1e-3, high = 1e-2, log = true } }"
+
+
+def study_file(tmp_path, trials=2, extra=""):
+    text = f"""
+    [study]
+    tune_seeds = [0, 1]
+    eval_seeds = [10, 11, 12]
+    trials = {trials}
+    startup_trials = 1
+    results_dir = "{tmp_path / "study"}"
+    csv = "{tmp_path / "study.csv"}"
+    figure = "{tmp_path / "study"}"
+
+    [base]
+    dataset = "digits"
+    iters = 8
+    batch = 16
+    fc_units = 16
+    eval_log = 1000
+
+    [cells.split-task]
+    experiment = "splitMNIST"
+    scenario = "task"
+    tasks = 2
+
+    [cells.perm-gradual]
+    experiment = "permMNIST"
+    scenario = "domain"
+    stream = "gradual"
+    tasks = 3
+
+    [methods.none]
+    method = "none"
+    search = {SPACE}
+
+    [methods.cs]
+    method = "cs"
+    search.lr = {{ low = 1e-3, high = 1e-2, log = true }}
+    search.alpha = {{ low = 1, high = 10, log = true }}
+    """
+    path = tmp_path / "study.toml"
+    path.write_text(textwrap.dedent(text) + extra)
+    return path
+
+
+def test_holm_matches_the_step_down_rule():
+    adjusted = holm([0.01, 0.04, float("nan"), 0.03, 0.5])
+    # sorted 0.01, 0.03, 0.04, 0.5 over m = 4: 0.04, 0.09, max(0.09, 0.08), max(., 0.5)
+    assert np.allclose(adjusted[:2], [0.04, 0.09]) and np.isnan(adjusted[2])
+    assert np.allclose(adjusted[3:], [0.09, 0.5])
+    assert holm([0.9, 0.8]) == [1.0, 1.0] and holm([0.3, 0.2]) == pytest.approx(
+        [0.4, 0.4]
+    )  # capped, monotone
+
+
+def test_paired_test_confidence_interval_and_effect_size():
+    rng = np.random.default_rng(0)
+    b = rng.normal(0.8, 0.05, 10)
+    a = b + 0.02 + rng.normal(0, 0.01, 10)
+    t = paired(a, b)
+    d = a - b
+    assert t["diff"] == pytest.approx(d.mean()) and t["ci_low"] < d.mean() < t["ci_high"]
+    assert t["d_z"] == pytest.approx(d.mean() / d.std(ddof=1)) and t["p"] < 0.001
+    assert paired(b, b)["p"] == 1.0  # no difference at all: no evidence of one
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        dict(method="cs", alpha=3.0, bound=0.5, levels=16, cs_skip_first=True),
+        dict(method="ewc", ewc_lambda=123.5, stream="gradual", drift_window=7, tasks=3),
+        dict(method="ema", ema_decay=0.987654321, matrix_n=100, experiment="permMNIST", tasks=30),
+    ],
+)
+def test_run_args_give_back_the_same_run(values):
+    s = RunSettings.make(dataset="digits", iters=40, **values)
+    args = build_parser().parse_args(["run", *s.run_args(), "--seed", "0", "--device", "cpu"])
+    assert cli_settings(args).stamp() == s.stamp()
+
+
+def test_search_spaces_are_checked():
+    parse_space({"lr": {"low": 1e-4, "high": 1e-2, "log": True}}, "here")
+    bad = [
+        {"lr": {"low": 1e-2, "high": 1e-4}},
+        {"lr": {"low": 0, "high": 1, "log": True}},
+        {"lr": 0.1},
+        {"ema_decay": {"low": 0.9, "high": 1.0, "complement": True}},
+        {"nonsense": {"low": 1, "high": 2}},
+        {"lr": {"low": 1, "high": 2, "step": 1}},
+    ]
+    for space in bad:
+        with pytest.raises(OptionError):
+            parse_space(space, "here")
+
+
+def test_tuning_keeps_its_budget_and_resumes(tmp_path):
+    import optuna
+
+    base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
+                            results_dir=str(tmp_path / "r"), tasks=2)  # fmt: skip
+    space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
+    path = tmp_path / "t.db"
+    first = tune(base, space, [0, 1], 3, path, "t", startup_trials=1)
+    assert sum(first.trials.values()) == 3 and 1e-3 <= first.params["lr"] <= 1e-2
+    study = optuna.load_study(study_name="t", storage=f"sqlite:///{path}")
+    study.ask()  # a trial left running by a stop: marked failed, not counted
+    again = tune(base, space, [0, 1], 4, path, "t", startup_trials=1)
+    assert sum(again.trials.values()) == 4
+    states = [t.state.name for t in optuna.load_study(study_name="t", storage=f"sqlite:///{path}").trials]
+    assert states.count("FAIL") == 1 and len(states) == 5
+    assert again.value >= first.value
+
+
+def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
+    path = study_file(tmp_path)
+    assert main(["study", str(path), "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| perm-gradual | cs |" in out
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "study.csv").read_text())))
+    assert [r["cell"] for r in rows] == ["split-task"] * 2 + ["perm-gradual"] * 2
+    assert list(rows[0]) == list(CSV_COLUMNS) and all(r["n_seeds"] == "3" for r in rows)
+    assert rows[0]["p_vs_none"] == "" and rows[1]["p_vs_none"] != ""
+    assert (tmp_path / "study.png").exists()
+    config = load_study(path)
+    units = {(u["cell"], u["method"]): u for u in _units(tmp_path)}
+    for r in rows:  # each row's args, on an evaluation seed, is the run that was reported
+        args = build_parser().parse_args(["run", *r["args"].split(), "--seed", "11"])
+        s = cli_settings(args).replace(results_dir=str(config.results_dir / "runs"))
+        assert s.stamp() == units[(r["cell"], r["method"])]["stamps"][1]
+        assert "--seed" not in r["args"]
+    # run again: nothing is tuned or run anew
+    runs = sorted((config.results_dir / "runs").glob("*.json"))
+    assert main(["study", str(path), "--json"]) == 0
+    assert sorted((config.results_dir / "runs").glob("*.json")) == runs
+
+
+def _units(tmp_path):
+    from complex_synapses.experiments.results import read_json
+
+    return [read_json(p) for p in (tmp_path / "study" / "units").glob("*.json")]
+
+
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        ("\n[extra]\n", "unknown section"),
+        ('\n[methods.bad]\nmethod = "l2"\n', "search is empty"),
+        ('\n[methods.bad]\nmethod = "l2"\nsearch = { l2_lambda = { low = -1, high = 1 } }\n', "l2-lambda"),
+    ],
+)
+def test_bad_studies_are_refused_before_any_run(tmp_path, capsys, extra, match):
+    path = study_file(tmp_path, extra=extra)
+    assert main(["study", str(path)]) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "study" / "runs").exists()
+
+
+def test_tuning_and_evaluation_seeds_are_kept_apart(tmp_path, capsys):
+    path = study_file(tmp_path)
+    path.write_text(path.read_text().replace("eval_seeds = [10, 11, 12]", "eval_seeds = [1, 11]"))
+    assert main(["study", str(path)]) == 2
+    assert "both a tuning and an evaluation seed" in capsys.readouterr().err
