@@ -160,3 +160,46 @@ def test_the_model_lab_does_not_import_training_code():
         "assert not bad, bad"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_binary_synapse_lifetime_grows_as_sqrt_n():
+    """The textbook result, a check of the simulator: the real optimizer (one level, two
+    values, write 2q) at each N's best q lives as the closed form says, about sqrt(N)/e."""
+    from complex_synapses.capacity import _lifetimes, best_binary, fit_exponent, signal_curves
+
+    ns = np.array([64.0, 256.0, 1024.0])
+    qs = [best_binary(n)[1] for n in ns]
+    ages = np.arange(0, 40)
+    c = signal_curves((1, 1.0, 1e12), tuple(2 * q for q in qs), 2, ages, 512, 2000, 16, seed=1)
+    mc = np.array([_lifetimes(c, n)[0][i] for i, n in enumerate(ns)])
+    se = np.array([_lifetimes(c, n)[1][i] for i, n in enumerate(ns)])
+    closed = np.array([best_binary(n)[0] for n in ns])
+    assert np.all(np.abs(mc - closed) < 4 * se + 0.05 * closed), (mc, se, closed)
+    slope, slope_se = fit_exponent(ns, mc)
+    assert abs(slope - 0.5) < max(4 * slope_se, 0.06), (slope, slope_se)
+    assert np.allclose(closed, np.sqrt(ns) / np.e, rtol=0.2)
+
+
+def test_simulate_capacity_cli(tmp_path, capsys):
+    argv = ["simulate", "capacity", "--models", "simple,simple-m,complex,complex-unbounded"]
+    argv += ["--synapse-counts", "50,100,200,400", "--synapses", "64", "--groups", "4", "--steps", "200"]
+    argv += [
+        "--max-age",
+        "100",
+        "--levels",
+        "8",
+        "--max-burn-in",
+        "100",
+        "--results-dir",
+        str(tmp_path),
+        "--plot-dir",
+        str(tmp_path),
+    ]
+    assert main([*argv, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(r["models"]) == {"simple", "simple-m", "complex", "complex-unbounded"}
+    for m in r["models"].values():
+        assert m["N"] == [50, 100, 200, 400] and len(m["lifetime"]) == 4 and np.isfinite(m["exponent"])
+    assert r["models"]["complex"]["best"][0]["n_beakers"] in (4, 6) and r["plots"][0].endswith(".png")
+    assert main([*argv[:2], "--models", "simple,nope"]) == 2
+    assert "--models must name some of" in capsys.readouterr().err

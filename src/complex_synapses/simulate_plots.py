@@ -135,3 +135,32 @@ def plot_beakers(
         plt.close(fig)
         out.append(gif_path)
     return out
+
+
+def plot_capacity(result: dict, path: Path, pdf: bool = False) -> list[Path]:
+    """Lifetime against N on log-log axes, one line per model (standard errors as bars),
+    with sqrt(N) and N drawn through the first point for reference."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    first = None
+    for name, m in result["models"].items():
+        n, life = np.array(m["N"]), np.array(m["lifetime"], dtype=float)
+        ok = np.isfinite(life) & (life > 0)
+        se = np.array(m.get("se", np.zeros(len(n))), dtype=float)[ok]
+        style = "--" if "unbounded" in name else "-"
+        ax.errorbar(n[ok], life[ok], yerr=se, fmt=style + "o", ms=3, capsize=2,
+                    label=f"{name}: N^{m['exponent']:.2f}")  # fmt: skip
+        if name == "simple" and ok.any():
+            first = (n[ok][0], life[ok][0])
+    if first is not None:
+        grid = np.geomspace(min(result["models"][k]["N"][0] for k in result["models"]),
+                            max(result["models"][k]["N"][-1] for k in result["models"]), 50)  # fmt: skip
+        ax.plot(grid, first[1] * np.sqrt(grid / first[0]), ":", color="grey", label="sqrt(N)")
+        ax.plot(grid, first[1] * grid / first[0], "-.", color="grey", label="N")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("synapses N")
+    ax.set_ylabel("memory lifetime (steps until SNR < 1)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path, pdf)

@@ -18,7 +18,9 @@ HELPS = {
     "impulse": "the response of the weight and of every beaker to a single kick; fitted log-log slope",
     "memory": "SNR of a tracked memory in a stream of random memories; lifetime against N",
     "beakers": "frames (PNG strip and GIF) of the beaker levels after a kick",
+    "capacity": "memory lifetime against the number of synapses N: bounded, discrete, simple and complex",
 }
+DEFAULT_COUNTS = "100,178,316,562,1000,1778,3162,5623,10000"
 
 
 def _add_chain_options(k: argparse.ArgumentParser) -> None:
@@ -52,6 +54,10 @@ def add_parser(sub, parser_class) -> None:
     kinds = sim.add_subparsers(dest="kind", required=True, parser_class=parser_class)
     for kind, text in HELPS.items():
         k = kinds.add_parser(kind, help=text, description=text)
+        if kind == "capacity":
+            _add_capacity_options(k)
+            add_output_options(k)
+            continue
         _add_chain_options(k)
         add_output_options(k)
         if kind == "impulse":
@@ -89,6 +95,38 @@ def add_parser(sub, parser_class) -> None:
             )
 
 
+def _add_capacity_options(k: argparse.ArgumentParser) -> None:
+    from ..capacity import MODELS
+
+    k.description = (
+        "The paper's headline (Benna & Fusi 2016): memory lifetime (age at which a memory's SNR falls "
+        "below 1) against the number of synapses N, each N at the best setting of each model's grid "
+        "(complex_synapses/capacity.py states the grids). Models: "
+        + "; ".join(f"{m}: {t}" for m, t in MODELS.items())
+        + ". Monte Carlo with the real optimizer (bound 1, --levels values) where no closed form exists."
+    )
+    k.add_argument("--models", default=",".join(MODELS), help="models to compute (default: all)")
+    k.add_argument("--levels", type=int, default=16, help="values per level, m (default %(default)s)")
+    k.add_argument("--synapse-counts", default=DEFAULT_COUNTS, help="N (default %(default)s)")
+    k.add_argument(
+        "--synapses", type=int, default=1024, help="simulated synapses per setting (default %(default)s)"
+    )
+    k.add_argument(
+        "--steps", type=int, default=2000, help="steps whose memories are averaged (default %(default)s)"
+    )
+    k.add_argument("--max-age", type=int, default=2000, help="oldest age followed (default %(default)s)")
+    k.add_argument(
+        "--groups", type=int, default=16, help="groups of synapses for standard errors (default %(default)s)"
+    )
+    k.add_argument(
+        "--max-burn-in",
+        type=int,
+        default=6000,
+        help="memories stored before any is followed: 2 beta, at most this (default %(default)s)",
+    )
+    k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+
+
 def _chain(args: argparse.Namespace):
     from ..chain import validate_chain
     from ..simulate import Chain
@@ -116,9 +154,17 @@ def _csv(path: Path, header: list[str], rows) -> Path:
 def command(args: argparse.Namespace) -> int:
     from ..experiments.results import to_json
 
-    chain = _chain(args)
     check_writable(args.results_dir, "--results-dir")
     check_writable(args.plot_dir, "--plot-dir")
+    if args.kind == "capacity":
+        try:
+            out = _capacity(args)
+        except ValueError as exc:
+            raise OptionError(str(exc)) from None
+        if args.json:
+            print(to_json(out))
+        return 0
+    chain = _chain(args)
     name = f"simulate-{args.kind}--n{chain.n_beakers}-a{chain.alpha:g}-b{chain.beta:g}-{chain.time_unit}"
     run = {"impulse": _impulse, "memory": _memory, "beakers": _beakers}[args.kind]
     try:
@@ -239,3 +285,47 @@ def _beakers(args, chain, name: str) -> dict:
     )
     print(f"beaker levels after a kick: {', '.join(map(str, plots))}")
     return {"t": times.tolist(), "levels": levels.tolist(), "plots": [str(p) for p in plots]}
+
+
+def _capacity(args) -> dict:
+    import time
+
+    from ..capacity import capacity_study
+    from ..simulate_plots import plot_capacity
+
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    counts = np.array(int_list(args.synapse_counts, "--synapse-counts"), dtype=float)
+    start = time.perf_counter()
+    r = capacity_study(
+        models,
+        counts,
+        args.levels,
+        args.synapses,
+        args.steps,
+        args.groups,
+        args.max_age,
+        args.seed,
+        max_burn_in=args.max_burn_in,
+    )
+    r["wall_time_s"] = time.perf_counter() - start
+    name = f"simulate-capacity--m{args.levels}"
+    r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
+    print(f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}")
+    print(f"  {'N':>8s} " + " ".join(f"{m:>17s}" for m in models))
+    for i, n in enumerate(counts):
+        cells = []
+        for m in models:
+            life, se = r["models"][m]["lifetime"][i], r["models"][m].get("se", [0.0] * len(counts))[i]
+            cells.append(f"{life:9.4g} +- {se:<5.2g}" if se else f"{life:17.4g}")
+        print(f"  {int(n):8d} " + " ".join(cells))
+    print(
+        "  exponent "
+        + " ".join(
+            f"{r['models'][m]['exponent']:9.3f} +- {r['models'][m]['exponent_se']:<5.2g}" for m in models
+        )  # fmt: skip
+    )
+    rows = [[m, int(n), float(r["models"][m]["lifetime"][i]), float(r["models"][m].get("se", [0.0] * 99)[i])]
+            for m in models for i, n in enumerate(counts)]  # fmt: skip
+    r["csv"] = str(_csv(Path(args.results_dir) / f"{name}.csv", ["model", "N", "lifetime", "se"], rows))
+    print(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
+    return r
