@@ -177,3 +177,28 @@ def test_tuning_and_evaluation_seeds_are_kept_apart(tmp_path, capsys):
     path.write_text(path.read_text().replace("eval_seeds = [10, 11, 12]", "eval_seeds = [1, 11]"))
     assert main(["study", str(path)]) == 2
     assert "both a tuning and an evaluation seed" in capsys.readouterr().err
+
+
+def test_analysis_compares_with_none_and_the_best_plain_method_by_tuning_score():
+    from complex_synapses.experiments.study import analyse, markdown_table
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.7, 0.02, 10)
+
+    def unit(method, shift, score, cs=False):
+        acc = (base + shift + rng.normal(0, 0.005, 10)).tolist()
+        trials = {"COMPLETE": 3, "PRUNED": 1, "DIVERGED": 0}
+        return {"cell": "c", "method": method, "uses_cs": cs, "args": f"--method {method}",
+                "accuracy": acc, "tune_score": score, "trials": trials}  # fmt: skip
+
+    # si has the best tuning score; ewc does better on the evaluation seeds, which must not
+    # decide the reference
+    units = [unit("none", 0, 0.5), unit("si", 0.01, 0.9), unit("ewc", 0.05, 0.8), unit("cs", 0.02, 0.6, True)]
+    rows = {r["method"]: r for r in analyse(units)}
+    assert all(r["best_non_cs"] == "si" for r in rows.values())
+    assert np.isnan(rows["none"]["p_vs_none"]) and np.isnan(rows["si"]["p_vs_best"])
+    assert rows["cs"]["diff_vs_best"] == pytest.approx(rows["cs"]["mean"] - rows["si"]["mean"])
+    raw = [r[k] for r in rows.values() for k in ("p_vs_none_raw", "p_vs_best_raw") if not np.isnan(r[k])]
+    adjusted = [r[k] for r in rows.values() for k in ("p_vs_none", "p_vs_best") if not np.isnan(r[k])]
+    assert len(raw) == 6 and all(a >= p for a, p in zip(sorted(adjusted), sorted(raw)))
+    assert "| c | cs |" in markdown_table(list(rows.values()))
