@@ -44,11 +44,13 @@ CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator", "
 CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
 
-# Below this many parameter elements "auto" runs the eager kernels: compiling costs a
-# few seconds once per process (about 3 s with torch's on-disk cache warm, 20 s cold,
-# on 2 cores), which a toy model does not win back. A 480K-parameter MLP does within
-# a few hundred steps (eager chain: +10.7 ms/step there, compiled: +0.3 ms/step).
-AUTO_COMPILE_MIN_ELEMENTS = 1 << 16
+# Below this many parameter elements "auto" runs the eager kernels: compiling costs
+# seconds to minutes once per process and per chain length (about 3 s with torch's
+# on-disk cache warm, 20 s cold on 2 cores, minutes with bound and levels on a busy
+# machine), which a small model does not win back: the study's MLP of 114K parameters
+# gains ~3 ms a step, so thousands of steps per chain length. A 480K-parameter MLP wins
+# it back within a few hundred steps (eager chain: +10.7 ms/step there, compiled: +0.3).
+AUTO_COMPILE_MIN_ELEMENTS = 1 << 18
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
