@@ -149,6 +149,13 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     runs = sorted((config.results_dir / "runs").glob("*.json"))
     assert main(["study", str(path), "--json"]) == 0
     assert sorted((config.results_dir / "runs").glob("*.json")) == runs
+    capsys.readouterr()
+    for p in (tmp_path / "study" / "units").glob("perm-gradual--cs--*.json"):
+        p.unlink()  # as if that unit had not finished: --report-only shows the finished cells
+    assert main(["study", str(path), "--report-only"]) == 0
+    out = capsys.readouterr().out
+    assert "| split-task | cs |" in out and "| perm-gradual" not in out
+    assert "cell perm-gradual: 1 of 2 units still to run" in out
 
 
 def _units(tmp_path):

@@ -31,6 +31,11 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--results-dir", default=None, help="override the config's results_dir (cache, tuner storage, units)"
     )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: print the table of the cells whose every unit has finished, and name the others",
+    )
     p.add_argument("--json", action="store_true", help="print the table as one JSON object on the last line")
 
 
@@ -49,6 +54,8 @@ def command(args: argparse.Namespace) -> int:
     for path in (config.csv, config.figure):
         if path is not None:
             check_writable(path.parent, str(path))
+    if args.report_only:
+        return _report(config, args.json)
     start = time.perf_counter()
     units = run_study(config, args.jobs)
     rows = analyse(units)
@@ -59,4 +66,19 @@ def command(args: argparse.Namespace) -> int:
     print("written: " + ", ".join(map(str, written)))
     if args.json:
         print(to_json({"rows": rows, "units": units}))
+    return 0
+
+
+def _report(config, as_json: bool) -> int:
+    from ..experiments.study import analyse, finished_units, markdown_table
+
+    units, missing = finished_units(config)
+    rows = analyse(units) if units else []
+    if rows:
+        print(markdown_table(rows))
+        print("\n(Holm-corrected over the finished cells only)")
+    for cell, n in missing.items():
+        print(f"cell {cell}: {n} of {len(config.methods)} units still to run")
+    if as_json:
+        print(to_json({"rows": rows, "missing": missing}))
     return 0

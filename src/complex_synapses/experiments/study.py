@@ -55,7 +55,8 @@ from .settings import OptionError, RunSettings
 from .stats import holm, mean_ci, paired, sem
 from .tuning import Param, parse_space, tune
 
-__all__ = ["StudyConfig", "load_study", "run_unit", "run_study", "analyse", "csv_text", "plot_study"]
+__all__ = ["StudyConfig", "load_study", "run_unit", "run_study", "finished_units", "analyse", "csv_text"]
+__all__ += ["plot_study", "markdown_table", "write_outputs"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
 CSV_COLUMNS = (
@@ -205,6 +206,20 @@ def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:
     }
     write_json(path, unit)
     return unit
+
+
+def finished_units(config: StudyConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The units of the cells whose every method has finished, and for each other cell
+    the number of its units still to run."""
+    units, missing = [], {}
+    for cell in config.cells:
+        paths = [_unit_path(config, cell, m) for m in config.methods]
+        todo = sum(not p.exists() for p in paths)
+        if todo:
+            missing[cell] = todo
+        else:
+            units += [read_json(p) for p in paths]
+    return units, missing
 
 
 def _worker_init() -> None:
