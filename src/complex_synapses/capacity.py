@@ -165,6 +165,7 @@ def signal_curves(
     index = torch.as_tensor(ages)
     total = torch.zeros(len(ages), len(writes), groups, dtype=torch.float64)
     power = torch.zeros(len(writes), dtype=torch.float64)
+    counted = 0
     for t in range(burn + steps):
         xi = torch.randint(0, 2, (len(writes), synapses), generator=gen, dtype=torch.int8) * 2 - 1
         past[t % span] = xi
@@ -174,9 +175,10 @@ def signal_curves(
             stored = past[(t - index) % span].float()  # (ages, writes, synapses)
             total += (stored * w).view(len(ages), len(writes), groups, -1).sum(-1).double()
             power += (w.double() ** 2).sum(1)
+            counted += 1
         if tick is not None and t % 500 == 0:
             tick(min(500, burn + steps - t))
-    counted = len(range(burn + span, burn + steps, STRIDE))
+    counted = max(counted, 1)
     per_group = synapses // groups
     signal = (total / (counted * per_group)).permute(2, 1, 0).numpy()
     return Curves(ages, signal, (power / (counted * synapses)).numpy())

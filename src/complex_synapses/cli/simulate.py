@@ -312,10 +312,11 @@ def _capacity(args) -> dict:
     r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
     print(f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}")
     print(f"  {'N':>8s} " + " ".join(f"{m:>17s}" for m in models))
+    errors = {m: r["models"][m].get("se") or [0.0] * len(counts) for m in models}  # closed forms: none
     for i, n in enumerate(counts):
         cells = []
         for m in models:
-            life, se = r["models"][m]["lifetime"][i], r["models"][m].get("se", [0.0] * len(counts))[i]
+            life, se = r["models"][m]["lifetime"][i], errors[m][i]
             cells.append(f"{life:9.4g} +- {se:<5.2g}" if se else f"{life:17.4g}")
         print(f"  {int(n):8d} " + " ".join(cells))
     print(
@@ -324,7 +325,7 @@ def _capacity(args) -> dict:
             f"{r['models'][m]['exponent']:9.3f} +- {r['models'][m]['exponent_se']:<5.2g}" for m in models
         )  # fmt: skip
     )
-    rows = [[m, int(n), float(r["models"][m]["lifetime"][i]), float(r["models"][m].get("se", [0.0] * 99)[i])]
+    rows = [[m, int(n), float(r["models"][m]["lifetime"][i]), float(errors[m][i])]
             for m in models for i, n in enumerate(counts)]  # fmt: skip
     r["csv"] = str(_csv(Path(args.results_dir) / f"{name}.csv", ["model", "N", "lifetime", "se"], rows))
     print(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
