@@ -100,15 +100,17 @@ def impulse_exact(n_beakers: int, alpha: float, beta: float, t: np.ndarray) -> n
 
 
 @torch.no_grad()
-def impulse_stepped(chain: Chain, steps: int) -> np.ndarray:
+def impulse_stepped(chain: Chain, steps: int, progress: bool = False) -> np.ndarray:
     """Every beaker after each of ``steps`` optimizer steps, the weight kicked to 1 at the
     start and no learning signal after: (steps + 1, n), row 0 the kick."""
+    from tqdm import tqdm
+
     w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
     opt = chain.optimizer([w])
     w.grad = torch.zeros_like(w)
     out = np.empty((steps + 1, chain.n_beakers))
     out[0] = opt.beakers(w)[:, 0].numpy()
-    for k in range(1, steps + 1):
+    for k in tqdm(range(1, steps + 1), desc="stepping", unit="step", disable=not progress, mininterval=1):
         opt.step()
         out[k] = opt.beakers(w)[:, 0].numpy()
     return out
@@ -244,7 +246,9 @@ def default_burn_in(chain: Chain) -> int:
     return int(min(3 * chain.beta / chain.dt, 30000))
 
 
-def impulse_study(chain: Chain, steps: int | None = None, stepped: int = 20000) -> dict:
+def impulse_study(
+    chain: Chain, steps: int | None = None, stepped: int = 20000, progress: bool = False
+) -> dict:
     """The weight's response to a kick: exact at every step (for the fitted slope) and
     on a log grid for every level; ``stepped`` steps of the real optimizer against it.
     ``steps`` defaults to 10 beta; ValueError over MAX_STEPS."""
@@ -260,7 +264,7 @@ def impulse_study(chain: Chain, steps: int | None = None, stepped: int = 20000) 
     sample = np.unique(np.concatenate([[0], np.geomspace(1, steps, 400).astype(int)]))
     t = sample * chain.dt
     n_stepped = min(stepped, steps)
-    walked = impulse_stepped(chain, n_stepped) if n_stepped else np.zeros((0, chain.n_beakers))
+    walked = impulse_stepped(chain, n_stepped, progress) if n_stepped else np.zeros((0, chain.n_beakers))
     ref = w_all[: n_stepped + 1]
     diff = float(np.max(np.abs(walked[:, 0] - ref) / np.abs(ref))) if n_stepped else float("nan")
     return {

@@ -188,7 +188,7 @@ def _impulse(args, chain, name: str) -> dict:
     from ..simulate import impulse_study
     from ..simulate_plots import plot_impulse
 
-    r = impulse_study(chain, args.steps, args.stepped)
+    r = impulse_study(chain, args.steps, args.stepped, progress=True)
     t, u, (lo, hi) = r["t"], r["levels"], r["fit_window"]
     plots = plot_impulse(
         t,
