@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from complex_synapses import ComplexSynapse, native
+from complex_synapses import ComplexSynapse, bounds, kernels, native
 from devices import DEVICE
 from optim_db import batches, run, small_model
 
@@ -136,3 +136,23 @@ def test_the_library_is_built_once_and_then_only_loaded(tmp_path):
         [sys.executable, "-c", load.format(no_build)], env=env, capture_output=True, text=True, check=True
     )
     assert again.stdout.strip() == first.stdout.strip()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("levels", [None, 2, 7, 256])
+def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
+    """Values inside, on and far outside [-B, B], every level of two parameters, keys and
+    steps up to 2^32 - 1: the same clamp and the same stochastic rounding."""
+    torch.manual_seed(1)
+    limit = bounds.bound_tensor(0.3, levels, torch.device("cpu"), dtype)
+    params = [
+        [torch.randn(n, dtype=dtype) * s for s in (0.1, 1.0, 1e6)] for n in (5, 2 * native.MIN_RANGE + 3)
+    ]
+    params[0][0][:3] = torch.tensor([0.3, -0.3, 0.0], dtype=dtype)
+    keys = [torch.tensor(k) for k in (7, 2**32 - 1)] if levels else []
+    steps = [torch.tensor(s) for s in (0, 2**32 - 1)] if levels else []
+    want = [[x.clone() for x in p] for p in params]
+    kernels.bound_multi_(want, limit, keys or [None] * 2, steps or [None] * 2, bool(levels))
+    native.bound_batch(params, limit, keys, steps, native.library())
+    for a, b in zip(want, params):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))

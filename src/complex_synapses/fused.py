@@ -158,6 +158,7 @@ def hyper_values(kind: str, base: Optimizer, group: dict[str, Any], t: int) -> t
 
 def _native_fits(b: graphs.Batch) -> bool:
     tensors = [b.coef, b.hyper, *b.ws, *b.gs, *b.ms, *b.vs, *(h for hidden in b.hiddens for h in hidden)]
+    tensors += [] if b.bound is None else [b.bound]
     return native.supports(tensors, len(b.hiddens[0]) + 1)
 
 
@@ -175,7 +176,7 @@ def launch(batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled
             native.step_batch(b, lib)
             if b.bound is not None:
                 levels = [[w, *h] for w, h in zip(b.ws, b.hiddens)]
-                bound_levels(levels, b.bound, b.round_keys, b.round_steps, compiled)
+                native.bound_batch(levels, b.bound, b.round_keys, b.round_steps, lib)
             continue
         ws, gs, hiddens, ms, vs = [], [], [], [], []
         for i in range(len(b.ws)):

@@ -39,10 +39,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["library", "supports", "step_batch", "cache_dir", "MAX_LEVELS"]
+__all__ = ["library", "supports", "step_batch", "bound_batch", "cache_dir", "MAX_LEVELS"]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-std=c11")
+# No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
+# that the stochastic rounding onto the grid agrees with theirs bit for bit.
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC", "-std=c11")
 # Elements per range stepped on one thread: below this, splitting costs more than it saves.
 MIN_RANGE = 1 << 15
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -122,6 +124,10 @@ def library() -> ctypes.CDLL | None:
         fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ptr, ptr, ctypes.POINTER(ptr)]
         fn.argtypes += [ptr, ptr, ptr, ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int]
         fn.restype = None
+        fn = getattr(lib, f"cs_bound_{suffix}")
+        fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ptr, ptr, ctypes.c_int64, ctypes.c_int64]
+        fn.argtypes += [ctypes.c_int, ctypes.c_int]
+        fn.restype = None
     return lib
 
 
@@ -164,6 +170,31 @@ def step_batch(batch, lib: ctypes.CDLL) -> None:
         args = (len(batch.hiddens[i]) + 1, _pointer(w, real), _pointer(batch.gs[i], real), hidden)
         args += (_pointer(coef, real), _pointer(hyper, real), m, v, exact, adam, int(batch.maximize))
         calls += [(start, end, args) for start, end in _ranges(w.numel())]
+    _run(fn, calls)
+
+
+def bound_batch(
+    levels: list[list[Tensor]], limit: Tensor, keys: list[Tensor], steps: list[Tensor], lib
+) -> None:
+    """:func:`complex_synapses.kernels.bound_multi_` with the C kernel, bit for bit:
+    every level of each parameter into [-B, B], and where ``keys`` are given onto the
+    grid, rounded from each parameter's stream at its ``steps`` counter."""
+    dtype = limit.dtype
+    real = _REAL[dtype]
+    fn = getattr(lib, f"cs_bound_{_SUFFIX[dtype]}")
+    quantize = int(bool(keys))
+    bound = _pointer(limit, real)
+    calls = []
+    for i, param_levels in enumerate(levels):
+        key, step = (int(keys[i]), int(steps[i])) if quantize else (0, 0)
+        for k, level in enumerate(param_levels):
+            args = (_pointer(level, real), bound, key, step, k, quantize)
+            calls += [(start, end, args) for start, end in _ranges(level.numel())]
+    _run(fn, calls)
+
+
+def _run(fn, calls: list) -> None:
+    """Each ``(start, end, args)`` call of ``fn``, on the thread pool where worth it."""
     threads = torch.get_num_threads()
     if threads == 1 or len(calls) == 1:
         for start, end, args in calls:

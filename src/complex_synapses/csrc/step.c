@@ -10,15 +10,29 @@
 
 int cs_max_levels(void) { return CS_MAX_LEVELS; }
 
+#define CS_MASK32 0xFFFFFFFFull
+
+/* kernels._hash32: two multiply-xorshift rounds on a value below 2^32. */
+static inline uint64_t cs_hash32(uint64_t x) {
+    x = x ^ (x >> 16);
+    x = (x * 0x7FEB352Dull) & CS_MASK32;
+    x = x ^ (x >> 15);
+    x = (x * 0x2C1B3C6Dull) & CS_MASK32;
+    return x ^ (x >> 16);
+}
+
 #define REAL float
 #define SQRT sqrtf
+#define FLOOR floorf
 #define NAME(x) cs_##x##_f32
 #include "step.h"
 #undef REAL
 #undef SQRT
+#undef FLOOR
 #undef NAME
 
 #define REAL double
 #define SQRT sqrt
+#define FLOOR floor
 #define NAME(x) cs_##x##_f64
 #include "step.h"

@@ -74,3 +74,27 @@ void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL 
         }
     }
 }
+
+/* kernels.bound_ on elements [start, end) of one level (index ``level``, 0 the
+ * weight): clamp to [-B, B]; with quantize, round stochastically onto the m values of
+ * that range from the counter-based stream of kernels.uniform_, bit for bit. */
+void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound, int64_t key,
+                 int64_t step, int level, int quantize) {
+    const REAL B = bound[0];
+    const REAL spacing = (REAL)2 * B / (bound[1] - (REAL)1);
+    const uint64_t base = (cs_hash32((uint64_t)key & CS_MASK32) + (uint64_t)level * 0x3C6EF372u);
+    const uint64_t mix = (uint64_t)step & CS_MASK32;
+    for (int64_t i = start; i < end; i++) {
+        REAL y = x[i] < -B ? -B : x[i];
+        y = y > B ? B : y;
+        if (quantize) {
+            const uint64_t h = cs_hash32(cs_hash32(((uint64_t)i + base) & CS_MASK32) ^ mix);
+            const REAL u = (REAL)((float)(h >> 8) * (1.0f / (float)(1 << 24)));
+            const REAL s = (y + B) / spacing;
+            const REAL f = FLOOR(s);
+            y = (f + (REAL)(u < s - f)) * spacing - B;
+            y = y > B ? B : y;
+        }
+        x[i] = y;
+    }
+}
