@@ -18,6 +18,7 @@ PATHS = [
     *pick("sgd", extra=("compiled",)),  # fused SGD
     *pick("adam", extra=("native",)),  # the C library (on the CPU; compiled elsewhere)
     *pick("sgd", extra=("native",)),
+    *pick("sgd-momentum", extra=("native",)),  # the C chain around the base's own step
 ]
 
 

@@ -156,3 +156,16 @@ def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
     native.bound_batch(params, limit, keys, steps, native.library())
     for a, b in zip(want, params):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("integrator", ["exact", "euler"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_native_chain_around_a_base_step_matches_eager(integrator, dtype):
+    """The generic path (SGD with momentum steps itself; the C kernels move the chain
+    before and after), also for bfloat16 parameters, whose float32 masters it steps."""
+    kwargs = dict(lr=0.05, momentum=0.9)
+    want, _ = trajectory("eager", torch.optim.SGD, 4, integrator, dtype, (5, 700), **kwargs)
+    got, _ = trajectory("native", torch.optim.SGD, 4, integrator, dtype, (5, 700), **kwargs)
+    tol = {torch.float32: 1e-6, torch.float64: 1e-13, torch.bfloat16: 1e-6}[dtype]
+    for a, b in zip(want, got):
+        torch.testing.assert_close(b, a, atol=tol, rtol=tol)

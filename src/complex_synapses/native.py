@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["library", "supports", "step_batch", "bound_batch", "cache_dir", "MAX_LEVELS"]
+__all__ = ["library", "supports", "step_batch", "chain_batch", "bound_batch", "cache_dir", "MAX_LEVELS"]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
 # No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
@@ -124,6 +124,20 @@ def library() -> ctypes.CDLL | None:
         fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ptr, ptr, ctypes.POINTER(ptr)]
         fn.argtypes += [ptr, ptr, ptr, ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int]
         fn.restype = None
+        fn = getattr(lib, f"cs_pre_{suffix}")
+        fn.argtypes = [
+            ctypes.c_int64,
+            ctypes.c_int64,
+            ctypes.c_int,
+            ptr,
+            ctypes.POINTER(ptr),
+            ptr,
+            ctypes.c_int,
+        ]
+        fn.restype = None
+        fn = getattr(lib, f"cs_post_{suffix}")
+        fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int, ptr, ctypes.POINTER(ptr), ptr]
+        fn.restype = None
         fn = getattr(lib, f"cs_bound_{suffix}")
         fn.argtypes = [ctypes.c_int64, ctypes.c_int64, ptr, ptr, ctypes.c_int64, ctypes.c_int64]
         fn.argtypes += [ctypes.c_int, ctypes.c_int]
@@ -169,6 +183,24 @@ def step_batch(batch, lib: ctypes.CDLL) -> None:
         v = _pointer(batch.vs[i], real) if adam else None
         args = (len(batch.hiddens[i]) + 1, _pointer(w, real), _pointer(batch.gs[i], real), hidden)
         args += (_pointer(coef, real), _pointer(hyper, real), m, v, exact, adam, int(batch.maximize))
+        calls += [(start, end, args) for start, end in _ranges(w.numel())]
+    _run(fn, calls)
+
+
+def chain_batch(
+    stage: str, ws: list[Tensor], hiddens: list[list[Tensor]], coef: Tensor, integrator: str, lib
+) -> None:
+    """:func:`complex_synapses.kernels.chain_pre_multi_` (``stage="pre"``) or
+    ``chain_post_multi_`` (``"post"``, euler only) with the C kernels: the chain around
+    a base optimizer's own step (the generic path)."""
+    real = _REAL[coef.dtype]
+    fn = getattr(lib, f"cs_{stage}_{_SUFFIX[coef.dtype]}")
+    coef = coef.contiguous()
+    extra = (int(integrator == "exact"),) if stage == "pre" else ()
+    calls = []
+    for w, hidden in zip(ws, hiddens):
+        levels = (ctypes.POINTER(real) * max(1, len(hidden)))(*[_pointer(h, real) for h in hidden])
+        args = (len(hidden) + 1, _pointer(w, real), levels, _pointer(coef, real), *extra)
         calls += [(start, end, args) for start, end in _ranges(w.numel())]
     _run(fn, calls)
 

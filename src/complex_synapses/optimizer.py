@@ -430,17 +430,22 @@ class ComplexSynapse(Optimizer):
         if kind is not None:
             self._fused_step(kind, active, use_native)
         else:
-            loss = self._generic_step(active, compiled, closure if pass_closure else None) or loss
+            lib = native.library() if use_native else None
+            loss = self._generic_step(active, compiled, closure if pass_closure else None, lib) or loss
         for _, p, state, t in active:
             state["chain_step"] = t
             if "master" in state:
                 self._versions[p] = p._version
         return loss
 
-    def _generic_step(self, active: list, compiled: bool, closure: Callable | None) -> float | None:
+    def _generic_step(
+        self, active: list, compiled: bool, closure: Callable | None, lib: Any = None
+    ) -> float | None:
         """The chain (before the base step), the base optimizer's own step, then the
-        Euler sweep; parameters that share their coefficients go in one kernel call.
-        The base steps a 16-bit parameter's float32 master copy (see :func:`_on_masters`)."""
+        Euler sweep; parameters that share their coefficients go in one kernel call,
+        of the C library ``lib`` where given and the tensors suit it (see
+        :mod:`.native`). The base steps a 16-bit parameter's float32 master copy (see
+        :func:`_on_masters`)."""
         pre, post = kernels.chain_pre_multi_, kernels.chain_post_multi_
         if compiled:
             pre, post = kernels.compiled("chain_pre_multi_", pre), kernels.compiled("chain_post_multi_", post)
@@ -461,22 +466,34 @@ class ComplexSynapse(Optimizer):
                 f"16-bit parameters with {type(self.base).__name__}, whose step needs the closure, "
                 "are not supported: use float32 parameters"
             )
-        for batch in batches:
+        in_c = [lib is not None and _native_fits(batch) for batch in batches]
+
+        def chain(stage: str, batch: list[tuple], c: bool) -> None:
             coef, integrator = batch[0][:2]
-            pre([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
+            ws, hiddens = [b[2] for b in batch], [b[3] for b in batch]
+            if c:
+                native.chain_batch(stage, ws, hiddens, coef, integrator, lib)
+            else:
+                (pre if stage == "pre" else post)(ws, hiddens, coef, integrator)
+
+        for batch, c in zip(batches, in_c):
+            chain("pre", batch, c)
         with _on_masters(masters):
             loss = self.base.step(closure) if closure is not None else self.base.step()
-        for batch in batches:
-            coef, integrator = batch[0][:2]
-            if integrator == "euler":
-                post([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
-        for batch in batches:
+        for batch, c in zip(batches, in_c):
+            if batch[0][1] == "euler":
+                chain("post", batch, c)
+        for batch, c in zip(batches, in_c):
             if batch[0][4] is not None:
                 keys = [b[5][0] for b in batch if b[5][0] is not None]
                 steps = [b[5][1] for b in batch if b[5][1] is not None]
                 if steps:
                     torch._foreach_add_(steps, 1)
-                fused.bound_levels([[b[2], *b[3]] for b in batch], batch[0][4], keys, steps, compiled)
+                levels = [[b[2], *b[3]] for b in batch]
+                if c:
+                    native.bound_batch(levels, batch[0][4], keys, steps, lib)
+                else:
+                    fused.bound_levels(levels, batch[0][4], keys, steps, compiled)
         if masters:
             torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
         return loss
@@ -532,6 +549,14 @@ class ComplexSynapse(Optimizer):
         if c["bound"] is None:
             return None
         return bounds.bound_tensor(c["bound"], c["levels"], p.device, kernels.compute_dtype(p.dtype))
+
+
+def _native_fits(batch: list[tuple]) -> bool:
+    """Whether the C kernels take a batch of the generic path: ``(coef, integrator, w,
+    hidden, limit, rounding)`` per parameter (``w`` a 16-bit parameter's float32 master)."""
+    coef, limit = batch[0][0], batch[0][4]
+    tensors = [coef, *(t for b in batch for t in (b[2], *b[3]))] + ([] if limit is None else [limit])
+    return native.supports(tensors, len(batch[0][3]) + 1)
 
 
 @contextlib.contextmanager

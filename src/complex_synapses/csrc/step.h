@@ -98,3 +98,62 @@ void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound
         x[i] = y;
     }
 }
+
+/* kernels.chain_pre_ (the generic path, before the base optimizer's own step): the
+ * whole propagation u <- P u (exact), or the coupling u_1 + b_1 (u_2 - u_1) (euler). */
+void NAME(pre)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef,
+               int exact) {
+    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK];
+    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
+    for (int64_t b = start; b < end; b += CS_BLOCK) {
+        const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
+        for (int e = 0; e < len; e++) u[0][e] = p[b + e];
+        for (int k = 1; k < n; k++) {
+            const REAL *restrict in = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) u[k][e] = in[e];
+        }
+        if (!exact) {
+            const REAL b1 = coef[n];
+            for (int e = 0; e < len; e++) p[b + e] = u[0][e] + b1 * (u[1][e] - u[0][e]);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            const REAL *row = coef + (int64_t)i * n;
+            for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
+            for (int j = 1; j < n; j++) {
+                const REAL pij = row[j];
+                for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
+            }
+        }
+        for (int e = 0; e < len; e++) p[b + e] = nu[0][e];
+        for (int k = 1; k < n; k++) {
+            REAL *restrict out = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) out[e] = nu[k][e];
+        }
+    }
+}
+
+/* kernels.chain_post_ for euler: the sweep over u_2..u_n after the base's step. */
+void NAME(post)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef) {
+    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK];
+    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    const REAL *a = coef, *bb = coef + n;
+    for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
+    for (int64_t b = start; b < end; b += CS_BLOCK) {
+        const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
+        for (int e = 0; e < len; e++) nu[0][e] = p[b + e];
+        for (int k = 1; k < n; k++) {
+            const REAL *restrict in = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) u[k][e] = in[e];
+        }
+        for (int k = 1; k < n; k++) {
+            REAL *restrict out = hidden[k - 1] + b;
+            const REAL ak = a[k], bk = bb[k];
+            for (int e = 0; e < len; e++) {
+                nu[k][e] = u[k][e] + ak * (nu[k - 1][e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
+                out[e] = nu[k][e];
+            }
+        }
+    }
+}
