@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 
@@ -169,3 +170,28 @@ def test_native_chain_around_a_base_step_matches_eager(integrator, dtype):
     tol = {torch.float32: 1e-6, torch.float64: 1e-13, torch.bfloat16: 1e-6}[dtype]
     for a, b in zip(want, got):
         torch.testing.assert_close(b, a, atol=tol, rtol=tol)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_runs_calls_on_threads_of_its_own():
+    """After the parent used its thread pool, a forked child (a DataLoader worker) gets
+    a pool of its own: the inherited one has no threads and would wait for ever. (Only
+    the pool: torch's own threads are not fork-safe, so the child runs no torch op.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        done = []
+        native._run(lambda start, end, tag: done.append(tag), [(0, 1, ("a",)), (1, 2, ("b",))])
+        assert sorted(done) == ["a", "b"]
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: leave without running the parent's cleanup
+            signal.alarm(20)
+            native._run(lambda start, end, tag: done.append(tag), [(0, 1, ("c",)), (1, 2, ("d",))])
+            os.write(write, ",".join(sorted(done)).encode())
+            os._exit(0)
+        os.close(write)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0 and os.read(read, 100) == b"a,b,c,d"
+    finally:
+        torch.set_num_threads(threads)

@@ -158,7 +158,9 @@ def supports(tensors: list[Tensor], n_levels: int) -> bool:
 
 
 @functools.cache
-def _pool(threads: int) -> ThreadPoolExecutor:
+def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
+    """One pool per process: a forked child (a DataLoader worker) inherits the parent's
+    pool object but none of its threads, so it makes its own."""
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="complex_synapses")
 
 
@@ -232,7 +234,7 @@ def _run(fn, calls: list) -> None:
         for start, end, args in calls:
             fn(start, end, *args)
     else:
-        list(_pool(threads).map(lambda c: fn(c[0], c[1], *c[2]), calls))
+        list(_pool(threads, os.getpid()).map(lambda c: fn(c[0], c[1], *c[2]), calls))
 
 
 def _ranges(n: int) -> list[tuple[int, int]]:
