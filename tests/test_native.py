@@ -174,9 +174,9 @@ def test_native_chain_around_a_base_step_matches_eager(integrator, dtype):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_runs_calls_on_threads_of_its_own():
-    """After the parent used its thread pool, a forked child (a DataLoader worker) gets
-    a pool of its own: the inherited one has no threads and would wait for ever. (Only
-    the pool: torch's own threads are not fork-safe, so the child runs no torch op.)"""
+    """After the parent used its thread pool, a forked child (a DataLoader worker) still
+    runs calls on threads, with a pool of its own. (Only the pool: torch's own threads
+    are not fork-safe, so the child runs no torch op.)"""
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

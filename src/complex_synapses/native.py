@@ -160,7 +160,8 @@ def supports(tensors: list[Tensor], n_levels: int) -> bool:
 @functools.cache
 def _pool(threads: int, pid: int) -> ThreadPoolExecutor:
     """One pool per process: a forked child (a DataLoader worker) inherits the parent's
-    pool object but none of its threads, so it makes its own."""
+    pool object but none of its threads, and makes its own rather than rely on how the
+    standard library's pool copes with that."""
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="complex_synapses")
 
 
