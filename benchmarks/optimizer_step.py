@@ -34,6 +34,11 @@ def configs(params, device):
         "CS Adam n=5 euler",
         ComplexSynapse(params, torch.optim.Adam, n_beakers=5, integrator="euler", lr=1e-3, **cs, **fused),
     )
+    if device.type == "cpu":  # the default there is the C library; torch.compile's kernel beside it
+        yield (
+            "CS Adam n=5 exact, compiled",
+            ComplexSynapse(params, torch.optim.Adam, n_beakers=5, lr=1e-3, kernel="compiled", **cs, **fused),
+        )
     if device.type == "cuda":  # the same step without its CUDA graph: what the graph saves
         yield (
             "CS Adam n=5 exact, no graph",

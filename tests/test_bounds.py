@@ -16,6 +16,9 @@ PATHS = [
     *pick("adam", extra=("compiled",)),  # fused
     *pick("sgd-momentum", extra=("compiled",)),  # compiled chain, then the base's own step
     *pick("sgd", extra=("compiled",)),  # fused SGD
+    *pick("adam", extra=("native",)),  # the C library (on the CPU; compiled elsewhere)
+    *pick("sgd", extra=("native",)),
+    *pick("sgd-momentum", extra=("native",)),  # the C chain around the base's own step
 ]
 
 
@@ -81,7 +84,7 @@ def test_compiled_rounding_is_the_eager_rounding(key):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.parametrize("kernel", ["eager", "compiled", "native"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("bound,levels", [(0.5, 33), (None, None)])
 def test_a_resumed_run_continues_bit_identically(kernel, dtype, bound, levels):

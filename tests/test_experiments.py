@@ -237,3 +237,19 @@ def test_gradual_stream_and_many_tasks_run(tmp_path):
     g = run_experiment(s.replace(stream="gradual", tasks=4, method="ewc"), progress=False)
     assert g["accuracy"]["matrix"] == [] and len(g["accuracy"]["per_task"]) == 4  # no task boundary given
     assert "drift_window" not in RunSettings().result_settings()  # older stamps stay
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_compiled_training_step_gives_the_same_numbers(tmp_path):
+    """--compile (the forward and backward compiled, Adam fused) against the eager step:
+    the same losses within float rounding, its own stamp, and its flag in run_args."""
+    s = tiny(tmp_path, iters=15, loss_log=5, cs=True)
+    eager = run_experiment(s, progress=False)
+    compiled = run_experiment(s.replace(compile=True), progress=False)
+    torch.testing.assert_close(compiled["curves"]["loss"], eager["curves"]["loss"], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        compiled["accuracy"]["per_task"], eager["accuracy"]["per_task"], rtol=0, atol=0.03
+    )
+    assert "-compile--" in compiled["stamp"] and compiled["stamp"] != eager["stamp"]
+    assert "--compile" in s.replace(compile=True).run_args() and "--compile" not in s.run_args()
+    assert "-compile" not in eager["stamp"]

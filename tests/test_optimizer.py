@@ -106,6 +106,7 @@ RESUME_CASES = [
     *pick("adamw", extra=("euler", "iteration", "eager")),
     *pick("rmsprop", extra=("euler", "lr", "eager")),
     *pick("adam", extra=("exact", "iteration", "compiled")),
+    *pick("adamw", extra=("euler", "lr", "native")),
 ]
 
 
@@ -324,14 +325,16 @@ def test_dtypes(dtype):
 
 @pytest.mark.parametrize("config", pick("adam-wd", "adamw-max", "sgd-wd", "sgd-momentum"))
 @pytest.mark.parametrize("integrator", ["exact", "euler"])
+@pytest.mark.parametrize("kernel", ["compiled", "native"])
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_compiled_matches_eager(config, integrator):
-    """The compiled (fused where it can be) kernels against the eager reference path."""
+def test_compiled_matches_eager(config, integrator, kernel):
+    """The compiled and native (fused where they can be) kernels against the eager
+    reference path."""
     base, kwargs = config.base, config.kwargs
     chain = dict(n_beakers=3, alpha=2.0, beta=30.0, integrator=integrator, time_unit="lr")
     a, b = small_model(), small_model()
     opt_a = ComplexSynapse(a.parameters(), base, kernel="eager", **chain, **kwargs)
-    opt_b = ComplexSynapse(b.parameters(), base, kernel="compiled", **chain, **kwargs)
+    opt_b = ComplexSynapse(b.parameters(), base, kernel=kernel, **chain, **kwargs)
     run(a, opt_a, batches(15))
     run(b, opt_b, batches(15))
     for p, q in zip(a.parameters(), b.parameters()):

@@ -48,7 +48,7 @@ def chain_kwargs(case):
     return dict(n_beakers=case["n_beakers"], alpha=case["alpha"], beta=case["beta"], init=case["init"])
 
 
-@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.parametrize("kernel", ["eager", "compiled", "native"])
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_seed_trajectories(seed_trajectories, kernel):
     d = seed_trajectories

@@ -44,12 +44,38 @@ def test_weight_response_energy_is_the_sum_of_squares():
     assert response_energy(5, 2.0, 300.0) == pytest.approx((w**2).sum(), rel=1e-9)
 
 
-def test_monte_carlo_snr_matches_the_closed_form():
+@pytest.mark.parametrize("method", ["projected", "full"])
+def test_monte_carlo_snr_matches_the_closed_form(method):
     chain = Chain(4, 1.0, 60.0)
     reads = 150 + np.array([0, 1, 3, 10, 30, 80])
     closed = snr_closed_form(chain, 200, 150, reads)
-    mc, se = snr_monte_carlo(chain, 200, 150, reads, trials=300, seed=1)
+    mc, se = snr_monte_carlo(chain, 200, 150, reads, trials=300, seed=1, method=method)
     assert np.all(np.abs(mc - closed) < 3 * se), np.c_[closed, mc, se]
+
+
+def test_projected_monte_carlo_has_the_full_ones_law():
+    """The projected overlap against the full one over many trials: the same mean and
+    variance at every age (a two-sample z test on each, within 4 standard errors), and
+    both far from what a wrong kick size would give."""
+    chain, n, trials = Chain(3, 1.0, 30.0), 50, 4000
+    reads = 40 + np.array([0, 5, 40])
+    full, _ = snr_monte_carlo(chain, n, 40, reads, trials=trials, seed=2, method="full")
+    projected, se = snr_monte_carlo(chain, n, 40, reads, trials=trials, seed=3, method="projected")
+    assert np.all(np.abs(full - projected) < 4 * np.sqrt(2) * se), np.c_[full, projected, se]
+    half_n = snr_closed_form(chain, n // 2, 40, reads)
+    assert np.all(np.abs(projected - half_n) > 4 * se)
+
+
+def test_monte_carlo_methods_are_the_clis_choices():
+    from complex_synapses.cli import build_parser
+    from complex_synapses.simulate import MC_METHODS
+
+    for method in MC_METHODS:
+        assert build_parser().parse_args(["simulate", "memory", "--mc", method]).mc == method
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["simulate", "memory", "--mc", "exact"])
+    with pytest.raises(ValueError, match="method must be one of projected, full"):
+        snr_monte_carlo(Chain(2, 1.0, 5.0), 10, 0, np.array([1]), trials=3, method="exact")
 
 
 def test_steady_state_and_lifetime():

@@ -14,6 +14,7 @@ on CUDA the launches of a step are recorded once and replayed (:mod:`.graphs`).
 
 from __future__ import annotations
 
+import ctypes
 import math
 import warnings
 from collections.abc import Callable, Hashable, Iterable
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Adam, AdamW, Optimizer
 
-from . import graphs, kernels
+from . import graphs, kernels, native
 
 __all__ = ["FUSED_BASES", "PARAMS_PER_CALL", "batched", "fused_kind", "FusedStep", "flat", "bound_levels"]
 
@@ -155,15 +156,32 @@ def hyper_values(kind: str, base: Optimizer, group: dict[str, Any], t: int) -> t
     return (lr, beta1, beta2, group["eps"], l2, dec, 1 - beta1**t, math.sqrt(1 - beta2**t))
 
 
-def launch(batches: list[graphs.Batch]) -> None:
-    """One call of the compiled fused kernel per batch, over flat aliases; then the
+def _native_fits(b: graphs.Batch) -> bool:
+    tensors = [b.coef, b.hyper, *b.ws, *b.gs, *b.ms, *b.vs, *(h for hidden in b.hiddens for h in hidden)]
+    tensors += [] if b.bound is None else [b.bound]
+    return native.supports(tensors, len(b.hiddens[0]) + 1)
+
+
+def launch(batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled: bool = True) -> None:
+    """One call of the fused kernel per batch: the C library ``lib`` (see
+    :mod:`.native`) where given and the batch's tensors suit it, else the compiled
+    kernel over flat aliases (the eager one where ``compiled`` is False); then the
     rounded copies of 16-bit parameters from their float32 masters."""
-    fused_step_ = kernels.compiled("fused_step_multi_", kernels.fused_step_multi_)
+    fused_step_ = kernels.fused_step_multi_
+    if compiled:
+        fused_step_ = kernels.compiled("fused_step_multi_", fused_step_)
+    prepare = flat if compiled else list  # eager kernels take any shape as it is
     for b in batches:
+        if lib is not None and _native_fits(b):
+            native.step_batch(b, lib)
+            if b.bound is not None:
+                levels = [[w, *h] for w, h in zip(b.ws, b.hiddens)]
+                native.bound_batch(levels, b.bound, b.round_keys, b.round_steps, lib)
+            continue
         ws, gs, hiddens, ms, vs = [], [], [], [], []
         for i in range(len(b.ws)):
             moments = [b.ms[i], b.vs[i]] if b.ms else []
-            w, g, *rest = flat([b.ws[i], b.gs[i], *moments, *b.hiddens[i]])
+            w, g, *rest = prepare([b.ws[i], b.gs[i], *moments, *b.hiddens[i]])
             ws.append(w)
             gs.append(g)
             hiddens.append(rest[len(moments) :])
@@ -174,7 +192,9 @@ def launch(batches: list[graphs.Batch]) -> None:
             ws, gs, hiddens, b.coef, b.hyper, ms or None, vs or None, b.integrator, b.base, b.maximize
         )
         if b.bound is not None:
-            bound_levels([[w, *h] for w, h in zip(ws, hiddens)], b.bound, b.round_keys, b.round_steps, True)
+            bound_levels(
+                [[w, *h] for w, h in zip(ws, hiddens)], b.bound, b.round_keys, b.round_steps, compiled
+            )
         if b.rounded:
             torch._foreach_copy_([p for p, _ in b.rounded], [m for _, m in b.rounded])
 
@@ -208,7 +228,15 @@ class FusedStep:
         """Drop the recorded step: new tensors or new groups need a new recording."""
         self.graph, self.last_layout = None, None
 
-    def __call__(self, batches: list[graphs.Batch]) -> None:
+    def __call__(
+        self, batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled: bool = True
+    ) -> None:
+        """Step ``batches``: with the C library ``lib`` where given (the CPU: no graphs
+        there), and where it does not apply with the compiled kernels, or the eager
+        ones where ``compiled`` is False."""
+        if lib is not None or not compiled:
+            launch(batches, lib, compiled)
+            return
         if self.graph is not None and self.graph.matches(batches):
             self.graph.replay(batches)
             return

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.optim import SGD, Optimizer
 
-from . import bounds, checkpoint, fused, graphs, kernels
+from . import bounds, checkpoint, fused, graphs, kernels, native
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
 from .fused import PARAMS_PER_CALL, batched, flat
 from .step_sizes import STEP_SIZE_RULES, step_size_rule
@@ -39,7 +40,7 @@ __all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS", "PARAMS_P
 TIME_UNITS = ("iteration", "lr")
 INTEGRATORS = ("exact", "euler")
 INITS = ("same", "zero")
-KERNELS = ("auto", "compiled", "eager")
+KERNELS = ("auto", "compiled", "eager", "native")
 CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator", "bound", "levels")
 CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
@@ -128,8 +129,12 @@ class ComplexSynapse(Optimizer):
         kernel: "compiled" (one ``torch.compile``'d elementwise kernel per step and
             parameter, fused with the base step for SGD without momentum and for
             Adam / AdamW), "eager" (plain torch ops, then the base optimizer's own
-            step), or "auto" (compiled from 2**16 parameter elements up, where the
-            compile time of a few seconds pays off; eager below).
+            step), "native" (the fused step as a small C library built once per
+            machine, see :mod:`complex_synapses.native`: no tracing or compiling in a
+            new process; CPU, float32 and float64, fused bases only, torch's kernels
+            elsewhere), or "auto": native where it applies and builds, else compiled
+            from 2**18 parameter elements up (where the compile time of seconds pays
+            off) and eager below.
         base_optimizer: the same as ``optimizer_class``, by a name that wrappers which
             take an ``optimizer_class`` of their own can pass through, e.g.
             ``ZeroRedundancyOptimizer(params, optimizer_class=ComplexSynapse,
@@ -193,6 +198,7 @@ class ComplexSynapse(Optimizer):
         self._optimizer_kwargs = optimizer_kwargs
         self.kernel = kernel
         self._fused = fused.FusedStep(cuda_graph)
+        self._warned_native = False
         self._versions: dict[Tensor, int] = {}  # 16-bit parameters: version after our last write
         self.base: Optimizer | None = None
         super().__init__(params, {CHAIN: defaults})
@@ -367,10 +373,32 @@ class ComplexSynapse(Optimizer):
         )
 
     def _use_compiled(self) -> bool:
-        if self.kernel != "auto":
+        """Whether torch's kernels run compiled (for "native": where the C library does
+        not apply, by the same rule as "auto")."""
+        if self.kernel in ("compiled", "eager"):
             return self.kernel == "compiled"
         total = sum(p.numel() for g in self.param_groups for p in g["params"])
         return total >= AUTO_COMPILE_MIN_ELEMENTS
+
+    def _use_native(self) -> bool:
+        """Whether the fused step may run in the C library (where its tensors allow)."""
+        if self.kernel not in ("auto", "native"):
+            return False
+        on_cpu = all(p.device.type == "cpu" for g in self.param_groups for p in g["params"])
+        if not on_cpu:
+            return False
+        if native.library() is None:
+            if self.kernel == "native" and not self._warned_native:
+                self._warned_native = True
+                warnings.warn(
+                    "complex_synapses: the C library of the fused step could not be built here (no C "
+                    "compiler found, or its build failed); using torch's kernels. See "
+                    "complex_synapses.native.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            return False
+        return True
 
     def _active(self):
         """(group, p, state, t) for every parameter that steps now; t counts from 1."""
@@ -393,25 +421,31 @@ class ComplexSynapse(Optimizer):
         if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
+        use_native = self._use_native()
         compiled = self._use_compiled()
         kind = None
-        if compiled and not pass_closure:
+        if (compiled or use_native) and not pass_closure:
             kind = fused.fused_kind(self.base, self.param_groups, CHAIN)
         active = list(self._active())
         if kind is not None:
-            self._fused_step(kind, active)
+            self._fused_step(kind, active, use_native)
         else:
-            loss = self._generic_step(active, compiled, closure if pass_closure else None) or loss
+            lib = native.library() if use_native else None
+            loss = self._generic_step(active, compiled, closure if pass_closure else None, lib) or loss
         for _, p, state, t in active:
             state["chain_step"] = t
             if "master" in state:
                 self._versions[p] = p._version
         return loss
 
-    def _generic_step(self, active: list, compiled: bool, closure: Callable | None) -> float | None:
+    def _generic_step(
+        self, active: list, compiled: bool, closure: Callable | None, lib: Any = None
+    ) -> float | None:
         """The chain (before the base step), the base optimizer's own step, then the
-        Euler sweep; parameters that share their coefficients go in one kernel call.
-        The base steps a 16-bit parameter's float32 master copy (see :func:`_on_masters`)."""
+        Euler sweep; parameters that share their coefficients go in one kernel call,
+        of the C library ``lib`` where given and the tensors suit it (see
+        :mod:`.native`). The base steps a 16-bit parameter's float32 master copy (see
+        :func:`_on_masters`)."""
         pre, post = kernels.chain_pre_multi_, kernels.chain_post_multi_
         if compiled:
             pre, post = kernels.compiled("chain_pre_multi_", pre), kernels.compiled("chain_post_multi_", post)
@@ -432,27 +466,39 @@ class ComplexSynapse(Optimizer):
                 f"16-bit parameters with {type(self.base).__name__}, whose step needs the closure, "
                 "are not supported: use float32 parameters"
             )
-        for batch in batches:
+        in_c = [lib is not None and _native_fits(batch) for batch in batches]
+
+        def chain(stage: str, batch: list[tuple], c: bool) -> None:
             coef, integrator = batch[0][:2]
-            pre([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
+            ws, hiddens = [b[2] for b in batch], [b[3] for b in batch]
+            if c:
+                native.chain_batch(stage, ws, hiddens, coef, integrator, lib)
+            else:
+                (pre if stage == "pre" else post)(ws, hiddens, coef, integrator)
+
+        for batch, c in zip(batches, in_c):
+            chain("pre", batch, c)
         with _on_masters(masters):
             loss = self.base.step(closure) if closure is not None else self.base.step()
-        for batch in batches:
-            coef, integrator = batch[0][:2]
-            if integrator == "euler":
-                post([b[2] for b in batch], [b[3] for b in batch], coef, integrator)
-        for batch in batches:
+        for batch, c in zip(batches, in_c):
+            if batch[0][1] == "euler":
+                chain("post", batch, c)
+        for batch, c in zip(batches, in_c):
             if batch[0][4] is not None:
                 keys = [b[5][0] for b in batch if b[5][0] is not None]
                 steps = [b[5][1] for b in batch if b[5][1] is not None]
                 if steps:
                     torch._foreach_add_(steps, 1)
-                fused.bound_levels([[b[2], *b[3]] for b in batch], batch[0][4], keys, steps, compiled)
+                levels = [[b[2], *b[3]] for b in batch]
+                if c:
+                    native.bound_batch(levels, batch[0][4], keys, steps, lib)
+                else:
+                    fused.bound_levels(levels, batch[0][4], keys, steps, compiled)
         if masters:
             torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
         return loss
 
-    def _fused_step(self, kind: str, active: list) -> None:
+    def _fused_step(self, kind: str, active: list, use_native: bool) -> None:
         items, adam_steps = [], []
         for group, p, state, t in active:
             coef = self._coef(group, p, t)
@@ -495,7 +541,7 @@ class ComplexSynapse(Optimizer):
         round_steps = [t for b in batches for t in b.round_steps]
         if round_steps:
             torch._foreach_add_(round_steps, 1)
-        self._fused(batches)
+        self._fused(batches, native.library() if use_native else None, self._use_compiled())
 
     def _bound(self, group: dict[str, Any], p: Tensor) -> Tensor | None:
         """``[B, m]`` of the group's bound and levels, or None where it has no bound."""
@@ -503,6 +549,14 @@ class ComplexSynapse(Optimizer):
         if c["bound"] is None:
             return None
         return bounds.bound_tensor(c["bound"], c["levels"], p.device, kernels.compute_dtype(p.dtype))
+
+
+def _native_fits(batch: list[tuple]) -> bool:
+    """Whether the C kernels take a batch of the generic path: ``(coef, integrator, w,
+    hidden, limit, rounding)`` per parameter (``w`` a 16-bit parameter's float32 master)."""
+    coef, limit = batch[0][0], batch[0][4]
+    tensors = [coef, *(t for b in batch for t in (b[2], *b[3]))] + ([] if limit is None else [limit])
+    return native.supports(tensors, len(batch[0][3]) + 1)
 
 
 @contextlib.contextmanager

@@ -70,7 +70,6 @@ class Chain:
             init="zero",
             time_unit=self.time_unit,
             integrator=self.integrator,
-            kernel="eager",
         )
 
     def h(self, steps: np.ndarray) -> np.ndarray:
@@ -101,15 +100,17 @@ def impulse_exact(n_beakers: int, alpha: float, beta: float, t: np.ndarray) -> n
 
 
 @torch.no_grad()
-def impulse_stepped(chain: Chain, steps: int) -> np.ndarray:
+def impulse_stepped(chain: Chain, steps: int, progress: bool = False) -> np.ndarray:
     """Every beaker after each of ``steps`` optimizer steps, the weight kicked to 1 at the
     start and no learning signal after: (steps + 1, n), row 0 the kick."""
+    from tqdm import tqdm
+
     w = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
     opt = chain.optimizer([w])
     w.grad = torch.zeros_like(w)
     out = np.empty((steps + 1, chain.n_beakers))
     out[0] = opt.beakers(w)[:, 0].numpy()
-    for k in range(1, steps + 1):
+    for k in tqdm(range(1, steps + 1), desc="stepping", unit="step", disable=not progress, mininterval=1):
         opt.step()
         out[k] = opt.beakers(w)[:, 0].numpy()
     return out
@@ -133,32 +134,71 @@ def snr_steady_state(chain: Chain, n_synapses: int, ages: np.ndarray) -> np.ndar
     return signal / np.sqrt(np.maximum(total - signal**2, 1e-300) / n_synapses)
 
 
+MC_METHODS = ("projected", "full")
+
+
 @torch.no_grad()
 def snr_monte_carlo(
-    chain: Chain, n_synapses: int, stored_at: int, read_at: np.ndarray, trials: int = 200, seed: int = 0
+    chain: Chain,
+    n_synapses: int,
+    stored_at: int,
+    read_at: np.ndarray,
+    trials: int = 200,
+    seed: int = 0,
+    method: str = "projected",
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SNR (mean / std over ``trials``) of the tracked memory's overlap, from the real
-    optimizer on ``trials`` x ``n_synapses`` synapses, and its standard error (delta
-    method). Every step writes a new random +-1 pattern into u_1 (SGD, gradient -xi)."""
+    r"""SNR (mean / std over ``trials``) of the tracked memory's overlap, from the real
+    optimizer, and its standard error (delta method). Every step writes a new random
+    +-1 pattern :math:`\xi^k` (SGD, gradient :math:`-\xi^k`).
+
+    ``method="full"`` steps ``trials`` x ``n_synapses`` synapses. ``"projected"``
+    (the default) steps one synapse per trial with the same law: the chain is linear,
+    so the overlap :math:`\frac1N \sum_i \xi^{tr}_i w_i` is the weight of a single
+    chain kicked by :math:`c_k = \frac1N \xi^{tr} \cdot \xi^k`, which is exactly 1 for
+    the tracked memory and for every other one an independent
+    :math:`(2\,\mathrm{Binomial}(N, 1/2) - N) / N` (the products
+    :math:`\xi^{tr}_i \xi^k_i` are independent fair signs). Same distribution of the
+    overlap, N times less work."""
+    if method not in MC_METHODS:
+        raise ValueError(f"method must be one of {', '.join(MC_METHODS)}, got {method!r}")
+    from tqdm import tqdm
+
     gen = torch.Generator().manual_seed(seed)
-    w = torch.nn.Parameter(torch.zeros(trials, n_synapses, dtype=torch.float64))
+    shape = (trials, n_synapses) if method == "full" else (trials,)
+    w = torch.nn.Parameter(torch.zeros(shape, dtype=torch.float64))
     opt = chain.optimizer([w])
     read_at = np.asarray(read_at)
     overlaps = np.empty((len(read_at), trials))
-    tracked = None
     reads = {int(k): i for i, k in enumerate(read_at)}
-    for k in range(int(read_at.max()) + 1):
-        xi = torch.randint(0, 2, (trials, n_synapses), generator=gen, dtype=torch.float64) * 2 - 1
-        if k == stored_at:
-            tracked = xi
+    kicks = _projected_kicks(n_synapses, trials, gen) if method == "projected" else None
+    tracked = torch.ones(trials, dtype=torch.float64)
+    for k in tqdm(
+        range(int(read_at.max()) + 1), desc="Monte Carlo", unit="step", disable=not progress, mininterval=1
+    ):
+        if method == "full":
+            xi = torch.randint(0, 2, shape, generator=gen, dtype=torch.float64) * 2 - 1
+            if k == stored_at:
+                tracked = xi
+        else:
+            xi = tracked if k == stored_at else next(kicks)
         w.grad = -xi
         opt.step()
         if k in reads:
-            overlaps[reads[k]] = ((tracked * w).sum(1) / n_synapses).numpy()
+            overlaps[reads[k]] = ((tracked * w).sum(1) / n_synapses if method == "full" else w).numpy()
     mean, std = overlaps.mean(1), overlaps.std(1, ddof=1)
     snr = mean / std
     se = np.sqrt(1 / trials + snr**2 / (2 * (trials - 1)))
     return snr, se
+
+
+def _projected_kicks(n_synapses: int, trials: int, gen: torch.Generator, chunk: int = 4096):
+    """Endless (trials,) draws of (2 Binomial(N, 1/2) - N) / N, made ``chunk`` at a time."""
+    counts = torch.full((chunk, trials), float(n_synapses), dtype=torch.float64)
+    half = torch.full_like(counts, 0.5)
+    while True:
+        draws = (2 * torch.binomial(counts, half, generator=gen) - n_synapses) / n_synapses
+        yield from draws.unbind(0)
 
 
 def lifetime(chain: Chain, n_synapses: int, max_steps: float = 1e12) -> float:
@@ -206,7 +246,9 @@ def default_burn_in(chain: Chain) -> int:
     return int(min(3 * chain.beta / chain.dt, 30000))
 
 
-def impulse_study(chain: Chain, steps: int | None = None, stepped: int = 20000) -> dict:
+def impulse_study(
+    chain: Chain, steps: int | None = None, stepped: int = 20000, progress: bool = False
+) -> dict:
     """The weight's response to a kick: exact at every step (for the fitted slope) and
     on a log grid for every level; ``stepped`` steps of the real optimizer against it.
     ``steps`` defaults to 10 beta; ValueError over MAX_STEPS."""
@@ -222,7 +264,7 @@ def impulse_study(chain: Chain, steps: int | None = None, stepped: int = 20000) 
     sample = np.unique(np.concatenate([[0], np.geomspace(1, steps, 400).astype(int)]))
     t = sample * chain.dt
     n_stepped = min(stepped, steps)
-    walked = impulse_stepped(chain, n_stepped) if n_stepped else np.zeros((0, chain.n_beakers))
+    walked = impulse_stepped(chain, n_stepped, progress) if n_stepped else np.zeros((0, chain.n_beakers))
     ref = w_all[: n_stepped + 1]
     diff = float(np.max(np.abs(walked[:, 0] - ref) / np.abs(ref))) if n_stepped else float("nan")
     return {
@@ -245,10 +287,13 @@ def memory_study(
     burn_in: int | None,
     n_list: list[int],
     synapses_list: list[int],
+    method: str = "projected",
+    progress: bool = False,
 ) -> dict:
     """The tracked memory's SNR against its age (closed form and Monte Carlo with the
-    optimizer), and the lifetime against N for chains of each length in ``n_list``,
-    each at its best beta on BETA_GRID (alpha = 1 step)."""
+    optimizer, see :func:`snr_monte_carlo` for ``method``), and the lifetime against N
+    for chains of each length in ``n_list``, each at its best beta on BETA_GRID
+    (alpha = 1 step)."""
     if n_synapses < 1 or trials < 2:
         raise ValueError(f"--synapses must be >= 1 and --trials >= 2, got {n_synapses} and {trials}")
     burn = default_burn_in(chain) if burn_in is None else burn_in
@@ -260,7 +305,7 @@ def memory_study(
             f"--burn-in plus 2 beta / dt must be at most {MAX_STEPS:g} steps, got {burn + horizon:g}"
         )
     ages = np.unique(np.concatenate([[0, 1, 2], np.geomspace(3, horizon, 12).astype(int)]))
-    mc, se = snr_monte_carlo(chain, n_synapses, burn, burn + ages, trials=trials)
+    mc, se = snr_monte_carlo(chain, n_synapses, burn, burn + ages, trials, method=method, progress=progress)
     lifetimes, best = {}, {}
     for n in n_list:
         key = f"n={n}" + (" (simple synapse)" if n == 1 else "")
@@ -286,4 +331,12 @@ def beaker_frames(chain: Chain, frames: int) -> tuple[np.ndarray, np.ndarray]:
     return times, impulse_exact(chain.n_beakers, chain.alpha, chain.beta, times)
 
 
-__all__ += ["impulse_study", "memory_study", "beaker_frames", "default_burn_in", "MAX_STEPS", "BETA_GRID"]
+__all__ += [
+    "impulse_study",
+    "memory_study",
+    "beaker_frames",
+    "default_burn_in",
+    "MAX_STEPS",
+    "BETA_GRID",
+    "MC_METHODS",
+]

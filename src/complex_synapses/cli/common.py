@@ -64,6 +64,13 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
         ("lr", "learning rate", None),
         ("optimizer", "base optimizer, any usable torch.optim name", tuple(optimizer_names())),
         ("decay", "weight decay of the base optimizer", None),
+        (
+            "compile",
+            "a faster training step: the model's forward and backward under torch.compile (with CUDA "
+            "graphs on a GPU) and the base optimizer's fused kernel where torch has one; the same numbers "
+            "within float rounding, a result of its own (the stamp says --compile)",
+            None,
+        ),
     ],
 }
 LOG_OPTIONS = [

@@ -82,6 +82,14 @@ def add_parser(sub, parser_class) -> None:
                 help="memories stored before the tracked one (default: 3 beta, at most 30000)",
             )
             k.add_argument(
+                "--mc",
+                choices=("projected", "full"),  # simulate.MC_METHODS (a test checks), without importing torch
+                default="projected",
+                help="Monte Carlo of the SNR: 'projected' steps one chain per trial, kicked by the tracked "
+                "memory's overlap with each new one (the same law as N synapses, N times faster); 'full' "
+                "steps all trials x N synapses (default %(default)s)",
+            )
+            k.add_argument(
                 "--n-list", default="1,2,4,8", help="beakers for the lifetime curves (default %(default)s)"
             )
             k.add_argument(
@@ -180,7 +188,7 @@ def _impulse(args, chain, name: str) -> dict:
     from ..simulate import impulse_study
     from ..simulate_plots import plot_impulse
 
-    r = impulse_study(chain, args.steps, args.stepped)
+    r = impulse_study(chain, args.steps, args.stepped, progress=True)
     t, u, (lo, hi) = r["t"], r["levels"], r["fit_window"]
     plots = plot_impulse(
         t,
@@ -231,7 +239,7 @@ def _memory(args, chain, name: str) -> dict:
 
     ns = int_list(args.n_list, "--n-list")
     synapses = int_list(args.synapses_list, "--synapses-list")
-    r = memory_study(chain, args.synapses, args.trials, args.burn_in, ns, synapses)
+    r = memory_study(chain, args.synapses, args.trials, args.burn_in, ns, synapses, args.mc, progress=True)
     ages, closed, mc, se = r["ages"], r["snr_closed"], r["snr_mc"], r["se_mc"]
     lifetimes, best = r["lifetimes"], r["best_beta"]
     label = f"{chain.n_beakers} beakers, alpha {chain.alpha:g}, beta {chain.beta:g}"

@@ -27,7 +27,7 @@ class OptionError(ValueError):
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
 SEED_MAX = 2**32 - 1  # numpy's seeds
-ADDED_FIELDS = ("drift_window", "matrix_n")  # fields added after 0.1, 0 by default
+ADDED_FIELDS = ("drift_window", "matrix_n", "compile")  # fields added after 0.1, 0 / False by default
 
 # torch.optim classes that cannot be the base of a run: SparseAdam needs sparse
 # gradients, LBFGS a closure that re-evaluates the loss, Muon 2-D parameters only.
@@ -76,6 +76,7 @@ class RunSettings:
     lr: float = 0.001
     optimizer: str = "adam"
     decay: float = 0.0
+    compile: bool = False  # the training step compiled, the base optimizer fused (see train.py)
     method: str = "none"  # a method plug-in, or several joined by "+" (see experiments/methods)
     method_options: dict[str, Any] = field(default_factory=dict)  # their hyperparameters, as given
     seed: int = 0
@@ -192,7 +193,7 @@ class RunSettings:
         train = f"lr{self.lr:g}-{self.optimizer}" + (f"-decay{self.decay:g}" if self.decay else "")
         values = self.resolved_options()
         tags = [get_method(p).tag(values) for p in self.method_spec.split("+") if p != "none"]
-        train += "".join(f"-{t}" for t in tags)
+        train += "".join(f"-{t}" for t in tags) + ("-compile" if self.compile else "")
         return f"{task}--{model}--{train}--s{self.seed}--{digest}"
 
 

@@ -1,0 +1,159 @@
+/* The fused step for one element type: included by step.c once per type, with
+ * REAL the element type and NAME(x) the function's name. Each line mirrors
+ * kernels.py (fused_step_ and the functions it calls), in the same order of
+ * operations, so that results agree with the eager and compiled kernels within
+ * float rounding. */
+
+void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL *restrict g,
+                REAL **hidden, const REAL *coef, const REAL *hyper, REAL *restrict m,
+                REAL *restrict v, int exact, int adam, int maximize) {
+    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK]; /* u[n] stays 0: u_{n+1} */
+    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    REAL w[CS_BLOCK];
+    const REAL sign = maximize ? (REAL)-1 : (REAL)1; /* -g exactly: a product by -1 is exact */
+    for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
+    for (int64_t b = start; b < end; b += CS_BLOCK) {
+        const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
+        for (int e = 0; e < len; e++) u[0][e] = p[b + e];
+        for (int k = 1; k < n; k++) {
+            const REAL *restrict in = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) u[k][e] = in[e];
+        }
+        if (exact) { /* u <- P u, summed over j left to right */
+            for (int i = 0; i < n; i++) {
+                const REAL *row = coef + (int64_t)i * n;
+                for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
+                for (int j = 1; j < n; j++) {
+                    const REAL pij = row[j];
+                    for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
+                }
+            }
+            for (int e = 0; e < len; e++) w[e] = nu[0][e];
+        } else { /* the original's first half-step: u_1 + b_1 (u_2 - u_1) */
+            const REAL b1 = coef[n];
+            for (int e = 0; e < len; e++) w[e] = u[0][e] + b1 * (u[1][e] - u[0][e]);
+        }
+        if (adam) {
+            const REAL lr = hyper[0], beta1 = hyper[1], beta2 = hyper[2], eps = hyper[3];
+            const REAL l2 = hyper[4], decoupled = hyper[5], bc1 = hyper[6], bc2_sqrt = hyper[7];
+            for (int e = 0; e < len; e++) {
+                REAL gr = sign * g[b + e];
+                REAL x = w[e] * (1 - lr * decoupled);
+                gr = gr + l2 * x;
+                const REAL mo = m[b + e] + (gr - m[b + e]) * (1 - beta1);
+                const REAL ve = v[b + e] * beta2 + (1 - beta2) * gr * gr;
+                m[b + e] = mo;
+                v[b + e] = ve;
+                w[e] = x - (lr / bc1) * mo / (SQRT(ve) / bc2_sqrt + eps);
+            }
+        } else {
+            const REAL lr = hyper[0], decay = hyper[1];
+            for (int e = 0; e < len; e++) {
+                const REAL gr = sign * g[b + e];
+                w[e] = w[e] - lr * (gr + decay * w[e]);
+            }
+        }
+        for (int e = 0; e < len; e++) p[b + e] = w[e];
+        if (exact) {
+            for (int k = 1; k < n; k++) {
+                REAL *restrict out = hidden[k - 1] + b;
+                for (int e = 0; e < len; e++) out[e] = nu[k][e];
+            }
+        } else { /* the Gauss-Seidel sweep over u_2..u_n, each using the updated u_{k-1} */
+            const REAL *a = coef, *bb = coef + n;
+            REAL *prev = w;
+            for (int k = 1; k < n; k++) {
+                REAL *restrict out = hidden[k - 1] + b;
+                const REAL ak = a[k], bk = bb[k];
+                for (int e = 0; e < len; e++) {
+                    nu[k][e] = u[k][e] + ak * (prev[e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
+                    out[e] = nu[k][e];
+                }
+                prev = nu[k];
+            }
+        }
+    }
+}
+
+/* kernels.bound_ on elements [start, end) of one level (index ``level``, 0 the
+ * weight): clamp to [-B, B]; with quantize, round stochastically onto the m values of
+ * that range from the counter-based stream of kernels.uniform_, bit for bit. */
+void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound, int64_t key,
+                 int64_t step, int level, int quantize) {
+    const REAL B = bound[0];
+    const REAL spacing = (REAL)2 * B / (bound[1] - (REAL)1);
+    const uint64_t base = (cs_hash32((uint64_t)key & CS_MASK32) + (uint64_t)level * 0x3C6EF372u);
+    const uint64_t mix = (uint64_t)step & CS_MASK32;
+    for (int64_t i = start; i < end; i++) {
+        REAL y = x[i] < -B ? -B : x[i];
+        y = y > B ? B : y;
+        if (quantize) {
+            const uint64_t h = cs_hash32(cs_hash32(((uint64_t)i + base) & CS_MASK32) ^ mix);
+            const REAL u = (REAL)((float)(h >> 8) * (1.0f / (float)(1 << 24)));
+            const REAL s = (y + B) / spacing;
+            const REAL f = FLOOR(s);
+            y = (f + (REAL)(u < s - f)) * spacing - B;
+            y = y > B ? B : y;
+        }
+        x[i] = y;
+    }
+}
+
+/* kernels.chain_pre_ (the generic path, before the base optimizer's own step): the
+ * whole propagation u <- P u (exact), or the coupling u_1 + b_1 (u_2 - u_1) (euler). */
+void NAME(pre)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef,
+               int exact) {
+    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK];
+    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
+    for (int64_t b = start; b < end; b += CS_BLOCK) {
+        const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
+        for (int e = 0; e < len; e++) u[0][e] = p[b + e];
+        for (int k = 1; k < n; k++) {
+            const REAL *restrict in = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) u[k][e] = in[e];
+        }
+        if (!exact) {
+            const REAL b1 = coef[n];
+            for (int e = 0; e < len; e++) p[b + e] = u[0][e] + b1 * (u[1][e] - u[0][e]);
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            const REAL *row = coef + (int64_t)i * n;
+            for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
+            for (int j = 1; j < n; j++) {
+                const REAL pij = row[j];
+                for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
+            }
+        }
+        for (int e = 0; e < len; e++) p[b + e] = nu[0][e];
+        for (int k = 1; k < n; k++) {
+            REAL *restrict out = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) out[e] = nu[k][e];
+        }
+    }
+}
+
+/* kernels.chain_post_ for euler: the sweep over u_2..u_n after the base's step. */
+void NAME(post)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef) {
+    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK];
+    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    const REAL *a = coef, *bb = coef + n;
+    for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
+    for (int64_t b = start; b < end; b += CS_BLOCK) {
+        const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
+        for (int e = 0; e < len; e++) nu[0][e] = p[b + e];
+        for (int k = 1; k < n; k++) {
+            const REAL *restrict in = hidden[k - 1] + b;
+            for (int e = 0; e < len; e++) u[k][e] = in[e];
+        }
+        for (int k = 1; k < n; k++) {
+            REAL *restrict out = hidden[k - 1] + b;
+            const REAL ak = a[k], bk = bb[k];
+            for (int e = 0; e < len; e++) {
+                nu[k][e] = u[k][e] + ak * (nu[k - 1][e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
+                out[e] = nu[k][e];
+            }
+        }
+    }
+}
