@@ -7,6 +7,7 @@
 
 #define CS_MAX_LEVELS 32
 #define CS_BLOCK 256
+#define CS_UNROLLED 8 /* chains up to this long get a step of their own (step.h) */
 
 int cs_max_levels(void) { return CS_MAX_LEVELS; }
 
