@@ -195,21 +195,3 @@ def test_a_forked_child_runs_calls_on_threads_of_its_own():
         assert status == 0 and os.read(read, 100) == b"a,b,c,d"
     finally:
         torch.set_num_threads(threads)
-
-
-def test_long_chains_on_large_models_take_the_compiled_kernel(monkeypatch):
-    """Above native.UNROLLED levels the C step is the slower blocked one: with the
-    compiled kernel chosen (a large model under "auto") it is not used."""
-    from complex_synapses import fused
-
-    calls = []
-    monkeypatch.setattr(native, "step_batch", lambda *a: calls.append(a))
-    monkeypatch.setattr(fused.kernels, "compiled", lambda name, eager: eager)  # no compiling in the test
-    for n, expected in ((native.UNROLLED, 1), (native.UNROLLED + 1, 0)):
-        calls.clear()
-        ps = [torch.nn.Parameter(torch.randn(10))]
-        opt = ComplexSynapse(ps, torch.optim.Adam, lr=1e-2, n_beakers=n, alpha=1.0, beta=9.0, kernel="native")
-        monkeypatch.setattr(opt, "_use_compiled", lambda: True)
-        ps[0].grad = torch.randn(10)
-        opt.step()
-        assert len(calls) == expected

@@ -172,8 +172,7 @@ def launch(batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled
         fused_step_ = kernels.compiled("fused_step_multi_", fused_step_)
     prepare = flat if compiled else list  # eager kernels take any shape as it is
     for b in batches:
-        fast = len(b.hiddens[0]) + 1 <= native.UNROLLED or not compiled
-        if lib is not None and fast and _native_fits(b):
+        if lib is not None and _native_fits(b):
             native.step_batch(b, lib)
             if b.bound is not None:
                 levels = [[w, *h] for w, h in zip(b.ws, b.hiddens)]

@@ -39,21 +39,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = [
-    "library",
-    "supports",
-    "step_batch",
-    "chain_batch",
-    "bound_batch",
-    "cache_dir",
-    "MAX_LEVELS",
-    "UNROLLED",
-]
+__all__ = ["library", "supports", "step_batch", "chain_batch", "bound_batch", "cache_dir", "MAX_LEVELS"]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
-# CS_UNROLLED in csrc/step.c: longer chains take the blocked C step, about half as fast
-# as torch.compile's kernel, so on large models they go to that kernel instead.
-UNROLLED = 8
 # No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
 # that the stochastic rounding onto the grid agrees with theirs bit for bit.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC", "-std=c11")
