@@ -181,17 +181,32 @@ def test_a_forked_child_runs_calls_on_threads_of_its_own():
     torch.set_num_threads(2)
     try:
         done = []
-        native._run(lambda start, end, tag: done.append(tag), [(0, 1, ("a",)), (1, 2, ("b",))])
+        r = native.MIN_RANGE  # two ranges that together are worth the threads
+        native._run(lambda start, end, tag: done.append(tag), [(0, r, ("a",)), (r, 2 * r, ("b",))])
         assert sorted(done) == ["a", "b"]
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: leave without running the parent's cleanup
             signal.alarm(20)
-            native._run(lambda start, end, tag: done.append(tag), [(0, 1, ("c",)), (1, 2, ("d",))])
+            native._run(lambda start, end, tag: done.append(tag), [(0, r, ("c",)), (r, 2 * r, ("d",))])
             os.write(write, ",".join(sorted(done)).encode())
             os._exit(0)
         os.close(write)
         _, status = os.waitpid(pid, 0)
         assert status == 0 and os.read(read, 100) == b"a,b,c,d"
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_small_work_stays_on_the_calling_thread(monkeypatch):
+    """Under 2 * MIN_RANGE elements in all, handing calls to threads costs more than the
+    work: they run in the caller, in order."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(native, "_pool", lambda *a: pytest.fail("the pool was used"))
+    try:
+        done = []
+        native._run(lambda start, end, tag: done.append(tag), [(0, 100, ("a",)), (100, 200, ("b",))])
+        assert done == ["a", "b"]
     finally:
         torch.set_num_threads(threads)

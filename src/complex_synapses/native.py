@@ -231,7 +231,8 @@ def bound_batch(
 def _run(fn, calls: list) -> None:
     """Each ``(start, end, args)`` call of ``fn``, on the thread pool where worth it."""
     threads = torch.get_num_threads()
-    if threads == 1 or len(calls) == 1:
+    work = sum(end - start for start, end, _ in calls)
+    if threads == 1 or len(calls) == 1 or work < 2 * MIN_RANGE:  # threads cost more than they save
         for start, end, args in calls:
             fn(start, end, *args)
     else:
