@@ -267,3 +267,39 @@ def test_many_permuted_tasks(digits):
     perms = torch.stack([t.permutation for t in q.tasks])
     assert len(q.tasks) == 100 and q.n_outputs == 1000
     assert len({tuple(p.tolist()) for p in perms}) == 100
+
+
+def test_decoded_arrays_are_kept_and_reused(tmp_path, monkeypatch):
+    """The first load decodes and keeps .npy files; the next loads them (decoding made to
+    fail), with the same tensors; a changed IDX file or a damaged copy is decoded again;
+    a data folder that cannot be written still loads."""
+    import os
+
+    from complex_synapses.data import datasets
+
+    fake_idx_dir(tmp_path / "data" / "mnist")
+    monkeypatch.setitem(datasets.SOURCES, "mnist", IdxSource("mnist", {}, (closed_port_url(),)))
+    first = load_dataset("mnist", tmp_path / "data")
+    (folder,) = (tmp_path / "data" / "mnist").glob("decoded-*")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{k}.npy" for k in datasets.DECODED)
+    decode = datasets._decode
+    monkeypatch.setattr(datasets, "_decode", lambda paths: pytest.fail("decoded again"))
+    again = load_dataset("mnist", tmp_path / "data")
+    for k in datasets.DECODED:
+        assert torch.equal(getattr(first, k), getattr(again, k))
+    monkeypatch.setattr(datasets, "_decode", decode)
+    (folder / "train_x.npy").write_bytes(b"damaged")
+    assert torch.equal(load_dataset("mnist", tmp_path / "data").train_x, first.train_x)
+    assert torch.equal(torch.from_numpy(np.load(folder / "train_x.npy")), first.train_x)  # repaired
+    images = tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz"
+    os.utime(images, ns=(images.stat().st_atime_ns, images.stat().st_mtime_ns + 10**9))
+    load_dataset("mnist", tmp_path / "data")
+    assert len(list((tmp_path / "data" / "mnist").glob("decoded-*"))) == 2
+    fake_idx_dir(tmp_path / "ro" / "mnist")
+
+    def read_only(*a, **k):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(datasets.tempfile, "mkdtemp", read_only)
+    d = load_dataset("mnist", tmp_path / "ro")
+    assert torch.equal(d.train_x, first.train_x) and not list((tmp_path / "ro" / "mnist").glob("decoded-*"))
