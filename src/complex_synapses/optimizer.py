@@ -45,7 +45,9 @@ CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator", "
 CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
 
-# Below this many parameter elements "auto" runs the eager kernels: compiling costs
+# Where the C library (native.py) does not serve a step (no C compiler, CUDA, 16-bit
+# gradients on the fused path), "auto" runs the eager kernels below this many parameter
+# elements and the compiled ones from it up: compiling costs
 # seconds to minutes once per process and per chain length (about 3 s with torch's
 # on-disk cache warm, 20 s cold on 2 cores, minutes with bound and levels on a busy
 # machine), which a small model does not win back: the study's MLP of 114K parameters
