@@ -423,16 +423,15 @@ class ComplexSynapse(Optimizer):
         if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
-        use_native = self._use_native()
+        lib = native.library() if self._use_native() else None
         compiled = self._use_compiled()
         kind = None
-        if (compiled or use_native) and not pass_closure:
+        if (compiled or lib is not None) and not pass_closure:
             kind = fused.fused_kind(self.base, self.param_groups, CHAIN)
         active = list(self._active())
         if kind is not None:
-            self._fused_step(kind, active, use_native)
+            self._fused_step(kind, active, lib, compiled)
         else:
-            lib = native.library() if use_native else None
             loss = self._generic_step(active, compiled, closure if pass_closure else None, lib) or loss
         for _, p, state, t in active:
             state["chain_step"] = t
@@ -500,7 +499,9 @@ class ComplexSynapse(Optimizer):
             torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
         return loss
 
-    def _fused_step(self, kind: str, active: list, use_native: bool) -> None:
+    def _fused_step(self, kind: str, active: list, lib: Any, compiled: bool) -> None:
+        """Adam, AdamW or SGD and the chain in one kernel call per batch: the C library
+        ``lib`` where given (see :mod:`.native`), else torch's kernels (compiled or eager)."""
         items, adam_steps = [], []
         for group, p, state, t in active:
             coef = self._coef(group, p, t)
@@ -543,7 +544,7 @@ class ComplexSynapse(Optimizer):
         round_steps = [t for b in batches for t in b.round_steps]
         if round_steps:
             torch._foreach_add_(round_steps, 1)
-        self._fused(batches, native.library() if use_native else None, self._use_compiled())
+        self._fused(batches, lib, compiled)
 
     def _bound(self, group: dict[str, Any], p: Tensor) -> Tensor | None:
         """``[B, m]`` of the group's bound and levels, or None where it has no bound."""

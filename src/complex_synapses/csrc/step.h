@@ -4,6 +4,29 @@
  * operations, so that results agree with the eager and compiled kernels within
  * float rounding. */
 
+/* A block of ``len`` elements from element ``b`` on: every level into u[0..n-1]. */
+static inline void NAME(load)(REAL u[][CS_BLOCK], int n, const REAL *p, REAL **hidden, int64_t b,
+                              int len) {
+    for (int e = 0; e < len; e++) u[0][e] = p[b + e];
+    for (int k = 1; k < n; k++) {
+        const REAL *restrict in = hidden[k - 1] + b;
+        for (int e = 0; e < len; e++) u[k][e] = in[e];
+    }
+}
+
+/* nu <- P u on a block, each sum over j taken left to right (as the compiled kernel). */
+static inline void NAME(propagate)(REAL nu[][CS_BLOCK], REAL u[][CS_BLOCK], int n, const REAL *coef,
+                                   int len) {
+    for (int i = 0; i < n; i++) {
+        const REAL *row = coef + (int64_t)i * n;
+        for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
+        for (int j = 1; j < n; j++) {
+            const REAL pij = row[j];
+            for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
+        }
+    }
+}
+
 static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict p,
                                const REAL *restrict g, REAL **hidden, const REAL *coef,
                                const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
@@ -15,20 +38,9 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
     for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
     for (int64_t b = start; b < end; b += CS_BLOCK) {
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
-        for (int e = 0; e < len; e++) u[0][e] = p[b + e];
-        for (int k = 1; k < n; k++) {
-            const REAL *restrict in = hidden[k - 1] + b;
-            for (int e = 0; e < len; e++) u[k][e] = in[e];
-        }
+        NAME(load)(u, n, p, hidden, b, len);
         if (exact) { /* u <- P u, summed over j left to right */
-            for (int i = 0; i < n; i++) {
-                const REAL *row = coef + (int64_t)i * n;
-                for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
-                for (int j = 1; j < n; j++) {
-                    const REAL pij = row[j];
-                    for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
-                }
-            }
+            NAME(propagate)(nu, u, n, coef, len);
             for (int e = 0; e < len; e++) w[e] = nu[0][e];
         } else { /* the original's first half-step: u_1 + b_1 (u_2 - u_1) */
             const REAL b1 = coef[n];
@@ -199,24 +211,13 @@ void NAME(pre)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidde
     for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
     for (int64_t b = start; b < end; b += CS_BLOCK) {
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
-        for (int e = 0; e < len; e++) u[0][e] = p[b + e];
-        for (int k = 1; k < n; k++) {
-            const REAL *restrict in = hidden[k - 1] + b;
-            for (int e = 0; e < len; e++) u[k][e] = in[e];
-        }
+        NAME(load)(u, n, p, hidden, b, len);
         if (!exact) {
             const REAL b1 = coef[n];
             for (int e = 0; e < len; e++) p[b + e] = u[0][e] + b1 * (u[1][e] - u[0][e]);
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            const REAL *row = coef + (int64_t)i * n;
-            for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
-            for (int j = 1; j < n; j++) {
-                const REAL pij = row[j];
-                for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
-            }
-        }
+        NAME(propagate)(nu, u, n, coef, len);
         for (int e = 0; e < len; e++) p[b + e] = nu[0][e];
         for (int k = 1; k < n; k++) {
             REAL *restrict out = hidden[k - 1] + b;
