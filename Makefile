@@ -1,11 +1,11 @@
 # make install: .venv with the package and its dev extras; make test: the suite;
-# make demo: the headline comparison on the embedded data set.
+# make demo: the headline comparison on the embedded data set; make dist: sdist and wheel.
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint demo bench dist check-wheel clean
 
 install: $(VENV)/.installed
 
@@ -25,9 +25,18 @@ lint: install
 demo: install
 	$(BIN)/complex-synapses demo
 
+# The sdist and the wheel, in dist/ (the build package, in an isolated environment).
+dist: install
+	rm -rf dist build src/*.egg-info  # an old egg-info's file list would reach the sdist
+	$(BIN)/python -m build --outdir dist .
+
+# The wheel installed into a new virtual environment and run from there (CI runs it).
+check-wheel: install
+	PYTHON=$(PYTHON) TORCH="$(TORCH)" .ci/check-wheel
+
 bench: install
 	$(BIN)/python benchmarks/optimizer_step.py
 	$(BIN)/python benchmarks/experiment.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache store
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache store
