@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -257,7 +258,16 @@ def _compiled(name: str) -> Callable[..., None]:
     # beakers and the string flags are specialised (they change the code).
     # No precompiled header: building it reruns the preprocessor in every new process
     # (about a second), even when the kernel itself comes from the on-disk cache.
-    return torch.compile(fn, dynamic=True, fullgraph=True, options={"cpp_cache_precompile_headers": False})
+    options: dict[str, Any] = {"cpp_cache_precompile_headers": False}
+    if name == "bound_multi_":
+        # Each xorshift round reads its input twice, so inlining the hash's rounds into
+        # one expression doubles it per round: on the CPU, lowering and code generation
+        # then took 13 s per level and parameter on a cold cache (a 5-level, 2-parameter
+        # kernel 143 s). Storing intermediates of more than 10 ops that have several
+        # readers takes that to 19 s for a 1.08x slower step (4 levels of 10^6 elements:
+        # 22.6 ms against 21.0); the same bits. Only the CPU code generator reads this.
+        options["realize_opcount_threshold"] = 10
+    return torch.compile(fn, dynamic=True, fullgraph=True, options=options)
 
 
 # Each number of beakers, integrator, base optimizer and maximize flag is a separate
