@@ -19,13 +19,18 @@ from __future__ import annotations
 import argparse
 
 import torch
-from transformers import (
-    GPT2Config,
-    GPT2LMHeadModel,
-    Trainer,
-    TrainingArguments,
-    get_linear_schedule_with_warmup,
-)
+
+try:
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        Trainer,
+        TrainingArguments,
+        get_linear_schedule_with_warmup,
+    )
+except ImportError as exc:
+    need = "hf_trainer.py needs transformers and accelerate: pip install 'complex-synapses[hf]'"
+    raise SystemExit(f"{need} ({exc})") from None
 
 from complex_synapses import ComplexSynapse
 

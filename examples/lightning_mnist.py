@@ -33,7 +33,11 @@ from complex_synapses.data import DATASETS, load_dataset
 try:  # the unified package, else the standalone one
     import lightning.pytorch as pl
 except ImportError:
-    import pytorch_lightning as pl
+    try:
+        import pytorch_lightning as pl
+    except ImportError as exc:
+        need = "lightning_mnist.py needs Lightning: pip install 'complex-synapses[lightning]'"
+        raise SystemExit(f"{need} ({exc})") from None
 
 
 def permutations(n_tasks: int, n_pixels: int, seed: int) -> list[torch.Tensor]:
