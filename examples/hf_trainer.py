@@ -68,8 +68,8 @@ def tiny_gpt2(vocab: int = 32, seed: int = 0) -> GPT2LMHeadModel:
 def make_optimizer(model: torch.nn.Module, name: str, lr: float, n_beakers: int, alpha: float, beta: float):
     """AdamW, or AdamW as the base of a complex synapse; weight decay on the matrices
     only, as the Trainer's own optimizer does."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)

@@ -138,7 +138,7 @@ def test_gradient_clipping_reaches_the_step():
     model = Net()
     opt = fit(model, gradient_clip_val=0.05)
     assert_same_end(model, opt, *own_loop(clip=0.05))
-    unclipped, opt_unclipped = own_loop()
+    unclipped, _ = own_loop()
     assert not torch.allclose(model.net[0].weight, unclipped.net[0].weight)
 
 

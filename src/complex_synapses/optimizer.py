@@ -382,14 +382,15 @@ class ComplexSynapse(Optimizer):
         total = sum(p.numel() for g in self.param_groups for p in g["params"])
         return total >= AUTO_COMPILE_MIN_ELEMENTS
 
-    def _use_native(self) -> bool:
-        """Whether the fused step may run in the C library (where its tensors allow)."""
+    def _native_library(self) -> Any:
+        """The C library where this step may run in it (where its tensors allow), else None."""
         if self.kernel not in ("auto", "native"):
-            return False
+            return None
         on_cpu = all(p.device.type == "cpu" for g in self.param_groups for p in g["params"])
         if not on_cpu:
-            return False
-        if native.library() is None:
+            return None
+        lib = native.library()
+        if lib is None:
             if self.kernel == "native" and not self._warned_native:
                 self._warned_native = True
                 warnings.warn(
@@ -399,8 +400,7 @@ class ComplexSynapse(Optimizer):
                     RuntimeWarning,
                     stacklevel=3,
                 )
-            return False
-        return True
+        return lib
 
     def _active(self):
         """(group, p, state, t) for every parameter that steps now; t counts from 1."""
@@ -423,7 +423,7 @@ class ComplexSynapse(Optimizer):
         if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
-        lib = native.library() if self._use_native() else None
+        lib = self._native_library()
         compiled = self._use_compiled()
         kind = None
         if (compiled or lib is not None) and not pass_closure:
