@@ -6,10 +6,11 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
-from complex_synapses import ComplexSynapse, bounds, kernels, native
+from complex_synapses import ComplexSynapse, bounds, chain, kernels, native
 from devices import DEVICE
 from optim_db import batches, run, small_model
 
@@ -63,18 +64,38 @@ def test_native_matches_eager(base, n, integrator, dtype):
         }
 
 
-def test_threads_cut_large_parameters_without_changing_a_bit():
-    threads = torch.get_num_threads()
-    size = 3 * native.MIN_RANGE + 5
+@pytest.mark.parametrize("threads", ["openmp", "pool"])
+def test_threads_cut_large_parameters_without_changing_a_bit(monkeypatch, threads):
+    """Pieces of the parameters laid end to end (cut inside a tensor and across
+    tensors), on torch's OpenMP threads or on the module's own pool: the same bits as
+    one thread."""
+    if threads == "pool":
+        monkeypatch.setattr(native, "openmp", lambda lib: False)
+    elif not native.openmp(native.library()):
+        pytest.skip("the library was built without OpenMP here")
+    saved = torch.get_num_threads()
+    sizes = ((3 * native.MIN_RANGE + 5,), (7, 11), (native.MIN_RANGE + 70,))
     try:
         torch.set_num_threads(1)
-        one, _ = trajectory("native", torch.optim.Adam, 4, "exact", torch.float32, (size,), lr=1e-2)
+        one, _ = trajectory("native", torch.optim.Adam, 4, "exact", torch.float32, sizes, lr=1e-2)
         torch.set_num_threads(3)
-        assert len(native._ranges(size)) == 3
-        three, _ = trajectory("native", torch.optim.Adam, 4, "exact", torch.float32, (size,), lr=1e-2)
+        three, _ = trajectory("native", torch.optim.Adam, 4, "exact", torch.float32, sizes, lr=1e-2)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(saved)
     assert all(torch.equal(a, b) for a, b in zip(one, three))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_openmp_is_torchs_own():
+    """Built with OpenMP, the library runs on the libgomp that torch loaded (its
+    threads, already awake after the backward pass), not on a second runtime."""
+    lib = native.library()
+    if not native.openmp(lib):
+        pytest.skip("the library was built without OpenMP here")
+    torch_omp = "OpenMP" in torch.__config__.parallel_info()
+    with open("/proc/self/maps") as fh:
+        runtimes = {line.split()[-1] for line in fh if "libgomp" in line or "libiomp" in line}
+    assert torch_omp and len(runtimes) == 1, runtimes
 
 
 def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
@@ -173,40 +194,49 @@ def test_native_chain_around_a_base_step_matches_eager(integrator, dtype):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_runs_calls_on_threads_of_its_own():
-    """After the parent used its thread pool, a forked child (a DataLoader worker) still
-    runs calls on threads, with a pool of its own. (Only the pool: torch's own threads
-    are not fork-safe, so the child runs no torch op.)"""
-    threads = torch.get_num_threads()
+def test_a_forked_child_steps_on_threads_of_its_own():
+    """After the parent stepped on torch's OpenMP threads, a forked child (a DataLoader
+    worker) does not call into them (libgomp's threads are not fork-safe: the call would
+    hang) but steps on a pool of its own, with the same bits."""
+    saved = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        done = []
-        r = native.MIN_RANGE  # two ranges that together are worth the threads
-        native._run(lambda start, end, tag: done.append(tag), [(0, r, ("a",)), (r, 2 * r, ("b",))])
-        assert sorted(done) == ["a", "b"]
+        lib = native.library()
+        gen = torch.Generator().manual_seed(0)
+        ws = [torch.randn(2 * native.MIN_RANGE + 9, generator=gen), torch.randn(100, generator=gen)]
+        hiddens = [[torch.randn(w.shape, generator=gen) for _ in range(2)] for w in ws]
+        coef = torch.from_numpy(chain.propagator(3, 1.0, 9.0, 1.0)).float()
+        copies = [w.clone() for w in ws], [[h.clone() for h in hs] for hs in hiddens]
+        native.chain_batch("pre", ws, hiddens, coef, "exact", lib)  # the parent: OpenMP, if built so
+        pools, real_pool = [], native._pool
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: leave without running the parent's cleanup
             signal.alarm(20)
-            native._run(lambda start, end, tag: done.append(tag), [(0, r, ("c",)), (r, 2 * r, ("d",))])
-            os.write(write, ",".join(sorted(done)).encode())
+            native._pool = lambda *a: pools.append(a) or real_pool(*a)
+            native.chain_batch("pre", *copies, coef, "exact", lib)
+            got = [*copies[0], *(h for hs in copies[1] for h in hs)]
+            want = [*ws, *(h for hs in hiddens for h in hs)]  # compared in NumPy: no torch op here
+            same = all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(want, got))
+            os.write(write, f"{same},{len(pools)}".encode())
             os._exit(0)
         os.close(write)
         _, status = os.waitpid(pid, 0)
-        assert status == 0 and os.read(read, 100) == b"a,b,c,d"
+        assert status == 0 and os.read(read, 100) == b"True,1"
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(saved)
 
 
 def test_small_work_stays_on_the_calling_thread(monkeypatch):
-    """Under 2 * MIN_RANGE elements in all, handing calls to threads costs more than the
-    work: they run in the caller, in order."""
-    threads = torch.get_num_threads()
+    """Under 2 * MIN_RANGE elements in all, handing pieces to threads costs more than
+    the work: one call, on the calling thread."""
+    saved = torch.get_num_threads()
     torch.set_num_threads(2)
     monkeypatch.setattr(native, "_pool", lambda *a: pytest.fail("the pool was used"))
+    calls = []
     try:
-        done = []
-        native._run(lambda start, end, tag: done.append(tag), [(0, 100, ("a",)), (100, 200, ("b",))])
-        assert done == ["a", "b"]
+        native._launch(lambda *a: calls.append(a[-3:]), native.library(), [100, 2 * native.MIN_RANGE - 101])
+        native._launch(lambda *a: calls.append(a[-3:]), native.library(), [2 * native.MIN_RANGE])
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(saved)
+    assert calls[0] == (1, 0, 0) and calls[1] != (1, 0, 0)

@@ -1,15 +1,74 @@
 /* The fused optimizer step (chain and Adam or SGD in one pass over memory) as plain
  * C, for the CPU: compiled once per machine by complex_synapses.native and loaded
  * with ctypes, so that a new process steps without tracing or compiling anything.
- * No Python or torch headers: it builds in about a second. */
+ * No Python or torch headers: it builds in about a second.
+ *
+ * Built with -fopenmp where the compiler takes it: the library then names
+ * libgomp.so.1, which the dynamic linker resolves to the copy torch has already
+ * loaded, so a step runs on torch's own OpenMP threads. Those threads spin for a
+ * while after each of torch's parallel operations (the backward pass just before the
+ * step); a thread pool of our own would have to wait for them to yield the cores. */
 #include <math.h>
 #include <stdint.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define CS_MAX_LEVELS 32
 #define CS_BLOCK 256
 #define CS_UNROLLED 8 /* chains up to this long get a step of their own (step.h) */
 
 int cs_max_levels(void) { return CS_MAX_LEVELS; }
+
+int cs_openmp(void) {
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* A function of one tensor's elements [start, end): tensor t of a call's list. */
+typedef void (*cs_range_fn)(int t, int64_t start, int64_t end, const void *args);
+
+/* Piece ``part`` of ``parts`` equal pieces of the tensors' elements laid end to end
+ * (tensor t holds numel[t]): fn on each tensor's range within it. Pieces are cut at
+ * multiples of 64 elements, so that no two threads write one cache line. */
+static void cs_piece(int count, const int64_t *numel, int part, int parts, cs_range_fn fn,
+                     const void *args) {
+    int64_t total = 0;
+    for (int t = 0; t < count; t++) total += numel[t];
+    const int64_t lo = part == 0 ? 0 : (total * part / parts) & ~(int64_t)63;
+    const int64_t hi = part == parts - 1 ? total : (total * (part + 1) / parts) & ~(int64_t)63;
+    int64_t off = 0;
+    for (int t = 0; t < count && off < hi; t++) {
+        const int64_t start = lo > off ? lo - off : 0;
+        const int64_t end = hi - off < numel[t] ? hi - off : numel[t];
+        if (start < end) fn(t, start, end, args);
+        off += numel[t];
+    }
+}
+
+/* Piece ``part`` of ``parts`` where parts > 0 (the caller runs the pieces on threads
+ * of its own); else every element, on ``threads`` OpenMP threads where the library
+ * has OpenMP and threads > 1, on the calling thread otherwise. The elements are
+ * independent: the result does not depend on the cut. */
+static void cs_run(int count, const int64_t *numel, int threads, int part, int parts, cs_range_fn fn,
+                   const void *args) {
+    if (parts > 0) {
+        cs_piece(count, numel, part, parts, fn, args);
+        return;
+    }
+#ifdef _OPENMP
+    if (threads > 1) {
+#pragma omp parallel num_threads(threads)
+        cs_piece(count, numel, omp_get_thread_num(), omp_get_num_threads(), fn, args);
+        return;
+    }
+#endif
+    (void)threads;
+    cs_piece(count, numel, 0, 1, fn, args);
+}
 
 #define CS_MASK32 0xFFFFFFFFull
 

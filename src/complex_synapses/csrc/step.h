@@ -249,3 +249,79 @@ void NAME(post)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidd
         }
     }
 }
+
+/* The calls Python makes: every tensor of a batch in one call (see cs_run for
+ * ``threads``, ``part`` and ``parts``). Tensor t's hidden levels u_2..u_n are
+ * hidden[t * (n - 1) .. t * (n - 1) + n - 2]. */
+struct NAME(step_args) {
+    int n;
+    REAL **p, **g, **hidden;
+    const REAL *coef, *hyper;
+    REAL **m, **v;
+    int exact, adam, maximize;
+};
+
+static void NAME(step_range)(int t, int64_t start, int64_t end, const void *args) {
+    const struct NAME(step_args) *a = args;
+    NAME(step)(start, end, a->n, a->p[t], a->g[t], a->hidden + (int64_t)t * (a->n - 1), a->coef,
+               a->hyper, a->adam ? a->m[t] : 0, a->adam ? a->v[t] : 0, a->exact, a->adam,
+               a->maximize);
+}
+
+void NAME(step_many)(int count, const int64_t *numel, int n, REAL **p, REAL **g, REAL **hidden,
+                     const REAL *coef, const REAL *hyper, REAL **m, REAL **v, int exact, int adam,
+                     int maximize, int threads, int part, int parts) {
+    const struct NAME(step_args) a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize};
+    cs_run(count, numel, threads, part, parts, NAME(step_range), &a);
+}
+
+struct NAME(chain_args) {
+    int n;
+    REAL **p, **hidden;
+    const REAL *coef;
+    int exact;
+};
+
+static void NAME(pre_range)(int t, int64_t start, int64_t end, const void *args) {
+    const struct NAME(chain_args) *a = args;
+    NAME(pre)(start, end, a->n, a->p[t], a->hidden + (int64_t)t * (a->n - 1), a->coef, a->exact);
+}
+
+static void NAME(post_range)(int t, int64_t start, int64_t end, const void *args) {
+    const struct NAME(chain_args) *a = args;
+    NAME(post)(start, end, a->n, a->p[t], a->hidden + (int64_t)t * (a->n - 1), a->coef);
+}
+
+void NAME(pre_many)(int count, const int64_t *numel, int n, REAL **p, REAL **hidden,
+                    const REAL *coef, int exact, int threads, int part, int parts) {
+    const struct NAME(chain_args) a = {n, p, hidden, coef, exact};
+    cs_run(count, numel, threads, part, parts, NAME(pre_range), &a);
+}
+
+void NAME(post_many)(int count, const int64_t *numel, int n, REAL **p, REAL **hidden,
+                     const REAL *coef, int threads, int part, int parts) {
+    const struct NAME(chain_args) a = {n, p, hidden, coef, 0};
+    cs_run(count, numel, threads, part, parts, NAME(post_range), &a);
+}
+
+/* Bound: tensor t of the list is level level[t] of a parameter whose stream has key
+ * key[t] and counter step[t]. */
+struct NAME(bound_args) {
+    REAL **x;
+    const REAL *bound;
+    const int64_t *key, *step;
+    const int *level;
+    int quantize;
+};
+
+static void NAME(bound_range)(int t, int64_t start, int64_t end, const void *args) {
+    const struct NAME(bound_args) *a = args;
+    NAME(bound)(start, end, a->x[t], a->bound, a->key[t], a->step[t], a->level[t], a->quantize);
+}
+
+void NAME(bound_many)(int count, const int64_t *numel, REAL **x, const REAL *bound,
+                      const int64_t *key, const int64_t *step, const int *level, int quantize,
+                      int threads, int part, int parts) {
+    const struct NAME(bound_args) a = {x, bound, key, step, level, quantize};
+    cs_run(count, numel, threads, part, parts, NAME(bound_range), &a);
+}
