@@ -42,7 +42,7 @@ BASES = {
 
 @pytest.mark.parametrize(
     "base,n,integrator,dtype",
-    list(itertools.product(BASES, [1, 2, 5], ["exact", "euler"], [torch.float32, torch.float64])),
+    list(itertools.product(BASES, [1, 2, 5, 10], ["exact", "euler"], [torch.float32, torch.float64])),
 )
 def test_native_matches_eager(base, n, integrator, dtype):
     """Every base, chain length, integrator and dtype; sizes that are not a multiple of
@@ -182,12 +182,14 @@ def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
 
 @pytest.mark.parametrize("integrator", ["exact", "euler"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_native_chain_around_a_base_step_matches_eager(integrator, dtype):
+@pytest.mark.parametrize("n", [1, 2, 4, 10])
+def test_native_chain_around_a_base_step_matches_eager(integrator, dtype, n):
     """The generic path (SGD with momentum steps itself; the C kernels move the chain
-    before and after), also for bfloat16 parameters, whose float32 masters it steps."""
+    before and after), also for bfloat16 parameters, whose float32 masters it steps;
+    chains up to 8 levels in the unrolled loops, longer ones in the blocked loop."""
     kwargs = dict(lr=0.05, momentum=0.9)
-    want, _ = trajectory("eager", torch.optim.SGD, 4, integrator, dtype, (5, 700), **kwargs)
-    got, _ = trajectory("native", torch.optim.SGD, 4, integrator, dtype, (5, 700), **kwargs)
+    want, _ = trajectory("eager", torch.optim.SGD, n, integrator, dtype, (5, 700), **kwargs)
+    got, _ = trajectory("native", torch.optim.SGD, n, integrator, dtype, (5, 700), **kwargs)
     tol = {torch.float32: 1e-6, torch.float64: 1e-13, torch.bfloat16: 1e-6}[dtype]
     for a, b in zip(want, got):
         torch.testing.assert_close(b, a, atol=tol, rtol=tol)
@@ -240,3 +242,23 @@ def test_small_work_stays_on_the_calling_thread(monkeypatch):
     finally:
         torch.set_num_threads(saved)
     assert calls[0] == (1, 0, 0) and calls[1] != (1, 0, 0)
+
+
+def test_a_compiler_without_openmp_builds_the_library_without_it(tmp_path):
+    """Where the compiler refuses -fopenmp (Apple's clang), the library is built
+    without it and steps on the module's own pool, with the same numbers."""
+    cc = tmp_path / "cc"
+    real = native._compiler()
+    cc.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec {real} "$@"\n')
+    cc.chmod(0o755)
+    script = (
+        "import torch\nfrom complex_synapses import native\n"
+        "torch.set_num_threads(2)\n"
+        "lib = native.library()\n"
+        "w = [torch.ones(3 * native.MIN_RANGE)]; h = [[torch.zeros(3 * native.MIN_RANGE)]]\n"
+        "native.chain_batch('pre', w, h, torch.tensor([[0.5, 0.5], [0.25, 0.75]]), 'exact', lib)\n"
+        "print(lib is not None, native.openmp(lib), w[0].unique().tolist(), h[0][0].unique().tolist())"
+    )
+    env = {**os.environ, "CC": str(cc), "COMPLEX_SYNAPSES_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False", "[0.5]", "[0.25]"]

@@ -59,7 +59,7 @@ __all__ = [
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
 # No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
 # that the stochastic rounding onto the grid agrees with theirs bit for bit.
-FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-shared", "-fPIC", "-std=c11")
+FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-std=c11")
 # Elements per range stepped on one thread: below this, splitting costs more than it saves.
 MIN_RANGE = 1 << 15
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -97,17 +97,28 @@ def _compiler() -> str | None:
 
 
 def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...]) -> None:
+    """Compile the float32 and float64 halves at once (two processes: the build is most
+    of a cold first step), link them, and rename the library into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         for name, text in sources.items():
             (Path(tmp) / name).write_text(text)
+        objects = [Path(tmp) / f"step{bits}.o" for bits in (32, 64)]
+        compiles = [
+            subprocess.Popen(
+                [cc, *flags, f"-DCS_ONLY={bits}", "-c", "-o", str(obj), str(Path(tmp) / "step.c")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for bits, obj in zip((32, 64), objects)
+        ]
+        for proc in compiles:
+            _, err = proc.communicate()
+            if proc.returncode:
+                raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=err)
         out = Path(tmp) / target.name
-        subprocess.run(
-            [cc, *flags, "-o", str(out), str(Path(tmp) / "step.c"), "-lm"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        link = [cc, *flags, "-shared", "-o", str(out), *map(str, objects), "-lm"]
+        subprocess.run(link, check=True, capture_output=True, text=True)
         os.replace(out, target)
 
 

@@ -18,6 +18,9 @@
 #define CS_BLOCK 256
 #define CS_UNROLLED 8 /* chains up to this long get a step of their own (step.h) */
 
+/* CS_ONLY=32 or 64 compiles one element type (and, with 32, the two functions below),
+ * so that the two halves build at once, in two processes, and link into one library. */
+#if !defined(CS_ONLY) || CS_ONLY == 32
 int cs_max_levels(void) { return CS_MAX_LEVELS; }
 
 int cs_openmp(void) {
@@ -27,6 +30,7 @@ int cs_openmp(void) {
     return 0;
 #endif
 }
+#endif
 
 /* A function of one tensor's elements [start, end): tensor t of a call's list. */
 typedef void (*cs_range_fn)(int t, int64_t start, int64_t end, const void *args);
@@ -81,6 +85,7 @@ static inline uint64_t cs_hash32(uint64_t x) {
     return x ^ (x >> 16);
 }
 
+#if !defined(CS_ONLY) || CS_ONLY == 32
 #define REAL float
 #define SQRT sqrtf
 #define FLOOR floorf
@@ -90,9 +95,12 @@ static inline uint64_t cs_hash32(uint64_t x) {
 #undef SQRT
 #undef FLOOR
 #undef NAME
+#endif
 
+#if !defined(CS_ONLY) || CS_ONLY == 64
 #define REAL double
 #define SQRT sqrt
 #define FLOOR floor
 #define NAME(x) cs_##x##_f64
 #include "step.h"
+#endif

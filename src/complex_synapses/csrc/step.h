@@ -250,6 +250,63 @@ void NAME(post)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidd
     }
 }
 
+/* pre and post (the generic path) one element at a time for a chain length ``n`` (at
+ * most CS_UNROLLED) known when inlined, as step_n: the levels live in registers and
+ * the loop vectorises. Euler's pre reads only u_1 and u_2. */
+static inline __attribute__((always_inline)) void NAME(pre_n)(int64_t start, int64_t end, const int n,
+                                                               REAL *restrict p, REAL **hidden,
+                                                               const REAL *coef, const int exact) {
+    REAL P[CS_UNROLLED * CS_UNROLLED];
+    REAL *h[CS_UNROLLED];
+    for (int k = 1; k < n; k++) h[k] = hidden[k - 1];
+    if (!exact) {
+        const REAL b1 = coef[n];
+        if (n == 1) {
+            for (int64_t e = start; e < end; e++) p[e] = p[e] + b1 * ((REAL)0 - p[e]);
+        } else {
+            const REAL *restrict u2 = h[1];
+            for (int64_t e = start; e < end; e++) p[e] = p[e] + b1 * (u2[e] - p[e]);
+        }
+        return;
+    }
+    for (int i = 0; i < n * n; i++) P[i] = coef[i];
+#pragma GCC ivdep
+    for (int64_t e = start; e < end; e++) {
+        REAL u[CS_UNROLLED];
+        u[0] = p[e];
+        for (int k = 1; k < n; k++) u[k] = h[k][e];
+        REAL acc = P[0] * u[0];
+        for (int j = 1; j < n; j++) acc = acc + P[j] * u[j];
+        p[e] = acc;
+        for (int i = 1; i < n; i++) {
+            acc = P[i * n] * u[0];
+            for (int j = 1; j < n; j++) acc = acc + P[i * n + j] * u[j];
+            h[i][e] = acc;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void NAME(post_n)(int64_t start, int64_t end, const int n,
+                                                                const REAL *restrict p, REAL **hidden,
+                                                                const REAL *coef) {
+    REAL a[CS_UNROLLED], bb[CS_UNROLLED];
+    REAL *h[CS_UNROLLED];
+    for (int k = 1; k < n; k++) h[k] = hidden[k - 1];
+    for (int k = 0; k < n; k++) a[k] = coef[k], bb[k] = coef[n + k];
+#pragma GCC ivdep
+    for (int64_t e = start; e < end; e++) {
+        REAL u[CS_UNROLLED];
+        for (int k = 1; k < n; k++) u[k] = h[k][e];
+        REAL prev = p[e];
+        for (int k = 1; k < n; k++) {
+            const REAL nxt = k + 1 < n ? u[k + 1] : (REAL)0;
+            const REAL x = u[k] + a[k] * (prev - u[k]) + bb[k] * (nxt - u[k]);
+            h[k][e] = x;
+            prev = x;
+        }
+    }
+}
+
 /* The calls Python makes: every tensor of a batch in one call (see cs_run for
  * ``threads``, ``part`` and ``parts``). Tensor t's hidden levels u_2..u_n are
  * hidden[t * (n - 1) .. t * (n - 1) + n - 2]. */
@@ -284,12 +341,47 @@ struct NAME(chain_args) {
 
 static void NAME(pre_range)(int t, int64_t start, int64_t end, const void *args) {
     const struct NAME(chain_args) *a = args;
-    NAME(pre)(start, end, a->n, a->p[t], a->hidden + (int64_t)t * (a->n - 1), a->coef, a->exact);
+    REAL *p = a->p[t], **hidden = a->hidden + (int64_t)t * (a->n - 1);
+#define CS_CASE(N)                                                                                 \
+    case N:                                                                                        \
+        if (a->exact) NAME(pre_n)(start, end, N, p, hidden, a->coef, 1);                           \
+        else NAME(pre_n)(start, end, N, p, hidden, a->coef, 0);                                    \
+        return;
+    switch (a->n) {
+        CS_CASE(1)
+        CS_CASE(2)
+        CS_CASE(3)
+        CS_CASE(4)
+        CS_CASE(5)
+        CS_CASE(6)
+        CS_CASE(7)
+        CS_CASE(8)
+    default:
+        NAME(pre)(start, end, a->n, p, hidden, a->coef, a->exact);
+    }
+#undef CS_CASE
 }
 
 static void NAME(post_range)(int t, int64_t start, int64_t end, const void *args) {
     const struct NAME(chain_args) *a = args;
-    NAME(post)(start, end, a->n, a->p[t], a->hidden + (int64_t)t * (a->n - 1), a->coef);
+    REAL *p = a->p[t], **hidden = a->hidden + (int64_t)t * (a->n - 1);
+#define CS_CASE(N)                                                                                 \
+    case N:                                                                                        \
+        NAME(post_n)(start, end, N, p, hidden, a->coef);                                           \
+        return;
+    switch (a->n) {
+        CS_CASE(1)
+        CS_CASE(2)
+        CS_CASE(3)
+        CS_CASE(4)
+        CS_CASE(5)
+        CS_CASE(6)
+        CS_CASE(7)
+        CS_CASE(8)
+    default:
+        NAME(post)(start, end, a->n, p, hidden, a->coef);
+    }
+#undef CS_CASE
 }
 
 void NAME(pre_many)(int count, const int64_t *numel, int n, REAL **p, REAL **hidden,
