@@ -88,14 +88,18 @@ def test_threads_cut_large_parameters_without_changing_a_bit(monkeypatch, thread
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_openmp_is_torchs_own():
     """Built with OpenMP, the library runs on the libgomp that torch loaded (its
-    threads, already awake after the backward pass), not on a second runtime."""
-    lib = native.library()
-    if not native.openmp(lib):
+    threads, already awake after the backward pass), not on a second runtime. In a
+    new process: other packages bring OpenMP runtimes of their own (scikit-learn does)."""
+    if not native.openmp(native.library()):
         pytest.skip("the library was built without OpenMP here")
-    torch_omp = "OpenMP" in torch.__config__.parallel_info()
-    with open("/proc/self/maps") as fh:
-        runtimes = {line.split()[-1] for line in fh if "libgomp" in line or "libiomp" in line}
-    assert torch_omp and len(runtimes) == 1, runtimes
+    script = (
+        "import torch\nfrom complex_synapses import native\n"
+        "assert native.openmp(native.library()) and 'OpenMP' in torch.__config__.parallel_info()\n"
+        "print(*sorted({l.split()[-1] for l in open('/proc/self/maps') if 'libgomp' in l or 'libiomp' in l}))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    runtimes = out.stdout.split()
+    assert len(runtimes) == 1 and runtimes[0].startswith(os.path.dirname(torch.__file__)), runtimes
 
 
 def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
