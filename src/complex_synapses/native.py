@@ -153,7 +153,8 @@ def library() -> ctypes.CDLL | None:
     if lib is None:
         return None
     _declare(lib)
-    _loaded_in[id(lib)] = os.getpid()
+    if lib.cs_openmp():
+        _openmp_in[id(lib)] = os.getpid()
     return lib
 
 
@@ -175,16 +176,16 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.cs_openmp.restype = c_int
 
 
-# The process that loaded each library: a forked child inherits the parent's, but not
-# the OpenMP threads behind it (see _launch).
-_loaded_in: dict[int, int] = {}
+# The process that loaded each library built with OpenMP: a forked child inherits the
+# parent's library, but not the OpenMP threads behind it (see _launch).
+_openmp_in: dict[int, int] = {}
 
 
 def openmp(lib: ctypes.CDLL) -> bool:
     """Whether ``lib`` runs its calls on OpenMP threads: built with OpenMP, and in the
     process that loaded it. With torch's own libgomp loaded first (torch's Linux
     wheels), those are torch's threads (see csrc/step.c)."""
-    return bool(lib.cs_openmp()) and _loaded_in.get(id(lib)) == os.getpid()
+    return _openmp_in.get(id(lib)) == os.getpid()
 
 
 def supports(tensors: list[Tensor], n_levels: int) -> bool:

@@ -17,6 +17,8 @@
 #define CS_MAX_LEVELS 32
 #define CS_BLOCK 256
 #define CS_UNROLLED 8 /* chains up to this long get a step of their own (step.h) */
+/* The cases of a switch over those lengths, each CS_CASE(N) as its switch defines it. */
+#define CS_UNROLLED_CASES CS_CASE(1) CS_CASE(2) CS_CASE(3) CS_CASE(4) CS_CASE(5) CS_CASE(6) CS_CASE(7) CS_CASE(8)
 
 /* CS_ONLY=32 or 64 compiles one element type (and, with 32, the two functions below),
  * so that the two halves build at once, in two processes, and link into one library. */

@@ -163,14 +163,7 @@ void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL 
         else CS_CALL(N, 0, 0);                                                                     \
         return;
     switch (n) { /* every (n, integrator, base) its own loop without branches */
-        CS_CASE(1)
-        CS_CASE(2)
-        CS_CASE(3)
-        CS_CASE(4)
-        CS_CASE(5)
-        CS_CASE(6)
-        CS_CASE(7)
-        CS_CASE(8)
+        CS_UNROLLED_CASES
     default:
         NAME(step_blocked)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize);
     }
@@ -348,14 +341,7 @@ static void NAME(pre_range)(int t, int64_t start, int64_t end, const void *args)
         else NAME(pre_n)(start, end, N, p, hidden, a->coef, 0);                                    \
         return;
     switch (a->n) {
-        CS_CASE(1)
-        CS_CASE(2)
-        CS_CASE(3)
-        CS_CASE(4)
-        CS_CASE(5)
-        CS_CASE(6)
-        CS_CASE(7)
-        CS_CASE(8)
+        CS_UNROLLED_CASES
     default:
         NAME(pre)(start, end, a->n, p, hidden, a->coef, a->exact);
     }
@@ -370,14 +356,7 @@ static void NAME(post_range)(int t, int64_t start, int64_t end, const void *args
         NAME(post_n)(start, end, N, p, hidden, a->coef);                                           \
         return;
     switch (a->n) {
-        CS_CASE(1)
-        CS_CASE(2)
-        CS_CASE(3)
-        CS_CASE(4)
-        CS_CASE(5)
-        CS_CASE(6)
-        CS_CASE(7)
-        CS_CASE(8)
+        CS_UNROLLED_CASES
     default:
         NAME(post)(start, end, a->n, p, hidden, a->coef);
     }
