@@ -239,6 +239,38 @@ def test_gradual_stream_and_many_tasks_run(tmp_path):
     assert "drift_window" not in RunSettings().result_settings()  # older stamps stay
 
 
+def test_one_test_pass_serves_the_curves_the_matrix_and_the_final_accuracy(tmp_path, monkeypatch):
+    """Where the curves and the accuracy matrix fall on one step they share a pass over the
+    test samples, and the final accuracy is the last matrix row: each number must equal
+    what evaluating it on its own gives (the curves' first eval_n samples, every sample for
+    the matrix and the end) with the weights of that step."""
+    from complex_synapses.experiments import train
+
+    seen = []  # per test pass: the curves' and the whole tests' accuracies, evaluated apart
+
+    def checked(model, method, full_rows, n, protocol):
+        with method.evaluating(model):
+            seen.append(
+                (
+                    [train.evaluate(model, protocol, t, rows[:10]) for t, rows in enumerate(full_rows)],
+                    [train.evaluate(model, protocol, t) for t in range(protocol.n_tasks)],
+                )
+            )
+        return real(model, method, full_rows, n, protocol)
+
+    real = train._test
+    monkeypatch.setattr(train, "_test", checked)
+    r = run_experiment(tiny(tmp_path, eval_log=3, eval_n=10), progress=False)
+    curves = r["curves"]
+    assert curves["eval_iters"] == [0] + list(range(3, 31, 3)) and len(seen) == 10
+    for k, (part, whole) in enumerate(seen):
+        assert [acc[k + 1] for acc in curves["accuracy_per_task"]] == part
+        if (k + 1) % 2 == 0:  # a task boundary: iteration 6, 12, ...
+            assert r["accuracy"]["matrix"][k // 2] == whole
+    assert r["accuracy"]["per_task"] == seen[-1][1]
+    assert any(p != w for part, whole in seen for p, w in zip(part, whole))  # the prefix mattered
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_compiled_training_step_gives_the_same_numbers(tmp_path):
     """--compile (the forward and backward compiled, Adam fused) against the eager step:

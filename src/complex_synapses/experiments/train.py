@@ -26,7 +26,7 @@ from .model import Classifier, select_outputs
 from .runner import RunFailed
 from .settings import RunSettings, optimizer_class
 
-__all__ = ["run_experiment", "make_optimizer", "evaluate", "prepare", "versions"]
+__all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -52,20 +52,35 @@ def make_optimizer(settings: RunSettings, params, method: Method | None = None) 
 
 
 @torch.no_grad()
+def correct(
+    model: torch.nn.Module, protocol: Protocol, task: int, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Whether each test sample of ``task`` (its test rows, or the given subset ``rows``
+    of them, in that order) is classified right: a bool tensor on the model's device.
+    Task-IL uses the task's head, Domain- and Class-IL all outputs."""
+    t = protocol.tasks[task]
+    sel = slice(None) if rows is None else rows
+    test_rows, labels = t.test_rows[sel], t.test_y[sel]
+    flags = []
+    for start in range(0, len(test_rows), 4096):
+        x = protocol.images(task, test_rows[start : start + 4096], test=True)
+        logits = select_outputs(model(x), protocol, task)
+        flags.append(logits.argmax(1) == labels[start : start + 4096])
+    return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool, device=labels.device)
+
+
+def accuracy(flags: torch.Tensor, n: int = 0) -> float:
+    """The fraction of the first ``n`` of ``flags`` (all where ``n`` is 0) that are true."""
+    flags = flags[:n] if n else flags
+    return float(flags.sum()) / max(1, len(flags))
+
+
 def evaluate(
     model: torch.nn.Module, protocol: Protocol, task: int, rows: torch.Tensor | None = None
 ) -> float:
     """Test accuracy on ``task`` (its test rows, or the given subset ``rows`` of them);
     Task-IL uses the task's head, Domain- and Class-IL all outputs."""
-    t = protocol.tasks[task]
-    sel = slice(None) if rows is None else rows
-    test_rows, labels = t.test_rows[sel], t.test_y[sel]
-    correct = 0
-    for start in range(0, len(test_rows), 4096):
-        x = protocol.images(task, test_rows[start : start + 4096], test=True)
-        logits = select_outputs(model(x), protocol, task)
-        correct += (logits.argmax(1) == labels[start : start + 4096]).sum()
-    return float(correct) / max(1, len(test_rows))
+    return accuracy(correct(model, protocol, task, rows))
 
 
 def prepare(
@@ -118,7 +133,11 @@ class _Curves:
             logger(name, value, it)
 
     def evaluate(self, model, protocol: Protocol, it: int, tasks_so_far: int) -> None:
-        accs = [evaluate(model, protocol, t, rows) for t, rows in enumerate(self.eval_rows)]
+        self.record(
+            it, tasks_so_far, [evaluate(model, protocol, t, rows) for t, rows in enumerate(self.eval_rows)]
+        )
+
+    def record(self, it: int, tasks_so_far: int, accs: list[float]) -> None:
         d = self.data
         d["eval_iters"].append(it)
         for t, a in enumerate(accs):
@@ -146,6 +165,28 @@ def training_forward(model: torch.nn.Module, settings: RunSettings) -> Callable[
     return torch.compile(model, mode="reduce-overhead" if cuda else None)
 
 
+def _needed(settings: RunSettings, eval_due: bool, matrix_due: bool) -> int:
+    """How many of each task's test samples (in the curves' order) an evaluation needs: the
+    curves read the first ``eval_n``, the accuracy matrix the first ``matrix_n`` (0: all)."""
+    if matrix_due and not settings.matrix_n:
+        return 0
+    return max(settings.eval_n if eval_due else 0, settings.matrix_n if matrix_due else 0)
+
+
+def _test(
+    model, method: Method, full_rows: list[torch.Tensor], n: int, protocol: Protocol
+) -> list[torch.Tensor]:
+    """Per-sample correctness on the first ``n`` (0: all) of each task's test samples in
+    the order ``full_rows``, as ``method`` evaluates. One pass serves the curves and the
+    accuracy matrix where both fall on one step (both read prefixes of ``full_rows``); a
+    sample's logits do not depend on which others share its batch (checked on CPU)."""
+    model.eval()
+    with method.evaluating(model):
+        flags = [correct(model, protocol, t, rows[:n] if n else rows) for t, rows in enumerate(full_rows)]
+    model.train()
+    return flags
+
+
 def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[list[float]]:
     """The training loop; returns the accuracy matrix after each task (task-based stream).
     RunFailed where the loss stops being finite."""
@@ -155,8 +196,6 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
     penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
     total = settings.iters * protocol.n_tasks
     matrix: list[list[float]] = []
-    n = settings.matrix_n
-    matrix_rows = [None if not n else rows[:n] for rows in curves.full_rows]
     loss_sum = torch.zeros((), device=device)
     correct_sum = torch.zeros((), device=device)
     seen = 0
@@ -194,17 +233,15 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
             loss_sum.zero_()
             correct_sum.zero_()
             seen = 0
-        if it % settings.eval_log == 0 or it == total:
-            model.eval()
-            with method.evaluating(model):
-                curves.evaluate(model, protocol, it, current_task + 1)
-            model.train()
-        if kind == "task-based" and it % settings.iters == 0:
-            model.eval()
-            with method.evaluating(model):
-                matrix.append([evaluate(model, protocol, t, rows) for t, rows in enumerate(matrix_rows)])
-            model.train()
-            method.after_task(model, protocol, current_task)
+        eval_due = it % settings.eval_log == 0 or it == total
+        matrix_due = kind == "task-based" and it % settings.iters == 0
+        if eval_due or matrix_due:
+            flags = _test(model, method, curves.full_rows, _needed(settings, eval_due, matrix_due), protocol)
+            if eval_due:
+                curves.record(it, current_task + 1, [accuracy(f, settings.eval_n) for f in flags])
+            if matrix_due:
+                matrix.append([accuracy(f, settings.matrix_n) for f in flags])
+                method.after_task(model, protocol, current_task)
         bar.update()
     return matrix
 
@@ -231,9 +268,12 @@ def run_experiment(
     with tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5) as bar:
         matrix = _train(settings, protocol, model, optimizer, method, curves, bar)
     train_time = time.perf_counter() - train_start
-    model.eval()
-    with method.evaluating(model):
-        per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
+    if len(matrix) == protocol.n_tasks and not settings.matrix_n:
+        per_task = matrix[-1]  # every test sample, with the final weights: the same counts
+    else:
+        model.eval()
+        with method.evaluating(model):
+            per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
     return {
         "stamp": settings.stamp(),
         "settings": settings.as_dict(),
