@@ -285,3 +285,20 @@ def test_compiled_training_step_gives_the_same_numbers(tmp_path):
     assert "-compile--" in compiled["stamp"] and compiled["stamp"] != eager["stamp"]
     assert "--compile" in s.replace(compile=True).run_args() and "--compile" not in s.run_args()
     assert "-compile" not in eager["stamp"]
+
+
+def test_fused_optimizer_gives_the_same_numbers(tmp_path):
+    from complex_synapses.experiments.train import prepare
+
+    """--fused (torch's fused Adam, the model eager) against the default Adam: the same
+    losses within float rounding, torch's fused kernel in use, its own stamp, its flag in run_args,
+    and the stamps of runs without it unchanged."""
+    s = tiny(tmp_path, iters=15, loss_log=5)
+    plain = run_experiment(s, progress=False)
+    fused = run_experiment(s.replace(fused=True), progress=False)
+    torch.testing.assert_close(fused["curves"]["loss"], plain["curves"]["loss"], rtol=1e-4, atol=1e-6)
+    _, _, optimizer, _ = prepare(s.replace(fused=True), torch.device("cpu"))
+    assert optimizer.defaults["fused"] and not prepare(s, torch.device("cpu"))[2].defaults["fused"]
+    assert "-adam-fused--s0--" in fused["stamp"] and "-fused" not in plain["stamp"]
+    assert "--fused" in s.replace(fused=True).run_args() and "--fused" not in s.run_args()
+    assert "fused" not in s.result_settings()

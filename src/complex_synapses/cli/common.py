@@ -71,6 +71,13 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
             "within float rounding, a result of its own (the stamp says --compile)",
             None,
         ),
+        (
+            "fused",
+            "the base optimizer's fused kernel (torch's Adam, AdamW, SGD, Adagrad, ...), the model eager: "
+            "on the CPU the faster of the two (--compile's compiled forward and backward do not pay there); "
+            "the same numbers within float rounding, a result of its own (the stamp says -fused)",
+            None,
+        ),
     ],
 }
 LOG_OPTIONS = [

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
-from .settings import SEED_MAX, OptionError, RunSettings, optimizer_class
+from .settings import SEED_MAX, OptionError, RunSettings, fused_names, has_fused, optimizer_class
 
 __all__ = ["check_settings", "check_device", "check_writable", "check_seed"]
 
@@ -130,7 +130,9 @@ def check_settings(s: RunSettings) -> None:
         raise OptionError(f"--drift-window must be in 0..--iters ({s.iters}; 0: iters), got {s.drift_window}")
     _number("lr", s.lr, positive=True)
     _number("decay", s.decay, positive=False)
-    optimizer_class(s.optimizer)
+    if not has_fused(optimizer_class(s.optimizer)) and s.fused:
+        have = ", ".join(fused_names())
+        raise OptionError(f"--fused: torch's {s.optimizer} has no fused kernel; those that have one: {have}")
     check_seed(s.seed)
     check_device(s.device)
     _check_methods(s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,8 @@ class OptionError(ValueError):
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
 SEED_MAX = 2**32 - 1  # numpy's seeds
-ADDED_FIELDS = ("drift_window", "matrix_n", "compile")  # fields added after 0.1, 0 / False by default
+# Fields added after 0.1, left out of stamps at 0 / False so that older stamps stay.
+ADDED_FIELDS = ("drift_window", "matrix_n", "compile", "fused")
 
 # torch.optim classes that cannot be the base of a run: SparseAdam needs sparse
 # gradients, LBFGS a closure that re-evaluates the loss, Muon 2-D parameters only.
@@ -58,6 +60,16 @@ def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
     return known[name.lower()]
 
 
+def has_fused(cls: type[torch.optim.Optimizer]) -> bool:
+    """Whether torch's optimizer ``cls`` has a fused kernel (a ``fused`` argument)."""
+    return "fused" in inspect.signature(cls).parameters
+
+
+def fused_names() -> list[str]:
+    """The ``--optimizer`` names whose optimizer has a fused kernel."""
+    return sorted(name for name, cls in _optimizers().items() if has_fused(cls))
+
+
 @dataclass
 class RunSettings:
     """Every option of one run. The defaults are the original project's."""
@@ -77,6 +89,7 @@ class RunSettings:
     optimizer: str = "adam"
     decay: float = 0.0
     compile: bool = False  # the training step compiled, the base optimizer fused (see train.py)
+    fused: bool = False  # the base optimizer's fused kernel, the model eager (see train.py)
     method: str = "none"  # a method plug-in, or several joined by "+" (see experiments/methods)
     method_options: dict[str, Any] = field(default_factory=dict)  # their hyperparameters, as given
     seed: int = 0
@@ -194,6 +207,7 @@ class RunSettings:
         values = self.resolved_options()
         tags = [get_method(p).tag(values) for p in self.method_spec.split("+") if p != "none"]
         train += "".join(f"-{t}" for t in tags) + ("-compile" if self.compile else "")
+        train += "-fused" if self.fused else ""
         return f"{task}--{model}--{train}--s{self.seed}--{digest}"
 
 

@@ -6,7 +6,6 @@ the command line writes it to JSON.
 
 from __future__ import annotations
 
-import inspect
 import math
 import platform
 import random
@@ -24,7 +23,7 @@ from . import methods
 from .methods import Method
 from .model import Classifier, select_outputs
 from .runner import RunFailed
-from .settings import RunSettings, optimizer_class
+from .settings import RunSettings, has_fused, optimizer_class
 
 __all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
 
@@ -45,7 +44,7 @@ def make_optimizer(settings: RunSettings, params, method: Method | None = None) 
     kwargs: dict[str, Any] = {"lr": settings.lr}
     if settings.decay:
         kwargs["weight_decay"] = settings.decay
-    if settings.compile and "fused" in inspect.signature(cls).parameters:
+    if (settings.compile or settings.fused) and has_fused(cls):
         kwargs["fused"] = True  # one kernel for the whole step (torch's Adam, AdamW, SGD, Adagrad)
     method = method or methods.build(settings)
     return method.make_optimizer(params, cls, kwargs) or cls(params, **kwargs)
