@@ -66,16 +66,17 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
         ("decay", "weight decay of the base optimizer", None),
         (
             "compile",
-            "a faster training step: the model's forward and backward under torch.compile (with CUDA "
-            "graphs on a GPU) and the base optimizer's fused kernel where torch has one; the same numbers "
-            "within float rounding, a result of its own (the stamp says --compile)",
+            "a training step meant for a GPU: the model's forward and backward under torch.compile (with "
+            "CUDA graphs there) and the base optimizer's fused kernel where torch has one; on the CPU it "
+            "is slower than --fused (seconds to load the compiled code in every process, no faster "
+            "step); the same numbers within float rounding, a result of its own (the stamp says compile)",
             None,
         ),
         (
             "fused",
-            "the base optimizer's fused kernel (torch's Adam, AdamW, SGD, Adagrad, ...), the model eager: "
-            "on the CPU the faster of the two (--compile's compiled forward and backward do not pay there); "
-            "the same numbers within float rounding, a result of its own (the stamp says -fused)",
+            "the base optimizer's fused kernel (torch's Adam, AdamW, SGD, Adagrad), the model eager: the "
+            "fast choice on the CPU; the same numbers within float rounding, a result of its own (the "
+            "stamp says fused)",
             None,
         ),
     ],
