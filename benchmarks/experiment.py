@@ -103,6 +103,8 @@ def batches_file(args, folder: Path) -> Path:
     return path
 
 
+# The commands measured against the bare loop, and their names in the JSON's keys.
+KEYS = {"run": "run", "run --cs": "run_cs", "run --compile": "run_compile", "run --fused": "run_fused"}
 FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
@@ -223,20 +225,14 @@ def main() -> None:
                 "ratio_run": round(ratio, 3),
                 "ratio_run_cs": round(ratio_cs, 3),
                 "ratio_run_compile": round(ratio_compile, 3),
-                "paired_ratio_run": round(paired["run"], 3),
-                "paired_ratio_run_cs": round(paired["run --cs"], 3),
-                "paired_ratio_run_compile": round(paired["run --compile"], 3),
-                "paired_ratio_run_fused": round(paired["run --fused"], 3),
+                **{f"paired_ratio_{KEYS[k]}": round(paired[k], 3) for k in KEYS},
                 "paired_ratios": {k: [round(r, 3) for r in v] for k, v in fixed[2].items() if k != "bare"},
                 "target_run": 1.15,
                 "target_run_cs": 1.25,
                 "target_run_compile": 1.0,
                 "pass": paired["run"] <= 1.15 and paired["run --cs"] <= 1.25,
                 "pass_compile": paired["run --compile"] < 1.0,
-                "best_ratio_run": round(min(fixed[0]["run"]) / min(fixed[0]["bare"]), 3),
-                "best_ratio_run_cs": round(min(fixed[0]["run --cs"]) / min(fixed[0]["bare"]), 3),
-                "best_ratio_run_compile": round(min(fixed[0]["run --compile"]) / min(fixed[0]["bare"]), 3),
-                "best_ratio_run_fused": round(min(fixed[0]["run --fused"]) / min(fixed[0]["bare"]), 3),
+                **{f"best_ratio_{KEYS[k]}": round(min(fixed[0][k]) / min(fixed[0]["bare"]), 3) for k in KEYS},
                 "wall_s": {k: round(v, 2) for k, v in med.items()},
                 "walls_per_round_s": {k: [round(w, 2) for w in v] for k, v in fixed[0].items()},
                 "loop_s": {k: round(statistics.median(v), 2) for k, v in fixed[1].items()},

@@ -130,7 +130,8 @@ def check_settings(s: RunSettings) -> None:
         raise OptionError(f"--drift-window must be in 0..--iters ({s.iters}; 0: iters), got {s.drift_window}")
     _number("lr", s.lr, positive=True)
     _number("decay", s.decay, positive=False)
-    if not has_fused(optimizer_class(s.optimizer)) and s.fused:
+    base = optimizer_class(s.optimizer)
+    if s.fused and not has_fused(base):
         have = ", ".join(fused_names())
         raise OptionError(f"--fused: torch's {s.optimizer} has no fused kernel; those that have one: {have}")
     check_seed(s.seed)

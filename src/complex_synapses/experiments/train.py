@@ -173,15 +173,19 @@ def _needed(settings: RunSettings, eval_due: bool, matrix_due: bool) -> int:
 
 
 def _test(
-    model, method: Method, full_rows: list[torch.Tensor], n: int, protocol: Protocol
+    model, method: Method, full_rows: list[torch.Tensor | None], n: int, protocol: Protocol
 ) -> list[torch.Tensor]:
     """Per-sample correctness on the first ``n`` (0: all) of each task's test samples in
-    the order ``full_rows``, as ``method`` evaluates. One pass serves the curves and the
-    accuracy matrix where both fall on one step (both read prefixes of ``full_rows``); a
-    sample's logits do not depend on which others share its batch (checked on CPU)."""
+    the order ``full_rows`` (None: the test set's own), as ``method`` evaluates. One pass
+    serves the curves and the accuracy matrix where both fall on one step (both read
+    prefixes of ``full_rows``); a sample's logits do not depend on which others share its
+    batch (checked on CPU)."""
     model.eval()
     with method.evaluating(model):
-        flags = [correct(model, protocol, t, rows[:n] if n else rows) for t, rows in enumerate(full_rows)]
+        flags = [
+            correct(model, protocol, t, rows[:n] if n and rows is not None else rows)
+            for t, rows in enumerate(full_rows)
+        ]
     model.train()
     return flags
 
@@ -270,9 +274,7 @@ def run_experiment(
     if len(matrix) == protocol.n_tasks and not settings.matrix_n:
         per_task = matrix[-1]  # every test sample, with the final weights: the same counts
     else:
-        model.eval()
-        with method.evaluating(model):
-            per_task = [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
+        per_task = [accuracy(f) for f in _test(model, method, [None] * protocol.n_tasks, 0, protocol)]
     return {
         "stamp": settings.stamp(),
         "settings": settings.as_dict(),
