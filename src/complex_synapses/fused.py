@@ -9,12 +9,15 @@ a newer torch adds is not on the list, so such a base takes the generic path (th
 base's own step) rather than having the option silently ignored.
 
 Parameters that share their coefficients go in one kernel call (:func:`batched`), and
-on CUDA the launches of a step are recorded once and replayed (:mod:`.graphs`).
+on CUDA the launches of a step are recorded once and replayed (:mod:`.graphs`); so are
+the chain's kernels around the base optimizer's own step on the generic path
+(:func:`launch_chain`).
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import warnings
 from collections.abc import Callable, Hashable, Iterable
@@ -26,7 +29,17 @@ from torch.optim import SGD, Adam, AdamW, Optimizer
 
 from . import graphs, kernels, native
 
-__all__ = ["FUSED_BASES", "PARAMS_PER_CALL", "batched", "fused_kind", "FusedStep", "flat", "bound_levels"]
+__all__ = [
+    "FUSED_BASES",
+    "PARAMS_PER_CALL",
+    "batched",
+    "fused_kind",
+    "FusedStep",
+    "flat",
+    "bound_levels",
+    "launch",
+    "launch_chain",
+]
 
 # Parameters per call of a multi-tensor kernel. The compiler unrolls the loop over the
 # list and specialises on its length, so an unbounded list would make a model of 160
@@ -199,6 +212,44 @@ def launch(batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled
             torch._foreach_copy_([p for p, _ in b.rounded], [m for _, m in b.rounded])
 
 
+def _chain_fits(b: graphs.Batch) -> bool:
+    tensors = [b.coef, *b.ws, *(h for hidden in b.hiddens for h in hidden)]
+    tensors += [] if b.bound is None else [b.bound]
+    return native.supports(tensors, len(b.hiddens[0]) + 1)
+
+
+def launch_chain(
+    stage: str, batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled: bool = True
+) -> None:
+    """The generic path's chain kernels over ``batches`` (base "chain"): for ``stage``
+    "pre" the chain before the base optimizer's step; for "post" the Euler sweep after
+    it (Euler batches) and the bound (bounded ones). The C library ``lib`` where given
+    and the batch's tensors suit it, else the compiled kernels over flat aliases (the
+    eager ones where ``compiled`` is False)."""
+    kernel = kernels.chain_pre_multi_ if stage == "pre" else kernels.chain_post_multi_
+    if compiled:
+        kernel = kernels.compiled(f"chain_{stage}_multi_", kernel)
+    prepare = flat if compiled else list  # eager kernels take any shape as it is
+    for b in batches:
+        in_c = lib is not None and _chain_fits(b)
+        if in_c:
+            ws, hiddens = b.ws, b.hiddens
+        else:
+            levels = [prepare([w, *hidden]) for w, hidden in zip(b.ws, b.hiddens)]
+            ws, hiddens = [lv[0] for lv in levels], [lv[1:] for lv in levels]
+        if stage == "pre" or b.integrator == "euler":
+            if in_c:
+                native.chain_batch(stage, ws, hiddens, b.coef, b.integrator, lib)
+            else:
+                kernel(ws, hiddens, b.coef, b.integrator)
+        if stage == "post" and b.bound is not None:
+            levels = [[w, *h] for w, h in zip(ws, hiddens)]
+            if in_c:
+                native.bound_batch(levels, b.bound, b.round_keys, b.round_steps, lib)
+            else:
+                bound_levels(levels, b.bound, b.round_keys, b.round_steps, compiled)
+
+
 def bound_levels(
     levels: list[list[Tensor]], limit: Tensor, keys: list[Tensor], steps: list[Tensor], compiled: bool
 ) -> None:
@@ -213,46 +264,65 @@ def bound_levels(
 
 
 class FusedStep:
-    """Runs batches of the fused kernel, on CUDA as a recorded graph (see
-    :mod:`.graphs`): recorded on the second step in a row with the same layout (the
-    first compiles the kernels), replayed while the layout stays, dropped otherwise."""
+    """Runs batches of the fused kernel (and, on the generic path, of the chain's kernels
+    before and after the base step), on CUDA as recorded graphs (see :mod:`.graphs`), one
+    per stage: recorded on the second step in a row with the same layout (the first
+    compiles the kernels), replayed while the layout stays, dropped otherwise."""
+
+    STAGES: dict[str, Callable[..., None]] = {
+        "step": launch,
+        "pre": functools.partial(launch_chain, "pre"),
+        "post": functools.partial(launch_chain, "post"),
+    }
 
     def __init__(self, cuda_graph: bool) -> None:
         if not isinstance(cuda_graph, bool):
             raise TypeError(f"cuda_graph must be True or False, got {cuda_graph!r}")
         self.cuda_graph = cuda_graph
-        self.graph: graphs.StepGraph | None = None
-        self.last_layout: tuple | None = None
+        self.graphs: dict[str, graphs.StepGraph] = {}
+        self.last_layouts: dict[str, tuple] = {}
+
+    @property
+    def graph(self) -> graphs.StepGraph | None:
+        """The recorded graph of the fused step, or of the generic path's chain."""
+        return self.graphs.get("step") or self.graphs.get("pre") or self.graphs.get("post")
 
     def forget(self) -> None:
-        """Drop the recorded step: new tensors or new groups need a new recording."""
-        self.graph, self.last_layout = None, None
+        """Drop the recorded steps: new tensors or new groups need new recordings."""
+        self.graphs, self.last_layouts = {}, {}
 
     def __call__(
-        self, batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled: bool = True
+        self,
+        batches: list[graphs.Batch],
+        lib: ctypes.CDLL | None = None,
+        compiled: bool = True,
+        stage: str = "step",
     ) -> None:
-        """Step ``batches``: with the C library ``lib`` where given (the CPU: no graphs
+        """Run ``stage`` ("step": the fused step; "pre", "post": the generic path's chain)
+        over ``batches``: with the C library ``lib`` where given (the CPU: no graphs
         there), and where it does not apply with the compiled kernels, or the eager
         ones where ``compiled`` is False."""
+        run = self.STAGES[stage]
         if lib is not None or not compiled:
-            launch(batches, lib, compiled)
+            run(batches, lib, compiled)
             return
-        if self.graph is not None and self.graph.matches(batches):
-            self.graph.replay(batches)
+        graph = self.graphs.get(stage)
+        if graph is not None and graph.matches(batches):
+            graph.replay(batches)
             return
-        self.graph = None
+        self.graphs.pop(stage, None)
         if self.cuda_graph and graphs.capturable(batches):
             seen = graphs.layout(batches)
-            if seen == self.last_layout and self._record(batches):
+            if seen == self.last_layouts.get(stage) and self._record(stage, batches, run):
                 return
-            self.last_layout = seen
-        launch(batches)
+            self.last_layouts[stage] = seen
+        run(batches)
 
-    def _record(self, batches: list[graphs.Batch]) -> bool:
-        """Record this step as a CUDA graph and replay it; False (after one warning, and
+    def _record(self, stage: str, batches: list[graphs.Batch], run: Callable[..., None]) -> bool:
+        """Record this stage as a CUDA graph and replay it; False (after one warning, and
         with graphs off from then on) where recording fails."""
         try:
-            self.graph = graphs.StepGraph(batches, launch)
+            graph = graphs.StepGraph(batches, run)
         except Exception as exc:  # noqa: BLE001 - any failure to record: launch as before
             self.cuda_graph = False
             warnings.warn(
@@ -263,5 +333,6 @@ class FusedStep:
                 stacklevel=5,
             )
             return False
-        self.graph.replay(batches)
+        self.graphs[stage] = graph
+        graph.replay(batches)
         return True

@@ -20,6 +20,11 @@ still lives at the same address, in the same batches: :func:`layout` is that
 signature, checked at every step. The optimizer records a graph on the second step in
 a row with the same layout (the first one compiles the kernels) and drops it when the
 layout changes.
+
+The generic path (a base optimizer the fused kernel does not implement) records its
+chain's kernels the same way, as two graphs around the base optimizer's own step, which
+runs as it is: the chain before it, and after it the Euler sweep and the bound. Their
+batches have ``base`` "chain", no ``hyper`` and no gradients.
 """
 
 from __future__ import annotations
@@ -37,13 +42,14 @@ __all__ = ["Batch", "StepGraph", "layout", "capturable"]
 @dataclasses.dataclass
 class Batch:
     """The parameters that one call of the fused kernel steps: they share ``coef``,
-    ``hyper``, the base step (``"adam"`` or ``"sgd"``), the integrator and
-    ``maximize``. ``ms`` and ``vs`` (Adam's moments) are empty for SGD. For a 16-bit
-    parameter ``ws`` holds its float32 master copy, and ``rounded`` the pair
-    ``(parameter, master)`` that the parameter is rounded from after the kernel."""
+    ``hyper``, the base step (``"adam"`` or ``"sgd"``; ``"chain"`` for the chain's own
+    kernels on the generic path, which read no ``hyper`` and no gradients), the
+    integrator and ``maximize``. ``ms`` and ``vs`` (Adam's moments) are empty for SGD.
+    For a 16-bit parameter ``ws`` holds its float32 master copy, and ``rounded`` the
+    pair ``(parameter, master)`` that the parameter is rounded from after the kernel."""
 
     coef: Tensor
-    hyper: Tensor
+    hyper: Tensor | None
     base: str
     integrator: str
     maximize: bool
@@ -58,8 +64,8 @@ class Batch:
     round_steps: list[Tensor] = dataclasses.field(default_factory=list)
 
 
-def _address(t: Tensor) -> tuple[int, tuple[int, ...], tuple[int, ...], torch.dtype]:
-    return (t.data_ptr(), tuple(t.shape), t.stride(), t.dtype)
+def _address(t: Tensor) -> tuple[int, torch.Size, tuple[int, ...], torch.dtype]:
+    return (t.data_ptr(), t.shape, t.stride(), t.dtype)  # a Size is a tuple: no copy needed
 
 
 def layout(batches: list[Batch]) -> tuple[Any, ...]:
@@ -72,7 +78,7 @@ def layout(batches: list[Batch]) -> tuple[Any, ...]:
             b.integrator,
             b.maximize,
             tuple(b.coef.shape),
-            tuple(b.hyper.shape),
+            None if b.hyper is None else tuple(b.hyper.shape),
             b.coef.dtype,
             tuple(_address(t) for t in b.ws + b.ms + b.vs),
             tuple(_address(t) for hidden in b.hiddens for t in hidden),
@@ -132,7 +138,7 @@ class StepGraph:
         self.last = [(b.coef, b.hyper) for b in batches]  # what the statics hold now
         # The gradients are kept alive here: the graph reads them.
         self.static = [
-            dataclasses.replace(b, coef=b.coef.clone(), hyper=b.hyper.clone(), gs=list(b.gs)) for b in batches
+            dataclasses.replace(b, coef=b.coef.clone(), hyper=_clone(b.hyper), gs=list(b.gs)) for b in batches
         ]
         self.recording = Recording(lambda: run(self.static))
 
@@ -145,7 +151,7 @@ class StepGraph:
             coef, hyper = self.last[i]
             if b.coef is not coef:
                 static.coef.copy_(b.coef, non_blocking=True)
-            if b.hyper is not hyper:
+            if b.hyper is not hyper and b.hyper is not None:
                 static.hyper.copy_(b.hyper, non_blocking=True)
             self.last[i] = (b.coef, b.hyper)
         targets, sources = [], []
@@ -157,3 +163,7 @@ class StepGraph:
         if targets:
             torch._foreach_copy_(targets, sources)
         self.recording.replay()
+
+
+def _clone(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.clone()

@@ -32,7 +32,7 @@ from torch.optim import SGD, Optimizer
 
 from . import bounds, checkpoint, fused, graphs, kernels, native
 from .chain import ChainConstants, chain_constants, euler_coefficients, propagator, validate_chain
-from .fused import PARAMS_PER_CALL, batched, flat
+from .fused import PARAMS_PER_CALL, batched
 from .step_sizes import STEP_SIZE_RULES, step_size_rule
 
 __all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS", "PARAMS_PER_CALL"]
@@ -141,11 +141,14 @@ class ComplexSynapse(Optimizer):
             take an ``optimizer_class`` of their own can pass through, e.g.
             ``ZeroRedundancyOptimizer(params, optimizer_class=ComplexSynapse,
             base_optimizer=torch.optim.Adam, n_beakers=5, ...)``.
-        cuda_graph: where the step is fused and the parameters are on a CUDA device,
-            record the step's kernels as a CUDA graph on the second step and replay it
-            from then on (see :mod:`complex_synapses.graphs`): the same arithmetic,
-            without the host's launch cost. If gradients are set to None between
-            steps, it keeps one parameter-sized buffer of gradients. Default True.
+        cuda_graph: where the parameters are on a CUDA device and torch's compiled
+            kernels run, record the step's kernels as a CUDA graph on the second step
+            and replay it from then on (see :mod:`complex_synapses.graphs`): the same
+            arithmetic, without the host's launch cost. A fused step is one graph; on
+            the generic path the chain's kernels before and after the base optimizer's
+            own step are two, and the base step runs as it is. If a fused step's
+            gradients are set to None between steps, it keeps one parameter-sized
+            buffer of gradients. Default True.
         **optimizer_kwargs: passed to ``optimizer_class`` (lr, betas, fused, ...).
 
     Example:
@@ -207,7 +210,7 @@ class ComplexSynapse(Optimizer):
 
     @property
     def cuda_graph(self) -> bool:
-        """Whether the fused step is recorded as a CUDA graph (off after a failure)."""
+        """Whether the step's kernels are recorded as CUDA graphs (off after a failure)."""
         return self._fused.cuda_graph
 
     @property
@@ -443,58 +446,46 @@ class ComplexSynapse(Optimizer):
         self, active: list, compiled: bool, closure: Callable | None, lib: Any = None
     ) -> float | None:
         """The chain (before the base step), the base optimizer's own step, then the
-        Euler sweep; parameters that share their coefficients go in one kernel call,
-        of the C library ``lib`` where given and the tensors suit it (see
-        :mod:`.native`). The base steps a 16-bit parameter's float32 master copy (see
-        :func:`_on_masters`)."""
-        pre, post = kernels.chain_pre_multi_, kernels.chain_post_multi_
-        if compiled:
-            pre, post = kernels.compiled("chain_pre_multi_", pre), kernels.compiled("chain_post_multi_", post)
-        prepare = flat if compiled else list  # eager kernels take any shape as it is
+        Euler sweep and the bound; parameters that share their coefficients go in one
+        kernel call, of the C library ``lib`` where given and the tensors suit it (see
+        :mod:`.native`), and on CUDA the chain's calls before and after the base step are
+        recorded as graphs (see :mod:`.graphs`). The base steps a 16-bit parameter's
+        float32 master copy (see :func:`_on_masters`)."""
         items, masters = [], []
         for group, p, state, t in active:
             coef, integrator = self._coef(group, p, t), group[CHAIN]["integrator"]
             weight = self._weight(p, state)
             if weight is not p:
                 masters.append((p, weight))
-            w, *hidden = prepare([weight, *state["hidden"]])
             limit = self._bound(group, p)
             rounding = (state.get("round_key"), state.get("round_step"))
-            items.append(((id(coef), integrator, id(limit)), (coef, integrator, w, hidden, limit, rounding)))
-        batches = batched(items)
+            key = (id(coef), integrator, id(limit))
+            items.append((key, (coef, integrator, limit, weight, state, rounding)))
         if masters and closure is not None:
             raise NotImplementedError(
                 f"16-bit parameters with {type(self.base).__name__}, whose step needs the closure, "
                 "are not supported: use float32 parameters"
             )
-        in_c = [lib is not None and _native_fits(batch) for batch in batches]
-
-        def chain(stage: str, batch: list[tuple], c: bool) -> None:
-            coef, integrator = batch[0][:2]
-            ws, hiddens = [b[2] for b in batch], [b[3] for b in batch]
-            if c:
-                native.chain_batch(stage, ws, hiddens, coef, integrator, lib)
-            else:
-                (pre if stage == "pre" else post)(ws, hiddens, coef, integrator)
-
-        for batch, c in zip(batches, in_c):
-            chain("pre", batch, c)
+        batches = []
+        for chunk in batched(items):
+            coef, integrator, limit = chunk[0][:3]
+            batch = graphs.Batch(coef, None, "chain", integrator, False, bound=limit)
+            for *_, weight, state, (round_key, round_step) in chunk:
+                batch.ws.append(weight)
+                batch.hiddens.append(state["hidden"])
+                if round_key is not None:
+                    batch.round_keys.append(round_key)
+                    batch.round_steps.append(round_step)
+            batches.append(batch)
+        self._fused(batches, lib, compiled, stage="pre")
         with _on_masters(masters):
             loss = self.base.step(closure) if closure is not None else self.base.step()
-        for batch, c in zip(batches, in_c):
-            if batch[0][1] == "euler":
-                chain("post", batch, c)
-        for batch, c in zip(batches, in_c):
-            if batch[0][4] is not None:
-                keys = [b[5][0] for b in batch if b[5][0] is not None]
-                steps = [b[5][1] for b in batch if b[5][1] is not None]
-                if steps:
-                    torch._foreach_add_(steps, 1)
-                levels = [[b[2], *b[3]] for b in batch]
-                if c:
-                    native.bound_batch(levels, batch[0][4], keys, steps, lib)
-                else:
-                    fused.bound_levels(levels, batch[0][4], keys, steps, compiled)
+        after = [b for b in batches if b.integrator == "euler" or b.bound is not None]
+        round_steps = [t for b in after for t in b.round_steps]
+        if round_steps:
+            torch._foreach_add_(round_steps, 1)
+        if after:
+            self._fused(after, lib, compiled, stage="post")
         if masters:
             torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
         return loss
@@ -552,14 +543,6 @@ class ComplexSynapse(Optimizer):
         if c["bound"] is None:
             return None
         return bounds.bound_tensor(c["bound"], c["levels"], p.device, kernels.compute_dtype(p.dtype))
-
-
-def _native_fits(batch: list[tuple]) -> bool:
-    """Whether the C kernels take a batch of the generic path: ``(coef, integrator, w,
-    hidden, limit, rounding)`` per parameter (``w`` a 16-bit parameter's float32 master)."""
-    coef, limit = batch[0][0], batch[0][4]
-    tensors = [coef, *(t for b in batch for t in (b[2], *b[3]))] + ([] if limit is None else [limit])
-    return native.supports(tensors, len(batch[0][3]) + 1)
 
 
 @contextlib.contextmanager
