@@ -235,8 +235,8 @@ def launch_chain(
         if in_c:
             ws, hiddens = b.ws, b.hiddens
         else:
-            levels = [prepare([w, *hidden]) for w, hidden in zip(b.ws, b.hiddens)]
-            ws, hiddens = [lv[0] for lv in levels], [lv[1:] for lv in levels]
+            aliases = [prepare([w, *hidden]) for w, hidden in zip(b.ws, b.hiddens)]
+            ws, hiddens = [a[0] for a in aliases], [a[1:] for a in aliases]
         if stage == "pre" or b.integrator == "euler":
             if in_c:
                 native.chain_batch(stage, ws, hiddens, b.coef, b.integrator, lib)
