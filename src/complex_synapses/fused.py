@@ -170,8 +170,10 @@ def hyper_values(kind: str, base: Optimizer, group: dict[str, Any], t: int) -> t
 
 
 def _native_fits(b: graphs.Batch) -> bool:
-    tensors = [b.coef, b.hyper, *b.ws, *b.gs, *b.ms, *b.vs, *(h for hidden in b.hiddens for h in hidden)]
-    tensors += [] if b.bound is None else [b.bound]
+    """Whether the C library takes every tensor of ``b`` (a fused batch, or a "chain"
+    batch of the generic path, which has no ``hyper`` and no gradients)."""
+    tensors = [b.coef, *b.ws, *b.gs, *b.ms, *b.vs, *(h for hidden in b.hiddens for h in hidden)]
+    tensors += [t for t in (b.hyper, b.bound) if t is not None]
     return native.supports(tensors, len(b.hiddens[0]) + 1)
 
 
@@ -212,12 +214,6 @@ def launch(batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled
             torch._foreach_copy_([p for p, _ in b.rounded], [m for _, m in b.rounded])
 
 
-def _chain_fits(b: graphs.Batch) -> bool:
-    tensors = [b.coef, *b.ws, *(h for hidden in b.hiddens for h in hidden)]
-    tensors += [] if b.bound is None else [b.bound]
-    return native.supports(tensors, len(b.hiddens[0]) + 1)
-
-
 def launch_chain(
     stage: str, batches: list[graphs.Batch], lib: ctypes.CDLL | None = None, compiled: bool = True
 ) -> None:
@@ -231,7 +227,7 @@ def launch_chain(
         kernel = kernels.compiled(f"chain_{stage}_multi_", kernel)
     prepare = flat if compiled else list  # eager kernels take any shape as it is
     for b in batches:
-        in_c = lib is not None and _chain_fits(b)
+        in_c = lib is not None and _native_fits(b)
         if in_c:
             ws, hiddens = b.ws, b.hiddens
         else:
@@ -285,7 +281,7 @@ class FusedStep:
     @property
     def graph(self) -> graphs.StepGraph | None:
         """The recorded graph of the fused step, or of the generic path's chain."""
-        return self.graphs.get("step") or self.graphs.get("pre") or self.graphs.get("post")
+        return next(iter(self.graphs.values()), None)
 
     def forget(self) -> None:
         """Drop the recorded steps: new tensors or new groups need new recordings."""
