@@ -68,7 +68,7 @@ def run(device, base, base_kw, chain_kw, kernel, dtype=torch.float32, steps=20, 
             torch.cuda.set_sync_debug_mode(0)
         sched.step()
     params_out = [p.detach().float().cpu() for p in params]
-    return params_out, [opt.beakers(p).float().cpu() for p in params], opt._graph is not None
+    return params_out, [opt.levels(p).float().cpu() for p in params], opt._graph is not None
 
 
 def max_diff(a, b):

@@ -8,7 +8,7 @@ first ``opt.step()``: the first with empty caches of its own (TORCHINDUCTOR_CACH
 and COMPLEX_SYNAPSES_CACHE in a fresh folder: what the first run on a machine pays),
 the second with those caches filled (what every later process pays). Beside them, a
 new process times torch.optim.Adam's first step on the same tensors. ``auto`` is the
-default kernel: on the CPU the C library of :mod:`complex_synapses.native` (built on
+default kernel: on the CPU the C library of :mod:`complex_synapses.step.native` (built on
 a cold machine, loaded on a warm one); ``compiled`` is torch.compile's kernel (traced
 in every process, compiled on a cold machine).
 

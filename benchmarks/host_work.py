@@ -4,7 +4,7 @@
 
 On a GPU the step of small and medium models is bound by the host: Python, the compiled
 kernel's guards, the flat views, a launch per kernel. A CUDA graph leaves the host only
-what changes between steps (see ``complex_synapses.graphs``). This measures that share
+what changes between steps (see ``complex_synapses.step.graphs``). This measures that share
 where no GPU is: the optimizer steps tiny parameters (``--tensors`` of ``--numel``
 float32 elements, so that the arithmetic is negligible) with ``kernel="compiled"``,
 once launching its kernels (``cuda_graph=False``) and once replaying a recording that
@@ -25,7 +25,8 @@ import time
 
 import torch
 
-from complex_synapses import ComplexSynapse, graphs
+from complex_synapses import ComplexSynapse
+from complex_synapses.step import graphs
 
 
 class NoReplay:
@@ -76,7 +77,7 @@ def main() -> None:
         if getattr(args, name) < 1:
             ap.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     graphs.Recording = NoReplay
-    graphs.capturable = lambda batches: True
+    graphs.capturable = lambda calls: True
 
     opts = dict(configs(args.tensors, args.numel))
     for opt in opts.values():

@@ -62,7 +62,7 @@ def ddp_worker(rank, world, port, out_dir, backend="gloo"):
             state = {"model": net.module.state_dict(), "opt": opt.state_dict()}
             torch.save(state, f"{out_dir}/checkpoint.pt")
     params = [p.detach() for p in net.parameters()]
-    beakers = [opt.beakers(p) for p in net.parameters()]
+    beakers = [opt.levels(p) for p in net.parameters()]
     torch.save({"params": params, "beakers": beakers}, f"{out_dir}/rank{rank}.pt")
     dist.destroy_process_group()
 

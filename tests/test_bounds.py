@@ -1,4 +1,4 @@
-"""Bounded and limited-precision synapses: ComplexSynapse(bound=B, levels=m)."""
+"""Bounded and limited-precision synapses: ComplexSynapse(bound=B, grid_values=m)."""
 
 import copy
 import io
@@ -6,7 +6,8 @@ import io
 import pytest
 import torch
 
-from complex_synapses import ComplexSynapse, graphs, kernels
+from complex_synapses import ComplexSynapse
+from complex_synapses.step import graphs, kernels
 from devices import DEVICE
 from optim_db import CONFIGS, batches, pick, run, small_model
 
@@ -33,7 +34,7 @@ def test_bound_and_grid_hold_on_every_path(config, kernel, scale):
     """Every level stays in [-B, B] and on the m values, for small and huge gradients."""
     model = small_model()
     opt = ComplexSynapse(
-        model.parameters(), config.base, kernel=kernel, bound=0.3, levels=7, **CHAIN, **config.kwargs
+        model.parameters(), config.base, kernel=kernel, bound=0.3, grid_values=7, **CHAIN, **config.kwargs
     )
     for x, y in batches(12):
         opt.zero_grad()
@@ -86,11 +87,11 @@ def test_compiled_rounding_is_the_eager_rounding(key):
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("kernel", ["eager", "compiled", "native"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("bound,levels", [(0.5, 33), (None, None)])
-def test_a_resumed_run_continues_bit_identically(kernel, dtype, bound, levels):
+@pytest.mark.parametrize("bound,grid", [(0.5, 33), (None, None)])
+def test_a_resumed_run_continues_bit_identically(kernel, dtype, bound, grid):
     """Also unbounded in bfloat16: the float32 levels and moments are loaded as float32."""
     config = CONFIGS["adam"]
-    settings = dict(kernel=kernel, bound=bound, levels=levels, seed=5, **CHAIN, **config.kwargs)
+    settings = dict(kernel=kernel, bound=bound, grid_values=grid, seed=5, **CHAIN, **config.kwargs)
     data = batches(20, dtype)
     ref = small_model(dtype)
     ref_opt = ComplexSynapse(ref.parameters(), config.base, **settings)
@@ -114,7 +115,7 @@ def test_a_resumed_run_continues_bit_identically(kernel, dtype, bound, levels):
 def test_the_seed_chooses_the_stream():
     models = [small_model() for _ in range(3)]
     opts = [
-        ComplexSynapse(m.parameters(), torch.optim.SGD, lr=0.05, bound=0.5, levels=9, seed=s, **CHAIN)
+        ComplexSynapse(m.parameters(), torch.optim.SGD, lr=0.05, bound=0.5, grid_values=9, seed=s, **CHAIN)
         for m, s in zip(models, (1, 1, 2))
     ]
     for m, o in zip(models, opts):
@@ -128,7 +129,7 @@ def test_replayed_bounded_steps_equal_launched_ones(monkeypatch):
     if DEVICE.type != "cuda":
         monkeypatch.setattr(graphs, "Recording", graphs.Rerun)
         monkeypatch.setattr(graphs, "capturable", lambda batches: True)
-    settings = dict(kernel="compiled", bound=0.4, levels=17, **CHAIN, lr=1e-2)
+    settings = dict(kernel="compiled", bound=0.4, grid_values=17, **CHAIN, lr=1e-2)
     a, b = small_model(), small_model()
     launched = ComplexSynapse(a.parameters(), torch.optim.Adam, cuda_graph=False, **settings)
     replayed = ComplexSynapse(b.parameters(), torch.optim.Adam, **settings)
@@ -145,9 +146,14 @@ def test_replayed_bounded_steps_equal_launched_ones(monkeypatch):
         (dict(bound=0.0), ValueError, "bound must be a finite number > 0"),
         (dict(bound=float("inf")), ValueError, "bound must be a finite number > 0"),
         (dict(bound="1"), TypeError, "bound must be"),
-        (dict(bound=1.0, levels=1), ValueError, "levels must be an integer >= 2"),
-        (dict(bound=1.0, levels=2.5), TypeError, "levels must be an integer"),
-        (dict(levels=4), ValueError, "levels needs a bound"),
+        (dict(bound=1.0, grid_values=1), ValueError, "grid_values must be an integer >= 2"),
+        (dict(bound=1.0, grid_values=2.5), TypeError, "grid_values must be an integer"),
+        (dict(grid_values=4), ValueError, "grid_values needs a bound"),
+        (
+            dict(bound=1.0, grid_values=4, levels=4),
+            ValueError,
+            "grid_values or its old name levels, not both",
+        ),
         (dict(seed=-1), ValueError, "seed must be an integer"),
     ],
 )
@@ -159,7 +165,10 @@ def test_bad_bounds_are_refused(kwargs, error, match):
 def test_per_group_bounds():
     model = small_model()
     opt = ComplexSynapse(
-        [{"params": model[0].parameters(), "bound": 0.2, "levels": 3}, {"params": model[2].parameters()}],
+        [
+            {"params": model[0].parameters(), "bound": 0.2, "grid_values": 3},
+            {"params": model[2].parameters()},
+        ],
         torch.optim.SGD,
         lr=0.5,
         **CHAIN,
@@ -168,4 +177,33 @@ def test_per_group_bounds():
     grid = torch.tensor([-0.2, 0.0, 0.2], device=DEVICE)
     assert torch.isclose(opt.levels(model[0].weight).unsqueeze(-1), grid).any(-1).all()
     assert opt.levels(model[2].weight).unique().numel() > 3  # the other group is not rounded
-    assert copy.deepcopy(opt.state_dict())["param_groups"][0]["complex_synapse"]["levels"] == 3
+    assert copy.deepcopy(opt.state_dict())["param_groups"][0]["complex_synapse"]["grid_values"] == 3
+
+
+def test_levels_is_the_old_name_of_grid_values():
+    """``levels=`` (argument, flat or nested group key) warns and means grid_values; a
+    state saved with the old group key loads."""
+    model = small_model()
+    with pytest.warns(DeprecationWarning, match="levels= is now grid_values="):
+        old = ComplexSynapse(model.parameters(), torch.optim.SGD, lr=0.5, bound=0.2, levels=3, **CHAIN)
+    with pytest.warns(DeprecationWarning, match="levels= is now grid_values="):
+        old.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, device=DEVICE))], "levels": 5})
+    assert [g["complex_synapse"]["grid_values"] for g in old.param_groups] == [3, 5]
+    run(model, old, batches(3))
+    sd = copy.deepcopy(old.state_dict())
+    for g in sd["param_groups"]:
+        g["complex_synapse"]["levels"] = g["complex_synapse"].pop("grid_values")
+    new = ComplexSynapse(
+        [
+            {"params": small_model().parameters()},
+            {"params": [torch.nn.Parameter(torch.ones(2, device=DEVICE))]},
+        ],
+        torch.optim.SGD,
+        lr=0.5,
+        bound=0.2,
+        grid_values=3,
+        **CHAIN,
+    )
+    new.param_groups[1]["complex_synapse"]["grid_values"] = 5
+    new.load_state_dict(sd)
+    assert new.param_groups[0]["complex_synapse"]["grid_values"] == 3

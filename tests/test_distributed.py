@@ -58,7 +58,7 @@ def test_ddp_keeps_ranks_identical_and_matches_one_process(tmp_path, backend):
     for a, p in zip(r0["params"], net.parameters()):
         torch.testing.assert_close(a, p.detach(), atol=tol, rtol=tol)
     for a, p in zip(r0["beakers"], net.parameters()):
-        torch.testing.assert_close(a, opt.beakers(p), atol=tol, rtol=tol)
+        torch.testing.assert_close(a, opt.levels(p), atol=tol, rtol=tol)
     # A state saved on rank 0 after 25 steps resumes in one process.
     checkpoint = torch.load(
         tmp_path / "checkpoint.pt", weights_only=True, map_location="cpu"

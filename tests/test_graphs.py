@@ -1,7 +1,7 @@
 """The fused step replayed as a CUDA graph gives what launching its kernels gives.
 
 On a CUDA device (``pytest --device cuda``) these record real CUDA graphs. Elsewhere
-they record :class:`complex_synapses.graphs.Rerun`, which replays by calling the
+they record :class:`complex_synapses.step.graphs.Rerun`, which replays by calling the
 kernels again on the tensors recorded: what a replay reads (the coefficient and
 hyper-parameter tensors, the kept gradients) must then be refreshed exactly as a CUDA
 graph needs, or the results part.
@@ -12,7 +12,8 @@ import copy
 import pytest
 import torch
 
-from complex_synapses import ComplexSynapse, graphs
+from complex_synapses import ComplexSynapse
+from complex_synapses.step import graphs
 from devices import CUDA, DEVICE
 from optim_db import batches, pick, run, small_model
 
@@ -74,7 +75,7 @@ def test_replayed_steps_equal_launched_steps(recordings, config, chain, set_to_n
     assert recordings.made == 1 and replayed._graph is not None and launched._graph is None
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-6)
-        torch.testing.assert_close(replayed.beakers(q), launched.beakers(p), atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(replayed.levels(q), launched.levels(p), atol=1e-6, rtol=1e-6)
 
 
 # Base optimizers the fused kernel does not implement: their own step runs between the
@@ -82,7 +83,7 @@ def test_replayed_steps_equal_launched_steps(recordings, config, chain, set_to_n
 GENERIC = [
     *pick("sgd-momentum", extra=(dict(), {"pre"})),
     *pick("rmsprop", extra=(dict(integrator="euler", time_unit="lr"), {"pre", "post"})),
-    *pick("sgd-nesterov", extra=(dict(bound=0.5, levels=9), {"pre", "post"})),
+    *pick("sgd-nesterov", extra=(dict(bound=0.5, grid_values=9), {"pre", "post"})),
 ]
 
 
@@ -97,11 +98,11 @@ def test_the_generic_path_replays_its_chain_as_launched(recordings, config, chai
     batches = data(12)
     train(a, launched, batches, True)
     train(b, replayed, batches, True)
-    assert set(replayed._fused.graphs) == stages and recordings.made == len(stages)
+    assert set(replayed._dispatch.graphs) == stages and recordings.made == len(stages)
     assert launched._graph is None
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=0, rtol=0)
-        torch.testing.assert_close(replayed.beakers(q), launched.beakers(p), atol=0, rtol=0)
+        torch.testing.assert_close(replayed.levels(q), launched.levels(p), atol=0, rtol=0)
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

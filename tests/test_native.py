@@ -1,4 +1,4 @@
-"""The fused step's C library (complex_synapses.native) against the eager kernels."""
+"""The fused step's C library (complex_synapses.step.native) against the eager kernels."""
 
 import itertools
 import os
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from complex_synapses import ComplexSynapse, bounds, chain, kernels, native
+from complex_synapses import ComplexSynapse, chain
+from complex_synapses.step import bounds, kernels, native
 from devices import DEVICE
 from optim_db import batches, run, small_model
 
@@ -29,7 +30,7 @@ def trajectory(kernel, base, n, integrator, dtype, sizes, steps=4, **kwargs):
         for p in ps:
             p.grad = torch.randn_like(p)
         opt.step()
-    return [t for p in ps for t in (p.detach(), opt.beakers(p))], opt
+    return [t for p in ps for t in (p.detach(), opt.levels(p))], opt
 
 
 BASES = {
@@ -90,7 +91,7 @@ def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
     torch's fused eager kernel, with kernel="eager"'s numbers (its own Adam step)
     within rounding."""
     calls = []
-    monkeypatch.setattr(native, "step_batch", lambda *a: calls.append(a))
+    monkeypatch.setattr(native, "step_call", lambda *a: calls.append(a))
     for dtype, n in ((torch.bfloat16, 3), (torch.float32, native.MAX_LEVELS + 1)):
         want, _ = trajectory("eager", torch.optim.Adam, n, "exact", dtype, (300,), lr=1e-2)
         got, _ = trajectory("native", torch.optim.Adam, n, "exact", dtype, (300,), lr=1e-2)
@@ -101,8 +102,8 @@ def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
 
 def test_auto_is_native_on_the_cpu(monkeypatch):
     calls = []
-    step_batch = native.step_batch
-    monkeypatch.setattr(native, "step_batch", lambda *a: calls.append(1) or step_batch(*a))
+    step_call = native.step_call
+    monkeypatch.setattr(native, "step_call", lambda *a: calls.append(1) or step_call(*a))
     model = small_model()
     run(
         model,
@@ -136,7 +137,7 @@ def test_the_library_is_built_once_and_then_only_loaded(tmp_path):
     on a second runtime: checked in that new process, as other packages bring OpenMP
     runtimes of their own into this one (scikit-learn does)."""
     load = (
-        "import torch\nfrom complex_synapses import native\n{}lib = native.library()\n"
+        "import torch\nfrom complex_synapses.step import native\n{}lib = native.library()\n"
         "maps = {{l.split()[-1] for l in open('/proc/self/maps') if 'libgomp' in l or 'libiomp' in l}}\n"
         "print(lib._name, native.openmp(lib), 'OpenMP' in torch.__config__.parallel_info(), *sorted(maps))"
     )
@@ -173,7 +174,7 @@ def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
     steps = [torch.tensor(s) for s in (0, 2**32 - 1)] if levels else []
     want = [[x.clone() for x in p] for p in params]
     kernels.bound_multi_(want, limit, keys or [None] * 2, steps or [None] * 2, bool(levels))
-    native.bound_batch(params, limit, keys, steps, native.library())
+    native.bound_call(params, limit, keys, steps, native.library())
     for a, b in zip(want, params):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
 
@@ -207,14 +208,14 @@ def test_a_forked_child_steps_on_threads_of_its_own():
         hiddens = [[torch.randn(w.shape, generator=gen) for _ in range(2)] for w in ws]
         coef = torch.from_numpy(chain.propagator(3, 1.0, 9.0, 1.0)).float()
         copies = [w.clone() for w in ws], [[h.clone() for h in hs] for hs in hiddens]
-        native.chain_batch("pre", ws, hiddens, coef, "exact", lib)  # the parent: OpenMP, if built so
+        native.chain_call("pre", ws, hiddens, coef, "exact", lib)  # the parent: OpenMP, if built so
         pools, real_pool = [], native._pool
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child: leave without running the parent's cleanup
             signal.alarm(20)
             native._pool = lambda *a: pools.append(a) or real_pool(*a)
-            native.chain_batch("pre", *copies, coef, "exact", lib)
+            native.chain_call("pre", *copies, coef, "exact", lib)
             got = [*copies[0], *(h for hs in copies[1] for h in hs)]
             want = [*ws, *(h for hs in hiddens for h in hs)]  # compared in NumPy: no torch op here
             same = all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(want, got))
@@ -250,11 +251,11 @@ def test_a_compiler_without_openmp_builds_the_library_without_it(tmp_path):
     cc.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && exit 1; done\nexec {real} "$@"\n')
     cc.chmod(0o755)
     script = (
-        "import torch\nfrom complex_synapses import native\n"
+        "import torch\nfrom complex_synapses.step import native\n"
         "torch.set_num_threads(2)\n"
         "lib = native.library()\n"
         "w = [torch.ones(3 * native.MIN_RANGE)]; h = [[torch.zeros(3 * native.MIN_RANGE)]]\n"
-        "native.chain_batch('pre', w, h, torch.tensor([[0.5, 0.5], [0.25, 0.75]]), 'exact', lib)\n"
+        "native.chain_call('pre', w, h, torch.tensor([[0.5, 0.5], [0.25, 0.75]]), 'exact', lib)\n"
         "print(lib is not None, native.openmp(lib), w[0].unique().tolist(), h[0][0].unique().tolist())"
     )
     env = {**os.environ, "CC": str(cc), "COMPLEX_SYNAPSES_CACHE": str(tmp_path / "cache")}

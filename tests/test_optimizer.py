@@ -135,7 +135,7 @@ def test_resume_is_bit_identical(config, integrator, time_unit, kernel):
     run(resumed, opt2, data[20:])
     for p, q in zip(ref.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
-        assert torch.equal(ref_opt.beakers(p), opt2.beakers(q))
+        assert torch.equal(ref_opt.levels(p), opt2.levels(q))
 
 
 def test_state_of_another_setting_or_shape_is_refused():
@@ -232,9 +232,9 @@ def test_any_base_optimizer_and_per_group_settings():
         p.grad = torch.ones_like(p)
     opt.step()
     assert (
-        opt.beakers(a).shape == (2, 4)
-        and opt.beakers(b).shape == (5, 2, 3)
-        and opt.beakers(c).shape == (0, 5)
+        opt.levels(a).shape == (2, 4)
+        and opt.levels(b).shape == (5, 2, 3)
+        and opt.levels(c).shape == (0, 5)
     )
     assert opt.param_groups[1]["lr"] == 0.5 and opt.base.param_groups[1] is opt.param_groups[1]
     assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5
@@ -296,14 +296,14 @@ def test_closure_skip_and_sparse():
 def test_beakers_introspection():
     w = torch.nn.Parameter(torch.arange(6.0, device=DEVICE).reshape(2, 3))
     opt = ComplexSynapse([w], n_beakers=4, alpha=1.0, beta=8.0, lr=0.1, init="zero", kernel="eager")
-    before = opt.beakers(w)
+    before = opt.levels(w)
     assert before.shape == (4, 2, 3) and torch.equal(before[0], w) and not before[1:].any()
     w.grad = torch.zeros_like(w)
     opt.step()
-    u = opt.beakers(w)
+    u = opt.levels(w)
     assert torch.equal(u[0], w) and u[1:].abs().sum() > 0
     with pytest.raises(ValueError, match="not a parameter"):
-        opt.beakers(torch.zeros(3, device=DEVICE))
+        opt.levels(torch.zeros(3, device=DEVICE))
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
@@ -339,11 +339,11 @@ def test_compiled_matches_eager(config, integrator, kernel):
     run(b, opt_b, batches(15))
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(opt_b.beakers(q), opt_a.beakers(p), atol=1e-5, rtol=1e-5)
-    from complex_synapses import fused
+        torch.testing.assert_close(opt_b.levels(q), opt_a.levels(p), atol=1e-5, rtol=1e-5)
     from complex_synapses.optimizer import CHAIN
+    from complex_synapses.step.bases import fused_base
 
-    assert (fused.fused_kind(opt_b.base, opt_b.param_groups, CHAIN) is not None) == config.fused
+    assert (fused_base(opt_b.base, opt_b.param_groups, CHAIN) is not None) == config.fused
     # The fused path keeps the base optimizer's state in torch's own format.
     sa, sb = opt_a.base.state_dict()["state"], opt_b.base.state_dict()["state"]
     assert sa.keys() == sb.keys() and all(sa[k].keys() == sb[k].keys() for k in sa)
@@ -360,7 +360,7 @@ def test_lr_time_is_what_the_original_did():
 
 
 def test_compiler_failure_falls_back_to_eager(monkeypatch):
-    from complex_synapses import kernels
+    from complex_synapses.step import kernels
 
     def broken(name):
         raise RuntimeError("no C++ compiler")
@@ -381,10 +381,10 @@ def test_compiler_failure_falls_back_to_eager(monkeypatch):
 def test_many_parameters_go_in_calls_of_bounded_length(monkeypatch, config):
     """5 parameter tensors with at most 2 per kernel call (2 + 2 + 1): the same numbers as
     the eager kernels, fused (Adam) and generic (SGD with momentum) alike."""
-    from complex_synapses import fused
+    from complex_synapses.step import calls
 
     base, kwargs = config.base, config.kwargs
-    monkeypatch.setattr(fused, "PARAMS_PER_CALL", 2)
+    monkeypatch.setattr(calls, "PARAMS_PER_CALL", 2)
 
     def model():
         torch.manual_seed(0)
@@ -401,7 +401,7 @@ def test_many_parameters_go_in_calls_of_bounded_length(monkeypatch, config):
     assert len(list(b.parameters())) == 5
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(opt_b.beakers(q), opt_a.beakers(p), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(opt_b.levels(q), opt_a.levels(p), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
@@ -508,21 +508,25 @@ def test_state_of_release_0_1_loads():
 def test_fusion_is_decided_from_an_allow_list():
     """A base option the fused kernel does not implement (one a newer torch might add)
     sends the step to the base optimizer's own code instead of being ignored."""
-    from complex_synapses import fused
     from complex_synapses.optimizer import CHAIN
+    from complex_synapses.step.bases import fused_base
+
+    def fused_kind(opt):
+        record = fused_base(opt.base, opt.param_groups, CHAIN)
+        return None if record is None else record.kernel
 
     model = small_model()
     opt = ComplexSynapse(model.parameters(), torch.optim.Adam, n_beakers=3, alpha=1.0, beta=10.0, lr=1e-3)
-    assert fused.fused_kind(opt.base, opt.param_groups, CHAIN) == "adam"
+    assert fused_kind(opt) == "adam"
     opt.param_groups[0]["initial_lr"] = 1e-3  # a scheduler's key, not an Adam option: ignored
-    assert fused.fused_kind(opt.base, opt.param_groups, CHAIN) == "adam"
+    assert fused_kind(opt) == "adam"
     opt.base.defaults["new_option"] = True
     opt.param_groups[0]["new_option"] = True
-    assert fused.fused_kind(opt.base, opt.param_groups, CHAIN) is None
+    assert fused_kind(opt) is None
     del opt.base.defaults["new_option"]
     opt.param_groups[0]["amsgrad"] = True
-    assert fused.fused_kind(opt.base, opt.param_groups, CHAIN) is None
+    assert fused_kind(opt) is None
     sgd = ComplexSynapse(model.parameters(), torch.optim.SGD, n_beakers=3, alpha=1.0, beta=10.0, lr=0.1)
-    assert fused.fused_kind(sgd.base, sgd.param_groups, CHAIN) == "sgd"
+    assert fused_kind(sgd) == "sgd"
     sgd.param_groups[0]["momentum"] = 0.9
-    assert fused.fused_kind(sgd.base, sgd.param_groups, CHAIN) is None
+    assert fused_kind(sgd) is None

@@ -59,8 +59,8 @@ STEPPED = {
 STEPPED |= {
     "adam-compiled": ("adam", dict(kernel="compiled")),
     "momentum-euler-compiled": ("sgd-momentum", dict(integrator="euler", time_unit="lr", kernel="compiled")),
-    "adam-grid-native": ("adam", dict(bound=0.5, levels=9, kernel="native")),
-    "nesterov-grid-eager": ("sgd-nesterov", dict(bound=0.5, levels=9, kernel="eager")),
+    "adam-grid-native": ("adam", dict(bound=0.5, grid_values=9, kernel="native")),
+    "nesterov-grid-eager": ("sgd-nesterov", dict(bound=0.5, grid_values=9, kernel="eager")),
     "adamw-bound-eager": ("adamw", dict(bound=0.3, kernel="eager")),
     "adam-n0": ("adam", dict(n_beakers=0)),
     "sgd-n1": ("sgd", dict(n_beakers=1, kernel="eager")),

@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from complex_synapses import ComplexSynapse, kernels
+from complex_synapses import ComplexSynapse
 from complex_synapses.chain import euler_coefficients, generator
+from complex_synapses.step import kernels
 from devices import DEVICE
 
 chains = st.tuples(st.integers(1, 8), st.floats(0.5, 20.0), st.floats(1.0, 500.0)).map(
@@ -36,7 +37,7 @@ def relax(n, alpha, beta, integrator, w0, hidden0, steps=5):
     opt.state[w]["hidden"] = [h.to(DEVICE, copy=True) for h in hidden0]
     for _ in range(steps):
         opt.step()
-    return opt.beakers(w).cpu()
+    return opt.levels(w).cpu()
 
 
 @settings(max_examples=30, deadline=None)
@@ -104,12 +105,12 @@ def test_state_dict_round_trip(chain, integrator, time_unit, init, steps):
     w2 = torch.nn.Parameter(w.detach().clone())
     opt2 = ComplexSynapse([w2], torch.optim.Adam, **kw)
     opt2.load_state_dict(torch.load(buf, weights_only=True))
-    assert torch.equal(opt2.beakers(w2), opt.beakers(w))
+    assert torch.equal(opt2.levels(w2), opt.levels(w))
     g = torch.randn(4, 2, device=DEVICE)
     w.grad, w2.grad = g, g.clone()
     opt.step()
     opt2.step()
-    assert torch.equal(w, w2) and torch.equal(opt.beakers(w), opt2.beakers(w2))
+    assert torch.equal(w, w2) and torch.equal(opt.levels(w), opt2.levels(w2))
 
 
 @settings(max_examples=30, deadline=None)

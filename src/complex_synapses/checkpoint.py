@@ -6,27 +6,32 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-__all__ = ["check_loadable", "renamed_keys", "ELEMENTWISE_BASES"]
+from .step.bases import BASES, is_elementwise
 
-# torch.optim classes whose state holds, per parameter, only tensors of the
-# parameter's shape and scalars: a saved state of another shape is refused on load.
-ELEMENTWISE_BASES = (
-    "SGD", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Rprop", "Adagrad", "Adadelta", "ASGD",
-)  # fmt: skip
+__all__ = ["check_loadable", "renamed_keys", "keep_saved_dtypes", "ELEMENTWISE_BASES"]
+
+# The names of the classes whose state is elementwise (see step/bases.py), as releases
+# up to 0.1 listed them.
+ELEMENTWISE_BASES = tuple(cls.__name__ for cls, record in BASES.items() if record.elementwise)
 
 
-def renamed_keys(sd: dict[str, Any]) -> dict[str, Any]:
-    """A state saved by release 0.1 (hidden levels under "beakers") in today's keys."""
-    if not any("beakers" in st for st in sd.get("state", {}).values()):
-        return sd
+def renamed_keys(sd: dict[str, Any], chain_key: str, old_names: dict[str, str]) -> dict[str, Any]:
+    """A state saved by release 0.1 in today's keys: hidden levels under "beakers" (now
+    "hidden"), and chain settings under their old names (``old_names``: old -> new)."""
     state = {
         pid: {("hidden" if k == "beakers" else k): v for k, v in st.items()}
-        for pid, st in sd["state"].items()
+        for pid, st in sd.get("state", {}).items()
     }
-    return {**sd, "state": state}
+    groups = []
+    for g in sd.get("param_groups", []):
+        if chain_key in g:
+            g = {**g, chain_key: {old_names.get(k, k): v for k, v in g[chain_key].items()}}
+        groups.append(g)
+    return {**sd, "state": state, "param_groups": groups}
 
 
 def _check_chain(
@@ -76,7 +81,7 @@ def _check_base(sd: dict[str, Any], groups: list[dict[str, Any]], base: Optimize
                 f"group {i}: the state has no {', '.join(missing)}, which {name} needs: it was saved "
                 "around another base optimizer"
             )
-    if name not in ELEMENTWISE_BASES:
+    if not is_elementwise(type(base)):
         return
     for old, new in zip(sd["param_groups"], groups):
         for pid, p in zip(old["params"], new["params"]):
@@ -95,3 +100,28 @@ def check_loadable(
     parameter groups are ``groups`` (chain settings under ``chain_key``) around ``base``."""
     _check_chain(sd, groups, chain_key, keys)
     _check_base(sd, groups, base)
+
+
+def keep_saved_dtypes(
+    sd: dict[str, Any], groups: list[dict[str, Any]], state: dict[Tensor, Any], base_state: dict[Tensor, Any]
+) -> None:
+    """After a load: torch's load casts every state tensor to its parameter's dtype, so a
+    16-bit parameter's float32 levels would become 16-bit and a rounding key float. Take
+    them as saved (on the parameter's device), into ``state`` and the base's ``base_state``."""
+    for old, new in zip(sd["param_groups"], groups):
+        for pid, p in zip(old["params"], new["params"]):
+            saved, st = sd["state"].get(pid), state.get(p)
+            if not saved or st is None:
+                continue
+            for key in ("master", "round_key", "round_step"):
+                if key in saved:
+                    st[key] = saved[key].to(p.device, copy=True)
+            st["hidden"] = [h.to(p.device, copy=True) for h in saved["hidden"]]
+            base_saved, base_st = sd["base_state"].get(pid) or {}, base_state.get(p, {})
+            for key, value in base_saved.items():  # a 16-bit parameter's float32 moments
+                if (
+                    p.dtype in (torch.float16, torch.bfloat16)
+                    and isinstance(value, Tensor)
+                    and value.dim() > 0
+                ):
+                    base_st[key] = value.to(p.device, copy=True)

@@ -16,8 +16,8 @@ from torch import Tensor
 from torch.optim import SGD, Optimizer
 
 from .optimizer import ComplexSynapse
-from .step_sizes import STEP_SIZE_RULES
-from .step_sizes import adam_step_size as _adam_step_size
+from .step.bases import STEP_SIZE_RULES
+from .step.bases import adam_step_size as _adam_step_size
 
 __all__ = ["SGDComplexSynapse", "AdamComplexSynapse", "OriginalAdam"]
 

@@ -109,10 +109,10 @@ def impulse_stepped(chain: Chain, steps: int, progress: bool = False) -> np.ndar
     opt = chain.optimizer([w])
     w.grad = torch.zeros_like(w)
     out = np.empty((steps + 1, chain.n_beakers))
-    out[0] = opt.beakers(w)[:, 0].numpy()
+    out[0] = opt.levels(w)[:, 0].numpy()
     for k in tqdm(range(1, steps + 1), desc="stepping", unit="step", disable=not progress, mininterval=1):
         opt.step()
-        out[k] = opt.beakers(w)[:, 0].numpy()
+        out[k] = opt.levels(w)[:, 0].numpy()
     return out
 
 

@@ -2,10 +2,10 @@
 options are the chain's: --beakers, --alpha, --beta (in units of --time-unit) and
 --integrator; ``--cs`` is another way of saying ``--method cs``."""
 
-from ...bounds import check_bound
 from ...chain import MAX_TIMESCALE_RATIO, validate_chain
 from ...optimizer import INTEGRATORS, TIME_UNITS, ComplexSynapse
-from ...step_sizes import step_size_rule
+from ...step.bases import step_size_rule
+from ...step.bounds import check_bound
 from . import Method, Option
 
 # More beakers than this are refused: each one is n more multiply-adds per element
@@ -80,7 +80,7 @@ class ComplexSynapseMethod(Method):
             time_unit=v["time_unit"],
             integrator=v["integrator"],
             bound=v["bound"],
-            levels=v["levels"],
+            grid_values=v["levels"],
             seed=self.settings.seed,
             **kwargs,
         )

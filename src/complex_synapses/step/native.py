@@ -4,7 +4,7 @@ A compiled kernel from ``torch.compile`` costs every new process seconds before 
 first step (tracing the kernel and loading the compiler: about 4 s on 2 cores with
 torch's on-disk cache warm, 20 s cold), which a short run never wins back. The same
 arithmetic in plain C (``csrc/step.h``, a line-for-line mirror of
-:func:`complex_synapses.kernels.fused_step_`) builds in about a second with the
+:func:`complex_synapses.step.kernels.fused_step_`) builds in about a second with the
 machine's C compiler and loads in milliseconds, so on the CPU the fused step needs no
 tracing at all.
 
@@ -15,8 +15,8 @@ to a temporary name and renamed, so processes that build it at once do not colli
 Where no C compiler is found or the build fails, :func:`library` returns None and the
 optimizer uses torch's kernels as before.
 
-Each call takes every parameter of a batch. Where the work is worth it, the elements
-(the batch's tensors laid end to end) are cut into ``torch.get_num_threads()`` pieces,
+Each call takes every parameter of a call. Where the work is worth it, the elements
+(the call's tensors laid end to end) are cut into ``torch.get_num_threads()`` pieces,
 stepped on torch's own OpenMP threads where the library was built with OpenMP (it then
 shares the libgomp torch loaded: see ``csrc/step.c``), else on a thread pool of this
 module (ctypes releases the GIL during a call). In a training loop this matters: after
@@ -49,9 +49,9 @@ __all__ = [
     "library",
     "openmp",
     "supports",
-    "step_batch",
-    "chain_batch",
-    "bound_batch",
+    "step_call",
+    "chain_call",
+    "bound_call",
     "cache_dir",
     "MAX_LEVELS",
 ]
@@ -75,7 +75,7 @@ def cache_dir() -> Path:
 
 
 def _source() -> dict[str, str]:
-    folder = resources.files("complex_synapses") / "csrc"
+    folder = resources.files("complex_synapses.step") / "csrc"
     return {name: (folder / name).read_text() for name in ("step.c", "step.h")}
 
 
@@ -212,24 +212,24 @@ def _addresses(tensors: list[Tensor]) -> ctypes.Array:
     return (ctypes.c_void_p * max(1, len(tensors)))(*[t.data_ptr() for t in tensors])
 
 
-def step_batch(batch, lib: ctypes.CDLL) -> None:
-    """Step every parameter of a :class:`complex_synapses.graphs.Batch` (whose tensors
-    :func:`supports`) with the C kernel, in place: one call for the batch."""
-    dtype = batch.coef.dtype
+def step_call(call, lib: ctypes.CDLL) -> None:
+    """Step every parameter of a :class:`complex_synapses.step.calls.KernelCall` (whose
+    tensors :func:`supports`) with the C kernel, in place: one C call for all of them."""
+    dtype = call.coef.dtype
     fn = getattr(lib, f"cs_step_many_{_SUFFIX[dtype]}")
-    coef, hyper = batch.coef.contiguous(), batch.hyper.contiguous()
-    exact, adam = int(batch.integrator == "exact"), int(batch.base == "adam")
-    n = len(batch.hiddens[0]) + 1
-    hidden = _addresses([h for levels in batch.hiddens for h in levels])
-    m, v = (_addresses(batch.ms), _addresses(batch.vs)) if adam else (None, None)
-    args = (n, _addresses(batch.ws), _addresses(batch.gs), hidden, coef.data_ptr(), hyper.data_ptr())
-    _launch(fn, lib, [w.numel() for w in batch.ws], *args, m, v, exact, adam, int(batch.maximize))
+    coef, hyper = call.coef.contiguous(), call.hyper.contiguous()
+    exact, adam = int(call.integrator == "exact"), int(call.base == "adam")
+    n = len(call.hiddens[0]) + 1
+    hidden = _addresses([h for levels in call.hiddens for h in levels])
+    m, v = (_addresses(call.ms), _addresses(call.vs)) if adam else (None, None)
+    args = (n, _addresses(call.ws), _addresses(call.gs), hidden, coef.data_ptr(), hyper.data_ptr())
+    _launch(fn, lib, [w.numel() for w in call.ws], *args, m, v, exact, adam, int(call.maximize))
 
 
-def chain_batch(
+def chain_call(
     stage: str, ws: list[Tensor], hiddens: list[list[Tensor]], coef: Tensor, integrator: str, lib
 ) -> None:
-    """:func:`complex_synapses.kernels.chain_pre_multi_` (``stage="pre"``) or
+    """:func:`complex_synapses.step.kernels.chain_pre_multi_` (``stage="pre"``) or
     ``chain_post_multi_`` (``"post"``, euler only) with the C kernels: the chain around
     a base optimizer's own step (the generic path)."""
     fn = getattr(lib, f"cs_{stage}_many_{_SUFFIX[coef.dtype]}")
@@ -240,10 +240,10 @@ def chain_batch(
     _launch(fn, lib, [w.numel() for w in ws], n, _addresses(ws), hidden, coef.data_ptr(), *extra)
 
 
-def bound_batch(
+def bound_call(
     levels: list[list[Tensor]], limit: Tensor, keys: list[Tensor], steps: list[Tensor], lib
 ) -> None:
-    """:func:`complex_synapses.kernels.bound_multi_` with the C kernel, bit for bit:
+    """:func:`complex_synapses.step.kernels.bound_multi_` with the C kernel, bit for bit:
     every level of each parameter into [-B, B], and where ``keys`` are given onto the
     grid, rounded from each parameter's stream at its ``steps`` counter."""
     fn = getattr(lib, f"cs_bound_many_{_SUFFIX[limit.dtype]}")

@@ -16,7 +16,7 @@ between steps:
   module keeps alive for that purpose (one parameter-sized buffer, only in that case).
 
 A graph is valid only while every parameter, beaker and buffer it was recorded with
-still lives at the same address, in the same batches: :func:`layout` is that
+still lives at the same address, in the same calls: :func:`layout` is that
 signature, checked at every step. The optimizer records a graph on the second step in
 a row with the same layout (the first one compiles the kernels) and drops it when the
 layout changes.
@@ -24,7 +24,9 @@ layout changes.
 The generic path (a base optimizer the fused kernel does not implement) records its
 chain's kernels the same way, as two graphs around the base optimizer's own step, which
 runs as it is: the chain before it, and after it the Euler sweep and the bound. Their
-batches have ``base`` "chain", no ``hyper`` and no gradients.
+calls have ``base`` "chain", no ``hyper`` and no gradients.
+
+Whether a stage is recorded, replayed or launched is decided in :mod:`.dispatch`.
 """
 
 from __future__ import annotations
@@ -36,42 +38,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["Batch", "StepGraph", "layout", "capturable"]
+from .calls import KernelCall
 
-
-@dataclasses.dataclass
-class Batch:
-    """The parameters that one call of the fused kernel steps: they share ``coef``,
-    ``hyper``, the base step (``"adam"`` or ``"sgd"``; ``"chain"`` for the chain's own
-    kernels on the generic path, which read no ``hyper`` and no gradients), the
-    integrator and ``maximize``. ``ms`` and ``vs`` (Adam's moments) are empty for SGD.
-    For a 16-bit parameter ``ws`` holds its float32 master copy, and ``rounded`` the
-    pair ``(parameter, master)`` that the parameter is rounded from after the kernel."""
-
-    coef: Tensor
-    hyper: Tensor | None
-    base: str
-    integrator: str
-    maximize: bool
-    ws: list[Tensor] = dataclasses.field(default_factory=list)
-    gs: list[Tensor] = dataclasses.field(default_factory=list)
-    hiddens: list[list[Tensor]] = dataclasses.field(default_factory=list)
-    ms: list[Tensor] = dataclasses.field(default_factory=list)
-    vs: list[Tensor] = dataclasses.field(default_factory=list)
-    rounded: list[tuple[Tensor, Tensor]] = dataclasses.field(default_factory=list)
-    bound: Tensor | None = None  # [B, m] where the levels are bounded (see bounds.py)
-    round_keys: list[Tensor] = dataclasses.field(default_factory=list)
-    round_steps: list[Tensor] = dataclasses.field(default_factory=list)
+__all__ = ["StepGraph", "layout", "capturable", "Recording", "CudaRecording", "Rerun"]
 
 
 def _address(t: Tensor) -> tuple[int, torch.Size, tuple[int, ...], torch.dtype]:
     return (t.data_ptr(), t.shape, t.stride(), t.dtype)  # a Size is a tuple: no copy needed
 
 
-def layout(batches: list[Batch]) -> tuple[Any, ...]:
+def layout(calls: list[KernelCall]) -> tuple[Any, ...]:
     """What a recorded graph depends on: every tensor's address, shape, strides and
     dtype (the gradients' shapes only: a new gradient tensor is copied in), and each
-    batch's flags and constant shapes."""
+    call's flags and constant shapes."""
     return tuple(
         (
             b.base,
@@ -87,18 +66,18 @@ def layout(batches: list[Batch]) -> tuple[Any, ...]:
             tuple(_address(t) for t in b.round_keys + b.round_steps),
             tuple((tuple(g.shape), g.dtype) for g in b.gs),
         )
-        for b in batches
+        for b in calls
     )
 
 
-def capturable(batches: list[Batch]) -> bool:
+def capturable(calls: list[KernelCall]) -> bool:
     """True where a CUDA graph can be recorded here: every tensor on one CUDA device,
     and no graph being recorded already (inside a user's capture of a whole training
     step, the kernels are simply launched, and become part of that graph)."""
-    if not batches or batches[0].coef.device.type != "cuda":  # the CPU's answer, at every step
+    if not calls or calls[0].coef.device.type != "cuda":  # the CPU's answer, at every step
         return False
-    device = batches[0].coef.device
-    one_device = all(t.device == device for b in batches for t in (b.coef, *b.ws))
+    device = calls[0].coef.device
+    one_device = all(t.device == device for b in calls for t in (b.coef, *b.ws))
     return one_device and not torch.cuda.is_current_stream_capturing()
 
 
@@ -130,24 +109,24 @@ Recording = CudaRecording
 
 
 class StepGraph:
-    """The fused kernels of one step, recorded once over ``batches`` by ``run`` and
-    replayed for every later step whose batches have the same :func:`layout`."""
+    """The fused kernels of one step, recorded once over ``calls`` by ``run`` and
+    replayed for every later step whose calls have the same :func:`layout`."""
 
-    def __init__(self, batches: list[Batch], run: Callable[[list[Batch]], None]) -> None:
-        self.layout = layout(batches)
-        self.last = [(b.coef, b.hyper) for b in batches]  # what the statics hold now
+    def __init__(self, calls: list[KernelCall], run: Callable[[list[KernelCall]], None]) -> None:
+        self.layout = layout(calls)
+        self.last = [(b.coef, b.hyper) for b in calls]  # what the statics hold now
         # The gradients are kept alive here: the graph reads them.
         self.static = [
-            dataclasses.replace(b, coef=b.coef.clone(), hyper=_clone(b.hyper), gs=list(b.gs)) for b in batches
+            dataclasses.replace(b, coef=b.coef.clone(), hyper=_clone(b.hyper), gs=list(b.gs)) for b in calls
         ]
         self.recording = Recording(lambda: run(self.static))
 
-    def matches(self, batches: list[Batch]) -> bool:
-        return layout(batches) == self.layout
+    def matches(self, calls: list[KernelCall]) -> bool:
+        return layout(calls) == self.layout
 
-    def replay(self, batches: list[Batch]) -> None:
+    def replay(self, calls: list[KernelCall]) -> None:
         """One step: refresh what changed since the last one, then replay."""
-        for i, (b, static) in enumerate(zip(batches, self.static)):
+        for i, (b, static) in enumerate(zip(calls, self.static)):
             coef, hyper = self.last[i]
             if b.coef is not coef:
                 static.coef.copy_(b.coef, non_blocking=True)
@@ -155,7 +134,7 @@ class StepGraph:
                 static.hyper.copy_(b.hyper, non_blocking=True)
             self.last[i] = (b.coef, b.hyper)
         targets, sources = [], []
-        for static, b in zip(self.static, batches):
+        for static, b in zip(self.static, calls):
             for kept, g in zip(static.gs, b.gs):
                 if g.data_ptr() != kept.data_ptr():
                     targets.append(kept)

@@ -1,6 +1,7 @@
 r"""Bounded and limited-precision synapses: every level of the chain kept in
-:math:`[-B, B]`, and optionally on ``m`` evenly spaced values of it (both ends
-included), rounded stochastically and without bias (:func:`kernels.bound_`).
+:math:`[-B, B]` (``bound``), and optionally on a grid of ``m = grid_values`` evenly
+spaced values of it (both ends included), rounded stochastically and without bias
+(:func:`.kernels.bound_`).
 
 The paper's capacity result (Benna & Fusi 2016) is about such synapses: a level of
 bounded range and limited precision. Unbounded (``bound=None``) the chain is today's,
@@ -23,26 +24,26 @@ from torch import Tensor
 __all__ = ["check_bound", "bound_tensor", "round_key", "init_rounding"]
 
 
-def check_bound(bound: Any, levels: Any) -> None:
-    """Raise TypeError / ValueError naming ``bound`` or ``levels`` if not allowed."""
+def check_bound(bound: Any, grid_values: Any) -> None:
+    """Raise TypeError / ValueError naming ``bound`` or ``grid_values`` if not allowed."""
     if bound is not None:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")
         if not math.isfinite(bound) or bound <= 0:
             raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r}")
-    if levels is not None:
-        if isinstance(levels, bool) or not isinstance(levels, int):
-            raise TypeError(f"levels must be an integer >= 2 or None, got {levels!r}")
-        if levels < 2:
-            raise ValueError(f"levels must be an integer >= 2 or None, got {levels!r}")
+    if grid_values is not None:
+        if isinstance(grid_values, bool) or not isinstance(grid_values, int):
+            raise TypeError(f"grid_values must be an integer >= 2 or None, got {grid_values!r}")
+        if grid_values < 2:
+            raise ValueError(f"grid_values must be an integer >= 2 or None, got {grid_values!r}")
         if bound is None:
-            raise ValueError("levels needs a bound: the levels are evenly spaced in [-bound, bound]")
+            raise ValueError("grid_values needs a bound: the values are evenly spaced in [-bound, bound]")
 
 
 @functools.lru_cache(maxsize=64)
-def bound_tensor(bound: float, levels: int | None, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``[B, m]`` on ``device`` (m = 0 without levels), one tensor per setting."""
-    return torch.tensor([float(bound), float(levels or 0)], dtype=dtype).to(device)
+def bound_tensor(bound: float, grid_values: int | None, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """``[B, m]`` on ``device`` (m = 0 without a grid), one tensor per setting."""
+    return torch.tensor([float(bound), float(grid_values or 0)], dtype=dtype).to(device)
 
 
 def round_key(seed: int, index: int) -> int:

@@ -1,0 +1,176 @@
+"""The kernel calls of one step: the parameters that step now, grouped into calls.
+
+Every parameter with a gradient is a :class:`Stepping` (its levels, its step ``t`` and
+the constants of its step). Parameters that share those constants go in one
+:class:`KernelCall` (at most :data:`PARAMS_PER_CALL` of them), which one call of a
+kernel steps: the fused kernel (chain and base update in one pass), or on the generic
+path the chain's kernels around the base optimizer's own step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Hashable, Iterable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ..chain import euler_coefficients, propagator
+from .bases import Base
+from .kernels import compute_dtype
+
+__all__ = [
+    "KernelCall",
+    "Stepping",
+    "PARAMS_PER_CALL",
+    "batched",
+    "coefficients",
+    "fused_calls",
+    "chain_calls",
+]
+
+# Parameters per call of a multi-tensor kernel. The compiler unrolls the loop over the
+# list and specialises on its length, so an unbounded list would make a model of 160
+# tensors compile a kernel 160 bodies long (minutes, cold); in calls of at most 16 a
+# model compiles at most two lengths: 16 and its remainder.
+PARAMS_PER_CALL = 16
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class KernelCall:
+    """The parameters that one kernel call steps: they share ``coef``, ``hyper``, the
+    base step (``"adam"`` or ``"sgd"``; ``"chain"`` for the chain's own kernels on the
+    generic path, which read no ``hyper`` and no gradients), the integrator and
+    ``maximize``. ``ms`` and ``vs`` (the base's moments, Adam's) are empty for SGD. For a
+    16-bit parameter ``ws`` holds its float32 master copy, and ``rounded`` the pair
+    ``(parameter, master)`` that the parameter is rounded from after the kernel."""
+
+    coef: Tensor
+    hyper: Tensor | None
+    base: str
+    integrator: str
+    maximize: bool
+    ws: list[Tensor] = dataclasses.field(default_factory=list)
+    gs: list[Tensor] = dataclasses.field(default_factory=list)
+    hiddens: list[list[Tensor]] = dataclasses.field(default_factory=list)
+    ms: list[Tensor] = dataclasses.field(default_factory=list)
+    vs: list[Tensor] = dataclasses.field(default_factory=list)
+    rounded: list[tuple[Tensor, Tensor]] = dataclasses.field(default_factory=list)
+    bound: Tensor | None = None  # [B, m] where the levels are bounded (see bounds.py)
+    round_keys: list[Tensor] = dataclasses.field(default_factory=list)
+    round_steps: list[Tensor] = dataclasses.field(default_factory=list)
+
+    def add_levels(self, weight: Tensor, state: dict[str, Any]) -> None:
+        """A parameter's levels (its weight and hidden levels) and rounding stream."""
+        self.ws.append(weight)
+        self.hiddens.append(state["hidden"])
+        if "round_key" in state:
+            self.round_keys.append(state["round_key"])
+            self.round_steps.append(state["round_step"])
+
+
+@dataclasses.dataclass
+class Stepping:
+    """A parameter that steps now: ``t`` counts its steps from 1; ``weight`` is the level
+    u_1 (``p``, or a 16-bit parameter's float32 master copy); ``coef`` the chain's
+    coefficients and ``bound`` its ``[B, m]`` (None: unbounded) for this step."""
+
+    p: Tensor
+    group: dict[str, Any]
+    state: dict[str, Any]
+    t: int
+    weight: Tensor
+    coef: Tensor
+    bound: Tensor | None
+
+
+def batched(items: Iterable[tuple[Hashable, T]], size: int | None = None) -> list[list[T]]:
+    """The values of ``(key, value)`` pairs grouped by key (in order of first
+    appearance), each group cut into chunks of at most ``size`` (PARAMS_PER_CALL)."""
+    size = size or PARAMS_PER_CALL
+    groups: dict[Hashable, list[list[T]]] = {}
+    for key, value in items:
+        chunks = groups.setdefault(key, [])
+        if not chunks or len(chunks[-1]) == size:
+            chunks.append([])
+        chunks[-1].append(value)
+    return [chunk for chunks in groups.values() for chunk in chunks]
+
+
+def _host_tensor(values: np.ndarray | list[float], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A small tensor of step constants on ``device`` without a host synchronisation."""
+    t = torch.tensor(values, dtype=dtype)
+    if device.type == "cpu":
+        return t
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+@functools.lru_cache(maxsize=128)
+def coefficients(
+    integrator: str, n: int, alpha: float, beta: float, dt: float, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """The chain's coefficients for a step of ``dt``: the exact propagator ``P(dt)``
+    (n, n), or Euler's rows ``a, b`` (2, n); one tensor per setting."""
+    if integrator == "exact":
+        values = propagator(n, alpha, beta, dt)
+    else:
+        values = np.stack(euler_coefficients(n, alpha, beta, dt))
+    return _host_tensor(values, device, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    return _host_tensor(list(values), device, dtype)
+
+
+def fused_calls(
+    record: Base, base: Optimizer, stepping: list[Stepping], chain_key: str
+) -> tuple[list[KernelCall], list[Tensor]]:
+    """The fused kernel's calls, parameters that share every constant in one call, and
+    the base's step counters (for the caller to advance): each parameter's base state
+    made (torch's format) and the numbers ``hyper`` it reads from ``record``."""
+    items, counters = [], []
+    for s in stepping:
+        counter, moments = record.state(base, s.p, s.group)
+        if counter is not None:
+            counters.append(counter)
+        dtype = compute_dtype(s.p.dtype)
+        hyper = _hyper_tensor(record.hyper(base, s.group, s.t), s.p.device, dtype)
+        flags = (record.kernel, s.group[chain_key]["integrator"], s.group["maximize"])
+        items.append(((id(s.coef), id(hyper), id(s.bound), *flags), (s, hyper, flags, moments)))
+    calls = []
+    for chunk in batched(items):
+        first, hyper, flags, _ = chunk[0]
+        call = KernelCall(first.coef, hyper, *flags, bound=first.bound)
+        for s, _, _, moments in chunk:
+            call.add_levels(s.weight, s.state)
+            call.gs.append(s.p.grad)
+            if moments:
+                call.ms.append(moments[0])
+                call.vs.append(moments[1])
+            if s.weight is not s.p:
+                call.rounded.append((s.p, s.weight))
+        calls.append(call)
+    return calls, counters
+
+
+def chain_calls(stepping: list[Stepping], chain_key: str) -> list[KernelCall]:
+    """The generic path's calls of the chain's own kernels (base "chain")."""
+    items = []
+    for s in stepping:
+        integrator = s.group[chain_key]["integrator"]
+        items.append(((id(s.coef), integrator, id(s.bound)), (s, integrator)))
+    calls = []
+    for chunk in batched(items):
+        first, integrator = chunk[0]
+        call = KernelCall(first.coef, None, "chain", integrator, False, bound=first.bound)
+        for s, _ in chunk:
+            call.add_levels(s.weight, s.state)
+        calls.append(call)
+    return calls
