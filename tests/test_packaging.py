@@ -37,7 +37,7 @@ def dist(tmp_path_factory) -> Path:
 
 
 def package_files() -> set[str]:
-    files = [*PACKAGE.rglob("*.py"), *(PACKAGE / "csrc").glob("*.[ch]")]
+    files = [*PACKAGE.rglob("*.py"), *(PACKAGE / "step" / "csrc").glob("*.[ch]")]
     return {str(f.relative_to(PACKAGE.parent)) for f in files if "__pycache__" not in f.parts}
 
 
@@ -46,7 +46,7 @@ def test_wheel_holds_the_package_and_nothing_else(dist):
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = package_files() - names
     assert not missing, f"not in the wheel: {sorted(missing)}"
-    assert {"complex_synapses/csrc/step.c", "complex_synapses/csrc/step.h"} <= names
+    assert {"complex_synapses/step/csrc/step.c", "complex_synapses/step/csrc/step.h"} <= names
     tops = {n.split("/")[0] for n in names}
     assert tops == {"complex_synapses", wheel.name.split("-py3")[0] + ".dist-info"}, tops
     entry = next(n for n in names if n.endswith("entry_points.txt"))

@@ -11,7 +11,7 @@ from complex_synapses.cli import build_parser, main
 from complex_synapses.cli.common import settings as cli_settings
 from complex_synapses.experiments.settings import OptionError, RunSettings
 from complex_synapses.experiments.stats import holm, paired
-from complex_synapses.experiments.study import CSV_COLUMNS, load_study
+from complex_synapses.experiments.study import CSV_COLUMNS, csv_columns, load_study
 from complex_synapses.experiments.tuning import parse_space, tune
 
 SPACE = "{ lr = { low = 1e-3, high = 1e-2, log = true } }"
@@ -135,7 +135,11 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     assert "| perm-gradual | cs |" in out
     rows = list(csv.DictReader(io.StringIO((tmp_path / "study.csv").read_text())))
     assert [r["cell"] for r in rows] == ["split-task"] * 2 + ["perm-gradual"] * 2
-    assert list(rows[0]) == list(CSV_COLUMNS) and all(r["n_seeds"] == "3" for r in rows)
+    assert list(rows[0]) == list(csv_columns()) and all(r["n_seeds"] == "3" for r in rows)
+    # release 0.2's columns in their order, then the new name of the best baseline
+    old = [c.replace("best_baseline", "best_non_cs") for c in CSV_COLUMNS]
+    assert list(rows[0]) == [*old, "best_baseline"]
+    assert all(r["best_baseline"] == r["best_non_cs"] for r in rows)
     assert rows[0]["p_vs_none"] == "" and rows[1]["p_vs_none"] != ""
     assert (tmp_path / "study.png").exists()
     config = load_study(path)

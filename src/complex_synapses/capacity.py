@@ -152,7 +152,7 @@ def signal_curves(
     gen = torch.Generator().manual_seed(seed)
     w = torch.nn.Parameter(torch.zeros(len(writes), synapses))
     opt = ComplexSynapse(
-        [w], torch.optim.SGD, lr=1.0, n_beakers=n, alpha=alpha, beta=beta, bound=1.0, levels=levels,
+        [w], torch.optim.SGD, lr=1.0, n_beakers=n, alpha=alpha, beta=beta, bound=1.0, grid_values=levels,
         init="zero", seed=seed, kernel="auto",
     )  # fmt: skip
     w.grad = torch.zeros_like(w)

@@ -9,6 +9,7 @@ import numpy as np
 from .chain import chain_constants
 from .figures import pyplot as _plt
 from .figures import save_figure
+from .files import atomic_path
 from .simulate import fit_window
 
 __all__ = ["plot_impulse", "plot_memory", "plot_lifetimes", "plot_beakers"]
@@ -129,9 +130,8 @@ def plot_beakers(
 
         anim = FuncAnimation(fig, frame, frames=len(times), interval=400)
         gif_path = path.with_name(path.name + ".gif")
-        tmp = gif_path.with_name(f".{gif_path.name}.part.gif")
-        anim.save(tmp, writer=PillowWriter(fps=3))
-        tmp.replace(gif_path)
+        with atomic_path(gif_path) as tmp:
+            anim.save(tmp, writer=PillowWriter(fps=3))
         plt.close(fig)
         out.append(gif_path)
     return out

@@ -163,25 +163,29 @@ def add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
 
 def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
     """--method (or --methods) and every option a method declares (see experiments/methods)."""
-    from ..experiments.methods import registry
+    from ..experiments.methods import registry, treatments
 
     known = registry()
     listing = "; ".join(f"{name}: {cls.summary}" for name, cls in known.items())
-    g = p.add_argument_group(
-        "continual-learning method (see experiments/methods; combine with +, e.g. cs+ewc)"
-    )
+    title = "continual-learning method (see experiments/methods; combine with +, e.g. l2+ema)"
+    g = p.add_argument_group(title)
     if compare:
+        default = " vs ".join(["none", *(cls.name for cls in treatments())])
         g.add_argument(
             "--methods",
             default=None,
             metavar="A,B,...",
-            help=f"methods to compare, comma-separated (default: standard vs cs). Known: {listing}",
+            help=f"methods to compare, comma-separated (default: {default}). Known: {listing}",
         )
     else:
         g.add_argument("--method", default="none", help=f"the method (default %(default)s). Known: {listing}")
-        g.add_argument(
-            "--cs", action="store_true", help="the same as adding cs to --method (the original's flag)"
-        )
+        for cls in known.values():
+            if cls.flag:
+                g.add_argument(
+                    f"--{cls.flag}",
+                    action="store_true",
+                    help=f"the same as adding {cls.name} to --method (the original's flag)",
+                )
     seen = set()
     for cls in known.values():
         for key, opt in cls.options.items():
@@ -202,8 +206,8 @@ def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
                 )
                 continue
             choices = opt.choices
-            if compare and key == "time_unit":
-                choices = (*choices, "both")  # compare and matrix can run both clocks
+            if compare and opt.both:
+                choices = (*choices, "both")  # compare and matrix run one variant per choice
             g.add_argument(
                 f"--{key.replace('_', '-')}",
                 type=opt.type,
@@ -217,7 +221,7 @@ def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
 
 def settings(args: argparse.Namespace, **overrides: Any) -> RunSettings:
     """The run's settings from parsed options (method options into method_options)."""
-    from ..experiments.methods import all_options
+    from ..experiments.methods import all_options, flags
 
     fields = {f.name for f in dataclasses.fields(RunSettings)}
     values = {k: v for k, v in vars(args).items() if k in fields and k != "method_options"}
@@ -225,9 +229,8 @@ def settings(args: argparse.Namespace, **overrides: Any) -> RunSettings:
     options = {k: getattr(args, k) for k in all_options() if getattr(args, k, None) is not None}
     values["method_options"] = {**options, **overrides.pop("method_options", {})}
     s = RunSettings(**values).replace(**overrides)
-    if getattr(args, "cs", False):
-        s = s.replace(cs=True)
-    return s
+    flagged = {flag: True for flag in flags() if getattr(args, flag, False)}
+    return s.replace(**flagged) if flagged else s
 
 
 def method_list(text: str | None) -> list[str] | None:

@@ -7,24 +7,21 @@ from pathlib import Path
 
 from ..data import EXPERIMENTS, SCENARIOS
 from ..experiments.checks import check_outputs, check_seed
+from ..experiments.config import presets
 from ..experiments.results import to_json
 from ..experiments.settings import OptionError, RunSettings
 from .common import add_output_options, add_run_options, method_list, name_list, settings
 
-__all__ = ["add_parsers", "compare", "matrix", "demo", "MATRIX_METHODS", "DEMO"]
+__all__ = ["add_parsers", "compare", "matrix", "demo"]
 
-MATRIX_METHODS = "none,joint,l2,ewc,online-ewc,si,cs,cs+ewc"
-DEMO = dict(
-    dataset="digits",
-    experiment="splitMNIST",
-    scenario="task",
-    iters=500,
-    optimizer="adam",
-    lr=0.001,
-    beakers=5,
-    alpha=500.0,
-    beta=2500.0,
-)
+
+def __getattr__(name: str):
+    # The defaults of release 0.2, now read from experiments/presets.toml.
+    if name == "MATRIX_METHODS":
+        return presets()["matrix"]["methods"]
+    if name == "DEMO":
+        return dict(presets()["demo"]["settings"])
+    raise AttributeError(name)
 
 
 def _seeds_and_jobs(p: argparse.ArgumentParser, n_seeds: int) -> None:
@@ -35,9 +32,9 @@ def _seeds_and_jobs(p: argparse.ArgumentParser, n_seeds: int) -> None:
 def add_parsers(sub) -> None:
     p = sub.add_parser(
         "compare",
-        help="standard vs complex synapse over seeds",
-        description="Run the standard optimizer and the complex synapse for several seeds (cached by "
-        "parameter stamp); print mean +- SEM, the paired difference and a paired t-test; draw a bar plot.",
+        help="methods over seeds (default: none vs the methods under test)",
+        description="Run fine-tuning and the methods under test (or --methods) for several seeds (cached "
+        "by parameter stamp); print mean +- SEM, the paired difference and a paired t-test; draw a bar plot.",
     )
     add_run_options(p, compare=True)
     _seeds_and_jobs(p, 1)
@@ -61,9 +58,33 @@ def add_parsers(sub) -> None:
     add_output_options(p)
 
 
+def _both(args: argparse.Namespace) -> dict[str, str | None]:
+    """The options that compare and matrix can split into their choices, as given."""
+    from ..experiments.methods import all_options
+
+    return {k: getattr(args, k, None) for k, opt in all_options().items() if opt.both}
+
+
 def _base(args: argparse.Namespace) -> RunSettings:
-    unit = "iteration" if args.time_unit in (None, "both") else args.time_unit
-    return settings(args, method="none", time_unit=unit)
+    """The settings every variant starts from (an option given as ``both``: its default)."""
+    s = settings(args, method="none")
+    given = {k: v for k, v in s.method_options.items() if s.method_options[k] != "both"}
+    s = s.replace(method_options=given)
+    return s.replace(**{k: s.option(k) for k, v in _both(args).items() if v in (None, "both")})
+
+
+def _split(args: argparse.Namespace, base: RunSettings) -> tuple[dict[str, str], str]:
+    """The ``both`` options' values (given, else the base's) and their part of file names."""
+    values = {k: v or base.option(k) for k, v in _both(args).items()}
+    return values, "-".join(map(str, values.values()))
+
+
+def _describe(base: RunSettings) -> str:
+    """The methods under test in words, as the base's options set them."""
+    from ..experiments.methods import treatments
+
+    values = {k: base.option(k) for cls in treatments() for k in cls.options}
+    return "; ".join(cls.describe(values) for cls in treatments())
 
 
 def _check(base: RunSettings, n_seeds: int, jobs: int) -> list[int]:
@@ -77,15 +98,23 @@ def _check(base: RunSettings, n_seeds: int, jobs: int) -> list[int]:
 
 
 def run_compare(
-    base: RunSettings, time_unit: str, n_seeds: int, jobs: int, title: str, names: list[str] | None = None
+    base: RunSettings,
+    split: dict[str, str] | str,
+    n_seeds: int,
+    jobs: int,
+    title: str,
+    names: list[str] | None = None,
 ) -> dict:
-    """Every method of ``names`` (default: standard vs cs) over the seeds; the table,
-    the summary file and the bar plot."""
-    from ..experiments.compare import collect, format_table, methods_for, plot_summary, summarize
+    """Every method of ``names`` (default: none and the methods under test) over the
+    seeds, split over the ``both`` options of ``split``; the table, the summary file and
+    the bar plot. (A ``split`` given as a string is release 0.2's time unit.)"""
+    from ..experiments.compare import both_splits, collect, format_table, plot_summary, summarize, variants
     from ..experiments.results import write_json
 
+    if isinstance(split, str):
+        split = {"time_unit": split}
     seeds = _check(base, n_seeds, jobs)
-    methods = methods_for(time_unit, names)
+    methods = variants(names, both_splits(split))
     for m in methods:
         base.replace(**m.changes).check()
     check_outputs(base)
@@ -95,7 +124,8 @@ def run_compare(
     summary["runs_made"] = n_run
     summary["stamps"] = {m: [r["stamp"] for r in rs] for m, rs in results.items()}
     summary["wall_time_s"] = {m: [r["wall_time_s"] for r in rs] for m, rs in results.items()}
-    name = f"compare--{base.replace(seed=seeds[0]).stamp()}--n{n_seeds}-{time_unit}"
+    suffix = "-".join(map(str, split.values()))
+    name = f"compare--{base.replace(seed=seeds[0]).stamp()}--n{n_seeds}" + (f"-{suffix}" if suffix else "")
     summary["plots"] = [
         str(p) for p in plot_summary(summary, title, Path(base.plot_dir) / name, pdf=base.pdf)
     ]
@@ -106,38 +136,34 @@ def run_compare(
     return summary
 
 
-def _chain_words(base: RunSettings) -> str:
-    o = base.option
-    return f"{o('beakers')} beakers, alpha {o('alpha'):g}, beta {o('beta'):g}"
-
-
 def compare(args: argparse.Namespace) -> int:
     base = _base(args)
     if args.get_stamp:
         print(base.stamp())
         return 0
-    unit = args.time_unit or base.option("time_unit")
+    split, _ = _split(args, base)
     title = (
         f"{base.experiment} on {base.dataset}, {base.scenario}-incremental, {base.stream} stream: "
-        f"{base.optimizer} lr {base.lr:g}; complex synapse {_chain_words(base)}, {unit} time"
+        f"{base.optimizer} lr {base.lr:g}; {_describe(base)}"
     )
-    summary = run_compare(base, unit, args.n_seeds, args.jobs, title, method_list(args.methods))
+    summary = run_compare(base, split, args.n_seeds, args.jobs, title, method_list(args.methods))
     if args.json:
         print(to_json(summary))
     return 0
 
 
 def matrix(args: argparse.Namespace) -> int:
-    from ..experiments.compare import methods_for
+    from ..experiments.compare import both_splits
+    from ..experiments.compare import variants as variants_of
     from ..experiments.matrix import csv_text, markdown_table, plot_matrix, run_matrix
     from ..experiments.results import write_json, write_text
 
     base = _base(args)
-    unit = args.time_unit or base.option("time_unit")
+    split, unit = _split(args, base)
     experiments = name_list(args.experiments, "--experiments", EXPERIMENTS)
     scenarios = name_list(args.scenarios, "--scenarios", SCENARIOS)
     seeds = _check(base, args.n_seeds, args.jobs)
-    variants = methods_for(unit, method_list(args.methods or MATRIX_METHODS))
+    variants = variants_of(method_list(args.methods or presets()["matrix"]["methods"]), both_splits(split))
     for e in experiments:
         for sc in scenarios:
             for v in variants:
@@ -145,10 +171,10 @@ def matrix(args: argparse.Namespace) -> int:
     check_outputs(base)
     result = run_matrix(base, variants, experiments, scenarios, seeds, jobs=args.jobs)
     tag = base.replace(experiment="matrix", scenario="all", seed=seeds[0]).stamp().split("--")[-1]
-    name = f"matrix--{base.dataset}-i{base.iters}-n{args.n_seeds}-{unit}--{tag}"
+    name = f"matrix--{base.dataset}-i{base.iters}-n{args.n_seeds}" + (f"-{unit}" if unit else "") + f"--{tag}"
     title = (
         f"{base.dataset}: {base.tasks} tasks x {base.iters} iterations, {base.optimizer} lr {base.lr:g}, "
-        f"{len(seeds)} seeds; cs: {_chain_words(base)}"
+        f"{len(seeds)} seeds; {_describe(base)}"
     )
     table = markdown_table(result)
     out = Path(base.results_dir)
@@ -167,16 +193,13 @@ def matrix(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    preset = presets()["demo"]
     base = RunSettings.make(
-        **DEMO, device="cpu", plot_dir=args.plot_dir, results_dir=args.results_dir, pdf=args.pdf
+        **preset["settings"], device="cpu", plot_dir=args.plot_dir, results_dir=args.results_dir, pdf=args.pdf
     )
-    print(
-        "Demo: split digits (scikit-learn's 8x8 images, 5 tasks of 2 classes), Task-IL, an MLP with 2 hidden "
-        "layers of 400 units, Adam lr 1e-3, 500 iterations per task; standard vs the complex synapse "
-        "(5 beakers, alpha 500, beta 2500 iterations)."
-    )
-    title = "split digits, Task-IL: Adam vs complex synapse (5 beakers, alpha 500, beta 2500 iterations)"
-    summary = run_compare(base, "iteration", args.n_seeds, args.jobs, title)
+    print(preset["description"])
+    split = {k: base.option(k) for k in _both(args)}
+    summary = run_compare(base, split, args.n_seeds, args.jobs, preset["title"])
     if args.json:
         print(to_json(summary))
     return 0

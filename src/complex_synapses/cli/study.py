@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
         "format): for each cell and method, tune the method's search space with Optuna (TPE, median "
         "pruning, stored "
         "in SQLite) on the tuning seeds with the same number of trials, run the best setting on the "
-        "evaluation seeds, and compare each method with none and with the best non-cs method (paired "
+        "evaluation seeds, and compare each method with none and with the best baseline (the best "
+        "method that holds no method under test; paired "
         "t-tests, Holm-corrected over the table, 95%% CIs, effect sizes). Resumable: run the same command "
         "again after any stop.",
     )

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+from ..files import atomic_path
+
 __all__ = ["DataError", "read_idx", "write_idx"]
 
 _TYPES = {
@@ -22,10 +25,6 @@ _TYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-
-
-class DataError(ValueError):
-    """A data set could not be read or obtained; the message names the file."""
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -75,6 +74,5 @@ def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None)
     data = header + body
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

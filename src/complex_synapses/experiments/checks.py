@@ -7,17 +7,22 @@ import dataclasses
 import math
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
-from .settings import SEED_MAX, OptionError, RunSettings, fused_names, has_fused, optimizer_class
+from ..errors import OptionError
+from .optimizers import fused_names, has_fused, optimizer_class
+
+if TYPE_CHECKING:  # settings.py imports this module
+    from .settings import RunSettings
 
 __all__ = ["check_settings", "check_device", "check_writable", "check_seed"]
 
 CHOICES = {"experiment": EXPERIMENTS, "scenario": SCENARIOS, "stream": STREAMS, "dataset": DATASETS}
 MAX_TASKS = 100  # permuted protocols: each task is evaluated after each task, tasks^2 evaluations
+SEED_MAX = 2**32 - 1  # numpy's seeds
 POSITIVE = ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n")
 
 
@@ -27,7 +32,7 @@ def _flag(name: str) -> str:
 
 def _check_types(s: RunSettings) -> None:
     """Each field holds a value of its default's type (an int where a float is wanted)."""
-    for f in dataclasses.fields(RunSettings):
+    for f in dataclasses.fields(s):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         value = getattr(s, f.name)
         if default is None:

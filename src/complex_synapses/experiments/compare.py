@@ -3,6 +3,7 @@ of mean +- SEM, the paired differences with a paired t-test, and the bar plot.""
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from .stats import summarize
 __all__ = [
     "Variant",
     "methods_for",
+    "variants",
+    "both_splits",
     "collect",
     "run_all",
     "summarize",
@@ -36,30 +39,39 @@ class Variant:
     changes: dict[str, Any]
 
 
-def methods_for(time_unit: str, names: list[str] | None = None) -> list[Variant]:
-    """The methods to compare. Without ``names``: standard and the complex synapse.
-    ``time_unit="both"`` runs every method that holds the complex synapse in both time
-    units."""
-    units = ("iteration", "lr") if time_unit == "both" else (time_unit,)
+def both_splits(values: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The options given as ``both`` (see :class:`methods.Option`), each with the
+    choices it splits into."""
+    from .methods import all_options
+
+    opts = all_options()
+    return {k: opts[k].choices for k, v in values.items() if v == "both" and k in opts and opts[k].both}
+
+
+def variants(names: list[str] | None, split: dict[str, tuple[Any, ...]]) -> list[Variant]:
+    """The methods to compare: ``names``, or without them ``none`` and every method
+    under test (by their labels), each once per combination of the ``split`` options
+    it declares."""
+    from .methods import get_method, treatments
+
+    labels = {}
     if names is None:
-        cs = [
-            Variant(
-                f"Complex synapse ({u})" if len(units) > 1 else "Complex synapse",
-                {"method": "cs", "time_unit": u},
-            )
-            for u in units
-        ]
-        return [Variant("Standard", {"method": "none"}), *cs]
+        names = ["none", *(cls.name for cls in treatments())]
+        labels = {n: get_method(n).label or n for n in names}
     out = []
     for name in names:
-        if "cs" in name.split("+"):
-            out += [
-                Variant(f"{name} ({u})" if len(units) > 1 else name, {"method": name, "time_unit": u})
-                for u in units
-            ]
-        else:
-            out.append(Variant(name, {"method": name}))
+        declared = {k for part in name.split("+") for k in get_method(part).options}
+        axes = {k: v for k, v in split.items() if k in declared}
+        for combo in itertools.product(*axes.values()):
+            suffix = f" ({', '.join(map(str, combo))})" if combo else ""
+            out.append(Variant(labels.get(name, name) + suffix, {"method": name, **dict(zip(axes, combo))}))
     return out
+
+
+def methods_for(time_unit: str, names: list[str] | None = None) -> list[Variant]:
+    """The methods to compare, :func:`variants` with ``time_unit`` split where it is
+    ``both`` (the signature of release 0.2)."""
+    return variants(names, both_splits({"time_unit": time_unit}))
 
 
 def run_and_store(

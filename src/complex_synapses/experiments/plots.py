@@ -25,7 +25,10 @@ def plot_curves(result: dict[str, Any], path: Path, pdf: bool = False) -> list[P
     top.set_ylabel("test accuracy")
     top.set_ylim(0, 1.02)
     top.legend(fontsize=7, ncol=3, loc="lower left")
-    parts = [p for p in s["method"].split("+") if p != "none"] + (["cs"] if s.get("cs") else [])
+    from .methods import flags
+
+    parts = [p for p in s["method"].split("+") if p != "none"]
+    parts += [method for flag, method in flags().items() if s.get(flag)]  # release 0.1's files
     kind = "+".join(dict.fromkeys(parts)) or "fine-tuning"
     top.set_title(
         f"{s['experiment']} on {s['dataset']}, {s['scenario']}-IL, method {kind}: "

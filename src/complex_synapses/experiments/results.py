@@ -1,15 +1,14 @@
-"""Result files and the result cache: strict JSON written atomically (a temporary name,
-then a rename), never pickle; a run's result is found again by its parameter stamp."""
+"""The result cache: a run's result is found again by its parameter stamp. Results are
+strict JSON written atomically (:mod:`complex_synapses.files`), never pickle."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from ..files import read_json, strict, to_json, write_json, write_text
 
 __all__ = [
     "write_json",
@@ -22,60 +21,6 @@ __all__ = [
     "is_result",
     "record_failure",
 ]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path``: to a temporary file in the same folder first, then
-    renamed, so that a reader never sees a half-written file. The file gets the mode
-    an ordinary ``open`` would give it (0666 less the umask)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def strict(obj: Any) -> Any:
-    """``obj`` with every NaN or infinite float replaced by None (JSON's null)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [strict(v) for v in obj]
-    return obj
-
-
-def to_json(obj: Any, indent: int | None = None) -> str:
-    """Strict JSON (no bare NaN or Infinity, which JSON does not have): null instead."""
-    return json.dumps(strict(obj), indent=indent, allow_nan=False, default=str)
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as strict JSON to ``path``, atomically (see :func:`write_text`)."""
-    return write_text(path, to_json(obj, indent=1) + "\n")
-
-
-def read_json(path: str | Path) -> Any:
-    """The object in JSON file ``path``, or None if it is missing or unreadable
-    (an unreadable cache entry is simply run again)."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def result_path(settings) -> Path:

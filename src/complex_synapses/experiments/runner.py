@@ -21,17 +21,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from ..errors import RunFailed
 from .results import cached, record_failure, result_path, write_json
 from .settings import RunSettings
 
 __all__ = ["Outcome", "run_many", "run_one", "RunFailed", "CRASH_ONCE"]
 
 CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # fault injection for the tests: a marker file path
-
-
-class RunFailed(RuntimeError):
-    """A run that cannot give a result (its loss became NaN, its worker died); the
-    message says which run and why."""
 
 
 @dataclass

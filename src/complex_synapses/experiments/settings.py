@@ -1,73 +1,32 @@
 """The settings of one experiment, their checks, and the parameter stamp that names its
 result (and finds it again in the cache).
 
-A run is its data, model and training fields below, and a method spec (``cs+ewc``)
-with the methods' own options in ``method_options`` (``ewc_lambda``; the chain's
-``beakers``, ``alpha``, ``beta``, ``time_unit``, ``integrator`` belong to ``cs``).
-``make`` and ``replace`` take either by name.
+A run is its data, model and training fields below, and a method spec (``l2+ema``)
+with the methods' own options in ``method_options`` (``ewc_lambda``, ``alpha``: each
+declared by its method, see :mod:`.methods`). ``make`` and ``replace`` take either by
+name, and a method's boolean flag (``FLAG=True`` adds the method that declares it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
+from ..errors import OptionError
+from .checks import SEED_MAX, check_settings
+from .optimizers import fused_names, has_fused, optimizer_class, optimizer_names
 
 __all__ = ["RunSettings", "OptionError", "optimizer_class", "OUTPUT_ONLY", "optimizer_names", "SEED_MAX"]
-
-
-class OptionError(ValueError):
-    """A setting that is not allowed; the message names the option."""
+__all__ += ["has_fused", "fused_names"]
 
 
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
-SEED_MAX = 2**32 - 1  # numpy's seeds
 # Fields added after 0.1, left out of stamps at 0 / False so that older stamps stay.
 ADDED_FIELDS = ("drift_window", "matrix_n", "compile", "fused")
-
-# torch.optim classes that cannot be the base of a run: SparseAdam needs sparse
-# gradients, LBFGS a closure that re-evaluates the loss, Muon 2-D parameters only.
-UNUSABLE_OPTIMIZERS = ("sparseadam", "lbfgs", "muon")
-
-
-def _optimizers() -> dict[str, type[torch.optim.Optimizer]]:
-    return {
-        k.lower(): v
-        for k, v in vars(torch.optim).items()
-        if isinstance(v, type)
-        and issubclass(v, torch.optim.Optimizer)
-        and v is not torch.optim.Optimizer
-        and k.lower() not in UNUSABLE_OPTIMIZERS
-    }
-
-
-def optimizer_names() -> list[str]:
-    """The base optimizers a run can use, by their --optimizer name."""
-    return sorted(_optimizers())
-
-
-def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """A torch.optim optimizer by name, case-insensitively ("adam", "sgd", "adamw", ...)."""
-    known = _optimizers()
-    if not isinstance(name, str) or name.lower() not in known:
-        raise OptionError(f"--optimizer must be one of {', '.join(sorted(known))}, got {name!r}")
-    return known[name.lower()]
-
-
-def has_fused(cls: type[torch.optim.Optimizer]) -> bool:
-    """Whether torch's optimizer ``cls`` has a fused kernel (a ``fused`` argument)."""
-    return "fused" in inspect.signature(cls).parameters
-
-
-def fused_names() -> list[str]:
-    """The ``--optimizer`` names whose optimizer has a fused kernel."""
-    return sorted(name for name, cls in _optimizers().items() if has_fused(cls))
 
 
 @dataclass
@@ -109,22 +68,26 @@ class RunSettings:
 
     @classmethod
     def make(cls, **values: Any) -> RunSettings:
-        """Settings from run fields and method options by name (``alpha=100``);
-        ``cs=True`` adds the ``cs`` method, as the original's flag did."""
+        """Settings from run fields and method options by name (``alpha=100``); a
+        method's flag set True adds that method, as the original project's flag did."""
         return cls().replace(**values)
 
     def replace(self, **changes: Any) -> RunSettings:
         """A copy with ``changes``: run fields, method options (into ``method_options``)
-        and ``cs`` (True adds the ``cs`` method, False removes it)."""
+        and methods' flags (True adds the method that declares the flag, False removes it)."""
+        from .methods import flags
+
+        flagged = {k: v for k, v in changes.items() if k in flags()}
         names = {f.name for f in dataclasses.fields(self)}
         fields = {k: v for k, v in changes.items() if k in names}
-        options = {k: v for k, v in changes.items() if k not in names and k != "cs"}
+        options = {k: v for k, v in changes.items() if k not in names and k not in flagged}
         if options:
             fields["method_options"] = {**fields.get("method_options", self.method_options), **options}
         out = dataclasses.replace(self, **fields)
-        if "cs" in changes:
-            parts = [p for p in out.method.split("+") if p not in ("none", "cs")]
-            out.method = "+".join(parts + ["cs"] if changes["cs"] else parts) or "none"
+        for flag, on in flagged.items():
+            method = flags()[flag]
+            parts = [p for p in out.method.split("+") if p not in ("none", method)]
+            out.method = "+".join(parts + [method] if on else parts) or "none"
         return out
 
     @property
@@ -133,9 +96,19 @@ class RunSettings:
         parts = [p for p in self.method.split("+") if p != "none"]
         return "+".join(parts) or "none"
 
-    @property
-    def uses_cs(self) -> bool:
-        return "cs" in self.method_spec.split("+")
+    def uses(self, method: str) -> bool:
+        """Whether ``method`` is one of the methods that run."""
+        return method in self.method_spec.split("+")
+
+    def __getattr__(self, name: str) -> Any:
+        # ``uses_FLAG`` for each method's flag: the old spelling of ``uses(method)``.
+        if name.startswith("uses_"):
+            from .methods import flags
+
+            method = flags().get(name[len("uses_") :])
+            if method is not None:
+                return self.uses(method)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def resolved_options(self) -> dict[str, Any]:
         """The hyperparameters of the methods that run, defaults for the scenario filled in."""
@@ -153,8 +126,6 @@ class RunSettings:
 
     def check(self) -> None:
         """Raise OptionError naming the first setting that is not allowed."""
-        from .checks import check_settings
-
         check_settings(self)
 
     def result_settings(self) -> dict[str, Any]:
@@ -171,11 +142,16 @@ class RunSettings:
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a result file keeps them: every field, and (as release 0.1
-        wrote them) ``cs`` and the chain's options at the top level."""
+        wrote them) each method's flag and the options it declares as ``result_keys``
+        at the top level."""
+        from .methods import flags, registry
+
         d = dataclasses.asdict(self)
-        d["cs"] = self.uses_cs
-        for key in ("beakers", "alpha", "beta", "time_unit", "integrator"):
-            d[key] = self.option(key)
+        for flag, method in flags().items():
+            d[flag] = self.uses(method)
+        for cls in registry().values():
+            for key in cls.result_keys:
+                d[key] = self.option(key)
         return d
 
     def run_args(self) -> list[str]:

@@ -4,8 +4,9 @@ For each (cell, method) the method's search space is tuned with Optuna (see
 :mod:`.tuning`) on the tuning seeds with the same budget of trials; the best setting is
 then run on the evaluation seeds, which no tuning ever saw. Per cell, each method is
 compared on those seeds (paired: a seed fixes the data order, the permutations and the
-initial weights) with ``none`` and with the best method that does not use the complex
-synapse (chosen by its tuning score, not by the evaluation seeds). All p-values of the
+initial weights) with ``none`` and with the best baseline, the best method that holds no
+method under test (``Method.treatment``; chosen by its tuning score, not by the
+evaluation seeds). All p-values of the
 table are Holm-corrected together.
 
 The configuration is a TOML file::
@@ -26,10 +27,9 @@ The configuration is a TOML file::
     experiment = "splitMNIST"
     scenario = "task"
 
-    [methods.cs]                  # a method: its spec, fixed options, and search space
-    method = "cs"
-    time_unit = "iteration"
-    search = { lr = {low = 1e-4, high = 1e-2, log = true}, alpha = {low = 1, high = 300, log = true} }
+    [methods.ewc]                 # a method: its spec, fixed options, and search space
+    method = "ewc"
+    search = { lr = {low = 1e-4, high = 1e-2, log = true}, ewc_lambda = {low = 1, high = 1e4, log = true} }
 
 Everything is resumable: runs come from the cache, a tuning from its SQLite file, a
 finished (cell, method) from its unit file under ``results_dir/units``.
@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 
 from ..figures import pyplot, save_figure
+from .config import check_keys, check_sections, read_toml, setting_keys
+from .methods import flags, is_treatment
 from .results import read_json, write_json, write_text
 from .runner import _ignore_interrupt, _stop, run_many
 from .settings import OptionError, RunSettings
@@ -61,7 +63,7 @@ __all__ += ["plot_study", "markdown_table", "write_outputs"]
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
 CSV_COLUMNS = (
     "cell", "method", "args", "n_seeds", "mean", "sem", "p_vs_none", "p_vs_best",
-    "best_non_cs", "diff_vs_none", "ci_low_vs_none", "ci_high_vs_none", "d_vs_none",
+    "best_baseline", "diff_vs_none", "ci_low_vs_none", "ci_high_vs_none", "d_vs_none",
     "diff_vs_best", "ci_low_vs_best", "ci_high_vs_best", "d_vs_best",
     "p_vs_none_raw", "p_vs_best_raw", "tune_score", "trials_complete", "trials_pruned", "trials_diverged",
 )  # fmt: skip
@@ -112,11 +114,9 @@ def _seeds(raw: Any, where: str) -> list[int]:
 
 
 def _method(name: str, raw: Any, where: str) -> MethodSpec:
-    from .sweep import _key
-
     if not isinstance(raw, dict) or "method" not in raw:
-        raise OptionError(f'{where}: a method needs method = "..." (e.g. "cs"), got {raw!r}')
-    fixed = {_key(k, where): v for k, v in raw.items() if k != "search"}
+        raise OptionError(f'{where}: a method needs method = "..." (e.g. "ewc"), got {raw!r}')
+    fixed = setting_keys({k: v for k, v in raw.items() if k != "search"}, where)
     space = parse_space(raw.get("search", {}), f"{where} search")
     if not space:
         raise OptionError(f"{where}: search is empty; give every method something to tune (at least lr)")
@@ -126,17 +126,11 @@ def _method(name: str, raw: Any, where: str) -> MethodSpec:
 def load_study(path: str | Path) -> StudyConfig:
     """Read and check a study (see the module docstring); every run it can make is
     checked here, before the first step."""
-    from .sweep import _key, read_toml
-
     path = Path(path)
     raw = read_toml(path)
-    unknown = sorted(set(raw) - {"study", "base", "cells", "methods"})
-    if unknown:
-        raise OptionError(f"{path}: unknown section(s) {unknown}; allowed: study, base, cells, methods")
+    check_sections(raw, ("study", "base", "cells", "methods"), str(path))
     study = raw.get("study", {})
-    typos = sorted(set(study) - set(STUDY_KEYS))
-    if typos:
-        raise OptionError(f"{path} [study]: unknown key {typos[0]!r}; allowed: {', '.join(STUDY_KEYS)}")
+    check_keys(study, STUDY_KEYS, f"{path} [study]")
     tune_seeds = _seeds(study.get("tune_seeds", [0, 1, 2]), f"{path} [study] tune_seeds")
     eval_seeds = _seeds(study.get("eval_seeds", list(range(10, 20))), f"{path} [study] eval_seeds")
     if set(tune_seeds) & set(eval_seeds):
@@ -145,10 +139,8 @@ def load_study(path: str | Path) -> StudyConfig:
     for name, v in (("trials", trials), ("startup_trials", startup)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise OptionError(f"{path} [study]: {name} must be an integer >= 1, got {v!r}")
-    base = {_key(k, f"{path} [base]"): v for k, v in raw.get("base", {}).items()}
-    cells = {
-        c: {_key(k, f"{path} [cells.{c}]"): v for k, v in o.items()} for c, o in raw.get("cells", {}).items()
-    }
+    base = setting_keys(raw.get("base", {}), f"{path} [base]")
+    cells = {c: setting_keys(o, f"{path} [cells.{c}]") for c, o in raw.get("cells", {}).items()}
     methods = {m: _method(m, o, f"{path} [methods.{m}]") for m, o in raw.get("methods", {}).items()}
     if not cells or not methods:
         raise OptionError(f"{path}: a study needs at least one [cells.NAME] and one [methods.NAME]")
@@ -169,6 +161,21 @@ def load_study(path: str | Path) -> StudyConfig:
             except OptionError as exc:
                 raise OptionError(f"{path}: cell {c!r}, method {m!r}: {exc}") from None
     return config
+
+
+def legacy_flags(settings: RunSettings) -> dict[str, bool]:
+    """``uses_FLAG`` for each method's flag: the unit keys of release 0.2."""
+    from .methods import flags
+
+    return {f"uses_{flag}": settings.uses(method) for flag, method in flags().items()}
+
+
+def _treated(unit: dict[str, Any]) -> bool:
+    """Whether a unit's method holds a method under test (units of release 0.2 say it
+    by their ``uses_FLAG`` keys)."""
+    if "treatment" in unit:
+        return unit["treatment"]
+    return any(v for k, v in unit.items() if k.startswith("uses_"))
 
 
 def _unit_path(config: StudyConfig, cell: str, method: str) -> Path:
@@ -194,7 +201,8 @@ def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:
     unit = {
         "cell": cell,
         "method": method,
-        "uses_cs": runs[0].uses_cs,
+        "treatment": is_treatment(runs[0].method_spec),
+        **legacy_flags(runs[0]),
         "params": tuned.params,
         "tune_score": tuned.value,
         "trials": tuned.trials,
@@ -279,12 +287,12 @@ def _done(bar, unit: dict[str, Any]) -> None:
 
 def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (cell, method): mean, SEM and paired tests on the evaluation seeds
-    against ``none`` and against the cell's best non-cs method (by tuning score), with
+    against ``none`` and against the cell's best baseline (by tuning score), with
     Holm-corrected p-values over the whole table."""
     rows = []
     for cell in dict.fromkeys(u["cell"] for u in units):
         here = {u["method"]: u for u in units if u["cell"] == cell}
-        plain = [u for u in here.values() if not u["uses_cs"]]
+        plain = [u for u in here.values() if not _treated(u)]
         best = max(plain, key=lambda u: u["tune_score"])["method"]
         for name, u in here.items():
             acc = np.array(u["accuracy"])
@@ -293,9 +301,10 @@ def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "method": name,
                 "args": u["args"],
                 "n_seeds": len(acc),
-                "uses_cs": u["uses_cs"],
+                "treatment": _treated(u),
             }
-            row.update({"mean": float(acc.mean()), "sem": sem(acc), "best_non_cs": best})
+            row.update({"mean": float(acc.mean()), "sem": sem(acc), "best_baseline": best})
+            row.update({f"best_non_{flag}": best for flag in flags()})  # release 0.2's name
             for ref, tag in (("none", "none"), (best, "best")):
                 test = paired(acc, here[ref]["accuracy"]) if name != ref else dict.fromkeys(
                     ("diff", "ci_low", "ci_high", "d_z", "p"), float("nan"))  # fmt: skip
@@ -313,6 +322,16 @@ def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def csv_columns() -> tuple[str, ...]:
+    """The CSV's columns: release 0.2's (the best baseline named ``best_non_FLAG`` for
+    each method's flag, where a flag exists), then ``best_baseline``."""
+    from .methods import flags
+
+    i = CSV_COLUMNS.index("best_baseline")
+    old = tuple(f"best_non_{flag}" for flag in flags()) or ("best_baseline",)
+    return (*CSV_COLUMNS[:i], *old, *CSV_COLUMNS[i + 1 :]) + (("best_baseline",) if flags() else ())
+
+
 def csv_text(rows: list[dict[str, Any]]) -> str:
     """The table as CSV (accuracies as fractions, p-values Holm-corrected; ``_raw``: not)."""
     import csv
@@ -320,9 +339,10 @@ def csv_text(rows: list[dict[str, Any]]) -> str:
 
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    columns = csv_columns()
+    w.writerow(columns)
     for r in rows:
-        w.writerow(["" if _nan(r.get(c)) else _fmt(r.get(c)) for c in CSV_COLUMNS])
+        w.writerow(["" if _nan(r.get(c)) else _fmt(r.get(c)) for c in columns])
     return out.getvalue()
 
 
@@ -336,9 +356,9 @@ def _fmt(v: Any) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Accuracy (%) per cell and method, with the paired difference from none and from
-    the best non-cs method (Holm-corrected p in brackets)."""
+    the best baseline (Holm-corrected p in brackets)."""
     lines = [
-        "| cell | method | accuracy (%) | vs none (pp, 95% CI) [p] | vs best non-cs (pp, 95% CI) [p] |",
+        "| cell | method | accuracy (%) | vs none (pp, 95% CI) [p] | vs best baseline (pp, 95% CI) [p] |",
         "|---|---|---|---|---|",
     ]
     for r in rows:
@@ -357,7 +377,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_study(rows: list[dict[str, Any]], path: Path, title: str) -> list[Path]:
     """One panel per cell: each method's mean accuracy on the evaluation seeds with its
-    95% confidence interval; the complex synapse's rows in orange, none's mean dashed."""
+    95% confidence interval; the methods under test in orange, none's mean dashed."""
     plt = pyplot()
     cells = list(dict.fromkeys(r["cell"] for r in rows))
     cols = min(3, len(cells))
@@ -368,7 +388,7 @@ def plot_study(rows: list[dict[str, Any]], path: Path, title: str) -> list[Path]
         y = np.arange(len(here))[::-1]
         for yi, r in zip(y, here):
             low, high = r["ci_mean"]
-            color = "tab:orange" if r["uses_cs"] else "tab:blue"
+            color = "tab:orange" if r["treatment"] else "tab:blue"
             ax.errorbar(100 * r["mean"], yi, xerr=[[100 * (r["mean"] - low)], [100 * (high - r["mean"])]],
                         fmt="o", color=color, capsize=3)  # fmt: skip
         none = next(r for r in here if r["method"] == "none")

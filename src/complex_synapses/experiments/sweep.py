@@ -10,29 +10,27 @@ The configuration is a TOML file::
     iters = 200
 
     [grid]                      # every combination of these
-    method = ["none", "cs"]
-    alpha = [100.0, 500.0]
+    method = ["none", "l2"]
+    l2_lambda = [0.1, 1.0]
     seed = [0, 1, 2]
 
     [random]                    # optional: n more runs drawn from these distributions
     n = 8
     seed = 0
     lr = { log_uniform = [1e-4, 1e-2] }
-    beta = { choice = [1000.0, 2500.0] }
+    batch = { choice = [64, 128] }
 
     [sweep]
     retries = 2                 # attempts after the first failure
-    heatmap = ["alpha", "method"]  # two settings: the axes of the heat map
+    heatmap = ["l2_lambda", "method"]  # two settings: the axes of the heat map
     resources = { num_cpus = 1, num_gpus = 0 }  # per run, for Ray
 """
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 import secrets
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..figures import pyplot, save_figure
+from .config import FIELDS, check_keys, check_sections, read_toml, setting_key, setting_keys
 from .runner import CRASH_ONCE, run_many
 from .settings import OptionError, RunSettings
 from .stats import group_rows
@@ -52,9 +51,9 @@ __all__ = [
     "summary_rows",
     "plot_heatmap",
     "loopback_ray_environment",
+    "read_toml",
 ]
 
-FIELDS = ({f.name for f in dataclasses.fields(RunSettings)} - {"method_options"}) | {"cs"}
 BACKENDS = ("local", "ray")
 SWEEP_KEYS = ("retries", "heatmap", "resources")
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
@@ -71,49 +70,21 @@ class SweepConfig:
     resources: dict[str, float] = field(default_factory=lambda: {"num_cpus": 1, "num_gpus": 0})
 
 
-def _key(name: str, where: str) -> str:
-    from .methods import registry
-
-    key = name.replace("-", "_")
-    options = {k for cls in registry().values() for k in cls.options}
-    if key not in FIELDS and key not in options:
-        raise OptionError(
-            f"{where}: unknown setting {name!r} (run options: see `complex-synapses run --help`)"
-        )
-    return key
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML file as a dict; OptionError naming the file if it is missing or not TOML."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-    try:
-        return tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise OptionError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OptionError(f"{path}: not valid TOML ({exc})") from None
-
-
 def load_config(path: str | Path) -> SweepConfig:
     """Read and check a sweep configuration (see the module docstring)."""
     path = Path(path)
     raw = read_toml(path)
-    unknown = set(raw) - {"base", "grid", "random", "sweep"}
-    if unknown:
-        raise OptionError(f"{path}: unknown section(s) {sorted(unknown)}; allowed: base, grid, random, sweep")
-    base = {_key(k, f"{path} [base]"): v for k, v in raw.get("base", {}).items()}
+    check_sections(raw, ("base", "grid", "random", "sweep"), str(path))
+    base = setting_keys(raw.get("base", {}), f"{path} [base]")
     grid = {}
     for k, v in raw.get("grid", {}).items():
         if not isinstance(v, list) or not v:
             raise OptionError(f"{path} [grid]: {k} must be a non-empty list, got {v!r}")
-        grid[_key(k, f"{path} [grid]")] = v
+        grid[setting_key(k, f"{path} [grid]")] = v
     random = dict(raw.get("random", {}))
     for k, v in random.items():
         if k not in ("n", "seed"):
-            _key(k, f"{path} [random]")
+            setting_key(k, f"{path} [random]")
             if not (
                 isinstance(v, dict) and len(v) == 1 and next(iter(v)) in ("choice", "uniform", "log_uniform")
             ):
@@ -122,14 +93,12 @@ def load_config(path: str | Path) -> SweepConfig:
                     f"or {{log_uniform = [lo, hi]}}, got {v!r}"
                 )
     sweep = raw.get("sweep", {})
-    typos = sorted(set(sweep) - set(SWEEP_KEYS))
-    if typos:
-        raise OptionError(f"{path} [sweep]: unknown key {typos[0]!r}; allowed: {', '.join(SWEEP_KEYS)}")
+    check_keys(sweep, SWEEP_KEYS, f"{path} [sweep]")
     heatmap = sweep.get("heatmap")
     if heatmap is not None:
         if not (isinstance(heatmap, list) and len(heatmap) == 2):
             raise OptionError(f"{path} [sweep]: heatmap must name two settings, got {heatmap!r}")
-        heatmap = tuple(_key(h, f"{path} [sweep] heatmap") for h in heatmap)
+        heatmap = tuple(setting_key(h, f"{path} [sweep] heatmap") for h in heatmap)
     retries = sweep.get("retries", 2)
     if not isinstance(retries, int) or retries < 0:
         raise OptionError(f"{path} [sweep]: retries must be an int >= 0, got {retries!r}")
@@ -219,8 +188,10 @@ def run_sweep(
 def _value(s: RunSettings, key: str) -> Any:
     if key == "method":
         return s.method_spec
-    if key == "cs":
-        return s.uses_cs
+    from .methods import flags
+
+    if key in flags():
+        return s.uses(flags()[key])
     if key in FIELDS:
         return getattr(s, key)
     return s.resolved_options().get(key)

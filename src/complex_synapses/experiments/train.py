@@ -19,11 +19,12 @@ import torch.nn.functional as F
 
 from .. import __version__
 from ..data import Protocol, build_protocol, load_dataset, stream
+from ..errors import RunFailed
 from . import methods
 from .methods import Method
 from .model import Classifier, select_outputs
-from .runner import RunFailed
-from .settings import RunSettings, has_fused, optimizer_class
+from .optimizers import has_fused, optimizer_class
+from .settings import RunSettings
 
 __all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
 
@@ -39,7 +40,7 @@ def versions() -> dict[str, str]:
 
 def make_optimizer(settings: RunSettings, params, method: Method | None = None) -> torch.optim.Optimizer:
     """The base optimizer of ``--optimizer`` (lr, weight decay), or the one the method
-    makes of it (the complex synapse for ``cs``)."""
+    makes of it (see experiments/methods)."""
     cls = optimizer_class(settings.optimizer)
     kwargs: dict[str, Any] = {"lr": settings.lr}
     if settings.decay:

@@ -70,11 +70,11 @@ def _param(name: str, spec: Any, where: str) -> Param:
 
 def parse_space(raw: Any, where: str) -> dict[str, Param]:
     """The search space of a method from its TOML table; OptionError naming what is wrong."""
-    from .sweep import _key
+    from .config import setting_key
 
     if not isinstance(raw, dict):
         raise OptionError(f"{where}: the search space must be a table of options, got {raw!r}")
-    return {_key(k, where): _param(k, v, where) for k, v in raw.items()}
+    return {setting_key(k, where): _param(k, v, where) for k, v in raw.items()}
 
 
 def suggest(trial, space: dict[str, Param]) -> dict[str, Any]:

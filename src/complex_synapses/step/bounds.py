@@ -24,8 +24,9 @@ from torch import Tensor
 __all__ = ["check_bound", "bound_tensor", "round_key", "init_rounding"]
 
 
-def check_bound(bound: Any, grid_values: Any) -> None:
-    """Raise TypeError / ValueError naming ``bound`` or ``grid_values`` if not allowed."""
+def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") -> None:
+    """Raise TypeError / ValueError naming ``bound`` or the grid's option (``grid_name``:
+    ``grid_values`` here, ``levels`` on the command line) if not allowed."""
     if bound is not None:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")
@@ -33,11 +34,11 @@ def check_bound(bound: Any, grid_values: Any) -> None:
             raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r}")
     if grid_values is not None:
         if isinstance(grid_values, bool) or not isinstance(grid_values, int):
-            raise TypeError(f"grid_values must be an integer >= 2 or None, got {grid_values!r}")
+            raise TypeError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
         if grid_values < 2:
-            raise ValueError(f"grid_values must be an integer >= 2 or None, got {grid_values!r}")
+            raise ValueError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
         if bound is None:
-            raise ValueError("grid_values needs a bound: the values are evenly spaced in [-bound, bound]")
+            raise ValueError(f"{grid_name} needs a bound: the values are evenly spaced in [-bound, bound]")
 
 
 @functools.lru_cache(maxsize=64)

@@ -45,6 +45,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..files import atomic_path
+
 __all__ = [
     "library",
     "openmp",
@@ -98,7 +100,7 @@ def _compiler() -> str | None:
 
 def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...]) -> None:
     """Compile the float32 and float64 halves at once (two processes: the build is most
-    of a cold first step), link them, and rename the library into place."""
+    of a cold first step), and link them into the library, atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         for name, text in sources.items():
@@ -116,10 +118,9 @@ def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...
             _, err = proc.communicate()
             if proc.returncode:
                 raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=err)
-        out = Path(tmp) / target.name
-        link = [cc, *flags, "-shared", "-o", str(out), *map(str, objects), "-lm"]
-        subprocess.run(link, check=True, capture_output=True, text=True)
-        os.replace(out, target)
+        with atomic_path(target) as out:
+            link = [cc, *flags, "-shared", "-o", str(out), *map(str, objects), "-lm"]
+            subprocess.run(link, check=True, capture_output=True, text=True)
 
 
 def _load(cc: str, sources: dict[str, str], flags: tuple[str, ...]) -> ctypes.CDLL | None:

@@ -3,7 +3,7 @@
 A method is one module in this folder (or in any package that declares an entry point in
 the group ``complex_synapses.methods``) defining ``METHOD``, a subclass of :class:`Method`.
 It is found by its ``name`` and selected with ``--method NAME``; methods combine with
-``+`` (``--method cs+ewc``). Its hyperparameters are declared in ``options`` and become
+``+`` (``--method l2+ema``). Its hyperparameters are declared in ``options`` and become
 command-line options (``--ewc-lambda``) with the defaults shown in ``--help``.
 
 A method may change six things, each a method of the class with a default that does
@@ -29,13 +29,15 @@ import torch
 from torch import Tensor
 
 __all__ = ["Method", "Option", "registry", "get_method", "Combined", "resolve_options", "all_options"]
+__all__ += ["treatments", "flags", "is_treatment"]
 
 
 @dataclass(frozen=True)
 class Option:
     """A hyperparameter: its type, its default (one value, or one per scenario), help,
     and what is allowed: ``choices``, or numbers from ``low`` up (``low_open``: above)
-    and at most ``high``."""
+    and at most ``high``. ``both``: ``compare`` and ``matrix`` also take ``both`` for it,
+    and run one variant of the method per choice."""
 
     default: Any
     help: str
@@ -44,6 +46,7 @@ class Option:
     low: float | None = None
     low_open: bool = False
     high: float | None = None
+    both: bool = False
 
     def default_for(self, scenario: str) -> Any:
         return self.default[scenario] if isinstance(self.default, dict) else self.default
@@ -78,6 +81,17 @@ class Method:
     name: str = ""
     summary: str = ""
     options: dict[str, Option] = {}
+    # What the code around the training loop asks of a method, declared here so that no
+    # other module names one. ``label``: its name in a comparison's default table.
+    # ``treatment``: a method under test, compared with the best of the others (the
+    # baselines) and run by ``compare`` without --methods. ``flag``: a boolean alias,
+    # ``--FLAG`` on the command line and ``FLAG=True`` in ``RunSettings.make``, written
+    # into result files as ``FLAG`` (True when the method runs). ``result_keys``: options
+    # that result files also keep at the top level of their settings (as release 0.1 did).
+    label: str = ""
+    treatment: bool = False
+    flag: str | None = None
+    result_keys: tuple[str, ...] = ()
 
     def __init__(self, settings, values: dict[str, Any]) -> None:
         self.settings = settings
@@ -114,6 +128,11 @@ class Method:
         (each value alone is checked by its :class:`Option`)."""
 
     @classmethod
+    def describe(cls, values: dict[str, Any]) -> str:
+        """This method's settings in words, for the titles of tables and figures."""
+        return cls.label or cls.name
+
+    @classmethod
     def tag(cls, values: dict[str, Any]) -> str:
         """This method's part of a run's readable name (its options are in the hash)."""
         return cls.name
@@ -146,6 +165,21 @@ def get_method(name: str) -> type[Method]:
     return methods[name]
 
 
+def treatments() -> list[type[Method]]:
+    """The methods under test (``treatment = True``), by name."""
+    return [cls for cls in registry().values() if cls.treatment]
+
+
+def flags() -> dict[str, str]:
+    """Each method's boolean alias: flag -> method name."""
+    return {cls.flag: name for name, cls in registry().items() if cls.flag}
+
+
+def is_treatment(spec: str) -> bool:
+    """Whether a method spec (``a+b``) holds a method under test."""
+    return any(get_method(p).treatment for p in spec.split("+") if p in registry())
+
+
 def all_options() -> dict[str, Option]:
     """Every option of every method, by name (a name two methods share is one option)."""
     return {key: opt for cls in registry().values() for key, opt in cls.options.items()}
@@ -164,7 +198,7 @@ def resolve_options(spec: str, scenario: str, given: dict[str, Any]) -> dict[str
 
 
 class Combined(Method):
-    """Several methods at once (``cs+ewc``): every hook calls each part in turn, the
+    """Several methods at once (``l2+ema``): every hook calls each part in turn, the
     penalties add up; at most one part may bring its own optimizer or stream."""
 
     def __init__(self, settings, values: dict[str, Any], parts: list[Method]) -> None:
@@ -208,7 +242,7 @@ class Combined(Method):
 
 
 def check_spec(spec: str) -> None:
-    """Raise ValueError naming what is wrong with a method spec like ``cs+ewc``."""
+    """Raise ValueError naming what is wrong with a method spec like ``l2+ema``."""
     parts = spec.split("+")
     unknown = [p for p in parts if p not in registry()]
     if unknown:

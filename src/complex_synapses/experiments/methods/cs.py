@@ -16,6 +16,10 @@ MAX_BEAKERS = 32
 class ComplexSynapseMethod(Method):
     name = "cs"
     summary = "the complex synapse around the base optimizer (--beakers, --alpha, --beta, --time-unit)"
+    label = "Complex synapse"
+    treatment = True  # what compare runs against the standard optimizer, and a study tests
+    flag = "cs"  # the original's --cs, and the "cs" of result files
+    result_keys = ("beakers", "alpha", "beta", "time_unit", "integrator")  # as release 0.1 wrote them
     options = {
         "beakers": Option(5, f"beakers per weight, 0..{MAX_BEAKERS} (cs)", int, low=0, high=MAX_BEAKERS),
         "alpha": Option(500.0, "shortest timescale of the chain, in --time-unit (cs)", low=0, low_open=True),
@@ -30,6 +34,7 @@ class ComplexSynapseMethod(Method):
             "what alpha and beta count: iterations, or learning-rate time as the original implemented (cs)",
             str,
             choices=TIME_UNITS,
+            both=True,
         ),
         "integrator": Option(
             "exact", "the exact propagator, or the original's forward Euler (cs)", str, choices=INTEGRATORS
@@ -51,12 +56,20 @@ class ComplexSynapseMethod(Method):
     def check(cls, values, optimizer_class) -> None:
         """The chain as a whole, and lr time's need of the base's step size."""
         validate_chain(values["beakers"], values["alpha"], values["beta"])
-        check_bound(values["bound"], values["levels"])
+        check_bound(values["bound"], values["levels"], "levels")
         if values["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
             raise ValueError(
                 f"--time-unit lr needs the step size of the base optimizer, which is not known for "
                 f"{optimizer_class.__name__}: use --time-unit iteration"
             )
+
+    @classmethod
+    def describe(cls, values) -> str:
+        v = values
+        return (
+            f"complex synapse {v['beakers']} beakers, alpha {v['alpha']:g}, beta {v['beta']:g}, "
+            f"{v['time_unit']} time"
+        )
 
     @classmethod
     def tag(cls, values) -> str:

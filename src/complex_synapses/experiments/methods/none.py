@@ -6,6 +6,7 @@ from . import Method
 class FineTuning(Method):
     name = "none"
     summary = "fine-tuning: the base optimizer and nothing else (the lower bound)"
+    label = "Standard"
 
 
 METHOD = FineTuning
