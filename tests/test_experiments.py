@@ -302,3 +302,27 @@ def test_fused_optimizer_gives_the_same_numbers(tmp_path):
     assert "-adam-fused--s0--" in fused["stamp"] and "-fused" not in plain["stamp"]
     assert "--fused" in s.replace(fused=True).run_args() and "--fused" not in s.run_args()
     assert "fused" not in s.result_settings()
+
+
+def test_run_takes_its_result_from_the_cache_unless_fresh(tmp_path, capsys):
+    """``run`` goes through the runner: a second run of the same settings is read from
+    the cache (the same bytes, no training); ``--fresh`` trains again."""
+    code, out, _ = cli(capsys, "run", *common(tmp_path), "--json")
+    first = json.loads(out.strip().splitlines()[-1])
+    path = next((tmp_path / "r").glob("*.json"))
+    stored = path.read_bytes()
+    code, out, _ = cli(capsys, "run", *common(tmp_path), "--json")
+    assert code == 0 and "taken from the cache" in out and path.read_bytes() == stored
+    assert json.loads(out.strip().splitlines()[-1]) == first
+    code, out, _ = cli(capsys, "run", *common(tmp_path), "--fresh", "--json")
+    again = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and "taken from the cache" not in out
+    assert again["accuracy"] == first["accuracy"] and again["wall_time_s"] != first["wall_time_s"]
+
+
+def test_address_without_ray_is_refused(tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text("[grid]\nseed = [0]\n")
+    for command in ("sweep", "study"):
+        code, _, err = cli(capsys, command, str(path), "--address", "127.0.0.1:1")
+        assert code == 2 and "--address applies to --backend ray only" in err

@@ -232,9 +232,7 @@ def test_any_base_optimizer_and_per_group_settings():
         p.grad = torch.ones_like(p)
     opt.step()
     assert (
-        opt.levels(a).shape == (2, 4)
-        and opt.levels(b).shape == (5, 2, 3)
-        and opt.levels(c).shape == (0, 5)
+        opt.levels(a).shape == (2, 4) and opt.levels(b).shape == (5, 2, 3) and opt.levels(c).shape == (0, 5)
     )
     assert opt.param_groups[1]["lr"] == 0.5 and opt.base.param_groups[1] is opt.param_groups[1]
     assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5

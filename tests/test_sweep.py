@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+import faults
 from complex_synapses.cli import main
+from complex_synapses.experiments import runner
 from complex_synapses.experiments.settings import OptionError
 from complex_synapses.experiments.sweep import load_config, loopback_ray_environment
 
@@ -114,7 +116,8 @@ def test_random_search_draws_within_the_space(tmp_path, capsys):
 
 
 def test_a_killed_worker_is_retried_and_the_sweep_completes(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("COMPLEX_SYNAPSES_CRASH_ONCE", str(tmp_path / "crashed"))
+    monkeypatch.setattr(runner, "perform", faults.perform_crashing_once)
+    monkeypatch.setenv(faults.CRASH_ONCE, str(tmp_path / "crashed"))
     code, out = sweep(tmp_path, capsys, CONFIG, "--jobs", "2")
     assert (tmp_path / "crashed").exists()  # a worker did die
     assert code == 0 and out["runs_made"] == 8 and out["retried"] >= 1 and not out["failed"]
@@ -147,7 +150,9 @@ def ray_head(tmp_path):
     if ray_cli is None:
         pytest.skip("the ray command is not installed")
     env = loopback_ray_environment(tmp_path / "ray-token")  # the driver runs as a new process
-    head_env = {**env, "COMPLEX_SYNAPSES_CRASH_ONCE": str(tmp_path / "ray-crashed")}
+    tests = str(Path(__file__).parent)  # the workers find faults.py here
+    pythonpath = os.pathsep.join(p for p in (tests, env.get("PYTHONPATH")) if p)
+    head_env = {**env, faults.CRASH_ONCE: str(tmp_path / "ray-crashed"), "PYTHONPATH": pythonpath}
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must fit 107 bytes
     start = [
@@ -176,7 +181,12 @@ def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_pat
     ray_dir.mkdir()
     _, local = sweep(local_dir, capsys, CONFIG, "--jobs", "2")
     (ray_dir / "sweep.toml").write_text(CONFIG)
-    driver = [sys.executable, "-m", "complex_synapses.cli", "sweep", str(ray_dir / "sweep.toml")]
+    driver = [
+        sys.executable,
+        str(Path(__file__).parent / "ray_driver.py"),
+        "sweep",
+        str(ray_dir / "sweep.toml"),
+    ]
     driver += ["--results-dir", str(ray_dir / "r"), "--plot-dir", str(ray_dir / "p"), "--no-gpus"]
     driver += ["--json", "--backend", "ray", "--address", address]
     done = subprocess.run(driver, env=env, capture_output=True, text=True, timeout=600)
@@ -186,3 +196,19 @@ def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_pat
     assert (tmp_path / "ray-crashed").exists() and remote["retried"] >= 1
     assert remote["accuracy"] == local["accuracy"]  # exactly the same numbers
     assert len(list((ray_dir / "r").glob("*.json"))) == 8  # written back by the driver
+
+    # The study's (cell, method) units go to the same head through the same runner: the
+    # same table as here, the unit records written back by the driver.
+    from test_study import study_file
+
+    (tmp_path / "study-here").mkdir()
+    (tmp_path / "study-ray").mkdir()
+    assert main(["study", str(study_file(tmp_path / "study-here")), "--json"]) == 0
+    here = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    driver = [sys.executable, str(Path(__file__).parent / "ray_driver.py"), "study"]
+    driver += [str(study_file(tmp_path / "study-ray")), "--json", "--backend", "ray", "--address", address]
+    done = subprocess.run(driver, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    there = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [u["accuracy"] for u in there["units"]] == [u["accuracy"] for u in here["units"]]
+    assert len(list((tmp_path / "study-ray" / "study" / "units").glob("*.json"))) == len(here["units"])

@@ -271,3 +271,32 @@ def int_list(text: str, option: str) -> list[int]:
 
 
 __all__ += ["name_list", "device_default"]
+
+
+def add_cluster_options(p: argparse.ArgumentParser) -> None:
+    """--backend and --address: where the runner sends its units."""
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="processes here, or Ray tasks (default %(default)s)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help=(
+            "Ray cluster to join, e.g. 10.0.0.1:6379 or auto (default: start a local Ray). Ray 2.5x "
+            "needs RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or "
+            "RAY_AUTH_TOKEN_PATH); for a head on 127.0.0.1 set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
+            "for head and driver"
+        ),
+    )
+
+
+def check_cluster_options(args: argparse.Namespace) -> None:
+    """--address only with --backend ray."""
+    if args.address is not None and args.backend != "ray":
+        raise OptionError("--address applies to --backend ray only")
+
+
+__all__ += ["add_cluster_options", "check_cluster_options"]

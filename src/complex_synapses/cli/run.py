@@ -21,6 +21,12 @@ def add_parser(sub) -> None:
         "synapses; write a JSON result file.",
     )
     add_run_options(p)
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run it even if its result is in the cache (--results-dir), and replace that result; "
+        "--tensorboard and --visdom imply it, since they log the run as it goes",
+    )
 
 
 def loggers(args: argparse.Namespace, s) -> list:
@@ -57,9 +63,8 @@ def loggers(args: argparse.Namespace, s) -> list:
 
 def command(args: argparse.Namespace) -> int:
     from ..experiments.plots import plot_curves
-    from ..experiments.results import record_failure, result_path, write_json
-    from ..experiments.runner import RunFailed
-    from ..experiments.train import run_experiment
+    from ..experiments.results import result_path
+    from ..experiments.runner import RunUnit, execute
 
     s = settings(args)
     if args.get_stamp:
@@ -68,12 +73,11 @@ def command(args: argparse.Namespace) -> int:
     s.check()
     draw = args.plot or s.pdf
     check_outputs(s, plots=draw)
-    try:
-        result = run_experiment(s, progress=True, loggers=loggers(args, s))
-    except RunFailed as exc:
-        record_failure(s, [str(exc)])
-        raise
-    path = write_json(result_path(s), result)
+    unit = RunUnit(s, progress=True, loggers=loggers(args, s))
+    fresh = args.fresh or bool(unit.loggers)
+    outcome = execute([unit], progress=False, fresh=fresh)
+    (result,) = outcome.ordered([unit])
+    path = result_path(s)
     plots = plot_curves(result, Path(s.plot_dir) / s.stamp(), pdf=s.pdf) if draw else []
     word = {"task": "task", "domain": "domain", "class": "task (classes)"}[s.scenario]
     print(
@@ -85,7 +89,8 @@ def command(args: argparse.Namespace) -> int:
     print(f"  average: {100 * result['accuracy']['average']:.2f}%")
     if s.time:
         print(f"training time: {result['train_time_s']:.1f} s (wall {result['wall_time_s']:.1f} s)")
-    print(f"result: {path}" + (f"\nplot: {', '.join(map(str, plots))}" if plots else ""))
+    cache = " (taken from the cache; --fresh runs it again)" if outcome.from_cache else ""
+    print(f"result: {path}{cache}" + (f"\nplot: {', '.join(map(str, plots))}" if plots else ""))
     if s.json:
         print(to_json(result))
     return 0

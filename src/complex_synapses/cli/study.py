@@ -8,6 +8,7 @@ import time
 from ..experiments.checks import check_writable
 from ..experiments.results import to_json
 from ..experiments.settings import OptionError
+from .common import add_cluster_options, check_cluster_options
 
 __all__ = ["add_parser", "command"]
 
@@ -27,8 +28,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("config", help="the study's TOML file, e.g. studies/where-it-helps.toml")
     p.add_argument(
-        "--jobs", type=int, default=1, help="(cell, method) units in parallel (default %(default)s)"
+        "--jobs",
+        type=int,
+        default=1,
+        help="local backend: (cell, method) units in parallel (default %(default)s)",
     )
+    add_cluster_options(p)
     p.add_argument(
         "--results-dir", default=None, help="override the config's results_dir (cache, tuner storage, units)"
     )
@@ -47,6 +52,9 @@ def command(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
+    check_cluster_options(args)
+    if args.report_only and args.backend != "local":
+        raise OptionError("--report-only runs nothing: --backend does not apply")
     config = load_study(args.config)
     if args.results_dir is not None:
         config.results_dir = Path(args.results_dir)
@@ -58,7 +66,7 @@ def command(args: argparse.Namespace) -> int:
     if args.report_only:
         return _report(config, args.json)
     start = time.perf_counter()
-    units = run_study(config, args.jobs)
+    units = run_study(config, args.jobs, backend=args.backend, address=args.address)
     rows = analyse(units)
     written = write_outputs(config, rows)
     print(markdown_table(rows))

@@ -10,7 +10,7 @@ import numpy as np
 from ..experiments.checks import check_device, check_writable
 from ..experiments.results import to_json
 from ..experiments.settings import OptionError, RunSettings
-from .common import D, add_output_options, device_default
+from .common import D, add_cluster_options, add_output_options, check_cluster_options, device_default
 
 __all__ = ["add_parser", "command"]
 
@@ -24,22 +24,7 @@ def add_parser(sub) -> None:
         "two settings.",
     )
     p.add_argument("config", help="the sweep's TOML file")
-    p.add_argument(
-        "--backend",
-        choices=["local", "ray"],
-        default="local",
-        help="processes here, or Ray tasks (default %(default)s)",
-    )
-    p.add_argument(
-        "--address",
-        default=None,
-        help=(
-            "Ray cluster to join, e.g. 10.0.0.1:6379 or auto (default: start a local Ray). Ray 2.5x "
-            "needs RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token or "
-            "RAY_AUTH_TOKEN_PATH); for a head on 127.0.0.1 set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 "
-            "for head and driver"
-        ),
-    )
+    add_cluster_options(p)
     p.add_argument(
         "--jobs", type=int, default=1, help="local backend: parallel processes (default %(default)s)"
     )
@@ -68,6 +53,7 @@ def _print_summary(args, runs, out, axes, rows) -> None:
 def command(args: argparse.Namespace) -> int:
     from ..experiments.sweep import expand, load_config, plot_heatmap, run_sweep, summary_rows
 
+    check_cluster_options(args)
     config = load_config(args.config)
     if args.jobs < 1:
         raise OptionError(f"--jobs must be >= 1, got {args.jobs}")

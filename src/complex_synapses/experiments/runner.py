@@ -1,74 +1,131 @@
-"""Running many experiments: the result cache first, then what is missing, in this
+"""The one executor: every unit of work, from the cache where it is there, else in this
 process, in a pool of local processes, or as Ray tasks on a cluster. ``run``,
-``compare``, ``matrix`` and ``sweep`` all go through :func:`run_many`.
+``compare``, ``matrix``, ``sweep`` and the study's (cell, method) units all go through
+:func:`execute`; :func:`run_many` is its form for runs.
 
-Each result is written to the cache (by its parameter stamp) as soon as it arrives,
-so a stopped batch resumes where it was. A run that fails (an exception, a loss that
-became NaN, a worker that died) is retried up to ``retries`` times while the others go
-on; what still fails is recorded under ``failed/`` beside the results, never cached.
+A unit (:class:`Unit`) is what it is known by, how to find it in the cache, the work
+(done in a worker: it and the unit must pickle), and how to keep its record. Each
+record is kept by this process, the driver, as soon as it arrives, so a stopped batch
+resumes where it was and a Ray worker need not share a disk with the driver. A unit
+that fails (an exception, a loss that became NaN, a worker that died) is tried again up
+to ``retries`` times while the others go on; what still fails is recorded, never cached.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from ..errors import RunFailed
+from ..errors import DataError, OptionError, RunFailed
 from .results import cached, record_failure, result_path, write_json
 from .settings import RunSettings
 
-__all__ = ["Outcome", "run_many", "run_one", "RunFailed", "CRASH_ONCE"]
+__all__ = ["Unit", "RunUnit", "Outcome", "execute", "perform", "run_many", "run_one", "RunFailed"]
 
-CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # fault injection for the tests: a marker file path
+Record = dict[str, Any]
+Logger = Callable[[str, float, int], None]
+
+
+class Unit(Protocol):
+    """One piece of work for :func:`execute`."""
+
+    @property
+    def key(self) -> str:
+        """What the unit is known by (a run's stamp): the key of its record in an Outcome."""
+
+    def cached(self) -> Record | None:
+        """Its record from an earlier run, if one is kept."""
+
+    def work(self) -> Record:
+        """Do it (in a worker) and return its record, a JSON-able dict."""
+
+    def store(self, record: Record) -> None:
+        """Keep the record (in the driver), where ``cached`` will find it."""
+
+    def record_failure(self, errors: list[str]) -> None:
+        """Keep the errors of a unit that failed every attempt (never as its record)."""
+
+
+@dataclass
+class RunUnit:
+    """One run of :func:`train.run_experiment`, cached by its parameter stamp.
+    ``loggers`` (TensorBoard, visdom) only where it runs in this process."""
+
+    settings: RunSettings
+    progress: bool = False
+    loggers: list[Logger] = field(default_factory=list)
+
+    @functools.cached_property
+    def key(self) -> str:
+        return self.settings.stamp()
+
+    def cached(self) -> Record | None:
+        return cached(self.settings)
+
+    def work(self) -> Record:
+        from .train import run_experiment
+
+        return run_experiment(self.settings, progress=self.progress, loggers=self.loggers or None)
+
+    def store(self, record: Record) -> None:
+        write_json(result_path(self.settings), record)
+
+    def record_failure(self, errors: list[str]) -> None:
+        record_failure(self.settings, errors)
 
 
 @dataclass
 class Outcome:
-    """What :func:`run_many` did: ``results`` (stamp -> result) and ``failed`` (stamp
-    -> the error of each attempt), with counts and the wall time."""
+    """What :func:`execute` did: ``results`` (key -> record) and ``failed`` (key ->
+    the error of each attempt), with counts and the wall time."""
 
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    results: dict[str, Record] = field(default_factory=dict)
     failed: dict[str, list[str]] = field(default_factory=dict)
     runs_made: int = 0
     from_cache: int = 0
     retried: int = 0
     wall_time_s: float = 0.0
 
-    def ordered(self, settings: list[RunSettings]) -> list[dict[str, Any]]:
-        """The results in the order of ``settings``; RunFailed naming the first that failed."""
-        for s in settings:
-            if s.stamp() not in self.results:
-                errors = self.failed.get(s.stamp(), ["not run"])
-                raise RunFailed(f"run {s.stamp()} failed: {_last_line(errors[-1])}")
-        return [self.results[s.stamp()] for s in settings]
+    def ordered(self, units: list[RunSettings] | list[Unit]) -> list[Record]:
+        """The records in the order of ``units`` (units or run settings); RunFailed
+        naming the first that failed."""
+        keys = [u.stamp() if isinstance(u, RunSettings) else u.key for u in units]
+        for key in keys:
+            if key not in self.results:
+                errors = self.failed.get(key, ["not run"])
+                raise RunFailed(f"run {key} failed: {_last_line(errors[-1])}")
+        return [self.results[key] for key in keys]
 
 
 def _last_line(text: str) -> str:
+    """A traceback's last line, its exception named without its module."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else text
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(\w+): ", r"\1: ", lines[-1]) if lines else text
 
 
-def run_one(settings: RunSettings, threads: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """One run, in this process or a worker (a pool's process, a Ray task)."""
-    import torch
-
-    from .train import run_experiment
-
-    marker = os.environ.get(CRASH_ONCE)
-    if marker and not Path(marker).exists():  # tests: the first run attempted kills its worker
-        Path(marker).write_text(settings.stamp())
-        os._exit(17)
+def perform(unit: Unit, threads: int | None = None) -> Record:
+    """Do one unit, in this process or a worker (a pool's process, a Ray task), on
+    ``threads`` CPU threads where given."""
     if threads:
+        import torch
+
         torch.set_num_threads(threads)
-    return run_experiment(settings, progress=progress)
+    return unit.work()
+
+
+def run_one(settings: RunSettings, threads: int | None = None, progress: bool = False) -> Record:
+    """One run, not cached (:func:`perform` of its :class:`RunUnit`)."""
+    return perform(RunUnit(settings, progress), threads)
 
 
 def _ignore_interrupt() -> None:
@@ -79,33 +136,37 @@ def _ignore_interrupt() -> None:
 class _Attempts:
     """The runs still to make, their errors, and what to do with a result or an error."""
 
-    def __init__(self, todo: list[RunSettings], retries: int, outcome: Outcome, bar) -> None:
+    def __init__(self, todo: list[Unit], retries: int, outcome: Outcome, bar, report) -> None:
         self.queue = list(todo)
         self.retries = retries
-        self.errors: dict[str, list[str]] = {s.stamp(): [] for s in todo}
+        self.errors: dict[str, list[str]] = {u.key: [] for u in todo}
         self.outcome = outcome
         self.bar = bar
+        self.report = report
 
-    def done(self, s: RunSettings, result: dict[str, Any]) -> None:
-        write_json(result_path(s), result)
-        self.outcome.results[s.stamp()] = result
+    def done(self, unit: Unit, record: Record) -> None:
+        unit.store(record)
+        self.outcome.results[unit.key] = record
+        line = self.report(record) if self.report else None
+        if line:
+            self.bar.write(line)
         self.bar.update()
 
-    def fail(self, s: RunSettings, error: str) -> None:
-        self.errors[s.stamp()].append(error)
-        if len(self.errors[s.stamp()]) <= self.retries:
-            self.queue.append(s)
+    def fail(self, unit: Unit, error: str) -> None:
+        self.errors[unit.key].append(error)
+        if len(self.errors[unit.key]) <= self.retries:
+            self.queue.append(unit)
         else:
             self.bar.update()
 
 
-def _in_process(attempts: _Attempts, progress: bool) -> None:
+def _in_process(attempts: _Attempts) -> None:
     while attempts.queue:
         s = attempts.queue.pop(0)
         try:
-            attempts.done(s, run_one(s, progress=progress))
-        except (KeyboardInterrupt, SystemExit):
-            raise
+            attempts.done(s, perform(s))
+        except (KeyboardInterrupt, SystemExit, DataError, OptionError):
+            raise  # the user's to fix (a data set missing, an option): not a run that failed
         except Exception:  # noqa: BLE001 - the run failed: recorded, retried
             attempts.fail(s, traceback.format_exc(limit=3))
 
@@ -129,13 +190,13 @@ def _local(attempts: _Attempts, jobs: int) -> None:
         pool = ProcessPoolExecutor(
             max_workers=jobs, mp_context=get_context("spawn"), initializer=_ignore_interrupt
         )
-        inflight: dict[Any, RunSettings] = {}
+        inflight: dict[Any, Unit] = {}
         try:
             broken = False
             while (attempts.queue or inflight) and not broken:
                 while attempts.queue and len(inflight) < jobs and not broken:
                     try:
-                        inflight[pool.submit(run_one, attempts.queue[0], threads)] = attempts.queue[0]
+                        inflight[pool.submit(perform, attempts.queue[0], threads)] = attempts.queue[0]
                         attempts.queue.pop(0)
                     except BrokenProcessPool:  # a worker died before its run's result came in
                         broken = True
@@ -171,7 +232,7 @@ def _ray(attempts: _Attempts, address: str | None, resources: dict[str, float]) 
             **({} if address else {"num_cpus": os.cpu_count()}),
         )
     try:
-        task = ray.remote(run_one).options(
+        task = ray.remote(perform).options(
             max_retries=0, num_cpus=resources["num_cpus"], num_gpus=resources["num_gpus"]
         )
         threads = max(1, int(resources["num_cpus"]))
@@ -191,6 +252,61 @@ def _ray(attempts: _Attempts, address: str | None, resources: dict[str, float]) 
             ray.shutdown()
 
 
+def execute(
+    units: list[Unit],
+    jobs: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    retries: int = 0,
+    resources: dict[str, float] | None = None,
+    progress: bool = True,
+    desc: str = "runs",
+    fresh: bool = False,
+    report: Callable[[Record], str | None] | None = None,
+) -> Outcome:
+    """The record of every unit: from the cache where it is there (unless ``fresh``),
+    else done in this process (``jobs=1``), in ``jobs`` local processes, or as Ray tasks
+    (``backend="ray"``, on the cluster at ``address``, each task asking ``resources``).
+    ``report(record)``: a line to print as each record arrives."""
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    outcome = Outcome()
+    todo: list[Unit] = []
+    queued: set[str] = set()
+    for unit in units:
+        key = unit.key
+        if key in outcome.results or key in queued:
+            continue
+        hit = None if fresh else unit.cached()
+        if hit is not None:
+            outcome.results[key] = hit
+        else:
+            todo.append(unit)
+            queued.add(key)
+    outcome.from_cache = len(units) - len(todo)
+    if todo:
+        bar = tqdm(total=len(todo), desc=desc, unit="unit" if desc != "runs" else "run", disable=not progress)
+        attempts = _Attempts(todo, retries, outcome, bar, report)
+        try:
+            if backend == "ray":
+                _ray(attempts, address, resources or {"num_cpus": 1, "num_gpus": 0})
+            elif jobs <= 1:
+                _in_process(attempts)
+            else:
+                _local(attempts, jobs)
+        finally:
+            bar.close()
+        outcome.failed = {k: v for k, v in attempts.errors.items() if k not in outcome.results}
+        for unit in todo:
+            if unit.key in outcome.failed:
+                unit.record_failure(outcome.failed[unit.key])
+        outcome.retried = sum(1 for k, v in attempts.errors.items() if v and k in outcome.results)
+    outcome.runs_made = len(todo) - len(outcome.failed)
+    outcome.wall_time_s = time.perf_counter() - start
+    return outcome
+
+
 def run_many(
     settings: list[RunSettings],
     jobs: int = 1,
@@ -201,42 +317,6 @@ def run_many(
     progress: bool = True,
     desc: str = "runs",
 ) -> Outcome:
-    """The result of every settings: from the cache where it is there, else run (in
-    this process for ``jobs=1``, else in ``jobs`` processes, or as Ray tasks)."""
-    from tqdm import tqdm
-
-    start = time.perf_counter()
-    outcome = Outcome()
-    todo: list[RunSettings] = []
-    queued: set[str] = set()
-    for s in settings:
-        stamp = s.stamp()
-        if stamp in outcome.results or stamp in queued:
-            continue
-        hit = cached(s)
-        if hit is not None:
-            outcome.results[stamp] = hit
-        else:
-            todo.append(s)
-            queued.add(stamp)
-    outcome.from_cache = len(settings) - len(todo)
-    if todo:
-        bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not progress)
-        attempts = _Attempts(todo, retries, outcome, bar)
-        try:
-            if backend == "ray":
-                _ray(attempts, address, resources or {"num_cpus": 1, "num_gpus": 0})
-            elif jobs <= 1:
-                _in_process(attempts, progress=False)
-            else:
-                _local(attempts, jobs)
-        finally:
-            bar.close()
-        outcome.failed = {k: v for k, v in attempts.errors.items() if k not in outcome.results}
-        for s in todo:
-            if s.stamp() in outcome.failed:
-                record_failure(s, outcome.failed[s.stamp()])
-        outcome.retried = sum(1 for k, v in attempts.errors.items() if v and k in outcome.results)
-    outcome.runs_made = len(todo) - len(outcome.failed)
-    outcome.wall_time_s = time.perf_counter() - start
-    return outcome
+    """The result of every settings (:func:`execute` of their :class:`RunUnit`)."""
+    units = [RunUnit(s) for s in settings]
+    return execute(units, jobs, backend, address, retries, resources, progress, desc)

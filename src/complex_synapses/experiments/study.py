@@ -40,9 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +50,13 @@ from ..figures import pyplot, save_figure
 from .config import check_keys, check_sections, read_toml, setting_keys
 from .methods import flags, is_treatment
 from .results import read_json, write_json, write_text
-from .runner import _ignore_interrupt, _stop, run_many
+from .runner import execute, run_many
 from .settings import OptionError, RunSettings
 from .stats import holm, mean_ci, paired, sem
 from .tuning import Param, parse_space, tune
 
-__all__ = ["StudyConfig", "load_study", "run_unit", "run_study", "finished_units", "analyse", "csv_text"]
+__all__ = ["StudyConfig", "StudyUnit", "load_study", "run_unit", "run_study", "finished_units"]
+__all__ += ["analyse", "csv_text"]
 __all__ += ["plot_study", "markdown_table", "write_outputs"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
@@ -182,38 +181,63 @@ def _unit_path(config: StudyConfig, cell: str, method: str) -> Path:
     return config.results_dir / "units" / f"{cell}--{method}--{config.fingerprint(cell, method)}.json"
 
 
+@dataclass
+class StudyUnit:
+    """One (cell, method) of a study as a unit of the runner: tune the method on the
+    tuning seeds, run the best setting on the evaluation seeds (both through the run
+    cache), and keep the record under ``results_dir/units``."""
+
+    config: StudyConfig
+    cell: str
+    method: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.cell}--{self.method}--{self.config.fingerprint(self.cell, self.method)}"
+
+    def cached(self) -> dict[str, Any] | None:
+        path = _unit_path(self.config, self.cell, self.method)
+        return read_json(path) if path.exists() else None
+
+    def work(self) -> dict[str, Any]:
+        config, cell, method = self.config, self.cell, self.method
+        start = time.perf_counter()
+        base = config.settings(cell, method, {}, config.tune_seeds[0])
+        seed = int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
+        tuned = tune(
+            base, config.methods[method].space, config.tune_seeds, config.trials,
+            config.results_dir / "tuning" / f"{self.key}.db", self.key, config.startup_trials, seed,
+        )  # fmt: skip
+        runs = [config.settings(cell, method, tuned.params, s) for s in config.eval_seeds]
+        results = run_many(runs, jobs=1, progress=False).ordered(runs)
+        return {
+            "cell": cell,
+            "method": method,
+            "treatment": is_treatment(runs[0].method_spec),
+            **legacy_flags(runs[0]),
+            "params": tuned.params,
+            "tune_score": tuned.value,
+            "trials": tuned.trials,
+            "args": " ".join(runs[0].run_args()),
+            "eval_seeds": config.eval_seeds,
+            "accuracy": [r["accuracy"]["average"] for r in results],
+            "stamps": [s.stamp() for s in runs],
+            "wall_time_s": time.perf_counter() - start,
+        }
+
+    def store(self, record: dict[str, Any]) -> None:
+        write_json(_unit_path(self.config, self.cell, self.method), record)
+
+    def record_failure(self, errors: list[str]) -> None:
+        path = self.config.results_dir / "units" / "failed" / f"{self.key}.json"
+        write_json(path, {"unit": self.key, "attempts": len(errors), "errors": errors})
+
+
 def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:
     """Tune ``method`` in ``cell``, run the best setting on the evaluation seeds; the
     unit's record (also written under ``results_dir/units``)."""
-    path = _unit_path(config, cell, method)
-    if path.exists():
-        return read_json(path)
-    start = time.perf_counter()
-    name = f"{cell}--{method}--{config.fingerprint(cell, method)}"
-    base = config.settings(cell, method, {}, config.tune_seeds[0])
-    seed = int(hashlib.sha256(name.encode()).hexdigest()[:8], 16)
-    tuned = tune(
-        base, config.methods[method].space, config.tune_seeds, config.trials,
-        config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed,
-    )  # fmt: skip
-    runs = [config.settings(cell, method, tuned.params, s) for s in config.eval_seeds]
-    results = run_many(runs, jobs=1, progress=False).ordered(runs)
-    unit = {
-        "cell": cell,
-        "method": method,
-        "treatment": is_treatment(runs[0].method_spec),
-        **legacy_flags(runs[0]),
-        "params": tuned.params,
-        "tune_score": tuned.value,
-        "trials": tuned.trials,
-        "args": " ".join(runs[0].run_args()),
-        "eval_seeds": config.eval_seeds,
-        "accuracy": [r["accuracy"]["average"] for r in results],
-        "stamps": [s.stamp() for s in runs],
-        "wall_time_s": time.perf_counter() - start,
-    }
-    write_json(path, unit)
-    return unit
+    unit = StudyUnit(config, cell, method)
+    return execute([unit], progress=False).ordered([unit])[0]
 
 
 def finished_units(config: StudyConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -230,59 +254,28 @@ def finished_units(config: StudyConfig) -> tuple[list[dict[str, Any]], dict[str,
     return units, missing
 
 
-def _worker_init() -> None:
-    import torch
-
-    _ignore_interrupt()
-    torch.set_num_threads(1)  # one core per worker: the pool fills the machine
-
-
-def run_study(config: StudyConfig, jobs: int = 1, progress: bool = True) -> list[dict[str, Any]]:
-    """Every (cell, method) unit, ``jobs`` at a time; the units in the config's order."""
-    from tqdm import tqdm
-
-    keys = [(c, m) for c in config.cells for m in config.methods]
-    units: dict[tuple[str, str], dict[str, Any]] = {}
-    todo = [k for k in keys if not _unit_path(config, *k).exists()]
-    for k in keys:
-        if k not in todo:
-            units[k] = read_json(_unit_path(config, *k))
-    bar = tqdm(total=len(keys), initial=len(units), desc="study", unit="unit", disable=not progress)
-    try:
-        if jobs <= 1:
-            for k in todo:
-                units[k] = run_unit(config, *k)
-                _done(bar, units[k])
-        else:
-            _pool(config, todo, jobs, units, bar)
-    finally:
-        bar.close()
-    return [units[k] for k in keys]
+def run_study(
+    config: StudyConfig,
+    jobs: int = 1,
+    progress: bool = True,
+    backend: str = "local",
+    address: str | None = None,
+    resources: dict[str, float] | None = None,
+) -> list[dict[str, Any]]:
+    """Every (cell, method) unit through the runner (``jobs`` local processes, or Ray
+    tasks on the cluster at ``address``); the units in the config's order. RunFailed
+    naming the first unit that failed, after the others have finished."""
+    units = [StudyUnit(config, c, m) for c in config.cells for m in config.methods]
+    outcome = execute(units, jobs, backend, address, 0, resources, progress, desc="study", report=_done)
+    return outcome.ordered(units)
 
 
-def _pool(config, todo, jobs, units, bar) -> None:
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init)
-    try:
-        inflight = {pool.submit(run_unit, config, *k): k for k in todo}
-        while inflight:
-            finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                k = inflight.pop(fut)
-                units[k] = fut.result()
-                _done(bar, units[k])
-    except BaseException:
-        _stop(pool)
-        raise
-    pool.shutdown()
-
-
-def _done(bar, unit: dict[str, Any]) -> None:
+def _done(unit: dict[str, Any]) -> str:
     acc = np.array(unit["accuracy"])
-    bar.write(
+    return (
         f"  {unit['cell']:>14s} {unit['method']:>14s}: tuned {100 * unit['tune_score']:.2f}%, "
         f"test {100 * acc.mean():.2f} +- {100 * sem(acc):.2f}% ({unit['wall_time_s']:.0f} s)"
     )
-    bar.update()
 
 
 def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:

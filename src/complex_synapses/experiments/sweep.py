@@ -39,7 +39,7 @@ import numpy as np
 
 from ..figures import pyplot, save_figure
 from .config import FIELDS, check_keys, check_sections, read_toml, setting_key, setting_keys
-from .runner import CRASH_ONCE, run_many
+from .runner import run_many
 from .settings import OptionError, RunSettings
 from .stats import group_rows
 
@@ -57,7 +57,7 @@ __all__ = [
 BACKENDS = ("local", "ray")
 SWEEP_KEYS = ("retries", "heatmap", "resources")
 RESOURCE_KEYS = ("num_cpus", "num_gpus")
-__all__ += ["CRASH_ONCE", "BACKENDS"]
+__all__ += ["BACKENDS"]
 
 
 @dataclass

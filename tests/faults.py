@@ -1,0 +1,26 @@
+"""Fault injection for the runner's tests: a worker that dies on the first unit it is
+given (as a machine lost mid-sweep would), kept here rather than in the package.
+
+A test puts :func:`perform_crashing_once` in place of ``runner.perform`` (monkeypatch);
+the worker processes (spawned, or Ray's on a head started with this folder on
+PYTHONPATH) find it by name, and read the marker file's path from ``CRASH_ONCE``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from complex_synapses.experiments import runner
+
+CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # the marker file's path: absent until a worker died
+_perform = runner.perform
+
+
+def perform_crashing_once(unit, threads=None):
+    """``runner.perform``, but the first unit attempted kills its worker process."""
+    marker = os.environ.get(CRASH_ONCE)
+    if marker and not Path(marker).exists():
+        Path(marker).write_text(unit.key)
+        os._exit(17)
+    return _perform(unit, threads)
