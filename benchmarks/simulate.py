@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from complex_synapses.chain import impulse_response, weight_response
-from complex_synapses.simulate import Chain, impulse_stepped
+from complex_synapses.lab.model import Synapse, impulse_stepped
 
 
 def best_of(fn, repeats: int) -> float:
@@ -41,7 +41,7 @@ def main() -> None:
     n, alpha, beta = args.beakers, 1.0, 1e4
     w_time = best_of(lambda: weight_response(n, alpha, beta, t), args.repeats)
     all_time = best_of(lambda: impulse_response(n, alpha, beta, t[: args.steps // 10]), args.repeats) * 10
-    step_time = best_of(lambda: impulse_stepped(Chain(n, alpha, beta), 10_000), 1) * args.steps / 10_000
+    step_time = best_of(lambda: impulse_stepped(Synapse(n, alpha, beta), 10_000), 1) * args.steps / 10_000
     print(f"{n} beakers, alpha {alpha:g}, beta {beta:g}, {args.steps:,} steps (medians of {args.repeats})")
     print(f"{'what':44s} {'seconds':>10s}")
     print(f"{'exact weight response (weight_response)':44s} {w_time:10.3f}")

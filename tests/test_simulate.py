@@ -7,8 +7,8 @@ import pytest
 
 from complex_synapses.chain import response_energy, weight_response
 from complex_synapses.cli import main
-from complex_synapses.simulate import (
-    Chain,
+from complex_synapses.lab.model import (
+    Synapse,
     best_lifetime,
     fitted_slope,
     impulse_exact,
@@ -33,7 +33,7 @@ def test_single_beaker_is_exponential():
 
 @pytest.mark.parametrize("time_unit,lr", [("iteration", 1.0), ("lr", 0.37)])
 def test_exact_and_stepped_agree(time_unit, lr):
-    chain = Chain(6, 2.0, 500.0, time_unit, "exact", lr)
+    chain = Synapse(6, 2.0, 500.0, time_unit, "exact", lr)
     stepped = impulse_stepped(chain, 3000)
     exact = impulse_exact(6, 2.0, 500.0, np.arange(3001) * chain.dt)
     np.testing.assert_allclose(stepped, exact, rtol=1e-6, atol=1e-12 * np.abs(exact).max())
@@ -46,7 +46,7 @@ def test_weight_response_energy_is_the_sum_of_squares():
 
 @pytest.mark.parametrize("method", ["projected", "full"])
 def test_monte_carlo_snr_matches_the_closed_form(method):
-    chain = Chain(4, 1.0, 60.0)
+    chain = Synapse(4, 1.0, 60.0)
     reads = 150 + np.array([0, 1, 3, 10, 30, 80])
     closed = snr_closed_form(chain, 200, 150, reads)
     mc, se = snr_monte_carlo(chain, 200, 150, reads, trials=300, seed=1, method=method)
@@ -57,7 +57,7 @@ def test_projected_monte_carlo_has_the_full_ones_law():
     """The projected overlap against the full one over many trials: the same mean and
     variance at every age (a two-sample z test on each, within 4 standard errors), and
     both far from what a wrong kick size would give."""
-    chain, n, trials = Chain(3, 1.0, 30.0), 50, 4000
+    chain, n, trials = Synapse(3, 1.0, 30.0), 50, 4000
     reads = 40 + np.array([0, 5, 40])
     full, _ = snr_monte_carlo(chain, n, 40, reads, trials=trials, seed=2, method="full")
     projected, se = snr_monte_carlo(chain, n, 40, reads, trials=trials, seed=3, method="projected")
@@ -68,18 +68,18 @@ def test_projected_monte_carlo_has_the_full_ones_law():
 
 def test_monte_carlo_methods_are_the_clis_choices():
     from complex_synapses.cli import build_parser
-    from complex_synapses.simulate import MC_METHODS
+    from complex_synapses.lab.model import MC_METHODS
 
     for method in MC_METHODS:
         assert build_parser().parse_args(["simulate", "memory", "--mc", method]).mc == method
     with pytest.raises(SystemExit):
         build_parser().parse_args(["simulate", "memory", "--mc", "exact"])
     with pytest.raises(ValueError, match="method must be one of projected, full"):
-        snr_monte_carlo(Chain(2, 1.0, 5.0), 10, 0, np.array([1]), trials=3, method="exact")
+        snr_monte_carlo(Synapse(2, 1.0, 5.0), 10, 0, np.array([1]), trials=3, method="exact")
 
 
 def test_steady_state_and_lifetime():
-    chain = Chain(1, 1.0, 50.0)
+    chain = Synapse(1, 1.0, 50.0)
     # simple synapse: SNR = sqrt(N) e^{-a/beta} / sqrt(S - e^{-2a/beta}), S = 1 / (1 - e^{-2/beta})
     s = 1 / (1 - np.exp(-2 / 50.0))
     a = np.array([0.0, 10.0, 100.0])
@@ -181,7 +181,7 @@ def test_simulate_bad_options(tmp_path, capsys, argv, match):
 
 def test_the_model_lab_does_not_import_training_code():
     code = (
-        "import sys, complex_synapses.simulate, complex_synapses.simulate_plots; "
+        "import sys, complex_synapses.lab.model, complex_synapses.lab.plots; "
         "bad = [m for m in sys.modules if m.startswith('complex_synapses.experiments')]; "
         "assert not bad, bad"
     )
@@ -191,7 +191,7 @@ def test_the_model_lab_does_not_import_training_code():
 def test_binary_synapse_lifetime_grows_as_sqrt_n():
     """The textbook result, a check of the simulator: the real optimizer (one level, two
     values, write 2q) at each N's best q lives as the closed form says, about sqrt(N)/e."""
-    from complex_synapses.capacity import _lifetimes, best_binary, fit_exponent, signal_curves
+    from complex_synapses.lab.capacity import _lifetimes, best_binary, fit_exponent, signal_curves
 
     ns = np.array([64.0, 256.0, 1024.0])
     qs = [best_binary(n)[1] for n in ns]

@@ -23,6 +23,9 @@ MOVED = {
     "graphs": "step.graphs",
     "bounds": "step.bounds",
     "step_sizes": "step.bases",
+    "simulate": "lab.model",
+    "simulate_plots": "lab.plots",
+    "capacity": "lab.capacity",
 }
 
 

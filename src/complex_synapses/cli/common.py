@@ -260,14 +260,13 @@ def name_list(text: str, option: str, allowed: tuple[str, ...]) -> list[str]:
 
 
 def int_list(text: str, option: str) -> list[int]:
-    """A comma-separated list of integers >= 1."""
+    """A comma-separated list of integers >= 1 (OptionError naming ``option`` otherwise)."""
+    from ..lab.options import int_list as parse
+
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise OptionError(f"{option} must be integers separated by commas, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise OptionError(f"{option} must be integers >= 1, got {text!r}")
-    return values
+        return parse(text, option)
+    except ValueError as exc:
+        raise OptionError(str(exc)) from None
 
 
 __all__ += ["name_list", "device_default"]

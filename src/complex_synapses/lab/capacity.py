@@ -22,9 +22,9 @@ Models (``MODELS``), all levels in [-1, 1] where bounded:
 - ``complex``: the chain (n, alpha, beta tuned) with every level on m values.
 - ``simple-bounded`` / ``complex-bounded``: the same, continuous (no rounding).
 - ``simple-unbounded`` / ``complex-unbounded``: unbounded, continuous: the closed forms
-  of :mod:`.simulate` (a decaying synapse with its best beta; chains of n levels).
+  of :mod:`.model` (a decaying synapse with its best beta; chains of n levels).
 
-Every Monte Carlo steps the real :class:`ComplexSynapse` (``bound``, ``levels``) on
+Every Monte Carlo steps the real :class:`ComplexSynapse` (``bound``, ``grid_values``) on
 ``synapses`` synapses per write strength, from an equilibrium start (levels uniform over
 their values) and a burn-in of 2 beta (at most ``MAX_BURN_IN``); the signal is averaged
 over every stored memory of ``steps`` steps, and its standard error, and the lifetime's
@@ -40,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .optimizer import ComplexSynapse
-from .simulate import BETA_GRID, best_lifetime
+from ..optimizer import ComplexSynapse
+from .model import BETA_GRID, best_lifetime
 
 __all__ = [
     "MODELS",

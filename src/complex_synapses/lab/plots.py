@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .chain import chain_constants
-from .figures import pyplot as _plt
-from .figures import save_figure
-from .files import atomic_path
-from .simulate import fit_window
+from ..chain import chain_constants
+from ..figures import pyplot as _plt
+from ..figures import save_figure
+from ..files import atomic_path
+from .model import fit_window
 
 __all__ = ["plot_impulse", "plot_memory", "plot_lifetimes", "plot_beakers"]
 

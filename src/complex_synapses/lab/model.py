@@ -22,10 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .chain import impulse_response, response_energy, weight_response
-from .optimizer import ComplexSynapse
+from ..chain import impulse_response, response_energy, weight_response
+from ..optimizer import ComplexSynapse
 
 __all__ = [
+    "Synapse",
     "Chain",
     "fit_window",
     "fitted_slope",
@@ -40,8 +41,9 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Chain:
-    """A chain and how the optimizer steps it: ``dt`` chain-time units per step."""
+class Synapse:
+    """One complex synapse of the lab: its chain (n beakers, alpha, beta) and how the
+    optimizer steps it, ``dt`` chain-time units per step."""
 
     n_beakers: int
     alpha: float
@@ -77,6 +79,9 @@ class Chain:
         return self.kick * weight_response(self.n_beakers, self.alpha, self.beta, np.asarray(steps) * self.dt)
 
 
+Chain = Synapse  # the name of release 0.2
+
+
 def fit_window(alpha: float, beta: float) -> tuple[float, float]:
     """The middle half of [alpha, beta] on a log scale: where the power law holds."""
     r = beta / alpha
@@ -100,7 +105,7 @@ def impulse_exact(n_beakers: int, alpha: float, beta: float, t: np.ndarray) -> n
 
 
 @torch.no_grad()
-def impulse_stepped(chain: Chain, steps: int, progress: bool = False) -> np.ndarray:
+def impulse_stepped(chain: Synapse, steps: int, progress: bool = False) -> np.ndarray:
     """Every beaker after each of ``steps`` optimizer steps, the weight kicked to 1 at the
     start and no learning signal after: (steps + 1, n), row 0 the kick."""
     from tqdm import tqdm
@@ -116,7 +121,7 @@ def impulse_stepped(chain: Chain, steps: int, progress: bool = False) -> np.ndar
     return out
 
 
-def snr_closed_form(chain: Chain, n_synapses: int, stored_at: int, read_at: np.ndarray) -> np.ndarray:
+def snr_closed_form(chain: Synapse, n_synapses: int, stored_at: int, read_at: np.ndarray) -> np.ndarray:
     """SNR of the memory stored at step ``stored_at`` (memories at steps 0, 1, 2, ...,
     the chain at rest before step 0), read after steps ``read_at``."""
     read_at = np.asarray(read_at)
@@ -127,7 +132,7 @@ def snr_closed_form(chain: Chain, n_synapses: int, stored_at: int, read_at: np.n
     return signal / np.sqrt(noise_var)
 
 
-def snr_steady_state(chain: Chain, n_synapses: int, ages: np.ndarray) -> np.ndarray:
+def snr_steady_state(chain: Synapse, n_synapses: int, ages: np.ndarray) -> np.ndarray:
     """SNR after a stream that has gone on for ever (all earlier memories present)."""
     signal = chain.h(np.asarray(ages))
     total = chain.kick**2 * response_energy(chain.n_beakers, chain.alpha, chain.beta, chain.dt)
@@ -139,7 +144,7 @@ MC_METHODS = ("projected", "full")
 
 @torch.no_grad()
 def snr_monte_carlo(
-    chain: Chain,
+    chain: Synapse,
     n_synapses: int,
     stored_at: int,
     read_at: np.ndarray,
@@ -201,7 +206,7 @@ def _projected_kicks(n_synapses: int, trials: int, gen: torch.Generator, chunk: 
         yield from draws.unbind(0)
 
 
-def lifetime(chain: Chain, n_synapses: int, max_steps: float = 1e12) -> float:
+def lifetime(chain: Synapse, n_synapses: int, max_steps: float = 1e12) -> float:
     """The age (in steps) at which the steady-state SNR falls below 1; 0 if it starts
     below 1. The weight's response decays monotonically, so bisection finds it."""
 
@@ -227,7 +232,7 @@ def best_lifetime(n_beakers: int, alpha: float, n_synapses: int, betas: np.ndarr
     for beta in betas:
         if n_beakers >= 2 and beta < alpha:
             continue
-        life = lifetime(Chain(n_beakers, alpha, float(beta)), n_synapses)
+        life = lifetime(Synapse(n_beakers, alpha, float(beta)), n_synapses)
         if life > best[0]:
             best = (life, float(beta))
     return best
@@ -240,14 +245,14 @@ MAX_STEPS = 10**7
 BETA_GRID = np.logspace(0, 9, 37)
 
 
-def default_burn_in(chain: Chain) -> int:
+def default_burn_in(chain: Synapse) -> int:
     """Memories stored before the tracked one: 3 beta (the chain near its steady
     state), at most 30,000 steps (the Monte Carlo steps through every one)."""
     return int(min(3 * chain.beta / chain.dt, 30000))
 
 
 def impulse_study(
-    chain: Chain, steps: int | None = None, stepped: int = 20000, progress: bool = False
+    chain: Synapse, steps: int | None = None, stepped: int = 20000, progress: bool = False
 ) -> dict:
     """The weight's response to a kick: exact at every step (for the fitted slope) and
     on a log grid for every level; ``stepped`` steps of the real optimizer against it.
@@ -281,7 +286,7 @@ def impulse_study(
 
 
 def memory_study(
-    chain: Chain,
+    chain: Synapse,
     n_synapses: int,
     trials: int,
     burn_in: int | None,
@@ -323,7 +328,7 @@ def memory_study(
     }
 
 
-def beaker_frames(chain: Chain, frames: int) -> tuple[np.ndarray, np.ndarray]:
+def beaker_frames(chain: Synapse, frames: int) -> tuple[np.ndarray, np.ndarray]:
     """Times (0, then log-spaced from alpha/4 to 3 beta) and every level there after a kick."""
     if frames < 1:
         raise ValueError(f"--frames must be >= 1, got {frames}")

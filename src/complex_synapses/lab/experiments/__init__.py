@@ -1,0 +1,1 @@
+"""The experiments of ``complex-synapses simulate``, one module each (see :mod:`..`)."""
