@@ -15,8 +15,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
+# The suite on every core (pytest-xdist); JOBS=1 runs it in one process.
+JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples

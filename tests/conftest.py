@@ -19,6 +19,13 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     import devices
 
+    # Under pytest-xdist, each worker gets its share of the cores: torch's threads (and
+    # the C library's OpenMP ones) of several workers on the same cores spin against
+    # each other and make the suite several times slower.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
     try:
         os.environ[devices.ENV] = devices.resolve(config.getoption("--device"))
     except ValueError as exc:

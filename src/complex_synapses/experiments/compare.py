@@ -4,14 +4,11 @@ of mean +- SEM, the paired differences with a paired t-test, and the bar plot.""
 from __future__ import annotations
 
 import itertools
-import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..figures import pyplot, save_figure
+from .report import compare_figure as plot_summary
+from .report import compare_table as format_table
 from .results import cached, result_path, write_json
 from .runner import run_many, run_one
 from .settings import RunSettings
@@ -103,53 +100,3 @@ def collect(
     for (m, _), r in zip(grid, flat):
         results[m.name].append(r)
     return results, n_run
-
-
-def format_table(summary: dict[str, Any], title: str) -> str:
-    n = len(summary["seeds"])
-    lines = [title, f"{'method':34s} {'average test accuracy (%)':>28s}   n"]
-    for name, m in summary["methods"].items():
-        lines.append(f"{name:34s} {100 * m['mean']:17.2f} +- {100 * m['sem']:5.2f} (SEM) {n:3d}")
-    for name, d in summary["differences"].items():
-        sig = (
-            ""
-            if np.isnan(d["p_paired_t"])
-            else ("significant" if d["p_paired_t"] < 0.05 else "not significant")
-        )
-        lines.append(
-            f"{name:34s} {100 * d['mean']:+17.2f} +- {100 * d['sem']:5.2f} (SEM)   paired t-test p = "
-            f"{d['p_paired_t']:.3g} ({sig} at 0.05)"
-        )
-    return "\n".join(lines)
-
-
-def plot_summary(summary: dict[str, Any], title: str, path: Path, pdf: bool = False) -> list[Path]:
-    """Bars of mean accuracy with SEM error bars and every seed as a point."""
-    plt = pyplot()
-    names = list(summary["methods"])
-    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(names), 4.6))
-    colors = ["0.6", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange"]
-    n_seeds = len(summary["seeds"])
-    jitter = np.linspace(-0.2, 0.2, n_seeds) if n_seeds > 1 else np.zeros(1)
-    points = np.array([100 * np.array(summary["methods"][n]["per_seed"]) for n in names])  # (methods, seeds)
-    for i, name in enumerate(names):
-        m = summary["methods"][name]
-        ax.bar(
-            i,
-            100 * m["mean"],
-            yerr=None if np.isnan(m["sem"]) else 100 * m["sem"],
-            capsize=6,
-            color=colors[i % len(colors)],
-            alpha=0.75,
-            edgecolor="black",
-            zorder=1,
-        )
-        ax.scatter(i + jitter, points[i], s=14, color="black", zorder=3)
-    for k in range(n_seeds):  # the same seed under each method: the pairing of the t-test
-        ax.plot(np.arange(len(names)) + jitter[k], points[:, k], color="black", lw=0.4, alpha=0.35, zorder=2)
-    ax.set_ylim(max(0, points.min() - 5), min(100, points.max() + 3))
-    ax.set_xticks(range(len(names)), names, rotation=10)
-    ax.set_ylabel("average test accuracy (%)")
-    ax.set_title("\n".join(textwrap.wrap(title, 60)), fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path, pdf, dpi=130)

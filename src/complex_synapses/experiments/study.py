@@ -46,9 +46,10 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import pyplot, save_figure
 from .config import check_keys, check_sections, read_toml, setting_keys
 from .methods import flags, is_treatment
+from .report import CSV_COLUMNS, csv_columns, study_figure, study_table
+from .report import study_csv as csv_text
 from .results import read_json, write_json, write_text
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
@@ -60,12 +61,6 @@ __all__ += ["analyse", "csv_text"]
 __all__ += ["plot_study", "markdown_table", "write_outputs"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
-CSV_COLUMNS = (
-    "cell", "method", "args", "n_seeds", "mean", "sem", "p_vs_none", "p_vs_best",
-    "best_baseline", "diff_vs_none", "ci_low_vs_none", "ci_high_vs_none", "d_vs_none",
-    "diff_vs_best", "ci_low_vs_best", "ci_high_vs_best", "d_vs_best",
-    "p_vs_none_raw", "p_vs_best_raw", "tune_score", "trials_complete", "trials_pruned", "trials_diverged",
-)  # fmt: skip
 
 
 @dataclass
@@ -315,93 +310,17 @@ def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def csv_columns() -> tuple[str, ...]:
-    """The CSV's columns: release 0.2's (the best baseline named ``best_non_FLAG`` for
-    each method's flag, where a flag exists), then ``best_baseline``."""
-    from .methods import flags
-
-    i = CSV_COLUMNS.index("best_baseline")
-    old = tuple(f"best_non_{flag}" for flag in flags()) or ("best_baseline",)
-    return (*CSV_COLUMNS[:i], *old, *CSV_COLUMNS[i + 1 :]) + (("best_baseline",) if flags() else ())
-
-
-def csv_text(rows: list[dict[str, Any]]) -> str:
-    """The table as CSV (accuracies as fractions, p-values Holm-corrected; ``_raw``: not)."""
-    import csv
-    import io
-
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    columns = csv_columns()
-    w.writerow(columns)
-    for r in rows:
-        w.writerow(["" if _nan(r.get(c)) else _fmt(r.get(c)) for c in columns])
-    return out.getvalue()
-
-
-def _nan(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and np.isnan(v))
-
-
-def _fmt(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """Accuracy (%) per cell and method, with the paired difference from none and from
-    the best baseline (Holm-corrected p in brackets)."""
-    lines = [
-        "| cell | method | accuracy (%) | vs none (pp, 95% CI) [p] | vs best baseline (pp, 95% CI) [p] |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        cells = [r["cell"], r["method"], f"{100 * r['mean']:.2f} ± {100 * r['sem']:.2f}"]
-        for tag in ("none", "best"):
-            if _nan(r[f"diff_vs_{tag}"]):
-                cells.append("—")
-                continue
-            cells.append(
-                f"{100 * r[f'diff_vs_{tag}']:+.2f} ({100 * r[f'ci_low_vs_{tag}']:+.2f}, "
-                f"{100 * r[f'ci_high_vs_{tag}']:+.2f}) [{r[f'p_vs_{tag}']:.2g}]"
-            )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def plot_study(rows: list[dict[str, Any]], path: Path, title: str) -> list[Path]:
-    """One panel per cell: each method's mean accuracy on the evaluation seeds with its
-    95% confidence interval; the methods under test in orange, none's mean dashed."""
-    plt = pyplot()
-    cells = list(dict.fromkeys(r["cell"] for r in rows))
-    cols = min(3, len(cells))
-    nrows = -(-len(cells) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
-    for ax, cell in zip(axes.flat, cells):
-        here = [r for r in rows if r["cell"] == cell]
-        y = np.arange(len(here))[::-1]
-        for yi, r in zip(y, here):
-            low, high = r["ci_mean"]
-            color = "tab:orange" if r["treatment"] else "tab:blue"
-            ax.errorbar(100 * r["mean"], yi, xerr=[[100 * (r["mean"] - low)], [100 * (high - r["mean"])]],
-                        fmt="o", color=color, capsize=3)  # fmt: skip
-        none = next(r for r in here if r["method"] == "none")
-        ax.axvline(100 * none["mean"], color="grey", ls="--", lw=1)
-        ax.set_yticks(y, [r["method"] for r in here])
-        ax.set_title(cell, fontsize=10)
-        ax.set_xlabel("test accuracy (%), mean and 95% CI")
-    for ax in list(axes.flat)[len(cells) :]:
-        ax.axis("off")
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
 def write_outputs(config: StudyConfig, rows: list[dict[str, Any]]) -> list[Path]:
     """The CSV, the figure and ``study.json`` (rows and units) where the config says."""
     out = [write_json(config.results_dir / "study.json", {"rows": rows})]
     if config.csv is not None:
         out.append(write_text(config.csv, csv_text(rows)))
     if config.figure is not None:
-        out += plot_study(rows, config.figure, f"{config.path.stem}: tuned on seeds "
+        out += study_figure(rows, config.figure, f"{config.path.stem}: tuned on seeds "
                           f"{config.tune_seeds}, tested on {len(config.eval_seeds)} others")  # fmt: skip
     return out
+
+
+markdown_table = study_table  # the names of release 0.2
+plot_study = study_figure
+__all__ += ["CSV_COLUMNS", "csv_columns", "StudyUnit"]

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import pyplot, save_figure
 from .config import FIELDS, check_keys, check_sections, read_toml, setting_key, setting_keys
+from .report import heatmap as plot_heatmap
 from .runner import run_many
 from .settings import OptionError, RunSettings
 from .stats import group_rows
@@ -205,29 +205,3 @@ def summary_rows(runs: list[RunSettings], results: dict[str, dict[str, Any]], ax
         if s.stamp() in results
     ]
     return group_rows(keyed, axes)
-
-
-def plot_heatmap(
-    rows: list[dict[str, Any]], axes: tuple[str, str], title: str, path: Path, pdf: bool = False
-):
-    """Mean accuracy over two settings (averaged over all the others)."""
-    plt = pyplot()
-    xs = sorted({r[axes[0]] for r in rows}, key=str)
-    ys = sorted({r[axes[1]] for r in rows}, key=str)
-    grid = np.full((len(ys), len(xs)), np.nan)
-    for r in rows:
-        grid[ys.index(r[axes[1]]), xs.index(r[axes[0]])] = 100 * r["mean"]
-    fig, ax = plt.subplots(figsize=(1.4 + 1.1 * len(xs), 1.2 + 0.6 * len(ys)))
-    im = ax.imshow(grid, cmap="viridis", aspect="auto")
-    for i in range(len(ys)):
-        for j in range(len(xs)):
-            if not np.isnan(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="white", fontsize=8)
-    ax.set_xticks(range(len(xs)), [str(x) for x in xs])
-    ax.set_yticks(range(len(ys)), [str(y) for y in ys])
-    ax.set_xlabel(axes[0])
-    ax.set_ylabel(axes[1])
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="average test accuracy (%)")
-    fig.tight_layout()
-    return save_figure(fig, path, pdf)
