@@ -1,6 +1,5 @@
 """The fused step's C library (complex_synapses.step.native) against the eager kernels."""
 
-import itertools
 import os
 import signal
 import subprocess
@@ -13,19 +12,20 @@ import torch
 from complex_synapses import ComplexSynapse, chain
 from complex_synapses.step import bounds, kernels, native
 from devices import DEVICE
-from optim_db import batches, run, small_model
+from optim_db import CONFIGS, Case, batches, grid, run, small_model
 
 needs_library = pytest.mark.skipif(native.library() is None, reason="no C compiler here")
 on_cpu = pytest.mark.skipif(DEVICE.type != "cpu", reason="the C library steps CPU tensors")
 pytestmark = [needs_library, on_cpu]
 
 
-def trajectory(kernel, base, n, integrator, dtype, sizes, steps=4, **kwargs):
+ADAM = Case(CONFIGS["adam"], kernel="native")
+
+
+def trajectory(case, n, dtype, sizes, steps=4, **settings):
     torch.manual_seed(0)
     ps = [torch.nn.Parameter(torch.randn(s, dtype=dtype)) for s in sizes]
-    opt = ComplexSynapse(
-        ps, base, n_beakers=n, alpha=2.0, beta=50.0, integrator=integrator, kernel=kernel, **kwargs
-    )
+    opt = case.build(ps, n_beakers=n, alpha=2.0, beta=50.0, **settings)
     for _ in range(steps):
         for p in ps:
             p.grad = torch.randn_like(p)
@@ -33,30 +33,23 @@ def trajectory(kernel, base, n, integrator, dtype, sizes, steps=4, **kwargs):
     return [t for p in ps for t in (p.detach(), opt.levels(p))], opt
 
 
-BASES = {
-    "adam": (torch.optim.Adam, dict(lr=1e-2)),
-    "adam-l2-max": (torch.optim.Adam, dict(lr=1e-2, weight_decay=0.1, maximize=True)),
-    "adamw": (torch.optim.AdamW, dict(lr=1e-2, weight_decay=0.1)),
-    "sgd": (torch.optim.SGD, dict(lr=0.05, weight_decay=0.01)),
-}
+FUSED = ("adam", "adam-l2-max", "adamw-max", "sgd-wd")
 
 
-@pytest.mark.parametrize(
-    "base,n,integrator,dtype",
-    list(itertools.product(BASES, [1, 2, 5, 10], ["exact", "euler"], [torch.float32, torch.float64])),
-)
-def test_native_matches_eager(base, n, integrator, dtype):
-    """Every base, chain length, integrator and dtype; sizes that are not a multiple of
-    the C kernel's block of 256 (and one of 1)."""
-    cls, kwargs = BASES[base]
+@pytest.mark.parametrize("n", [1, 2, 5, 10])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", grid(FUSED, time_units=("iteration",), kernels=("native",)))
+def test_native_matches_eager(case, n, dtype):
+    """Every fused base, chain length, integrator and dtype; sizes that are not a multiple
+    of the C kernel's block of 256 (and one of 1)."""
     sizes = (1, 255, 257, 3001)
-    want, _ = trajectory("eager", cls, n, integrator, dtype, sizes, **kwargs)
-    got, opt = trajectory("native", cls, n, integrator, dtype, sizes, **kwargs)
+    want, _ = trajectory(case, n, dtype, sizes, kernel="eager")
+    got, opt = trajectory(case, n, dtype, sizes)
     tol = 1e-6 if dtype == torch.float32 else 1e-13
     for a, b in zip(want, got):
         torch.testing.assert_close(b, a, atol=tol, rtol=tol)
     # The fused step keeps Adam's state in torch's own format.
-    if base != "sgd":
+    if case.config.base is not torch.optim.SGD:
         state = opt.base.state_dict()["state"][0]
         assert {k: v.dtype for k, v in state.items()} == {
             "step": torch.float32,
@@ -78,9 +71,9 @@ def test_threads_cut_large_parameters_without_changing_a_bit(monkeypatch, thread
     sizes = ((3 * native.MIN_RANGE + 5,), (7, 11), (native.MIN_RANGE + 70,))
     try:
         torch.set_num_threads(1)
-        one, _ = trajectory("native", torch.optim.Adam, 4, "exact", torch.float32, sizes, lr=1e-2)
+        one, _ = trajectory(ADAM, 4, torch.float32, sizes)
         torch.set_num_threads(3)
-        three, _ = trajectory("native", torch.optim.Adam, 4, "exact", torch.float32, sizes, lr=1e-2)
+        three, _ = trajectory(ADAM, 4, torch.float32, sizes)
     finally:
         torch.set_num_threads(saved)
     assert all(torch.equal(a, b) for a, b in zip(one, three))
@@ -93,8 +86,8 @@ def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
     calls = []
     monkeypatch.setattr(native, "step_call", lambda *a: calls.append(a))
     for dtype, n in ((torch.bfloat16, 3), (torch.float32, native.MAX_LEVELS + 1)):
-        want, _ = trajectory("eager", torch.optim.Adam, n, "exact", dtype, (300,), lr=1e-2)
-        got, _ = trajectory("native", torch.optim.Adam, n, "exact", dtype, (300,), lr=1e-2)
+        want, _ = trajectory(ADAM, n, dtype, (300,), kernel="eager")
+        got, _ = trajectory(ADAM, n, dtype, (300,))
         for a, b in zip(want, got):
             torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
     assert calls == []
@@ -179,16 +172,15 @@ def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
         assert all(torch.equal(x, y) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("integrator", ["exact", "euler"])
+@pytest.mark.parametrize("case", grid(("sgd-momentum",), time_units=("iteration",), kernels=("native",)))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("n", [1, 2, 4, 10])
-def test_native_chain_around_a_base_step_matches_eager(integrator, dtype, n):
+def test_native_chain_around_a_base_step_matches_eager(case, dtype, n):
     """The generic path (SGD with momentum steps itself; the C kernels move the chain
     before and after), also for bfloat16 parameters, whose float32 masters it steps;
     chains up to 8 levels in the unrolled loops, longer ones in the blocked loop."""
-    kwargs = dict(lr=0.05, momentum=0.9)
-    want, _ = trajectory("eager", torch.optim.SGD, n, integrator, dtype, (5, 700), **kwargs)
-    got, _ = trajectory("native", torch.optim.SGD, n, integrator, dtype, (5, 700), **kwargs)
+    want, _ = trajectory(case, n, dtype, (5, 700), kernel="eager")
+    got, _ = trajectory(case, n, dtype, (5, 700))
     tol = {torch.float32: 1e-6, torch.float64: 1e-13, torch.bfloat16: 1e-6}[dtype]
     for a, b in zip(want, got):
         torch.testing.assert_close(b, a, atol=tol, rtol=tol)

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -229,3 +230,36 @@ def test_simulate_capacity_cli(tmp_path, capsys):
     assert r["models"]["complex"]["best"][0]["n_beakers"] in (4, 6) and r["plots"][0].endswith(".png")
     assert main([*argv[:2], "--models", "simple,nope"]) == 2
     assert "--models must name some of" in capsys.readouterr().err
+
+
+def test_a_lab_experiment_is_one_new_file(tmp_path, monkeypatch, capsys):
+    """A new ``simulate`` subcommand: one file defining EXPERIMENT, found by the command
+    line with its options and help; nothing else changes."""
+    from complex_synapses import lab
+    from complex_synapses.lab import experiments
+
+    (tmp_path / "halflife.py").write_text(
+        textwrap.dedent("""
+        from complex_synapses.lab import LabExperiment
+        from complex_synapses.lab.options import add_chain_options, synapse
+
+        def add_options(k):
+            add_chain_options(k)
+
+        def run(args):
+            s = synapse(args)
+            return {"beakers": s.n_beakers}, [f"a chain of {s.n_beakers} beakers"]
+
+        EXPERIMENT = LabExperiment("halflife", "the half-life of a kick", add_options, run)
+        """)
+    )
+    monkeypatch.setattr(experiments, "__path__", [*experiments.__path__, str(tmp_path)])
+    lab.registry.cache_clear()
+    try:
+        argv = ["simulate", "halflife", "--beakers", "3", "--json", "--results-dir", str(tmp_path / "r")]
+        code = main([*argv, "--plot-dir", str(tmp_path / "p")])
+        out = capsys.readouterr().out
+        assert code == 0 and "a chain of 3 beakers" in out
+        assert json.loads(out.strip().splitlines()[-1]) == {"beakers": 3}
+    finally:
+        lab.registry.cache_clear()
