@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo bench dist check-wheel clean
+.PHONY: install test lint demo bench dist check-wheel clean docs
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,8 @@ test: install
 	$(BIN)/python -m pytest -q -n $(JOBS)
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples conftest.py docs/conf.py
+	$(BIN)/ruff format --check src tests benchmarks examples conftest.py docs/conf.py
 
 demo: install
 	$(BIN)/complex-synapses demo
@@ -42,3 +42,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache store
+
+# The documentation site, warnings as errors, into docs/_build/html.
+docs: install
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
