@@ -93,6 +93,21 @@ def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
     assert calls == []
 
 
+def test_a_base_kernel_the_library_lacks_steps_with_torchs(monkeypatch):
+    """A fused base whose arithmetic is in kernels.py but not (yet) in the C library
+    (here SGD, as if the library knew Adam only) steps with torch's kernels, with
+    kernel="eager"'s numbers, and never reaches the C step."""
+    calls = []
+    monkeypatch.setattr(native, "BASE_KERNELS", ("adam",))
+    monkeypatch.setattr(native, "step_call", lambda *a: calls.append(a))
+    sgd = Case(CONFIGS["sgd-wd"], kernel="native")
+    want, _ = trajectory(sgd, 3, torch.float32, (300,), kernel="eager")
+    got, _ = trajectory(sgd, 3, torch.float32, (300,))
+    for a, b in zip(want, got):
+        torch.testing.assert_close(b, a, atol=1e-6, rtol=1e-6)
+    assert calls == []
+
+
 def test_auto_is_native_on_the_cpu(monkeypatch):
     calls = []
     step_call = native.step_call

@@ -312,6 +312,25 @@ def test_dtypes(dtype):
         torch.testing.assert_close(q.float(), p, atol=tol, rtol=tol)
 
 
+def steps_like_eager(case, steps: int):
+    """The case's optimizer and its eager reference, ``steps`` steps each on the same
+    data: the same weights and levels within float rounding, and fused where the table
+    says the base is."""
+    from complex_synapses.optimizer import CHAIN as GROUP_KEY
+    from complex_synapses.step.bases import fused_base
+
+    a, b = small_model(), small_model()
+    opt_a = case.build(a.parameters(), kernel="eager")
+    opt_b = case.build(b.parameters())
+    run(a, opt_a, batches(steps))
+    run(b, opt_b, batches(steps))
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(opt_b.levels(q), opt_a.levels(p), atol=1e-5, rtol=1e-5)
+    assert (fused_base(opt_b.base, opt_b.param_groups, GROUP_KEY) is not None) == case.config.fused
+    return opt_a, opt_b
+
+
 COMPILED = ("adam-wd", "adamw-max", "sgd-wd", "sgd-momentum")
 
 
@@ -319,18 +338,7 @@ COMPILED = ("adam-wd", "adamw-max", "sgd-wd", "sgd-momentum")
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_compiled_matches_eager(case):
     """The compiled kernels (fused where they can be) against the eager reference path."""
-    a, b = small_model(), small_model()
-    opt_a = case.build(a.parameters(), kernel="eager")
-    opt_b = case.build(b.parameters())
-    run(a, opt_a, batches(15))
-    run(b, opt_b, batches(15))
-    for p, q in zip(a.parameters(), b.parameters()):
-        torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(opt_b.levels(q), opt_a.levels(p), atol=1e-5, rtol=1e-5)
-    from complex_synapses.optimizer import CHAIN as GROUP_KEY
-    from complex_synapses.step.bases import fused_base
-
-    assert (fused_base(opt_b.base, opt_b.param_groups, GROUP_KEY) is not None) == case.config.fused
+    opt_a, opt_b = steps_like_eager(case, 15)
     # The fused path keeps the base optimizer's state in torch's own format.
     sa, sb = opt_a.base.state_dict()["state"], opt_b.base.state_dict()["state"]
     assert sa.keys() == sb.keys() and all(sa[k].keys() == sb[k].keys() for k in sa)
@@ -343,21 +351,11 @@ def test_every_row_of_the_table_matches_eager(case):
     """Every base, integrator and time unit of the table on the C library's kernel
     (fused where the base allows it) against the eager reference path; a base the table
     says is fused is fused."""
-    from complex_synapses.optimizer import CHAIN as GROUP_KEY
     from complex_synapses.step import native
-    from complex_synapses.step.bases import fused_base
 
     if native.library() is None:
         pytest.skip("no C compiler here")
-    a, b = small_model(), small_model()
-    opt_a = case.build(a.parameters(), kernel="eager")
-    opt_b = case.build(b.parameters())
-    run(a, opt_a, batches(10))
-    run(b, opt_b, batches(10))
-    for p, q in zip(a.parameters(), b.parameters()):
-        torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(opt_b.levels(q), opt_a.levels(p), atol=1e-5, rtol=1e-5)
-    assert (fused_base(opt_b.base, opt_b.param_groups, GROUP_KEY) is not None) == case.config.fused
+    steps_like_eager(case, 10)
 
 
 def test_lr_time_is_what_the_original_did():

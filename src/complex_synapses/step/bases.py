@@ -18,8 +18,10 @@ A record says, for one class:
   base's step counter (advanced before the kernel runs) and the moments the kernel
   updates in place, made as torch makes them.
 
-Adding a fused base is one record here plus its arithmetic in :mod:`.kernels` and
-``csrc/step.h``.
+Adding a fused base is one record here plus its arithmetic in :mod:`.kernels` (eager,
+compiled, CUDA graphs); the C library serves it once its arithmetic is also in
+``csrc/step.h`` and its name in :data:`.native.BASE_KERNELS` (until then, torch's
+kernels step it on the CPU too).
 """
 
 from __future__ import annotations

@@ -83,6 +83,8 @@ def flat(tensors: list[Tensor]) -> list[Tensor]:
 def _native_fits(b: KernelCall) -> bool:
     """Whether the C library takes every tensor of ``b`` (a fused call, or a "chain"
     call of the generic path, which has no ``hyper`` and no gradients)."""
+    if b.base not in (*native.BASE_KERNELS, "chain"):
+        return False
     tensors = [b.coef, *b.ws, *b.gs, *b.ms, *b.vs, *(h for hidden in b.hiddens for h in hidden)]
     tensors += [t for t in (b.hyper, b.bound) if t is not None]
     return native.supports(tensors, len(b.hiddens[0]) + 1)

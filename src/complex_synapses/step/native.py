@@ -59,6 +59,9 @@ __all__ = [
 ]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
+# The fused arithmetic csrc/step.c implements; a base kernel added to kernels.py alone
+# (not yet in C) steps with torch's kernels instead of being taken for SGD here.
+BASE_KERNELS = ("adam", "sgd")
 # No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
 # that the stochastic rounding onto the grid agrees with theirs bit for bit.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-std=c11")
