@@ -117,7 +117,9 @@ class ComplexSynapse(Optimizer):
             optimizer's own settings.
         optimizer_class: the base optimizer, a subclass of ``torch.optim.Optimizer``
             (default ``torch.optim.SGD``).
-        n_beakers: beakers per parameter (int >= 0). 0 is exactly the base optimizer;
+        n_beakers: beakers per parameter (int >= 0). 0 is exactly the base optimizer
+            (with a ``bound``: its weights bounded after each step, on the grid with
+            ``grid_values``: a simple synapse of limited precision);
             1 is exponential decay of every parameter towards 0 with timescale beta.
         alpha: the shortest timescale (> 0), in the time unit below.
         beta: the longest timescale (>= alpha when n_beakers >= 2).
@@ -382,6 +384,7 @@ class ComplexSynapse(Optimizer):
             s.state["chain_step"] = s.t
             if "master" in s.state:
                 self._versions[s.p] = s.p._version
+        paths.chainless_bound(self._dispatch, self.param_groups, CHAIN, self._init_state)
         return loss
 
 

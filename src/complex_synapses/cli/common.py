@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
+from ..experiments.model import WEIGHT_BITS
 from ..experiments.settings import OptionError, RunSettings, optimizer_names
 
 __all__ = ["Parser", "add_run_options", "add_output_options", "settings", "method_list", "int_list", "D"]
@@ -59,6 +60,14 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
         ("fc_layers", "fully connected layers", None),
         ("fc_units", "units per hidden layer", None),
         ("singlehead", "Task-IL with one shared output layer instead of a head per task", None),
+        (
+            "weight_bits",
+            "bits of the weights the network computes with: 32, or a low-precision network of hidden "
+            "weights (1: the binarized network of Laborieux et al. 2021, sign units and batch norm; "
+            f"2-8: values in [-bound, bound], needs --bound); one of {', '.join(map(str, WEIGHT_BITS))}",
+            None,
+        ),
+        ("float_activations", "a 1-bit network with ReLU units instead of sign units", None),
     ],
     "training": [
         ("lr", "learning rate", None),

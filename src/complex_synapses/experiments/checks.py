@@ -99,12 +99,44 @@ def _check_methods(s: RunSettings) -> None:
             if value is not None:
                 known[key].check(key, value)
         values = s.resolved_options()
+        context = {**values, "weight_bits": s.weight_bits}  # what a method may check against
         for part in s.method_spec.split("+"):
-            get_method(part).check(values, optimizer_class(s.optimizer))
+            get_method(part).check(context, optimizer_class(s.optimizer))
+        _check_shared(s, values)
     except OptionError:
         raise
     except (TypeError, ValueError) as exc:
         raise OptionError(str(exc).replace("n_beakers", "--beakers")) from None
+
+
+def _check_shared(s: RunSettings, values: dict[str, Any]) -> None:
+    """Shared options (the weights' bound and grid) set for methods that do not declare
+    them: checked by the method that does, refused where a running method brings an
+    optimizer of its own that would not honour them."""
+    from .methods import get_method, resolve_options, shared_owners, shared_values
+
+    shared = shared_values(s.method_spec, values)
+    if not shared:
+        return
+    own = [p for p in s.method_spec.split("+") if get_method(p).uses("make_optimizer")]
+    if own:
+        names = ", ".join(_flag(k) for k in shared)
+        raise OptionError(f"{names}: not with --method {own[0]}, whose optimizer does not bound the weights")
+    for owner in shared_owners():
+        owner_values = resolve_options(owner.name, s.scenario, {})
+        owner.check({**owner_values, **shared}, optimizer_class(s.optimizer))
+
+
+def _check_precision(s: RunSettings) -> None:
+    from .model import WEIGHT_BITS
+
+    if s.weight_bits not in WEIGHT_BITS:
+        allowed = ", ".join(map(str, WEIGHT_BITS))
+        raise OptionError(f"--weight-bits must be one of {allowed}, got {s.weight_bits}")
+    if s.float_activations and s.weight_bits != 1:
+        raise OptionError("--float-activations is for 1-bit networks (sign units): add --weight-bits 1")
+    if 1 < s.weight_bits < 32 and s.option("bound") is None:
+        raise OptionError(f"--weight-bits {s.weight_bits} needs --bound: the weights lie in [-bound, bound]")
 
 
 def _number(name: str, value: Any, positive: bool) -> None:
@@ -141,6 +173,7 @@ def check_settings(s: RunSettings) -> None:
         raise OptionError(f"--fused: torch's {s.optimizer} has no fused kernel; those that have one: {have}")
     check_seed(s.seed)
     check_device(s.device)
+    _check_precision(s)
     _check_methods(s)
 
 

@@ -25,8 +25,15 @@ __all__ += ["has_fused", "fused_names"]
 
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
-# Fields added after 0.1, left out of stamps at 0 / False so that older stamps stay.
-ADDED_FIELDS = ("drift_window", "matrix_n", "compile", "fused")
+# Fields added after 0.1, left out of stamps at these defaults so that older stamps stay.
+ADDED_FIELDS = {
+    "drift_window": 0,
+    "matrix_n": 0,
+    "compile": False,
+    "fused": False,
+    "weight_bits": 32,
+    "float_activations": False,
+}
 
 
 @dataclass
@@ -44,6 +51,8 @@ class RunSettings:
     fc_layers: int = 3
     fc_units: int = 400
     singlehead: bool = False
+    weight_bits: int = 32  # below 32: a network that computes with quantized hidden weights (model.py)
+    float_activations: bool = False  # a 1-bit network with ReLU units instead of sign units
     lr: float = 0.001
     optimizer: str = "adam"
     decay: float = 0.0
@@ -135,8 +144,8 @@ class RunSettings:
             d.pop(key)
         d["method"] = self.method_spec
         d["method_options"] = self.resolved_options()
-        for key in ADDED_FIELDS:  # left out at their defaults: the stamps of older runs stay
-            if d[key] == 0:
+        for key, default in ADDED_FIELDS.items():  # left out at their defaults: older stamps stay
+            if d[key] == default:
                 d.pop(key)
         return d
 
@@ -163,7 +172,7 @@ class RunSettings:
             value = getattr(self, f.name)
             if f.name in (*OUTPUT_ONLY, "seed", "method", "method_options"):
                 continue
-            if f.name in ADDED_FIELDS and value == 0:
+            if f.name in ADDED_FIELDS and value == ADDED_FIELDS[f.name]:
                 continue
             out += _flag(f.name, value)
         out += ["--method", self.method_spec]
@@ -173,15 +182,18 @@ class RunSettings:
 
     def stamp(self) -> str:
         """A readable name of the run, with a hash of every setting that matters."""
-        from .methods import get_method
+        from .methods import get_method, shared_values
 
         digest = hashlib.sha256(json.dumps(self.result_settings(), sort_keys=True).encode()).hexdigest()[:10]
         task = f"{self.experiment}-{self.dataset}-{self.stream}-{self.scenario}IL"
         task += f"-t{self.tasks}-i{self.iters}-b{self.batch}"
         model = f"fc{self.fc_layers}x{self.fc_units}{'-single' if self.singlehead else ''}"
+        if self.weight_bits != 32:
+            model += f"-w{self.weight_bits}" + ("-floatact" if self.float_activations else "")
         train = f"lr{self.lr:g}-{self.optimizer}" + (f"-decay{self.decay:g}" if self.decay else "")
         values = self.resolved_options()
         tags = [get_method(p).tag(values) for p in self.method_spec.split("+") if p != "none"]
+        tags += [f"{k}{v:g}" for k, v in shared_values(self.method_spec, values).items()]
         train += "".join(f"-{t}" for t in tags) + ("-compile" if self.compile else "")
         train += "-fused" if self.fused else ""
         return f"{task}--{model}--{train}--s{self.seed}--{digest}"

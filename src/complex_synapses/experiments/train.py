@@ -48,7 +48,18 @@ def make_optimizer(settings: RunSettings, params, method: Method | None = None) 
     if (settings.compile or settings.fused) and has_fused(cls):
         kwargs["fused"] = True  # one kernel for the whole step (torch's Adam, AdamW, SGD, Adagrad)
     method = method or methods.build(settings)
-    return method.make_optimizer(params, cls, kwargs) or cls(params, **kwargs)
+    made = method.make_optimizer(params, cls, kwargs)
+    if made is not None:
+        return made
+    shared = methods.shared_values(settings.method_spec, settings.resolved_options())
+    if shared:  # a bound (and grid) on the weights alone: the same code as the chain's, without a chain
+        from ..optimizer import ComplexSynapse
+        from .model import precision_groups
+
+        params = precision_groups(params, settings.weight_bits)
+        grid = dict(bound=shared.get("bound"), grid_values=shared.get("levels"), seed=settings.seed)
+        return ComplexSynapse(params, cls, n_beakers=0, alpha=1.0, beta=1.0, **grid, **kwargs)
+    return cls(params, **kwargs)
 
 
 @torch.no_grad()
@@ -97,9 +108,15 @@ def prepare(
     )
     protocol = protocol.to(device)
     torch.manual_seed(settings.seed)  # the model's initial weights do not depend on the data
-    model = Classifier(protocol.input_size, protocol.n_outputs, settings.fc_layers, settings.fc_units).to(
-        device
-    )
+    model = Classifier(
+        protocol.input_size,
+        protocol.n_outputs,
+        settings.fc_layers,
+        settings.fc_units,
+        settings.weight_bits,
+        settings.float_activations,
+        settings.option("bound"),
+    ).to(device)
     method = methods.build(settings)
     return protocol, model, make_optimizer(settings, model.parameters(), method), method
 

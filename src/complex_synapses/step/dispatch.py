@@ -232,6 +232,11 @@ class Dispatcher:
         """Drop the recorded steps: new tensors or new groups need new recordings."""
         self.graphs, self.last_layouts = {}, {}
 
+    def bound(self, weights: list[Tensor], limit: Tensor, keys: list[Tensor], steps: list[Tensor]) -> None:
+        """The weights of chainless groups (``n_beakers=0`` with a bound) into [-B, B], and
+        onto the grid where ``keys`` are given: torch's kernels, compiled as the step's are."""
+        bound_levels([[w] for w in weights], limit, keys, steps, compiled=self.kernel == "compiled")
+
     def run(self, stage: str, calls: list[KernelCall], plan: Plan) -> None:
         """Run ``stage`` over ``calls`` as ``plan`` says: with the C library where it may
         serve (the CPU: no graphs there), else torch's kernels, on CUDA replayed from a

@@ -19,10 +19,11 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from .bounds import bound_tensor
 from .calls import Stepping, chain_calls, fused_calls
 from .dispatch import Dispatcher, Plan
 
-__all__ = ["fused_step", "generic_step"]
+__all__ = ["fused_step", "generic_step", "chainless_bound"]
 
 
 def fused_step(
@@ -87,3 +88,23 @@ def on_masters(masters: list[tuple[Tensor, Tensor]]):
     finally:
         for (p, _), (data, grad) in zip(masters, saved):
             p.data, p.grad = data, grad
+
+
+def chainless_bound(dispatcher: Dispatcher, groups: list[dict], chain_key: str, init_state: Callable) -> None:
+    """Groups with no chain but a bound (a simple synapse of limited precision): after
+    the base's step, their weights into [-B, B], and onto the grid from each weight's
+    rounding stream (``init_state(p, group)`` makes its key and counter)."""
+    for group in groups:
+        c = group[chain_key]
+        if c["n_beakers"] or c["bound"] is None:
+            continue
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = init_state(p, group)
+            limit = bound_tensor(c["bound"], c["grid_values"], p.device, p.dtype)
+            keys, steps = [], []
+            if "round_key" in state:
+                state["round_step"] += 1
+                keys, steps = [state["round_key"]], [state["round_step"]]
+            dispatcher.bound([p], limit, keys, steps)

@@ -37,7 +37,10 @@ class Option:
     """A hyperparameter: its type, its default (one value, or one per scenario), help,
     and what is allowed: ``choices``, or numbers from ``low`` up (``low_open``: above)
     and at most ``high``. ``both``: ``compare`` and ``matrix`` also take ``both`` for it,
-    and run one variant of the method per choice."""
+    and run one variant of the method per choice. ``shared``: it applies to the hidden
+    weights whatever method runs (the bound and the grid of the weights); the method that
+    declares it checks it, and a run whose methods do not declare it keeps it in its
+    options (and stamp) where it is set."""
 
     default: Any
     help: str
@@ -47,6 +50,7 @@ class Option:
     low_open: bool = False
     high: float | None = None
     both: bool = False
+    shared: bool = False  # applies to the hidden weights whatever method runs (--bound, --levels)
 
     def default_for(self, scenario: str) -> Any:
         return self.default[scenario] if isinstance(self.default, dict) else self.default
@@ -194,7 +198,22 @@ def resolve_options(spec: str, scenario: str, given: dict[str, Any]) -> dict[str
         for key, opt in get_method(part).options.items():
             given_value = given.get(key)
             values[key] = opt.default_for(scenario) if given_value is None else opt.check(key, given_value)
+    for key, opt in all_options().items():  # shared options set for methods that do not declare them
+        if opt.shared and key not in values and given.get(key) is not None:
+            values[key] = opt.check(key, given[key])
     return values
+
+
+def shared_values(spec: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The shared options (see :class:`Option`) among ``values`` that no method of
+    ``spec`` declares: what the run applies to the weights itself."""
+    declared = {key for part in spec.split("+") for key in get_method(part).options}
+    return {k: v for k, v in values.items() if k not in declared and all_options()[k].shared}
+
+
+def shared_owners() -> list[type[Method]]:
+    """The methods that declare shared options (and check them)."""
+    return [cls for cls in registry().values() if any(o.shared for o in cls.options.values())]
 
 
 class Combined(Method):
@@ -271,4 +290,4 @@ def params_of(model: torch.nn.Module) -> list[tuple[str, Tensor]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
 
-__all__ += ["check_spec", "build", "params_of"]
+__all__ += ["check_spec", "build", "params_of", "shared_values", "shared_owners"]

@@ -6,6 +6,7 @@ from ...chain import MAX_TIMESCALE_RATIO, validate_chain
 from ...optimizer import INTEGRATORS, TIME_UNITS, ComplexSynapse
 from ...step.bases import step_size_rule
 from ...step.bounds import check_bound
+from ..model import precision_groups
 from . import Method, Option
 
 # More beakers than this are refused: each one is n more multiply-adds per element
@@ -40,10 +41,20 @@ class ComplexSynapseMethod(Method):
             "exact", "the exact propagator, or the original's forward Euler (cs)", str, choices=INTEGRATORS
         ),
         "bound": Option(
-            None, "keep every level in [-bound, bound] (cs; default: unbounded)", low=0, low_open=True
+            None,
+            "keep every weight (with cs: every level of its chain) in [-bound, bound]; also the range "
+            "of 2- to 8-bit weights (any method but meta; default: unbounded)",
+            low=0,
+            low_open=True,
+            shared=True,
         ),
         "levels": Option(
-            None, "with --bound: every level on this many values, rounded stochastically (cs)", int, low=2
+            None,
+            "with --bound: every weight (with cs: every level) on this many evenly spaced values, "
+            "rounded stochastically (any method but meta)",
+            int,
+            low=2,
+            shared=True,
         ),
         "cs_skip_first": Option(
             False,
@@ -57,6 +68,8 @@ class ComplexSynapseMethod(Method):
         """The chain as a whole, and lr time's need of the base's step size."""
         validate_chain(values["beakers"], values["alpha"], values["beta"])
         check_bound(values["bound"], values["levels"], "levels")
+        if values["cs_skip_first"] and values.get("weight_bits", 32) != 32:
+            raise ValueError("--cs-skip-first is for the full-precision MLP: leave out --weight-bits")
         if values["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
             raise ValueError(
                 f"--time-unit lr needs the step size of the base optimizer, which is not known for "
@@ -84,6 +97,8 @@ class ComplexSynapseMethod(Method):
         if v["cs_skip_first"]:  # the MLP's first layer is its first two tensors: weight, bias
             ps = list(params)
             params = [{"params": ps[:2], "n_beakers": 0}, {"params": ps[2:]}]
+        else:  # a low-precision network's batch normalisation gets neither chain nor bound
+            params = precision_groups(params, self.settings.weight_bits)
         return ComplexSynapse(
             params,
             base,

@@ -53,6 +53,14 @@ class EWC(Method):
         "fisher_n": Option(1000, "training samples for each Fisher estimate (ewc, online-ewc)", int, low=1),
     }
 
+    @classmethod
+    def check(cls, values, optimizer_class) -> None:
+        if values.get("weight_bits", 32) != 32:
+            raise ValueError(
+                "--method ewc: its Fisher is made of per-sample gradients, which a network with batch "
+                "normalisation on batch statistics (--weight-bits below 32) does not have"
+            )
+
     def __init__(self, settings, values):
         super().__init__(settings, values)
         self.consolidated: list[

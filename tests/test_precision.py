@@ -1,0 +1,172 @@
+"""Networks that compute with low-precision weights (experiments/model.py), the bound and
+grid of the weights for every method, and the metaplastic rule (methods/meta.py)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from complex_synapses.cli import main
+from complex_synapses.experiments import RunSettings, run_experiment
+from complex_synapses.experiments.methods.meta import MetaplasticAdam
+from complex_synapses.experiments.model import Classifier, QuantLinear, quantize, sign_ste
+from devices import DEVICE
+
+SMALL = dict(dataset="digits", iters=20, fc_units=32, eval_log=20, device=str(DEVICE))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 8])
+def test_the_forward_computes_with_b_bit_weights(bits):
+    """The layer's output is that of a weight with at most 2^B values (B = 1: signs;
+    B > 1: multiples of bound / (2^(B-1) - 1) in [-bound, bound])."""
+    torch.manual_seed(0)
+    layer = QuantLinear(50, 40, bits, bound=0.04).to(DEVICE)
+    with torch.no_grad():
+        layer.weight.mul_(2)  # some hidden weights beyond the bound
+    q = quantize(layer.weight, bits, 0.04).detach()
+    values = q.unique()
+    assert len(values) <= 2**bits
+    if bits == 1:
+        assert set(values.tolist()) <= {-1.0, 1.0}
+    else:
+        step = 0.04 / (2 ** (bits - 1) - 1)
+        k = values / step
+        assert torch.allclose(k, k.round(), atol=1e-4) and values.abs().max() <= 0.04 + 1e-7
+    x = torch.randn(8, 50, device=DEVICE)
+    torch.testing.assert_close(layer(x), x @ q.T)
+
+
+def test_the_straight_through_gradients():
+    """Weights: the gradient of the quantized weight reaches the hidden one unchanged
+    (1 bit) or inside [-bound, bound] only (more bits); sign units: where |x| <= 1."""
+    w = torch.tensor([-0.3, -0.01, 0.02, 0.5], device=DEVICE, requires_grad=True)
+    g = torch.tensor([1.0, 2.0, 3.0, 4.0], device=DEVICE)
+    (quantize(w, 1, None) * g).sum().backward()
+    assert torch.equal(w.grad, g)
+    w.grad = None
+    (quantize(w, 4, 0.1) * g).sum().backward()
+    assert torch.equal(w.grad, torch.tensor([0.0, 2.0, 3.0, 0.0], device=DEVICE))
+    x = torch.tensor([-2.0, -0.5, 0.7, 1.5], device=DEVICE, requires_grad=True)
+    y = sign_ste(x)
+    assert torch.equal(y, torch.tensor([-1.0, -1.0, 1.0, 1.0], device=DEVICE))
+    (y * g).sum().backward()
+    assert torch.equal(x.grad, torch.tensor([0.0, 2.0, 3.0, 0.0], device=DEVICE))
+
+
+def test_32_bits_is_the_full_precision_network():
+    """weight_bits=32 builds the same layers with the same initial weights as before."""
+    torch.manual_seed(3)
+    old = torch.nn.Sequential(
+        torch.nn.Linear(64, 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 16),
+        torch.nn.ReLU(),
+        torch.nn.Linear(16, 10),
+    )
+    torch.manual_seed(3)
+    new = Classifier(64, 10, 3, 16, weight_bits=32)
+    assert [type(m) for m in new.net] == [type(m) for m in old]
+    for a, b in zip(old.state_dict().values(), new.net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert RunSettings(weight_bits=32).stamp() == RunSettings().stamp()
+
+
+def test_the_binarized_network_is_laborieux_et_al_s():
+    model = Classifier(64, 10, 3, 16, weight_bits=1)
+    kinds = [type(m).__name__ for m in model.net]
+    assert kinds == ["QuantLinear", "BatchNorm1d", "_Sign"] * 2 + ["QuantLinear", "BatchNorm1d"]
+    assert all(not m.track_running_stats for m in model.net if isinstance(m, torch.nn.BatchNorm1d))
+    assert all(m.weight.abs().max() <= 0.05 for m in model.net if isinstance(m, QuantLinear))
+    floats = Classifier(64, 10, 3, 16, weight_bits=1, float_activations=True)
+    assert [type(m).__name__ for m in floats.net].count("ReLU") == 2
+    assert len(model.hidden_weights()) == 3
+
+
+def test_the_metaplastic_rule_by_hand():
+    """Two steps on a 2x2 matrix and a vector: Adam's moments; where sign(w) * m > 0 (the
+    step would shrink |w|) the update is scaled by 1 - tanh^2(m_meta |w|); the vector
+    (batch normalisation's) steps as plain Adam."""
+    w0 = torch.tensor([[0.5, -0.5], [0.2, -1.0]], dtype=torch.float64)
+    b0 = torch.tensor([0.3, -0.3], dtype=torch.float64)
+    w, b = torch.nn.Parameter(w0.clone()), torch.nn.Parameter(b0.clone())
+    opt = MetaplasticAdam([w, b], lr=0.1, meta_m=2.0)
+    grads = [torch.tensor([[1.0, 1.0], [-1.0, -2.0]], dtype=torch.float64), torch.tensor([2.0, -1.0])]
+    for _ in range(2):
+        w.grad, b.grad = grads[0].clone(), grads[1].clone().double()
+        opt.step()
+    # by hand: the same gradient twice, m_2 = g (1 - 0.9^2) , v_2 = g^2 (1 - 0.999^2)
+    want_w, want_b = w0.clone(), b0.clone()
+    for t in (1, 2):
+        for x, g, matrix in ((want_w, grads[0], True), (want_b, grads[1].double(), False)):
+            m, v = g * (1 - 0.9**t), g * g * (1 - 0.999**t)
+            size = 0.1 * math.sqrt(1 - 0.999**t) / (1 - 0.9**t)
+            scale = torch.ones_like(x)
+            if matrix:
+                shrinks = torch.sign(x) * m > 0
+                scale = torch.where(shrinks, 1 - torch.tanh(2.0 * x.abs()) ** 2, scale)
+            x -= size * scale * m / (v.sqrt() + 1e-8)
+    torch.testing.assert_close(w.detach(), want_w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(b.detach(), want_b, rtol=1e-12, atol=1e-12)
+    # w[0,0] > 0 with g > 0 shrinks, attenuated; w[1,0] > 0 with g < 0 grows, not
+    assert abs(w[0, 0] - 0.5) < abs(w[1, 0] - 0.2)
+
+
+def test_meta_0_is_adam_with_its_state_reset_per_task():
+    a = RunSettings.make(**SMALL, weight_bits=1, method="meta", meta_m=0.0, lr=0.005)
+    result = run_experiment(a, progress=False)
+    assert 0 < result["accuracy"]["average"] <= 1
+    assert "meta0" in a.stamp() and "-w1" in a.stamp()
+
+
+@pytest.mark.parametrize("method", ["none", "si", "l2", "ema", "cs", "meta", "joint"])
+def test_every_method_trains_a_binarized_network(method):
+    s = RunSettings.make(**SMALL, weight_bits=1, method=method)
+    result = run_experiment(s, progress=False)
+    assert 0.2 < result["accuracy"]["average"] <= 1, result["accuracy"]
+
+
+def test_a_bound_and_grid_on_the_plain_optimizer(tmp_path, capsys):
+    """none --bound B --levels m: every weight on the m values of [-B, B] after training
+    (the simple synapse at the precision of cs --bound B --levels m), a result of its own;
+    in a 2-bit network the bound is also the range of the weights' values."""
+    s = RunSettings.make(**SMALL, bound=0.05, levels=5)
+    from complex_synapses.experiments.train import _train, prepare  # noqa: F401 (the loop's own pieces)
+
+    result = run_experiment(s, progress=False)
+    assert result["stamp"] != RunSettings.make(**SMALL).stamp() and "bound0.05" in result["stamp"]
+    protocol, model, opt, method = prepare(s, torch.device(DEVICE))
+    for _ in range(3):
+        opt.zero_grad()
+        x = protocol.images(0, protocol.tasks[0].train_rows[:16])
+        torch.nn.functional.cross_entropy(model(x), protocol.tasks[0].train_y[:16] % 10).backward()
+        opt.step()
+    grid = torch.linspace(-0.05, 0.05, 5, dtype=torch.float64)
+    for p in model.parameters():
+        assert (p.detach().double().reshape(-1, 1) - grid.to(p.device)).abs().min(1).values.max() < 1e-7
+    code = main(["run", "--dataset", "digits", "--iters", "5", "--fc-units", "8", "--weight-bits", "2",
+                 "--bound", "0.05", "--results-dir", str(tmp_path), "--json", "--no-gpus"])  # fmt: skip
+    assert code == 0 and "-w2" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stamp"]
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["--weight-bits", "3"], "--weight-bits must be one of 1, 2, 4, 8, 32, got 3"),
+        (["--weight-bits", "4"], "--weight-bits 4 needs --bound"),
+        (["--float-activations"], "--float-activations is for 1-bit networks"),
+        (["--method", "meta", "--bound", "0.1"], "--bound: not with --method meta"),
+        (["--method", "meta", "--optimizer", "sgd"], "--method meta is a metaplastic Adam"),
+        (["--levels", "5"], "levels needs a bound"),
+        (["--cs", "--cs-skip-first", "--weight-bits", "1"], "--cs-skip-first is for the full-precision MLP"),
+        (["--method", "ewc", "--weight-bits", "1"], "--method ewc: its Fisher is made of per-sample"),
+        (["--method", "online-ewc", "--weight-bits", "1"], "--method ewc: its Fisher is made of per-sample"),
+    ],
+)
+def test_low_precision_options_that_do_not_apply_are_refused(tmp_path, capsys, argv, words):
+    code = main(
+        ["run", "--dataset", "digits", "--iters", "5", *argv, "--results-dir", str(tmp_path), "--no-gpus"]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and words in err, err
+    assert not list(tmp_path.glob("*.json"))
