@@ -15,14 +15,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-# The suite on every core (pytest-xdist); JOBS=1 runs it in one process.
+# The suite on every core (pytest-xdist; a file on one worker: a page's examples share a namespace).
 JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest -q -n $(JOBS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks examples conftest.py docs/conf.py
-	$(BIN)/ruff format --check src tests benchmarks examples conftest.py docs/conf.py
+	$(BIN)/ruff check src tests benchmarks examples studies conftest.py docs/conf.py
+	$(BIN)/ruff format --check src tests benchmarks examples studies conftest.py docs/conf.py
 
 demo: install
 	$(BIN)/complex-synapses demo

@@ -263,3 +263,14 @@ def test_a_lab_experiment_is_one_new_file(tmp_path, monkeypatch, capsys):
         assert json.loads(out.strip().splitlines()[-1]) == {"beakers": 3}
     finally:
         lab.registry.cache_clear()
+
+
+def test_capacity_refuses_work_that_cannot_fit_before_starting(tmp_path, capsys):
+    """A billion synapses: one line naming --synapses and the memory it would need, exit
+    code 2, nothing written (it used to die in a 40 GB allocation)."""
+    argv = ["simulate", "capacity", "--synapses", str(16 * 10**8), "--results-dir", str(tmp_path)]
+    code = main([*argv, "--plot-dir", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert "--synapses 1600000000 needs about" in err[0] and "GB" in err[0]
+    assert not list(tmp_path.iterdir())

@@ -34,6 +34,7 @@ over every stored memory of ``steps`` steps, and its standard error, and the lif
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -282,6 +283,7 @@ def capacity_study(
         raise ValueError(f"--max-burn-in must be >= 0, got {max_burn_in}")
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 40).astype(int)]))
     grids = default_grids(levels)
+    _check_memory([grids[m] for m in models if m in grids], synapses, len(ages), max_age + 1)
     work = sum(
         len(grids[m].chains) * (steps + max_age + _burn(grids[m], max_burn_in)) for m in models if m in grids
     )
@@ -301,6 +303,25 @@ def capacity_study(
             r["exponent"], r["exponent_se"] = fit_exponent(ns, np.array(r["lifetime"]))
             out["models"][name] = r
     return out
+
+
+def _check_memory(grids: list[Grid], synapses: int, n_ages: int, span: int) -> None:
+    """Refuse, before any work, a setting whose tensors would not fit in half of this
+    machine's memory: per write strength and synapse, the ring of the last ``span``
+    patterns (1 byte each), the stored patterns at every age and their products with the
+    weights (4 + 4 bytes each) and the chain's levels (4 bytes each)."""
+    if not grids:
+        return
+    per_synapse = max(
+        len(g.writes) * (span + 8 * n_ages + 4 * (max(c[0] for c in g.chains) + 2)) for g in grids
+    )
+    need = synapses * per_synapse
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total / 2:
+        raise ValueError(
+            f"--synapses {synapses} needs about {need / 1e9:,.1f} GB for one setting, more than half of "
+            f"this machine's {total / 1e9:,.0f} GB: use fewer --synapses (or a smaller --max-age)"
+        )
 
 
 def _burn(grid: Grid, max_burn_in: int) -> int:
