@@ -56,6 +56,11 @@ BAD_RUNS = [
     (["--cs", "--time-unit", "lr", "--optimizer", "nadam"], "--time-unit lr needs the step size"),
     (["--cs", "--alpha", "1e-300", "--beta", "1e300"], "beta / alpha must be <= 1e+12"),
     (["--cs", "--beakers", "1000"], "--beakers must be >= 0 and <= 32, got 1000"),
+    (["--alpha", "3"], "--alpha is an option of --method cs, not of --method none"),
+    (
+        ["--method", "l2", "--ewc-lambda", "5"],
+        "--ewc-lambda is an option of --method ewc or online-ewc, not of --method l2",
+    ),
     (["--method", "ewc", "--ewc-lambda", "-1"], "--ewc-lambda must be >= 0"),
     (["--method", "online-ewc", "--gamma", "-0.5"], "--gamma must be >= 0"),
     (["--method", "cs+cs"], "names a part twice"),

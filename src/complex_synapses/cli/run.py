@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..errors import OptionError
 from ..experiments.checks import check_outputs
+from ..experiments.methods import stray_options
 from ..experiments.results import to_json
 from .common import add_run_options, settings
 
@@ -67,6 +69,12 @@ def command(args: argparse.Namespace) -> int:
     from ..experiments.runner import RunUnit, execute
 
     s = settings(args)
+    stray = stray_options(s.method_spec, s.method_options)
+    if stray:  # a method option without its method: refused, not ignored
+        key, owner = stray[0]
+        raise OptionError(
+            f"--{key.replace('_', '-')} is an option of --method {owner}, not of --method {s.method_spec}"
+        )
     if args.get_stamp:
         print(s.stamp())
         return 0

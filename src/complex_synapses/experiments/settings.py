@@ -143,7 +143,7 @@ class RunSettings:
         for key in (*OUTPUT_ONLY, "method", "method_options"):
             d.pop(key)
         d["method"] = self.method_spec
-        d["method_options"] = self.resolved_options()
+        d["method_options"] = self.counted_options()
         for key, default in ADDED_FIELDS.items():  # left out at their defaults: older stamps stay
             if d[key] == default:
                 d.pop(key)
@@ -176,9 +176,21 @@ class RunSettings:
                 continue
             out += _flag(f.name, value)
         out += ["--method", self.method_spec]
-        for name, value in self.resolved_options().items():
+        for name, value in self.counted_options().items():
             out += _flag(name, value)
         return out
+
+    def counted_options(self) -> dict[str, Any]:
+        """The resolved method options less those added after release 0.1 and left at
+        their defaults (see :class:`.methods.Option`): what stamps and args count."""
+        from .methods import all_options
+
+        options = all_options()
+        return {
+            k: v
+            for k, v in self.resolved_options().items()
+            if not (options[k].added and v == options[k].default_for(self.scenario))
+        }
 
     def stamp(self) -> str:
         """A readable name of the run, with a hash of every setting that matters."""

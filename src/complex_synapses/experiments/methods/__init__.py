@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["Method", "Option", "registry", "get_method", "Combined", "resolve_options", "all_options"]
-__all__ += ["treatments", "flags", "is_treatment"]
+__all__ += ["treatments", "flags", "is_treatment", "stray_options"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class Option:
     and run one variant of the method per choice. ``shared``: it applies to the hidden
     weights whatever method runs (the bound and the grid of the weights); the method that
     declares it checks it, and a run whose methods do not declare it keeps it in its
-    options (and stamp) where it is set."""
+    options (and stamp) where it is set. ``added``: added to a method after release 0.1,
+    left out of stamps and ``args`` at its default, so that earlier results keep their
+    names."""
 
     default: Any
     help: str
@@ -51,6 +53,7 @@ class Option:
     high: float | None = None
     both: bool = False
     shared: bool = False  # applies to the hidden weights whatever method runs (--bound, --levels)
+    added: bool = False  # added after release 0.1: left out of stamps and args at its default
 
     def default_for(self, scenario: str) -> Any:
         return self.default[scenario] if isinstance(self.default, dict) else self.default
@@ -202,6 +205,22 @@ def resolve_options(spec: str, scenario: str, given: dict[str, Any]) -> dict[str
         if opt.shared and key not in values and given.get(key) is not None:
             values[key] = opt.check(key, given[key])
     return values
+
+
+def stray_options(spec: str, given: dict[str, Any]) -> list[tuple[str, str]]:
+    """The options set in ``given`` that no method of ``spec`` declares and that are not
+    shared: (option, the methods that declare it, as "ewc or online-ewc"), for a run to
+    refuse them."""
+    declared = {key for part in spec.split("+") for key in get_method(part).options}
+    owners: dict[str, str] = {}
+    for cls in registry().values():
+        for key in cls.options:
+            owners[key] = f"{owners[key]} or {cls.name}" if key in owners else cls.name
+    return [
+        (key, owners[key])
+        for key, value in given.items()
+        if value is not None and key in owners and key not in declared and not all_options()[key].shared
+    ]
 
 
 def shared_values(spec: str, values: dict[str, Any]) -> dict[str, Any]:

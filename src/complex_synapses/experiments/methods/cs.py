@@ -4,6 +4,7 @@ options are the chain's: --beakers, --alpha, --beta (in units of --time-unit) an
 
 from ...chain import MAX_TIMESCALE_RATIO, validate_chain
 from ...optimizer import INTEGRATORS, TIME_UNITS, ComplexSynapse
+from ...readout import ReadoutSynapse, check_readout
 from ...step.bases import step_size_rule
 from ...step.bounds import check_bound
 from ..model import precision_groups
@@ -56,6 +57,13 @@ class ComplexSynapseMethod(Method):
             low=2,
             shared=True,
         ),
+        "readout": Option(
+            "first",
+            "the weight the network computes with: the first level (the chain as published), the "
+            "slowest (last), the capacity-weighted mean of the levels (mean) or level K (cs)",
+            str,
+            added=True,
+        ),
         "cs_skip_first": Option(
             False,
             "no chain on the first layer: its weight and bias step with the base optimizer alone (cs)",
@@ -68,6 +76,10 @@ class ComplexSynapseMethod(Method):
         """The chain as a whole, and lr time's need of the base's step size."""
         validate_chain(values["beakers"], values["alpha"], values["beta"])
         check_bound(values["bound"], values["levels"], "levels")
+        try:
+            check_readout(values["readout"], values["beakers"])
+        except ValueError as e:
+            raise ValueError(f"--readout: {e}") from None
         if values["cs_skip_first"] and values.get("weight_bits", 32) != 32:
             raise ValueError("--cs-skip-first is for the full-precision MLP: leave out --weight-bits")
         if values["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
@@ -81,7 +93,7 @@ class ComplexSynapseMethod(Method):
         v = values
         return (
             f"complex synapse {v['beakers']} beakers, alpha {v['alpha']:g}, beta {v['beta']:g}, "
-            f"{v['time_unit']} time"
+            f"{v['time_unit']} time" + ("" if v["readout"] == "first" else f", {v['readout']} readout")
         )
 
     @classmethod
@@ -90,6 +102,8 @@ class ComplexSynapseMethod(Method):
         tag = f"cs{v['beakers']}-a{v['alpha']:g}-b{v['beta']:g}-{v['time_unit']}-{v['integrator']}"
         if v["bound"] is not None:
             tag += f"-B{v['bound']:g}" + (f"-m{v['levels']}" if v["levels"] is not None else "")
+        if v["readout"] != "first":
+            tag += f"-r{v['readout']}"
         return tag + ("-skip1" if v["cs_skip_first"] else "")
 
     def make_optimizer(self, params, base, kwargs):
@@ -99,7 +113,11 @@ class ComplexSynapseMethod(Method):
             params = [{"params": ps[:2], "n_beakers": 0}, {"params": ps[2:]}]
         else:  # a low-precision network's batch normalisation gets neither chain nor bound
             params = precision_groups(params, self.settings.weight_bits)
-        return ComplexSynapse(
+        readout = v["readout"]
+        if readout != "first":  # the weight read out from the levels (complex_synapses.readout)
+            kwargs = {**kwargs, "readout": int(readout) if readout.isdigit() else readout}
+        made = ReadoutSynapse if readout != "first" else ComplexSynapse
+        return made(
             params,
             base,
             n_beakers=v["beakers"],
