@@ -49,16 +49,18 @@ def interval(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), half
 
 
-def figure(by_m: dict[float, np.ndarray], path: Path) -> list[Path]:
+def figure(groups: dict[str, np.ndarray], path: Path) -> list[Path]:
+    """One panel per group of runs: every task's accuracy after each task, mean and 95%
+    interval over seeds."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(by_m), figsize=(5 * len(by_m), 3.8), sharey=True)
-    for ax, (m, acc) in zip(np.atleast_1d(axes), by_m.items()):
+    fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.8), sharey=True)
+    for ax, (title, acc) in zip(np.atleast_1d(axes), groups.items()):
         mean, half = interval(acc)
         after = np.arange(1, mean.shape[0] + 1)
         for j in range(mean.shape[1]):
             ax.plot(after[j:], mean[j:, j], marker="o", label=f"task {j + 1}")
             ax.fill_between(after[j:], mean[j:, j] - half[j:, j], mean[j:, j] + half[j:, j], alpha=0.2)
-        ax.set_title(f"m = {m:g} ({len(acc)} seeds)")
+        ax.set_title(f"{title} ({len(acc)} seeds)")
         ax.set_xlabel("after training task")
         ax.grid(alpha=0.3)
     np.atleast_1d(axes)[0].set_ylabel("test accuracy (%)")
@@ -84,7 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     header = ["meta_m", "seeds", "after_task", "task", "accuracy_mean", "ci95_half"]
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "positive-control.csv", csv_text(header, rows, digits=4))
-    figure(by_m, args.out / "positive-control")  # save_figure adds .png
+    figure(
+        {f"m = {m:g}": acc for m, acc in by_m.items()}, args.out / "positive-control"
+    )  # save_figure adds .png
     tasks = next(iter(by_m.values())).shape[1]
     print("| m | seeds | " + " | ".join(f"task {j + 1}" for j in range(tasks)) + " | average |")
     print("|---:|---:|" + "---:|" * (tasks + 1))

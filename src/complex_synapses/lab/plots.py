@@ -138,29 +138,44 @@ def plot_beakers(
 
 
 def plot_capacity(result: dict, path: Path, pdf: bool = False) -> list[Path]:
-    """Lifetime against N on log-log axes, one line per model (standard errors as bars),
-    with sqrt(N) and N drawn through the first point for reference."""
+    """Left: lifetime against N on log-log axes, one line per model (standard errors as
+    bars; the legend has each exponent and its 95% interval), with sqrt(N) and N through
+    the first point for reference. Right: the local slopes between neighbouring N, with
+    their 95% intervals where the bootstrap gave them."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig, (ax, slopes) = plt.subplots(1, 2, figsize=(11.5, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     first = None
     for name, m in result["models"].items():
         n, life = np.array(m["N"]), np.array(m["lifetime"], dtype=float)
         ok = np.isfinite(life) & (life > 0)
-        se = np.array(m.get("se", np.zeros(len(n))), dtype=float)[ok]
+        se = np.array(m.get("se") or np.zeros(len(n)), dtype=float)[ok]
         style = "--" if "unbounded" in name else "-"
-        ax.errorbar(n[ok], life[ok], yerr=se, fmt=style + "o", ms=3, capsize=2,
-                    label=f"{name}: N^{m['exponent']:.2f}")  # fmt: skip
-        if name == "simple" and ok.any():
+        ci = m.get("exponent_ci")
+        label = f"{name}: N^{m['exponent']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+        line = ax.errorbar(n[ok], life[ok], yerr=se, fmt=style + "o", ms=3, capsize=2, label=label)
+        if name in ("simple", "simple-m") and ok.any() and first is None:
             first = (n[ok][0], life[ok][0])
+        mid = np.sqrt(n[1:] * n[:-1])
+        local = np.array(m.get("local_slopes", [np.nan] * len(mid)), dtype=float)
+        bounds = np.array(m.get("local_slopes_ci", [[np.nan, np.nan]] * len(mid)), dtype=float)
+        err = np.abs(bounds.T - local)
+        slopes.errorbar(mid, local, yerr=np.nan_to_num(err), fmt=style + "o", ms=3, capsize=2,
+                        color=line[0].get_color())  # fmt: skip
     if first is not None:
         grid = np.geomspace(min(result["models"][k]["N"][0] for k in result["models"]),
                             max(result["models"][k]["N"][-1] for k in result["models"]), 50)  # fmt: skip
         ax.plot(grid, first[1] * np.sqrt(grid / first[0]), ":", color="grey", label="sqrt(N)")
         ax.plot(grid, first[1] * grid / first[0], "-.", color="grey", label="N")
+    for ref in (0.5, 1.0):
+        slopes.axhline(ref, color="grey", lw=0.8, ls=":")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("synapses N")
     ax.set_ylabel("memory lifetime (steps until SNR < 1)")
+    ax.set_title(f"{result.get('writes', 'random')} writes, m = {result.get('levels')}", fontsize=9)
     ax.legend(fontsize=7)
+    slopes.set_xscale("log")
+    slopes.set_xlabel("synapses N (between neighbouring N)")
+    slopes.set_ylabel("local slope of log lifetime")
     fig.tight_layout()
     return save_figure(fig, path, pdf)

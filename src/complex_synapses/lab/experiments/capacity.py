@@ -4,6 +4,7 @@ headline; the science is in :mod:`..capacity`)."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -13,20 +14,34 @@ from .. import LabExperiment
 from ..options import int_list, write_csv
 
 ORDER = 4
-DEFAULT_COUNTS = "100,178,316,562,1000,1778,3162,5623,10000"
 
 
-def add_options(k) -> None:
+def _description() -> str:
     from ..capacity import MODELS
 
-    k.description = (
+    return (
         "The paper's headline (Benna & Fusi 2016): memory lifetime (age at which a memory's SNR falls "
         "below 1) against the number of synapses N, each N at the best setting of each model's grid "
-        "(complex_synapses/lab/capacity.py states the grids). Models: "
+        "(complex_synapses/lab/capacity.py states the grids), with the exponent's bootstrap 95% interval "
+        "(the choice of the best setting redone in every resample). Models: "
         + "; ".join(f"{m}: {t}" for m, t in MODELS.items())
         + ". Monte Carlo with the real optimizer (bound 1, --grid-values values) where no closed form exists."
     )
-    k.add_argument("--models", default=",".join(MODELS), help="models to compute (default: all)")
+
+
+def add_options(k) -> None:
+    from ..capacity import DEFAULT_COUNTS, DEFAULT_MAX_AGE, WRITES
+
+    k.description = _description()
+    k.add_argument(
+        "--writes",
+        choices=WRITES,
+        default="random",
+        help="how memories are written: random +-1 patterns at every step (the paper's setting), or a "
+        "perceptron's error-driven update on a random pattern with a random label, only where it is "
+        "classified wrong (each N then --groups perceptrons of N synapses) (default %(default)s)",
+    )
+    k.add_argument("--models", default=None, help="models to compute (default: all that apply)")
     k.add_argument(
         "--grid-values",
         "--levels",
@@ -35,63 +50,118 @@ def add_options(k) -> None:
         default=16,
         help="values each level can take, m (--levels: its old name; default %(default)s)",
     )
-    k.add_argument("--synapse-counts", default=DEFAULT_COUNTS, help="N (default %(default)s)")
     k.add_argument(
-        "--synapses", type=int, default=1024, help="simulated synapses per setting (default %(default)s)"
+        "--synapse-counts",
+        default=None,
+        help=f"N (default {DEFAULT_COUNTS['random']} with random writes, "
+        f"{DEFAULT_COUNTS['perceptron']} with perceptron writes)",
     )
     k.add_argument(
-        "--steps", type=int, default=2000, help="steps whose memories are averaged (default %(default)s)"
+        "--synapses",
+        type=int,
+        default=None,
+        help="simulated synapses per setting, random writes only (default 1024)",
     )
-    k.add_argument("--max-age", type=int, default=2000, help="oldest age followed (default %(default)s)")
     k.add_argument(
-        "--groups", type=int, default=16, help="groups of synapses for standard errors (default %(default)s)"
+        "--steps", type=int, default=2000, help="memories whose signal is averaged (default %(default)s)"
+    )
+    k.add_argument(
+        "--max-age",
+        type=int,
+        default=None,
+        help=f"oldest age followed; a lifetime beyond it is cut off and left out of the fit (default "
+        f"{DEFAULT_MAX_AGE['random']} random, {DEFAULT_MAX_AGE['perceptron']} perceptron)",
+    )
+    k.add_argument(
+        "--groups",
+        type=int,
+        default=16,
+        help="groups of synapses (perceptrons) for standard errors and the bootstrap (default %(default)s)",
     )
     k.add_argument(
         "--max-burn-in",
         type=int,
-        default=6000,
-        help="memories stored before any is followed: 2 beta, at most this (default %(default)s)",
+        default=None,
+        help="memories stored before any is followed: 3 slowest modes of each setting, at most this "
+        "(default: no cap)",
     )
     k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
 
 
-def _table(r: dict, models: list[str], counts: np.ndarray, errors: dict) -> list[str]:
+def _models(args) -> list[str]:
+    from ..capacity import MODELS
+
+    if args.models is None:
+        return [m for m in MODELS if args.writes == "random" or not m.endswith("-unbounded")]
+    return [m.strip() for m in args.models.split(",") if m.strip()]
+
+
+def _table(r: dict, models: list[str], counts: np.ndarray) -> list[str]:
     lines = [f"  {'N':>8s} " + " ".join(f"{m:>17s}" for m in models)]
     for i, n in enumerate(counts):
         cells = []
         for m in models:
-            life, se = r["models"][m]["lifetime"][i], errors[m][i]
-            cells.append(f"{life:9.4g} +- {se:<5.2g}" if se else f"{life:17.4g}")
+            life, se = r["models"][m]["lifetime"][i], (r["models"][m].get("se") or [0.0] * len(counts))[i]
+            if math.isinf(life):
+                cells.append(f"> {r['max_age']}".rjust(17))
+            else:
+                cells.append(f"{life:9.4g} +- {se:<5.2g}" if se else f"{life:17.4g}")
         lines.append(f"  {int(n):8d} " + " ".join(cells))
-    exps = [f"{r['models'][m]['exponent']:9.3f} +- {r['models'][m]['exponent_se']:<5.2g}" for m in models]
-    return lines + ["  exponent " + " ".join(exps)]
+    exps = []
+    for m in models:
+        ci = r["models"][m].get("exponent_ci")
+        interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+        exps.append(f"{r['models'][m]['exponent']:6.3f}{interval}".rjust(17))
+    lines.append("  exponent " + " ".join(exps))
+    for m in models:
+        cut, edges = r["models"][m].get("cut_off", []), r["models"][m].get("edges", [])
+        at_edge = [f"N={int(n)}: {', '.join(e)}" for n, e in zip(counts, edges, strict=False) if e]
+        if cut or at_edge:
+            lines.append(f"  {m}: " + "; ".join(([f"cut off at N = {cut}"] if cut else []) + at_edge))
+    return lines
 
 
 def run(args):
-    from ..capacity import capacity_study
+    from ..capacity import DEFAULT_COUNTS, capacity_study
     from ..plots import plot_capacity
 
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    counts = np.array(int_list(args.synapse_counts, "--synapse-counts"), dtype=float)
+    if args.synapses is not None and args.writes == "perceptron":
+        raise ValueError(
+            "--synapses is for random writes: with perceptron writes each N is --groups perceptrons"
+        )
+    models = _models(args)
+    text = args.synapse_counts or DEFAULT_COUNTS[args.writes]
+    counts = np.array(int_list(text, "--synapse-counts"), dtype=float)
     start = time.perf_counter()
     r = capacity_study(
-        models, counts, args.levels, args.synapses, args.steps, args.groups, args.max_age, args.seed,
-        max_burn_in=args.max_burn_in,
+        models, counts, args.levels, args.synapses or 1024, args.steps, args.groups, args.max_age, args.seed,
+        max_burn_in=args.max_burn_in, writes=args.writes,
     )  # fmt: skip
     r["wall_time_s"] = time.perf_counter() - start
     r["grid_values"] = args.levels
-    name = f"simulate-capacity--m{args.levels}"
+    name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
     r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
-    errors = {m: r["models"][m].get("se") or [0.0] * len(counts) for m in models}  # closed forms: none
-    rows = [[m, int(n), float(r["models"][m]["lifetime"][i]), float(errors[m][i])]
-            for m in models for i, n in enumerate(counts)]  # fmt: skip
-    r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", ["model", "N", "lifetime", "se"], rows))
+    rows = []
+    for m in models:
+        got = r["models"][m]
+        se = got.get("se") or [0.0] * len(counts)
+        edges = got.get("edges", [[]] * len(counts))
+        for i, n in enumerate(counts):
+            rows.append([m, int(n), float(got["lifetime"][i]), float(se[i]), float(got["bits"][i]),
+                         _setting(got["best"][i]), "; ".join(edges[i])])  # fmt: skip
+    header = ["model", "N", "lifetime", "se", "bits", "best", "at_grid_edge"]
+    r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", header, rows))
     lines = [
-        f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}"
+        f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}, "
+        f"{args.writes} writes, ages followed to {r['max_age']}; exponent [bootstrap 95% interval]"
     ]
-    lines += _table(r, models, counts, errors)
+    lines += _table(r, models, counts)
     lines.append(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
     return r, lines
+
+
+def _setting(best: dict) -> str:
+    return " ".join(f"{k}={v:g}" for k, v in best.items() if v is not None)
 
 
 EXPERIMENT = LabExperiment(

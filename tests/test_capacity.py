@@ -1,0 +1,139 @@
+"""simulate capacity on firm ground: perceptron writes, burn-in, cut-offs, the
+equal-bits control, grid edges and the bootstrap interval of the exponent."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from complex_synapses.chain import generator
+from complex_synapses.cli import main
+from complex_synapses.lab.capacity import capacity_study, default_grids
+from complex_synapses.lab.fits import crossing, crossings
+from complex_synapses.lab.writes import _write, burn_in, signal_curves, slowest_mode
+
+SMALL = dict(synapses=256, steps=400, groups=8, progress=False)
+
+
+def test_the_bootstrap_interval_covers_the_binary_synapses_square_root():
+    """The textbook exponent 0.5 of the binary synapse lies in the 95% interval, which
+    redoes the choice of q at every N in each resample. From N = 1,000 up: below, the
+    closed form's own slope is above 0.5 (0.54 over N = 64..2,048: q* = e / sqrt(N) is
+    not small there); over 1,000..32,000 it is 0.51."""
+    ns = np.array([1000.0, 2000.0, 4000.0, 8000.0, 16000.0, 32000.0])
+    r = capacity_study(
+        ["simple"], ns, synapses=8192, steps=4000, groups=16, max_age=200, seed=3, progress=False
+    )
+    lo, hi = r["models"]["simple"]["exponent_ci"]
+    assert lo < 0.5 < hi and hi - lo < 0.2, (lo, hi)
+    assert len(r["models"]["simple"]["local_slopes"]) == len(ns) - 1
+    assert r["models"]["simple"]["bits"] == [1.0] * len(ns)
+
+
+def test_perceptron_writes_only_where_the_perceptron_is_wrong():
+    """Two perceptrons of 3 synapses and one write strength: the first classifies the
+    direction d right (d . w > 0) and is not written, the second wrong and is."""
+    w = torch.tensor([[1.0, 1.0, 1.0, -1.0, -1.0, 0.0]])
+    d = torch.tensor([1.0, 1.0, -1.0, 1.0, 1.0, 1.0])
+    _write([w], d, torch.tensor([[0.5]]), 2, "perceptron")
+    assert torch.equal(w.grad, torch.tensor([[0.0, 0.0, 0.0, -0.5, -0.5, -0.5]]))
+    _write([w], d, torch.tensor([[0.5]]), 2, "random")
+    assert torch.equal(w.grad, -0.5 * d[None])
+
+
+def test_perceptron_writes_on_a_small_case():
+    """A perceptron of 64 one-level synapses stores memories with a positive signal that
+    fades; with writes only where it errs, fewer than half of the memories are written
+    once it has learnt, so its signal at age 0 is below the random writes' one."""
+    ages = np.array([0, 1, 2, 4, 8, 16, 32])
+    args = ([(1, 1.0, 1e12)], (0.2,), 16, ages, 8 * 64, 800, 8)
+    p = signal_curves(*args, seed=0, kind="perceptron", burn=200)
+    r = signal_curves(*args, seed=0, kind="random", burn=200)
+    sp, sr = p.signal.mean(0)[0, 0], r.signal.mean(0)[0, 0]
+    assert sp[0] > 0 and sp[0] > sp[-1] and sp[0] < sr[0]
+    assert p.power.shape == (1, 1) and p.burn_in == 200
+    with pytest.raises(ValueError, match="writes must be one of random, perceptron"):
+        signal_curves(*args, kind="hebbian")
+
+
+def test_burn_in_is_three_slowest_modes():
+    chain = (6, 4.0, 3000.0)
+    mode = 1 / np.min(np.abs(np.linalg.eigvals(generator(*chain)).real))
+    assert slowest_mode(chain, 0.1, 16) == pytest.approx(mode)
+    assert burn_in([chain, (2, 1.0, 300.0)], (0.1,), 16) == int(np.ceil(3 * mode))
+    assert burn_in([chain], (0.1,), 16, cap=500) == 500
+    # one level without a leak: the random walk in [-1, 1]; a write below the spacing
+    # moves one spacing with probability write / spacing
+    assert slowest_mode((1, 1.0, 1e12), 0.01, 3) == pytest.approx(4 / (np.pi**2 * 0.01 * 1.0))
+
+
+def test_cut_off_lifetimes_are_left_out_and_listed():
+    """Ages followed only to 5: the chains' SNR is still above 1 there at the larger N,
+    which are then cut off, reported as inf, listed, and left out of the fit."""
+    ns = np.array([4.0, 16.0, 64.0, 4096.0])
+    r = capacity_study(["simple-m"], ns, max_age=5, max_burn_in=50, **SMALL)
+    m = r["models"]["simple-m"]
+    assert m["cut_off"] and m["cut_off"][-1] == 4096.0 and np.isinf(m["lifetime"][-1])
+    assert all(np.isfinite(x) for n, x in zip(ns, m["lifetime"], strict=True) if n not in m["cut_off"])
+
+
+def test_the_equal_bits_simple_synapse_has_the_chains_bits():
+    """simple-bits at each N: one level on m^n values, n the best chain's length there."""
+    ns = np.array([30.0, 60.0, 120.0])
+    r = capacity_study(["complex", "simple-bits"], ns, levels=4, max_age=60, max_burn_in=200, **SMALL)
+    chain, bits = r["models"]["complex"], r["models"]["simple-bits"]
+    assert bits["bits"] == chain["bits"] == [2.0 * b["n_beakers"] for b in chain["best"]]
+    assert [b["values"] for b in bits["best"]] == [4 ** b["n_beakers"] for b in chain["best"]]
+    assert [b["n_beakers"] for b in bits["best"]] == [1, 1, 1]
+    assert list(r["models"]) == ["complex", "simple-bits"]
+
+
+def test_edges_of_the_grid_are_reported():
+    grid = default_grids(16)["complex"]
+    r = capacity_study(["complex"], np.array([30.0, 60.0, 120.0]), max_age=60, max_burn_in=100, **SMALL)
+    for best, edges in zip(r["models"]["complex"]["best"], r["models"]["complex"]["edges"], strict=True):
+        top = max(c[2] for c in grid.chains)
+        assert (f"beta {top:g} (last)" in edges) == (best["beta"] == top)
+        assert (f"write {max(grid.writes):g} (last)" in edges) == (best["write"] == max(grid.writes))
+
+
+def test_vectorised_crossings_agree_with_the_scalar_one():
+    rng = np.random.default_rng(0)
+    ages = np.array([0, 1, 2, 5, 9, 20])
+    snr = np.sort(rng.uniform(0, 3, (7, 6)), 1)[:, ::-1]
+    snr[0] = 2.0  # never below 1
+    snr[1, 0] = 0.5  # below 1 from the start
+    got = crossings(ages, snr)
+    assert got[0] == np.inf and got[1] == 0.0
+    assert np.allclose(got, [crossing(ages, row) for row in snr])
+
+
+@pytest.mark.parametrize(
+    "argv,words",
+    [
+        (["--writes", "perceptron", "--synapses", "64"], "--synapses is for random writes"),
+        (
+            ["--writes", "perceptron", "--models", "simple-m,complex-unbounded"],
+            "complex-unbounded is a closed",
+        ),
+        (["--max-burn-in", "-1"], "--max-burn-in must be >= 0"),
+    ],
+)
+def test_bad_capacity_options_are_refused(tmp_path, capsys, argv, words):
+    code = main(["simulate", "capacity", *argv, "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_perceptron_capacity_from_the_command_line(tmp_path, capsys):
+    argv = ["simulate", "capacity", "--writes", "perceptron", "--models", "simple-m,complex"]
+    argv += ["--synapse-counts", "16,32,64", "--groups", "4", "--steps", "200", "--max-age", "50"]
+    argv += ["--max-burn-in", "100", "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["writes"] == "perceptron" and r["synapses_per_write"] == 64 * 4
+    for m in r["models"].values():
+        assert len(m["exponent_ci"]) == 2 and len(m["bits"]) == 3 and len(m["local_slopes_ci"]) == 2
+    assert (tmp_path / "simulate-capacity--m16-perceptron.csv").exists()
