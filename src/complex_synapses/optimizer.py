@@ -101,14 +101,12 @@ class ComplexSynapse(Optimizer):
     ``integrator="euler"``, the original's order: coupling of u_1 to u_2, base
     update, Gauss-Seidel sweep over u_2..u_n).
 
-    A 16-bit parameter (bfloat16, float16) keeps every level in float32, u_1 as a
-    float32 master copy of the weight (as mixed-precision training does): the
-    parameter holds its rounded value. A slow level's change per step is far below
-    a 16-bit number's resolution, so in 16 bits it would never move.
+    A 16-bit parameter (bfloat16, float16) keeps every level in float32, u_1 as a master
+    copy of the weight (as mixed precision does), the parameter its rounded value: a
+    slow level's change per step is far below 16 bits' resolution, it would never move.
 
-    A base optimizer whose ``step`` requires the closure (LBFGS) is given it, after
-    the chain has relaxed; for the others the closure is evaluated first, as
-    ``torch.optim`` does.
+    A base whose ``step`` requires the closure (LBFGS) is given it after the chain has
+    relaxed; for the others the closure is evaluated first, as ``torch.optim`` does.
 
     Args:
         params: parameters or parameter groups, as for any optimizer. A group may set
@@ -219,6 +217,11 @@ class ComplexSynapse(Optimizer):
     def cuda_graph(self) -> bool:
         """Whether the step's kernels are recorded as CUDA graphs (off after a failure)."""
         return self._dispatch.cuda_graph
+
+    @property
+    def kernels_ran(self) -> set[str]:
+        """What the steps so far ran on: "native", "compiled", "eager", "cuda-graph"."""
+        return set(self._dispatch.ran)
 
     @property
     def _graph(self) -> graphs.StepGraph | None:

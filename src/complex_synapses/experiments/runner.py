@@ -17,6 +17,7 @@ import functools
 import os
 import re
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from multiprocessing import get_context
 from typing import Any, Protocol
 
 from ..errors import DataError, OptionError, RunFailed
+from .provenance import code_version, other_code
 from .results import cached, record_failure, result_path, write_json
 from .settings import RunSettings
 
@@ -93,6 +95,7 @@ class Outcome:
     failed: dict[str, list[str]] = field(default_factory=dict)
     runs_made: int = 0
     from_cache: int = 0
+    other_code: dict[str, str] = field(default_factory=dict)  # cached runs made by other code
     retried: int = 0
     wall_time_s: float = 0.0
 
@@ -105,6 +108,18 @@ class Outcome:
                 errors = self.failed.get(key, ["not run"])
                 raise RunFailed(f"run {key} failed: {_last_line(errors[-1])}")
         return [self.results[key] for key in keys]
+
+
+def _say_other_code(made_by: dict[str, str]) -> None:
+    """One line where cached runs were made by other code than this one: they are used,
+    and said to be."""
+    if made_by:
+        codes = ", ".join(sorted(set(made_by.values()))[:3])
+        print(
+            f"complex-synapses: {len(made_by)} result(s) taken from the cache were made by other code "
+            f"({codes}; this is {code_version()}); --fresh runs them again",
+            file=sys.stderr,
+        )
 
 
 def _last_line(text: str) -> str:
@@ -281,10 +296,13 @@ def execute(
         hit = None if fresh else unit.cached()
         if hit is not None:
             outcome.results[key] = hit
+            if "stamp" in hit and other_code(hit):
+                outcome.other_code[key] = other_code(hit)
         else:
             todo.append(unit)
             queued.add(key)
     outcome.from_cache = len(units) - len(todo)
+    _say_other_code(outcome.other_code)
     if todo:
         bar = tqdm(total=len(todo), desc=desc, unit="unit" if desc != "runs" else "run", disable=not progress)
         attempts = _Attempts(todo, retries, outcome, bar, report)

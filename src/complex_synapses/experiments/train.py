@@ -7,7 +7,6 @@ the command line writes it to JSON.
 from __future__ import annotations
 
 import math
-import platform
 import random
 import time
 from collections.abc import Callable
@@ -17,25 +16,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
 from ..data import Protocol, build_protocol, load_dataset, stream
 from ..errors import RunFailed
 from . import methods
 from .methods import Method
 from .model import Classifier, select_outputs
 from .optimizers import has_fused, optimizer_class
+from .provenance import versions
 from .settings import RunSettings
 
 __all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
-
-
-def versions() -> dict[str, str]:
-    return {
-        "complex_synapses": __version__,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def make_optimizer(settings: RunSettings, params, method: Method | None = None) -> torch.optim.Optimizer:
@@ -300,5 +290,5 @@ def run_experiment(
         "curves": curves.data,
         "wall_time_s": time.perf_counter() - start,
         "train_time_s": train_time,
-        "versions": versions(),
+        "versions": versions(optimizer),
     }

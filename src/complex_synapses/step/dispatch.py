@@ -192,6 +192,7 @@ class Dispatcher:
         self.graphs: dict[str, graphs.StepGraph] = {}
         self.last_layouts: dict[str, tuple] = {}
         self.warned_native = False
+        self.ran: set[str] = set()  # the kernels that ran, for a result's provenance
 
     def plan(self, base: Optimizer, groups: list[dict[str, Any]], chain_key: str, pass_closure: bool) -> Plan:
         """This step's plan (see the module's docstring). A base whose step needs the
@@ -235,6 +236,7 @@ class Dispatcher:
     def bound(self, weights: list[Tensor], limit: Tensor, keys: list[Tensor], steps: list[Tensor]) -> None:
         """The weights of chainless groups (``n_beakers=0`` with a bound) into [-B, B], and
         onto the grid where ``keys`` are given: torch's kernels, compiled as the step's are."""
+        self.ran.add("compiled" if self.kernel == "compiled" else "eager")
         bound_levels([[w] for w in weights], limit, keys, steps, compiled=self.kernel == "compiled")
 
     def run(self, stage: str, calls: list[KernelCall], plan: Plan) -> None:
@@ -243,12 +245,15 @@ class Dispatcher:
         recorded graph where one matches."""
         launch_stage = STAGES[stage]
         if plan.library is not None or not plan.compiled:
+            self.ran.add("native" if plan.library is not None else "eager")
             launch_stage(calls, plan.library, plan.compiled)
             return
         graph = self.graphs.get(stage)
         if graph is not None and graph.matches(calls):
+            self.ran.add("cuda-graph")
             graph.replay(calls)
             return
+        self.ran.add("compiled")
         self.graphs.pop(stage, None)
         if self.cuda_graph and graphs.capturable(calls):
             seen = graphs.layout(calls)
