@@ -81,6 +81,14 @@ def test_paired_test_confidence_interval_and_effect_size():
     assert paired(b, b)["p"] == 1.0  # no difference at all: no evidence of one
 
 
+def test_the_p_value_is_not_0_when_all_differences_are_equal():
+    """Ten seeds, every difference the same: the t-test has no variance; the exact
+    sign-flip test's p, 2 / 2^10, is what ten seeds can show, not 0."""
+    b = 0.5 + np.arange(10) / 32  # dyadic: every difference exactly 1/64
+    assert paired(b + 1 / 64, b)["p"] == pytest.approx(2 / 2**10)
+    assert paired(b[:2] - 1 / 64, b[:2])["p"] == 0.5
+
+
 @pytest.mark.parametrize(
     "values",
     [

@@ -63,7 +63,9 @@ def mean_ci(x, level: float = 0.95) -> tuple[float, float]:
 def paired(a, b) -> dict[str, float]:
     """``a`` against ``b`` on the same seeds: the mean difference ``a - b``, its 95%
     confidence interval, the effect size d_z (mean / SD of the differences) and the
-    two-sided paired t-test's p (1 where every difference is 0: no evidence of one)."""
+    two-sided paired t-test's p. Where every difference is the same the t-test has no
+    variance to work with: p is then the exact sign-flip test's, 2 / 2^n for n equal
+    nonzero differences (the smallest p that n seeds can give), and 1 where they are 0."""
     from scipy import stats
 
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -72,7 +74,7 @@ def paired(a, b) -> dict[str, float]:
     if len(d) < 2:
         p = float("nan")
     elif not np.any(d != d[0]):
-        p = 1.0 if d[0] == 0 else 0.0
+        p = 1.0 if d[0] == 0 else min(1.0, 2.0 * 0.5 ** len(d))
     else:
         p = float(stats.ttest_rel(a, b).pvalue)
     d_z = float(d.mean() / sd) if sd and np.isfinite(sd) else float("nan")
