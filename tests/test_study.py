@@ -168,6 +168,14 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| split-task | cs |" in out and "| perm-gradual" not in out
     assert "cell perm-gradual: 1 of 2 units still to run" in out
+    # that unit's tuner store cut short too: one line, and the study goes on from the cache
+    (db,) = (config.results_dir / "tuning").glob("perm-gradual--cs--*.db")
+    with open(db, "r+b") as f:
+        f.truncate(db.stat().st_size // 3)
+    assert main(["study", str(path)]) == 0
+    err = [line for line in capsys.readouterr().err.splitlines() if "complex-synapses:" in line]
+    assert len(err) == 1 and "is damaged" in err[0] and db.name in err[0], err
+    assert sorted((config.results_dir / "runs").glob("*.json")) == runs
 
 
 def _units(tmp_path):
@@ -221,3 +229,24 @@ def test_analysis_compares_with_none_and_the_best_plain_method_by_tuning_score()
     adjusted = [r[k] for r in rows.values() for k in ("p_vs_none", "p_vs_best") if not np.isnan(r[k])]
     assert len(raw) == 6 and all(a >= p for a, p in zip(sorted(adjusted), sorted(raw)))
     assert "| c | cs |" in markdown_table(list(rows.values()))
+
+
+def test_a_damaged_tuner_store_is_set_aside_and_no_run_is_lost(tmp_path, capsys):
+    """A tuner database cut short (a full disk, a killed copy): one line naming it, the
+    file kept aside, and the tuning made again from the run cache: no new run, the same
+    best setting."""
+    base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
+                            results_dir=str(tmp_path / "r"), tasks=2)  # fmt: skip
+    space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
+    path = tmp_path / "t.db"
+    first = tune(base, space, [0, 1], 3, path, "t", startup_trials=1)
+    runs = sorted((tmp_path / "r").glob("*.json"))
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    capsys.readouterr()
+    again = tune(base, space, [0, 1], 3, path, "t", startup_trials=1)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"the tuner's store {path} is damaged" in err[0], err
+    assert len(list(tmp_path.glob("t.db.damaged-*"))) == 1
+    assert sorted((tmp_path / "r").glob("*.json")) == runs  # every run from the cache
+    assert again.params == first.params and again.value == first.value

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,33 @@ def open_study(path: Path, name: str, startup_trials: int, seed: int):
     )
 
 
+def _open_or_set_aside(path: Path, name: str, startup_trials: int, seed: int):
+    """The stored study, or where its file is damaged (cut short by a full disk or a
+    killed copy), a new one: the file is kept aside under a new name, said in one line,
+    and the tuning starts again. TPE's draws are seeded, so the new tuning asks for the
+    same settings again, and their runs come from the run cache: no finished run is lost."""
+    import sqlite3
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        study = open_study(path, name, startup_trials, seed)
+        study.get_trials(deepcopy=False)  # reads every table: a damaged file fails here if not before
+        return study
+    except (SQLAlchemyError, sqlite3.DatabaseError) as e:
+        if not path.exists():
+            raise
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.replace(aside)
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        print(
+            f"complex-synapses: the tuner's store {path} is damaged ({reason}); kept as {aside.name}, "
+            f"tuning {name} again with its runs from the cache",
+            file=sys.stderr,
+        )
+        return open_study(path, name, startup_trials, seed)
+
+
 def tune(
     base: RunSettings,
     space: dict[str, Param],
@@ -156,7 +185,7 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
-    study = open_study(path, name, startup_trials, seed)
+    study = _open_or_set_aside(path, name, startup_trials, seed)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)  # interrupted: not a result
     while sum(_outcome(t) in COUNTED for t in study.get_trials(deepcopy=False)) < trials:
