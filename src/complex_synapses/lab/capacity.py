@@ -63,8 +63,8 @@ MODELS = {
     "simple-unbounded": "unbounded decaying synapse, beta tuned (closed form)",
     "complex-unbounded": "unbounded chain, alpha = 1, n and beta tuned (closed form)",
 }
-DEFAULT_COUNTS = {"random": "100,178,316,562,1000,1778,3162,5623,10000", "perceptron": "64,128,256,512,1024"}
-DEFAULT_MAX_AGE = {"random": 6000, "perceptron": 2000}
+DEFAULT_COUNTS = {"random": "100,178,316,562,1000,1778,3162,5623,10000", "perceptron": "32,64,128,256,512"}
+DEFAULT_MAX_AGE = {"random": 6000, "perceptron": 1000}
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,9 @@ def default_grids(m: int, writes: str = "random") -> dict[str, Grid]:
     """The stated grids. Random writes (N up to 10^4): chains of n in 2, 4, 8, 12 levels,
     alpha 1, 4 and 16, beta 30 to 10,000 (6 values, a factor of about 3 apart), writes of
     1/8 to 4 level spacings; one level: writes of 1/64 to 8 spacings. Perceptron writes
-    (N up to about 10^3, shorter lifetimes): n in 2, 4, 8, alpha 1, 4 and 16, beta 30 to
-    3,000, and one level's writes of 1/8 to 4 spacings. The binary synapse's q: 0.002 to
+    (N up to 512: each N is a simulation of its own, and lifetimes are short): n in 2, 4,
+    8, alpha 1, 4 and 16, beta 10 to 1,000, writes of 1/4 to 2 spacings, one level's of
+    1/8 to 4. The binary synapse's q: 0.002 to
     0.5 (10 values, geometric). A first run with alpha 1 and 4, beta from 100 and n up to
     8 found the best chains at alpha 4 and beta 100 at most N: the grid's edges, so the
     grid was widened there."""
@@ -90,12 +91,13 @@ def default_grids(m: int, writes: str = "random") -> dict[str, Grid]:
     alphas = (1.0, 4.0, 16.0)
     if writes == "random":
         ns, betas, one = (2, 4, 8, 12), (30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0), range(-6, 4)
+        many = range(-3, 3)
     else:
-        ns, betas, one = (2, 4, 8), (30.0, 100.0, 300.0, 1000.0, 3000.0), range(-3, 3)
+        ns, betas, one, many = (2, 4, 8), (10.0, 30.0, 100.0, 300.0, 1000.0), range(-3, 3), range(-2, 2)
     chains = tuple((n, a, b) for n in ns for a in alphas for b in betas if a <= b)
     single = ((1, 1.0, NO_LEAK),)
     one_level = tuple(spacing * 2.0**k for k in one)
-    many = tuple(spacing * 2.0**k for k in range(-3, 3))
+    many = tuple(spacing * 2.0**k for k in many)
     return {
         "simple": Grid(single, tuple(2 * q for q in np.geomspace(0.002, 0.5, 10)), 2),
         "simple-m": Grid(single, one_level, m),
