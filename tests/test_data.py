@@ -303,3 +303,25 @@ def test_decoded_arrays_are_kept_and_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets.tempfile, "mkdtemp", read_only)
     d = load_dataset("mnist", tmp_path / "ro")
     assert torch.equal(d.train_x, first.train_x) and not list((tmp_path / "ro" / "mnist").glob("decoded-*"))
+
+
+def test_random_task_order_draws_every_seed_alike():
+    """--task-order random: seeds below 10 draw their class order and first permutation
+    as the others do; original (the default): they keep the original project's order.
+    From seed 10 the two are the same protocol."""
+    from complex_synapses.data import build_protocol, load_dataset
+
+    data = load_dataset("digits", None)
+
+    def first_classes(seed, order):
+        task = build_protocol(data, "splitMNIST", "task", 5, seed, task_order=order).tasks[0]
+        return sorted(set(data.train_y[task.train_rows].tolist()))
+
+    assert first_classes(3, "original") == [0, 1] and first_classes(3, "random") != [0, 1]
+    assert first_classes(12, "original") == first_classes(12, "random")
+    perm = {
+        o: build_protocol(data, "permMNIST", "domain", 2, 3, task_order=o) for o in ("original", "random")
+    }
+    assert perm["original"].tasks[0].permutation is None and perm["random"].tasks[0].permutation is not None
+    with pytest.raises(ValueError, match="task_order must be one of original, random"):
+        build_protocol(data, "permMNIST", "domain", 2, 3, task_order="sorted")

@@ -30,6 +30,7 @@ def study_file(tmp_path, trials=2, extra=""):
 
     [base]
     dataset = "digits"
+    task_order = "random"
     iters = 8
     batch = 16
     fc_units = 16
@@ -204,6 +205,17 @@ def test_tuning_and_evaluation_seeds_are_kept_apart(tmp_path, capsys):
     path.write_text(path.read_text().replace("eval_seeds = [10, 11, 12]", "eval_seeds = [1, 11]"))
     assert main(["study", str(path)]) == 2
     assert "both a tuning and an evaluation seed" in capsys.readouterr().err
+
+
+def test_tuning_seeds_are_drawn_as_evaluation_seeds(tmp_path, capsys):
+    """With the original's task order, tuning seeds 0-1 would keep the class order and an
+    unpermuted first task while evaluation seeds 10-12 draw them: refused in one line."""
+    path = study_file(tmp_path)
+    path.write_text(path.read_text().replace('task_order = "random"', 'task_order = "original"'))
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'set task_order = "random" in [base]' in err[0]
+    assert not (tmp_path / "study" / "runs").exists()
 
 
 def test_analysis_compares_with_none_and_the_best_plain_method_by_tuning_score():

@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
+from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS, TASK_ORDERS
 from ..experiments.model import WEIGHT_BITS
 from ..experiments.settings import OptionError, RunSettings, optimizer_names
 
@@ -53,6 +53,13 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
             None,
         ),
         ("tasks", "number of tasks (split: at most 10; permuted: at most 100)", None),
+        (
+            "task_order",
+            "original: seeds below 10 keep the class order (split) and an unpermuted first task "
+            "(permuted), as the original project did; random: every seed draws them, so that any two "
+            "seeds see the same kind of task sequence (what a study's tuning and test seeds need)",
+            TASK_ORDERS,
+        ),
         ("iters", "batches per task", None),
         ("batch", "batch size", None),
     ],

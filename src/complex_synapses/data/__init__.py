@@ -2,13 +2,14 @@
 
 from .datasets import DATASETS, Dataset, load_dataset
 from .idx import DataError, read_idx, write_idx
-from .protocols import EXPERIMENTS, SCENARIOS, Protocol, build_protocol
+from .protocols import EXPERIMENTS, SCENARIOS, TASK_ORDERS, Protocol, build_protocol
 from .streams import STREAMS, Batch, new_task_share, stream
 
 __all__ = [
     "DATASETS",
     "EXPERIMENTS",
     "SCENARIOS",
+    "TASK_ORDERS",
     "STREAMS",
     "Batch",
     "DataError",

@@ -23,10 +23,11 @@ from torch import Tensor
 
 from .datasets import Dataset
 
-__all__ = ["Task", "Protocol", "build_protocol", "EXPERIMENTS", "SCENARIOS"]
+__all__ = ["Task", "Protocol", "build_protocol", "EXPERIMENTS", "SCENARIOS", "TASK_ORDERS"]
 
 EXPERIMENTS = ("splitMNIST", "permMNIST")
 SCENARIOS = ("task", "domain", "class")
+TASK_ORDERS = ("original", "random")  # seeds below 10 keep the original's order, or every seed draws
 
 
 @dataclass
@@ -149,18 +150,29 @@ def _permuted(
 
 
 def build_protocol(
-    data: Dataset, experiment: str, scenario: str, n_tasks: int, seed: int, singlehead: bool = False
+    data: Dataset,
+    experiment: str,
+    scenario: str,
+    n_tasks: int,
+    seed: int,
+    singlehead: bool = False,
+    task_order: str = "original",
 ) -> Protocol:
     """The tasks of ``experiment`` ("splitMNIST" or "permMNIST", on any data set) in
-    ``scenario``; ``seed`` draws the class order or the permutations."""
+    ``scenario``; ``seed`` draws the class order or the permutations, except that with
+    ``task_order="original"`` seeds below 10 keep the class order and an unpermuted first
+    task, as the original project did (``"random"``: every seed draws them)."""
     _check(experiment, scenario, n_tasks, data.n_classes)
+    if task_order not in TASK_ORDERS:
+        raise ValueError(f"task_order must be one of {', '.join(TASK_ORDERS)}, got {task_order!r}")
     rng = np.random.default_rng(seed)
+    keep = task_order == "original" and seed < 10
     if experiment == "splitMNIST":
-        tasks = _split(data, scenario, n_tasks, rng, keep_order=seed < 10)
+        tasks = _split(data, scenario, n_tasks, rng, keep_order=keep)
         cpt = data.n_classes // n_tasks
         train_images, test_images = data.train_x.flatten(1), data.test_x.flatten(1)
     else:
-        tasks = _permuted(data, scenario, n_tasks, rng, keep_first=seed < 10)
+        tasks = _permuted(data, scenario, n_tasks, rng, keep_first=keep)
         cpt = data.n_classes
         pad = lambda x: torch.nn.functional.pad(x, (2, 2, 2, 2)).flatten(1)  # noqa: E731
         train_images, test_images = pad(data.train_x), pad(data.test_x)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS
+from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS, TASK_ORDERS
 from ..errors import OptionError
 from .optimizers import fused_names, has_fused, optimizer_class
 
@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # settings.py imports this module
 
 __all__ = ["check_settings", "check_device", "check_writable", "check_seed"]
 
-CHOICES = {"experiment": EXPERIMENTS, "scenario": SCENARIOS, "stream": STREAMS, "dataset": DATASETS}
+CHOICES = {"experiment": EXPERIMENTS, "scenario": SCENARIOS, "stream": STREAMS, "dataset": DATASETS,
+           "task_order": TASK_ORDERS}  # fmt: skip
 MAX_TASKS = 100  # permuted protocols: each task is evaluated after each task, tasks^2 evaluations
 SEED_MAX = 2**32 - 1  # numpy's seeds
 POSITIVE = ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n")

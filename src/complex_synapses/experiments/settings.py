@@ -33,6 +33,7 @@ ADDED_FIELDS = {
     "fused": False,
     "weight_bits": 32,
     "float_activations": False,
+    "task_order": "original",
 }
 
 
@@ -45,6 +46,7 @@ class RunSettings:
     stream: str = "task-based"
     drift_window: int = 0  # gradual stream: iterations over which one task turns into the next (0: iters)
     tasks: int = 5
+    task_order: str = "original"  # random: every seed draws its class order / permutations
     iters: int = 500
     batch: int = 128
     dataset: str = "mnist"
@@ -198,7 +200,9 @@ class RunSettings:
 
         digest = hashlib.sha256(json.dumps(self.result_settings(), sort_keys=True).encode()).hexdigest()[:10]
         task = f"{self.experiment}-{self.dataset}-{self.stream}-{self.scenario}IL"
-        task += f"-t{self.tasks}-i{self.iters}-b{self.batch}"
+        task += f"-t{self.tasks}-i{self.iters}-b{self.batch}" + (
+            "-random-order" if self.task_order == "random" else ""
+        )
         model = f"fc{self.fc_layers}x{self.fc_units}{'-single' if self.singlehead else ''}"
         if self.weight_bits != 32:
             model += f"-w{self.weight_bits}" + ("-floatact" if self.float_activations else "")

@@ -146,6 +146,7 @@ def load_study(path: str | Path) -> StudyConfig:
         Path(study["csv"]) if "csv" in study else None,
         Path(study["figure"]) if "figure" in study else None,
     )  # fmt: skip
+    _check_task_order(config)
     for c in cells:  # every cell and method at its search space's lower corner, checked
         for m, spec in methods.items():
             corner = {k: (p.choices[0] if p.choices else p.low) for k, p in spec.space.items()}
@@ -155,6 +156,22 @@ def load_study(path: str | Path) -> StudyConfig:
             except OptionError as exc:
                 raise OptionError(f"{path}: cell {c!r}, method {m!r}: {exc}") from None
     return config
+
+
+def _check_task_order(config: StudyConfig) -> None:
+    """Tuning and evaluation seeds must see the same kind of task sequence: with the
+    original's task order, seeds below 10 keep the class order and an unpermuted first task
+    and the others draw them, so a study whose seeds lie on both sides of 10 is refused."""
+    seeds = [*config.tune_seeds, *config.eval_seeds]
+    if min(seeds) >= 10 or max(seeds) < 10:
+        return
+    for c in config.cells:
+        if config.settings(c, "none", {}, seeds[0]).task_order == "original":
+            raise OptionError(
+                f"{config.path}: cell {c!r}: with task_order original, seeds below 10 keep the class order "
+                f"and an unpermuted first task while seeds from 10 draw them, so tuning and evaluation "
+                f'seeds would see different task sequences: set task_order = "random" in [base]'
+            )
 
 
 def legacy_flags(settings: RunSettings) -> dict[str, bool]:

@@ -94,8 +94,9 @@ def prepare(
     torch.manual_seed(settings.seed)
     data = load_dataset(settings.dataset, settings.data_dir)
     protocol = build_protocol(
-        data, settings.experiment, settings.scenario, settings.tasks, settings.seed, settings.singlehead
-    )
+        data, settings.experiment, settings.scenario, settings.tasks, settings.seed, settings.singlehead,
+        settings.task_order,
+    )  # fmt: skip
     protocol = protocol.to(device)
     torch.manual_seed(settings.seed)  # the model's initial weights do not depend on the data
     model = Classifier(
