@@ -262,3 +262,19 @@ def test_a_damaged_tuner_store_is_set_aside_and_no_run_is_lost(tmp_path, capsys)
     assert len(list(tmp_path.glob("t.db.damaged-*"))) == 1
     assert sorted((tmp_path / "r").glob("*.json")) == runs  # every run from the cache
     assert again.params == first.params and again.value == first.value
+
+
+def test_learning_accuracy_and_forgetting_from_the_matrix():
+    from complex_synapses.experiments.stats import learning_and_forgetting
+
+    m = [[0.9, 0.1, 0.1], [0.6, 0.8, 0.1], [0.5, 0.4, 0.7]]
+    got = learning_and_forgetting(m)
+    assert got["learning"] == pytest.approx((0.9 + 0.8 + 0.7) / 3)
+    assert got["forgetting"] == pytest.approx(((0.9 - 0.5) + (0.8 - 0.4)) / 2)
+    assert learning_and_forgetting([]) == {} and learning_and_forgetting([[0.5, 0.5]]) == {}
+    s = RunSettings.make(dataset="digits", iters=5, batch=16, fc_units=8, tasks=2, eval_log=1000)
+    from complex_synapses.experiments import run_experiment
+
+    acc = run_experiment(s, progress=False)["accuracy"]
+    assert acc["learning"] == pytest.approx(np.mean(np.diagonal(acc["matrix"])))
+    assert acc["forgetting"] == pytest.approx(acc["matrix"][0][0] - acc["matrix"][1][0])

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["sem", "summarize", "group_rows", "paired", "holm", "mean_ci"]
+__all__ = ["sem", "summarize", "group_rows", "paired", "holm", "mean_ci", "learning_and_forgetting"]
 
 
 def sem(x) -> float:
@@ -93,3 +93,16 @@ def holm(pvalues: list[float]) -> list[float]:
         running = max(running, min(1.0, (m - k) * p[i]))
         out[i] = running
     return out.tolist()
+
+
+def learning_and_forgetting(matrix: list[list[float]]) -> dict[str, float]:
+    """From the accuracy matrix (row i: every task's accuracy after training task i, T x
+    T): ``learning``, the mean accuracy of each task right after it was trained (the
+    diagonal), and ``forgetting``, the mean over tasks 1..T-1 of that less its accuracy
+    after the last task (the negative of backward transfer). Empty for another shape."""
+    m = np.asarray(matrix, dtype=float)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] < 1:
+        return {}
+    diag = np.diagonal(m)
+    forgetting = float((diag[:-1] - m[-1, :-1]).mean()) if len(diag) > 1 else 0.0
+    return {"learning": float(diag.mean()), "forgetting": forgetting}

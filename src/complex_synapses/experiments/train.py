@@ -24,6 +24,7 @@ from .model import Classifier, select_outputs
 from .optimizers import has_fused, optimizer_class
 from .provenance import versions
 from .settings import RunSettings
+from .stats import learning_and_forgetting
 
 __all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
 
@@ -264,7 +265,9 @@ def run_experiment(
     loggers: list[Callable[[str, float, int], None]] | None = None,
 ) -> dict[str, Any]:
     """Train and test one model as ``settings`` say; return the result dict with
-    ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``),
+    ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``, and
+    with a task-based stream ``learning`` and ``forgetting``, see
+    :func:`.stats.learning_and_forgetting`),
     ``curves``, ``wall_time_s``, ``train_time_s`` and ``versions``. RunFailed where the
     run diverges (its loss becomes NaN or infinite)."""
     from tqdm import tqdm
@@ -287,7 +290,12 @@ def run_experiment(
     return {
         "stamp": settings.stamp(),
         "settings": settings.as_dict(),
-        "accuracy": {"per_task": per_task, "average": float(np.mean(per_task)), "matrix": matrix},
+        "accuracy": {
+            "per_task": per_task,
+            "average": float(np.mean(per_task)),
+            "matrix": matrix,
+            **learning_and_forgetting(matrix),
+        },
         "curves": curves.data,
         "wall_time_s": time.perf_counter() - start,
         "train_time_s": train_time,
