@@ -6,9 +6,11 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from complex_synapses.cli import build_parser, main
 from complex_synapses.cli.common import settings as cli_settings
+from complex_synapses.experiments.results import result_path
 from complex_synapses.experiments.settings import OptionError, RunSettings
 from complex_synapses.experiments.stats import holm, paired
 from complex_synapses.experiments.study import CSV_COLUMNS, csv_columns, load_study
@@ -31,6 +33,7 @@ def study_file(tmp_path, trials=2, extra=""):
     [base]
     dataset = "digits"
     task_order = "random"
+    validation = 0.2
     iters = 8
     batch = 16
     fc_units = 16
@@ -123,7 +126,7 @@ def test_tuning_keeps_its_budget_and_resumes(tmp_path):
     import optuna
 
     base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
-                            results_dir=str(tmp_path / "r"), tasks=2)  # fmt: skip
+                            results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
     space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
     path = tmp_path / "t.db"
     first = tune(base, space, [0, 1], 3, path, "t", startup_trials=1)
@@ -218,6 +221,14 @@ def test_tuning_seeds_are_drawn_as_evaluation_seeds(tmp_path, capsys):
     assert not (tmp_path / "study" / "runs").exists()
 
 
+def test_a_study_without_a_validation_split_is_refused(tmp_path, capsys):
+    path = study_file(tmp_path)
+    path.write_text(path.read_text().replace("validation = 0.2\n", ""))
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds out no validation split" in err[0]
+
+
 def test_analysis_compares_with_none_and_the_best_plain_method_by_tuning_score():
     from complex_synapses.experiments.study import analyse, markdown_table
 
@@ -248,7 +259,7 @@ def test_a_damaged_tuner_store_is_set_aside_and_no_run_is_lost(tmp_path, capsys)
     file kept aside, and the tuning made again from the run cache: no new run, the same
     best setting."""
     base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
-                            results_dir=str(tmp_path / "r"), tasks=2)  # fmt: skip
+                            results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
     space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
     path = tmp_path / "t.db"
     first = tune(base, space, [0, 1], 3, path, "t", startup_trials=1)
@@ -278,3 +289,37 @@ def test_learning_accuracy_and_forgetting_from_the_matrix():
     acc = run_experiment(s, progress=False)["accuracy"]
     assert acc["learning"] == pytest.approx(np.mean(np.diagonal(acc["matrix"])))
     assert acc["forgetting"] == pytest.approx(acc["matrix"][0][0] - acc["matrix"][1][0])
+
+
+def test_the_validation_split_is_disjoint_from_training_and_test():
+    """--validation 0.2: a fifth of each task's training rows held out, none of them
+    trained on; the test rows are a set of their own, unchanged."""
+    from complex_synapses.data import build_protocol, carve_validation, load_dataset
+
+    data = load_dataset("digits", None)
+    whole = build_protocol(data, "permMNIST", "domain", 2, 12, task_order="random")
+    carved = carve_validation(whole, 0.2, 12)
+    for before, after in zip(whole.tasks, carved.tasks, strict=True):
+        train, val = set(after.train_rows.tolist()), set(after.val_rows.tolist())
+        assert not train & val and train | val == set(before.train_rows.tolist())
+        assert len(val) == round(0.2 * len(before.train_rows))
+        assert torch.equal(after.test_rows, before.test_rows) and after.val_y.tolist() == [
+            data.train_y[r].item() for r in after.val_rows.tolist()
+        ]
+    assert carve_validation(whole, 0.2, 12).tasks[0].val_rows.tolist() == carved.tasks[0].val_rows.tolist()
+
+
+def test_tuning_never_reads_test_accuracy(tmp_path):
+    """A tuning's value is the mean validation accuracy of its best setting over the
+    tuning seeds, not its test accuracy; without a validation split it is refused."""
+    from complex_synapses.experiments.results import read_json
+
+    base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
+                            results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
+    space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
+    tuned = tune(base, space, [0, 1], 2, tmp_path / "t.db", "t", startup_trials=1)
+    runs = [read_json(result_path(base.replace(**tuned.params, seed=s))) for s in (0, 1)]
+    assert tuned.value == pytest.approx(np.mean([r["validation"]["average"] for r in runs]))
+    assert tuned.value != pytest.approx(np.mean([r["accuracy"]["average"] for r in runs]))
+    with pytest.raises(OptionError, match="never on the test set"):
+        tune(base.replace(validation=0.0), space, [0, 1], 2, tmp_path / "u.db", "u")

@@ -60,6 +60,12 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
             "seeds see the same kind of task sequence (what a study's tuning and test seeds need)",
             TASK_ORDERS,
         ),
+        (
+            "validation",
+            "hold out this fraction of each task's training data (0 to 0.5; 0: none) and report the "
+            "final accuracy on it beside the test accuracy: what a tuner scores, never the test set",
+            None,
+        ),
         ("iters", "batches per task", None),
         ("batch", "batch size", None),
     ],

@@ -2,7 +2,7 @@
 
 from .datasets import DATASETS, Dataset, load_dataset
 from .idx import DataError, read_idx, write_idx
-from .protocols import EXPERIMENTS, SCENARIOS, TASK_ORDERS, Protocol, build_protocol
+from .protocols import EXPERIMENTS, SCENARIOS, TASK_ORDERS, Protocol, build_protocol, carve_validation
 from .streams import STREAMS, Batch, new_task_share, stream
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "EXPERIMENTS",
     "SCENARIOS",
     "TASK_ORDERS",
+    "carve_validation",
     "STREAMS",
     "Batch",
     "DataError",

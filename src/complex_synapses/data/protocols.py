@@ -15,6 +15,7 @@ while training on task t only the classes seen so far are active).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,15 @@ from torch import Tensor
 
 from .datasets import Dataset
 
-__all__ = ["Task", "Protocol", "build_protocol", "EXPERIMENTS", "SCENARIOS", "TASK_ORDERS"]
+__all__ = [
+    "Task",
+    "Protocol",
+    "build_protocol",
+    "carve_validation",
+    "EXPERIMENTS",
+    "SCENARIOS",
+    "TASK_ORDERS",
+]
 
 EXPERIMENTS = ("splitMNIST", "permMNIST")
 SCENARIOS = ("task", "domain", "class")
@@ -41,6 +50,8 @@ class Task:
     test_y: Tensor
     permutation: Tensor | None
     classes: list[int]  # the task's classes, in the output numbering of Class-IL
+    val_rows: Tensor | None = None  # rows of the training images held out for validation
+    val_y: Tensor | None = None
 
 
 @dataclass
@@ -87,6 +98,8 @@ class Protocol:
                 move(t.test_y),
                 move(t.permutation),
                 t.classes,
+                move(t.val_rows),
+                move(t.val_y),
             )
             for t in self.tasks
         ]
@@ -179,3 +192,21 @@ def build_protocol(
     multi_head = scenario == "task" and not singlehead
     n_outputs = n_tasks * cpt if (scenario == "class" or multi_head) else cpt
     return Protocol(experiment, scenario, tasks, cpt, n_outputs, multi_head, train_images, test_images)
+
+
+def carve_validation(protocol: Protocol, fraction: float, seed: int) -> Protocol:
+    """The protocol with ``fraction`` of each task's training rows held out as its
+    validation set (drawn by ``seed``, a stream of its own: the task sequence does not
+    change): the model never trains on them, and they are no test rows. For tuning, so
+    that no choice is made on test accuracy."""
+    if not 0 < fraction < 0.5:
+        raise ValueError(f"validation must be a fraction in (0, 0.5), got {fraction!r}")
+    gen = torch.Generator().manual_seed(seed + 0x5EED)
+    tasks = []
+    for t in protocol.tasks:
+        order = torch.randperm(len(t.train_rows), generator=gen).to(t.train_rows.device)
+        k = max(1, int(round(fraction * len(order))))
+        held, kept = order[:k].sort().values, order[k:].sort().values
+        tasks.append(Task(t.train_rows[kept], t.train_y[kept], t.test_rows, t.test_y, t.permutation,
+                          t.classes, t.train_rows[held], t.train_y[held]))  # fmt: skip
+    return dataclasses.replace(protocol, tasks=tasks)

@@ -162,6 +162,8 @@ def check_settings(s: RunSettings) -> None:
         raise OptionError(f"--tasks must be at most {MAX_TASKS}, got {s.tasks}")
     if s.matrix_n < 0:
         raise OptionError(f"--matrix-n must be >= 0 (0: the whole test set), got {s.matrix_n}")
+    if not 0 <= s.validation < 0.5:
+        raise OptionError(f"--validation must be a fraction in [0, 0.5) (0: none), got {s.validation}")
     if s.drift_window and s.stream != "gradual":
         raise OptionError("--drift-window is the gradual stream's: add --stream gradual, or leave it out")
     if not 0 <= s.drift_window <= s.iters:

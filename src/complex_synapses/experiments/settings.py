@@ -34,6 +34,7 @@ ADDED_FIELDS = {
     "weight_bits": 32,
     "float_activations": False,
     "task_order": "original",
+    "validation": 0.0,
 }
 
 
@@ -47,6 +48,7 @@ class RunSettings:
     drift_window: int = 0  # gradual stream: iterations over which one task turns into the next (0: iters)
     tasks: int = 5
     task_order: str = "original"  # random: every seed draws its class order / permutations
+    validation: float = 0.0  # fraction of each task's training data held out for tuning
     iters: int = 500
     batch: int = 128
     dataset: str = "mnist"

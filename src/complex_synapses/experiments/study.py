@@ -147,6 +147,7 @@ def load_study(path: str | Path) -> StudyConfig:
         Path(study["figure"]) if "figure" in study else None,
     )  # fmt: skip
     _check_task_order(config)
+    _check_validation(config)
     for c in cells:  # every cell and method at its search space's lower corner, checked
         for m, spec in methods.items():
             corner = {k: (p.choices[0] if p.choices else p.low) for k, p in spec.space.items()}
@@ -171,6 +172,16 @@ def _check_task_order(config: StudyConfig) -> None:
                 f"{config.path}: cell {c!r}: with task_order original, seeds below 10 keep the class order "
                 f"and an unpermuted first task while seeds from 10 draw them, so tuning and evaluation "
                 f'seeds would see different task sequences: set task_order = "random" in [base]'
+            )
+
+
+def _check_validation(config: StudyConfig) -> None:
+    """Tuning scores a validation split: every cell must hold one out."""
+    for c in config.cells:
+        if not config.settings(c, "none", {}, config.tune_seeds[0]).validation:
+            raise OptionError(
+                f"{config.path}: cell {c!r} holds out no validation split, and tuning never reads test "
+                f"accuracy: set validation (e.g. 0.1, the fraction of each task's training data) in [base]"
             )
 
 

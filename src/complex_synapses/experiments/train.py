@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data import Protocol, build_protocol, load_dataset, stream
+from ..data import Protocol, build_protocol, carve_validation, load_dataset, stream
 from ..errors import RunFailed
 from . import methods
 from .methods import Method
@@ -55,17 +55,23 @@ def make_optimizer(settings: RunSettings, params, method: Method | None = None) 
 
 @torch.no_grad()
 def correct(
-    model: torch.nn.Module, protocol: Protocol, task: int, rows: torch.Tensor | None = None
+    model: torch.nn.Module,
+    protocol: Protocol,
+    task: int,
+    rows: torch.Tensor | None = None,
+    validation: bool = False,
 ) -> torch.Tensor:
     """Whether each test sample of ``task`` (its test rows, or the given subset ``rows``
-    of them, in that order) is classified right: a bool tensor on the model's device.
-    Task-IL uses the task's head, Domain- and Class-IL all outputs."""
+    of them, in that order; ``validation``: its held-out training rows instead) is
+    classified right: a bool tensor on the model's device. Task-IL uses the task's head,
+    Domain- and Class-IL all outputs."""
     t = protocol.tasks[task]
     sel = slice(None) if rows is None else rows
-    test_rows, labels = t.test_rows[sel], t.test_y[sel]
+    test_rows, labels = (t.val_rows, t.val_y) if validation else (t.test_rows, t.test_y)
+    test_rows, labels = test_rows[sel], labels[sel]
     flags = []
     for start in range(0, len(test_rows), 4096):
-        x = protocol.images(task, test_rows[start : start + 4096], test=True)
+        x = protocol.images(task, test_rows[start : start + 4096], test=not validation)
         logits = select_outputs(model(x), protocol, task)
         flags.append(logits.argmax(1) == labels[start : start + 4096])
     return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool, device=labels.device)
@@ -98,6 +104,8 @@ def prepare(
         data, settings.experiment, settings.scenario, settings.tasks, settings.seed, settings.singlehead,
         settings.task_order,
     )  # fmt: skip
+    if settings.validation:
+        protocol = carve_validation(protocol, settings.validation, settings.seed)
     protocol = protocol.to(device)
     torch.manual_seed(settings.seed)  # the model's initial weights do not depend on the data
     model = Classifier(
@@ -287,7 +295,7 @@ def run_experiment(
         per_task = matrix[-1]  # every test sample, with the final weights: the same counts
     else:
         per_task = [accuracy(f) for f in _test(model, method, [None] * protocol.n_tasks, 0, protocol)]
-    return {
+    result = {
         "stamp": settings.stamp(),
         "settings": settings.as_dict(),
         "accuracy": {
@@ -301,3 +309,15 @@ def run_experiment(
         "train_time_s": train_time,
         "versions": versions(optimizer),
     }
+    if settings.validation:
+        result["validation"] = _validation(model, method, protocol)
+    return result
+
+
+def _validation(model, method: Method, protocol: Protocol) -> dict[str, Any]:
+    """The final accuracy on each task's held-out training rows, as ``method`` evaluates."""
+    model.eval()
+    with method.evaluating(model):
+        per_task = [accuracy(correct(model, protocol, t, validation=True)) for t in range(protocol.n_tasks)]
+    model.train()
+    return {"per_task": per_task, "average": float(np.mean(per_task))}

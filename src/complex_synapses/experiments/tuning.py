@@ -3,7 +3,8 @@ median pruning of hopeless trials after their first seed, the study in SQLite so
 stopped tuning resumes where it was.
 
 A trial is one setting, run on every tuning seed in turn; its value is the mean final
-accuracy (``accuracy.average``) over them. After each seed the running mean is reported
+accuracy on the validation split (``validation.average``: each task's held-out training
+rows, ``--validation``) over them; the test set is never read. After each seed the running mean is reported
 as the trial's intermediate value at step ``i``; a trial whose first seeds fall below
 the median of earlier trials at the same step is pruned (and counts towards the budget).
 Runs go through the result cache, so a setting is never run twice on a seed.
@@ -119,7 +120,7 @@ def _objective(trial, params, base: RunSettings, seeds: list[int]) -> float:
         s = base.replace(**params, seed=seed)
         outcome = run_many([s], jobs=1, progress=False)
         result = outcome.ordered([s])[0]  # RunFailed where it diverged
-        values.append(result["accuracy"]["average"])
+        values.append(result["validation"]["average"])
         trial.report(sum(values) / len(values), i)
         if i + 1 < len(seeds) and trial.should_prune():
             raise optuna.TrialPruned()
@@ -185,6 +186,11 @@ def tune(
     import optuna
     from optuna.trial import TrialState
 
+    if not base.validation:
+        raise OptionError(
+            "tuning scores each setting on a validation split, never on the test set: set validation "
+            "(the fraction of each task's training data held out, e.g. 0.1) in the run settings"
+        )
     study = _open_or_set_aside(path, name, startup_trials, seed)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)  # interrupted: not a result
