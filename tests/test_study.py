@@ -2,6 +2,7 @@
 
 import csv
 import io
+import math
 import textwrap
 
 import numpy as np
@@ -194,6 +195,10 @@ def _units(tmp_path):
         ("\n[extra]\n", "unknown section"),
         ('\n[methods.bad]\nmethod = "l2"\n', "search is empty"),
         ('\n[methods.bad]\nmethod = "l2"\nsearch = { l2_lambda = { low = -1, high = 1 } }\n', "l2-lambda"),
+        (
+            '\n[methods.bad]\nmethod = "cs"\nbaseline = "cs"\nsearch = { lr = { low = 1e-3, high = 1e-2 } }\n',
+            "baseline must name a method of the study without a chain (none), got 'cs'",
+        ),
     ],
 )
 def test_bad_studies_are_refused_before_any_run(tmp_path, capsys, extra, match):
@@ -323,3 +328,89 @@ def test_tuning_never_reads_test_accuracy(tmp_path):
     assert tuned.value != pytest.approx(np.mean([r["accuracy"]["average"] for r in runs]))
     with pytest.raises(OptionError, match="never on the test set"):
         tune(base.replace(validation=0.0), space, [0, 1], 2, tmp_path / "u.db", "u")
+
+
+def test_the_edge_rule_fires_on_a_range_that_binds():
+    """A tuned value within 5% of an end of its range (on the range's scale) binds; the
+    widened range moves that end out by half its span, on its scale, and no further than
+    the option allows."""
+    from complex_synapses.experiments.tuning import at_edges, widened
+
+    space = parse_space(
+        {
+            "lr": {"low": 1e-4, "high": 1e-2, "log": True},
+            "beakers": {"low": 2, "high": 8, "int": True},
+            "ema_decay": {"low": 0.9, "high": 0.999, "complement": True},
+        },
+        "t",
+    )
+    inside = {"lr": 1e-3, "beakers": 5, "ema_decay": 0.99}
+    assert at_edges(inside, space) == {}
+    binds = {"lr": 1.1e-4, "beakers": 8, "ema_decay": 0.9989}
+    edges = at_edges(binds, space)
+    assert edges == {"lr": "low", "beakers": "high", "ema_decay": "high"}
+    wider = widened(space, edges)
+    assert wider["lr"].low == pytest.approx(1e-5) and wider["lr"].high == pytest.approx(1e-2)
+    assert (wider["beakers"].low, wider["beakers"].high) == (2, 11)
+    assert wider["ema_decay"].low == 0.9 and 0.999 < wider["ema_decay"].high < 1
+
+
+def test_a_study_widens_a_binding_range_and_tunes_again(tmp_path, monkeypatch):
+    """A tuning whose best lr sits at the top of its range: the unit widens that end and
+    tunes again (a tuner store of its own), and stops once nothing binds."""
+    from complex_synapses.experiments import study
+    from complex_synapses.experiments.tuning import Tuned
+
+    calls = []
+
+    def fake_tune(base, space, seeds, trials, path, name, *args):
+        calls.append((name, space["lr"].low, space["lr"].high))
+        lr = space["lr"].high if len(calls) == 1 else math.sqrt(space["lr"].low * space["lr"].high)
+        return Tuned({"lr": lr, "alpha": 2.0}, 0.5, {"COMPLETE": trials})
+
+    monkeypatch.setattr(study, "tune", fake_tune)
+    config = load_study(study_file(tmp_path))
+    tuned, space, edges, rounds = study.StudyUnit(config, "split-task", "cs")._tune()
+    assert rounds == 1 and edges == {} and len(calls) == 2 and calls[1][0].endswith("--widened1")
+    assert calls[0][1:] == (1e-3, 1e-2) and calls[1][1] == 1e-3
+    assert calls[1][2] == pytest.approx(1e-2 * math.sqrt(10))
+
+
+def test_the_primary_family_and_holm_within_it_on_a_hand_made_table():
+    """Two chains, one tested against none, one against a bounded none; the primary
+    family is each chain against its baseline and against the best method without a
+    chain, Holm-corrected among those four tests alone; the rest is secondary."""
+    from complex_synapses.experiments.analysis import analyse
+
+    rng = np.random.default_rng(1)
+    base = rng.normal(0.7, 0.02, 8)
+
+    def unit(method, shift, treatment, score, baseline="none"):
+        acc = (base + shift + rng.normal(0, 0.01, 8)).tolist()
+        return {"cell": "c", "method": method, "args": method, "accuracy": acc, "treatment": treatment,
+                "baseline": baseline, "tune_score": score, "trials": {"COMPLETE": 8}}  # fmt: skip
+
+    units = [unit("none", 0, False, 0.70), unit("ewc", 0.03, False, 0.74), unit("none-b", -0.02, False, 0.68),
+             unit("cs", 0.01, True, 0.71), unit("cs-b", 0.0, True, 0.69, "none-b")]  # fmt: skip
+    rows = {r["method"]: r for r in analyse(units)}
+    assert [rows[m]["family"] for m in ("none", "ewc", "none-b", "cs", "cs-b")] == ["secondary"] * 3 + [
+        "primary"
+    ] * 2
+    assert rows["cs"]["best_baseline"] == "ewc" and rows["cs-b"]["baseline"] == "none-b"
+    primary = [rows["cs"]["p_vs_none_raw"], rows["cs"]["p_vs_best_raw"]]
+    primary += [rows["cs-b"]["p_vs_baseline_raw"], rows["cs-b"]["p_vs_best_raw"]]
+    want = holm(primary)
+    got = [
+        rows["cs"]["p_vs_baseline"],
+        rows["cs"]["p_vs_best"],
+        rows["cs-b"]["p_vs_baseline"],
+        rows["cs-b"]["p_vs_best"],
+    ]
+    assert got == pytest.approx(want) and rows["cs"]["p_vs_none"] == rows["cs"]["p_vs_baseline"]
+    secondary = [rows["none"]["p_vs_best_raw"], rows["ewc"]["p_vs_none_raw"]]
+    secondary += [
+        rows["none-b"]["p_vs_none_raw"],
+        rows["none-b"]["p_vs_best_raw"],
+        rows["cs-b"]["p_vs_none_raw"],
+    ]
+    assert rows["cs-b"]["p_vs_none"] == pytest.approx(holm(secondary)[-1])

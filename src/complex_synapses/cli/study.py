@@ -48,7 +48,14 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..experiments.study import analyse, load_study, markdown_table, run_study, write_outputs
+    from ..experiments.study import (
+        analyse,
+        load_study,
+        markdown_table,
+        run_study,
+        search_lines,
+        write_outputs,
+    )
 
     if args.jobs < 1:
         raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
@@ -70,6 +77,7 @@ def command(args: argparse.Namespace) -> int:
     rows = analyse(units)
     written = write_outputs(config, rows)
     print(markdown_table(rows))
+    print("\nsearches (final ranges, tuned values):\n  " + "\n  ".join(search_lines(units)))
     work = sum(u["wall_time_s"] for u in units)
     print(f"\n{len(units)} units; {time.perf_counter() - start:.0f} s now, {work:.0f} s of unit time in all")
     print("written: " + ", ".join(map(str, written)))

@@ -25,6 +25,8 @@ CSV_COLUMNS = (
     "best_baseline", "diff_vs_none", "ci_low_vs_none", "ci_high_vs_none", "d_vs_none",
     "diff_vs_best", "ci_low_vs_best", "ci_high_vs_best", "d_vs_best",
     "p_vs_none_raw", "p_vs_best_raw", "tune_score", "trials_complete", "trials_pruned", "trials_diverged",
+    "family", "baseline", "p_vs_baseline", "diff_vs_baseline", "ci_low_vs_baseline", "ci_high_vs_baseline",
+    "p_vs_baseline_raw", "learning", "forgetting", "code",
 )  # fmt: skip
 
 

@@ -46,21 +46,24 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import analyse, search_lines
 from .config import check_keys, check_sections, read_toml, setting_keys
-from .methods import flags, is_treatment
+from .methods import is_treatment
+from .provenance import code_version
 from .report import CSV_COLUMNS, csv_columns, study_figure, study_table
 from .report import study_csv as csv_text
 from .results import read_json, write_json, write_text
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
-from .stats import holm, mean_ci, paired, sem
-from .tuning import Param, parse_space, tune
+from .stats import sem
+from .tuning import Param, Tuned, at_edges, parse_space, tune, widened
 
 __all__ = ["StudyConfig", "StudyUnit", "load_study", "run_unit", "run_study", "finished_units"]
 __all__ += ["analyse", "csv_text"]
-__all__ += ["plot_study", "markdown_table", "write_outputs"]
+__all__ += ["plot_study", "markdown_table", "write_outputs", "search_lines"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
+STUDY_KEYS += ("widen_rounds",)
 
 
 @dataclass
@@ -70,6 +73,7 @@ class MethodSpec:
     name: str
     fixed: dict[str, Any]
     space: dict[str, Param]
+    baseline: str = "none"  # the method it is tested against at the same precision (a chain's)
 
 
 @dataclass
@@ -85,6 +89,7 @@ class StudyConfig:
     results_dir: Path
     csv: Path | None = None
     figure: Path | None = None
+    widen_rounds: int = 2  # times a range whose tuned value binds is widened and tuned again
 
     def settings(self, cell: str, method: str, params: dict[str, Any], seed: int) -> RunSettings:
         """The run of ``method`` with ``params`` in ``cell`` on ``seed``."""
@@ -96,7 +101,7 @@ class StudyConfig:
         """A hash of everything that decides a unit's outcome: a change starts it anew."""
         m = self.methods[method]
         what = [self.base, self.cells[cell], m.fixed, {k: vars(p) for k, p in m.space.items()}]
-        what += [self.tune_seeds, self.eval_seeds, self.trials, self.startup_trials]
+        what += [self.tune_seeds, self.eval_seeds, self.trials, self.startup_trials, self.widen_rounds]
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -110,11 +115,11 @@ def _seeds(raw: Any, where: str) -> list[int]:
 def _method(name: str, raw: Any, where: str) -> MethodSpec:
     if not isinstance(raw, dict) or "method" not in raw:
         raise OptionError(f'{where}: a method needs method = "..." (e.g. "ewc"), got {raw!r}')
-    fixed = setting_keys({k: v for k, v in raw.items() if k != "search"}, where)
+    fixed = setting_keys({k: v for k, v in raw.items() if k not in ("search", "baseline")}, where)
     space = parse_space(raw.get("search", {}), f"{where} search")
     if not space:
         raise OptionError(f"{where}: search is empty; give every method something to tune (at least lr)")
-    return MethodSpec(name, fixed, space)
+    return MethodSpec(name, fixed, space, raw.get("baseline", "none"))
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -130,9 +135,10 @@ def load_study(path: str | Path) -> StudyConfig:
     if set(tune_seeds) & set(eval_seeds):
         raise OptionError(f"{path} [study]: a seed is both a tuning and an evaluation seed; keep them apart")
     trials, startup = study.get("trials", 10), study.get("startup_trials", 4)
-    for name, v in (("trials", trials), ("startup_trials", startup)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise OptionError(f"{path} [study]: {name} must be an integer >= 1, got {v!r}")
+    widen = study.get("widen_rounds", 2)
+    for name, v, least in (("trials", trials, 1), ("startup_trials", startup, 1), ("widen_rounds", widen, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise OptionError(f"{path} [study]: {name} must be an integer >= {least}, got {v!r}")
     base = setting_keys(raw.get("base", {}), f"{path} [base]")
     cells = {c: setting_keys(o, f"{path} [cells.{c}]") for c, o in raw.get("cells", {}).items()}
     methods = {m: _method(m, o, f"{path} [methods.{m}]") for m, o in raw.get("methods", {}).items()}
@@ -144,9 +150,10 @@ def load_study(path: str | Path) -> StudyConfig:
         path, base, cells, methods, tune_seeds, eval_seeds, trials, startup,
         Path(study.get("results_dir", "store/study")),
         Path(study["csv"]) if "csv" in study else None,
-        Path(study["figure"]) if "figure" in study else None,
+        Path(study["figure"]) if "figure" in study else None, widen,
     )  # fmt: skip
     _check_task_order(config)
+    _check_baselines(config)
     _check_validation(config)
     for c in cells:  # every cell and method at its search space's lower corner, checked
         for m, spec in methods.items():
@@ -175,6 +182,18 @@ def _check_task_order(config: StudyConfig) -> None:
             )
 
 
+def _check_baselines(config: StudyConfig) -> None:
+    """Each method's ``baseline`` names a method of the study without a chain."""
+    for name, m in config.methods.items():
+        other = config.methods.get(m.baseline)
+        if other is None or is_treatment(other.fixed.get("method", other.name)):
+            plain = [k for k, v in config.methods.items() if not is_treatment(v.fixed.get("method", k))]
+            raise OptionError(
+                f"{config.path} [methods.{name}]: baseline must name a method of the study without a chain "
+                f"({', '.join(plain)}), got {m.baseline!r}"
+            )
+
+
 def _check_validation(config: StudyConfig) -> None:
     """Tuning scores a validation split: every cell must hold one out."""
     for c in config.cells:
@@ -190,14 +209,6 @@ def legacy_flags(settings: RunSettings) -> dict[str, bool]:
     from .methods import flags
 
     return {f"uses_{flag}": settings.uses(method) for flag, method in flags().items()}
-
-
-def _treated(unit: dict[str, Any]) -> bool:
-    """Whether a unit's method holds a method under test (units of release 0.2 say it
-    by their ``uses_FLAG`` keys)."""
-    if "treatment" in unit:
-        return unit["treatment"]
-    return any(v for k, v in unit.items() if k.startswith("uses_"))
 
 
 def _unit_path(config: StudyConfig, cell: str, method: str) -> Path:
@@ -220,17 +231,14 @@ class StudyUnit:
 
     def cached(self) -> dict[str, Any] | None:
         path = _unit_path(self.config, self.cell, self.method)
-        return read_json(path) if path.exists() else None
+        if not path.exists():
+            return None
+        return {**read_json(path), "baseline": self.config.methods[self.method].baseline}  # as declared now
 
     def work(self) -> dict[str, Any]:
         config, cell, method = self.config, self.cell, self.method
         start = time.perf_counter()
-        base = config.settings(cell, method, {}, config.tune_seeds[0])
-        seed = int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
-        tuned = tune(
-            base, config.methods[method].space, config.tune_seeds, config.trials,
-            config.results_dir / "tuning" / f"{self.key}.db", self.key, config.startup_trials, seed,
-        )  # fmt: skip
+        tuned, space, edges, rounds = self._tune()
         runs = [config.settings(cell, method, tuned.params, s) for s in config.eval_seeds]
         results = run_many(runs, jobs=1, progress=False).ordered(runs)
         return {
@@ -239,14 +247,55 @@ class StudyUnit:
             "treatment": is_treatment(runs[0].method_spec),
             **legacy_flags(runs[0]),
             "params": tuned.params,
+            "space": {k: [p.low, p.high] if p.choices is None else list(p.choices) for k, p in space.items()},
+            "at_edge": edges,
+            "widened": rounds,
             "tune_score": tuned.value,
             "trials": tuned.trials,
             "args": " ".join(runs[0].run_args()),
             "eval_seeds": config.eval_seeds,
             "accuracy": [r["accuracy"]["average"] for r in results],
+            "learning": [r["accuracy"].get("learning") for r in results],
+            "forgetting": [r["accuracy"].get("forgetting") for r in results],
+            "baseline": config.methods[method].baseline,
+            "code": code_version(),
             "stamps": [s.stamp() for s in runs],
             "wall_time_s": time.perf_counter() - start,
         }
+
+    def _tune(self) -> tuple[Tuned, dict[str, Param], dict[str, str], int]:
+        """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range
+        where the option allows and tune again, up to ``widen_rounds`` times. The last
+        tuning, its space, the values still at an edge, and the rounds of widening."""
+        config, cell, method = self.config, self.cell, self.method
+        base = config.settings(cell, method, {}, config.tune_seeds[0])
+        seed = int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
+        space, rounds = config.methods[method].space, 0
+        while True:
+            name = self.key if rounds == 0 else f"{self.key}--widened{rounds}"
+            tuned = tune(
+                base, space, config.tune_seeds, config.trials, config.results_dir / "tuning" / f"{name}.db",
+                name, config.startup_trials, seed,
+            )  # fmt: skip
+            edges = at_edges(tuned.params, space)
+            wider = self._allowed(widened(space, edges), space) if edges else space
+            if not edges or rounds == config.widen_rounds or wider == space:
+                return tuned, space, edges, rounds
+            space, rounds = wider, rounds + 1
+
+    def _allowed(self, wider: dict[str, Param], space: dict[str, Param]) -> dict[str, Param]:
+        """``wider`` less the widenings that leave the option's allowed values (both ends
+        tried with the other options at their lower ends)."""
+        out = dict(wider)
+        for name in [k for k in wider if wider[k] != space[k]]:
+            for end in (wider[name].low, wider[name].high):
+                corner = {k: (p.choices[0] if p.choices else p.low) for k, p in out.items()}
+                corner[name] = int(end) if wider[name].integer else end
+                try:
+                    self.config.settings(self.cell, self.method, corner, self.config.tune_seeds[0]).check()
+                except OptionError:
+                    out[name] = space[name]
+        return out
 
     def store(self, record: dict[str, Any]) -> None:
         write_json(_unit_path(self.config, self.cell, self.method), record)
@@ -299,43 +348,6 @@ def _done(unit: dict[str, Any]) -> str:
         f"  {unit['cell']:>14s} {unit['method']:>14s}: tuned {100 * unit['tune_score']:.2f}%, "
         f"test {100 * acc.mean():.2f} +- {100 * sem(acc):.2f}% ({unit['wall_time_s']:.0f} s)"
     )
-
-
-def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (cell, method): mean, SEM and paired tests on the evaluation seeds
-    against ``none`` and against the cell's best baseline (by tuning score), with
-    Holm-corrected p-values over the whole table."""
-    rows = []
-    for cell in dict.fromkeys(u["cell"] for u in units):
-        here = {u["method"]: u for u in units if u["cell"] == cell}
-        plain = [u for u in here.values() if not _treated(u)]
-        best = max(plain, key=lambda u: u["tune_score"])["method"]
-        for name, u in here.items():
-            acc = np.array(u["accuracy"])
-            row = {
-                "cell": cell,
-                "method": name,
-                "args": u["args"],
-                "n_seeds": len(acc),
-                "treatment": _treated(u),
-            }
-            row.update({"mean": float(acc.mean()), "sem": sem(acc), "best_baseline": best})
-            row.update({f"best_non_{flag}": best for flag in flags()})  # release 0.2's name
-            for ref, tag in (("none", "none"), (best, "best")):
-                test = paired(acc, here[ref]["accuracy"]) if name != ref else dict.fromkeys(
-                    ("diff", "ci_low", "ci_high", "d_z", "p"), float("nan"))  # fmt: skip
-                row.update({f"diff_vs_{tag}": test["diff"], f"ci_low_vs_{tag}": test["ci_low"]})
-                row.update({f"ci_high_vs_{tag}": test["ci_high"], f"d_vs_{tag}": test["d_z"]})
-                row[f"p_vs_{tag}_raw"] = test["p"]
-            row["tune_score"] = u["tune_score"]
-            row.update({f"trials_{k.lower()}": v for k, v in u["trials"].items()})
-            row["ci_mean"] = mean_ci(acc)
-            rows.append(row)
-    raw = [r["p_vs_none_raw"] for r in rows] + [r["p_vs_best_raw"] for r in rows]
-    adjusted = holm(raw)
-    for i, r in enumerate(rows):
-        r["p_vs_none"], r["p_vs_best"] = adjusted[i], adjusted[len(rows) + i]
-    return rows
 
 
 def write_outputs(config: StudyConfig, rows: list[dict[str, Any]]) -> list[Path]:

@@ -19,6 +19,7 @@ A search space maps option names (as ``complex-synapses run`` names them) to::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -30,7 +31,7 @@ from typing import Any
 from .runner import RunFailed, run_many
 from .settings import OptionError, RunSettings
 
-__all__ = ["Param", "parse_space", "suggest", "tune", "Tuned", "COUNTED"]
+__all__ = ["Param", "parse_space", "suggest", "tune", "Tuned", "COUNTED", "at_edges", "widened", "EDGE"]
 
 SPEC_KEYS = ("low", "high", "log", "int", "complement", "choices")
 
@@ -216,3 +217,52 @@ def tune(
 def _params(raw: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
     """A trial's parameters by option name (undoing the complement's renaming)."""
     return {n: (1.0 - raw[f"1-{n}"]) if p.complement else raw[n] for n, p in space.items()}
+
+
+EDGE = 0.05  # a tuned value this close to an end of its range (share of the range, on its scale) binds
+
+
+def _scale(p: Param, v: float) -> float:
+    """``v`` on the scale its range is searched on (a complement's: -log(1 - v), so that
+    the high end stays the high end)."""
+    if p.complement:
+        return -math.log(1.0 - v)
+    return math.log(v) if p.log else float(v)
+
+
+def at_edges(params: dict[str, Any], space: dict[str, Param]) -> dict[str, str]:
+    """The tuned values within ``EDGE`` of an end of their range, on the range's scale:
+    ``{name: "low" or "high"}`` (categorical choices have no edges)."""
+    out = {}
+    for name, p in space.items():
+        if p.choices is not None:
+            continue
+        lo, hi, v = _scale(p, p.low), _scale(p, p.high), _scale(p, params[name])
+        share = (v - lo) / (hi - lo)
+        if share < EDGE or share > 1 - EDGE:
+            out[name] = "low" if share < EDGE else "high"
+    return out
+
+
+def widened(space: dict[str, Param], edges: dict[str, str]) -> dict[str, Param]:
+    """``space`` with each bound in ``edges`` moved out by half its range, on its scale
+    (a log range by the square root of its ratio), staying where the option is defined
+    (log and complement ranges above 0, a complement's below 1)."""
+    out = dict(space)
+    for name, end in edges.items():
+        p = space[name]
+        lo, hi = _scale(p, p.low), _scale(p, p.high)
+        step = (hi - lo) / 2
+        back = (_unscale(p, lo - step), p.high) if end == "low" else (p.low, _unscale(p, hi + step))
+        if p.integer:
+            back = (math.floor(back[0]), math.ceil(back[1]))
+        if (p.log or p.complement) and back[0] <= 0:
+            back = (p.low, back[1])
+        out[name] = dataclasses.replace(p, low=back[0], high=back[1])
+    return out
+
+
+def _unscale(p: Param, x: float) -> float:
+    if p.complement:
+        return 1.0 - math.exp(-x)
+    return math.exp(x) if p.log else x

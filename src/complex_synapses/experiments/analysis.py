@@ -1,0 +1,109 @@
+"""A study's table from its units: per (cell, method) the mean and SEM on the evaluation
+seeds, paired tests against ``none``, against the method's baseline at the same precision
+and against the cell's best baseline (by tuning score), Holm-corrected within each
+family of tests.
+
+The families are named before anything runs (the study file's ``baseline`` of each
+method): the **primary** family holds, in every cell, each method under test (a chain,
+``Method.treatment``) against its baseline and against the best method without a chain;
+everything else (baselines against ``none`` and against the best, a chain against
+``none`` where its baseline is another) is **secondary**. Holm's correction runs within
+each family; the 95% intervals beside the p-values are not adjusted for multiplicity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .methods import flags
+from .stats import holm, mean_ci, paired, sem
+
+__all__ = ["analyse", "search_lines", "FAMILIES"]
+
+FAMILIES = ("primary", "secondary")
+NO_TEST = dict.fromkeys(("diff", "ci_low", "ci_high", "d_z", "p"), float("nan"))
+
+
+def treated(unit: dict[str, Any]) -> bool:
+    """Whether a unit's method holds a method under test (units of release 0.2 say it
+    by their ``uses_FLAG`` keys)."""
+    if "treatment" in unit:
+        return unit["treatment"]
+    return any(v for k, v in unit.items() if k.startswith("uses_"))
+
+
+def _row(cell: str, name: str, u: dict[str, Any], here: dict[str, dict], best: str) -> dict[str, Any]:
+    acc = np.array(u["accuracy"])
+    baseline = u.get("baseline", "none") if treated(u) else "none"
+    row = {"cell": cell, "method": name, "args": u["args"], "n_seeds": len(acc), "treatment": treated(u)}
+    row.update({"mean": float(acc.mean()), "sem": sem(acc), "best_baseline": best, "baseline": baseline})
+    row.update({f"best_non_{flag}": best for flag in flags()})  # release 0.2's name
+    row["family"] = "primary" if treated(u) else "secondary"
+    for ref, tag in (("none", "none"), (best, "best"), (baseline, "baseline")):
+        test = paired(acc, here[ref]["accuracy"]) if name != ref else NO_TEST
+        row.update({f"diff_vs_{tag}": test["diff"], f"ci_low_vs_{tag}": test["ci_low"]})
+        row.update({f"ci_high_vs_{tag}": test["ci_high"], f"d_vs_{tag}": test["d_z"]})
+        row[f"p_vs_{tag}_raw"] = test["p"]
+    for key in ("learning", "forgetting"):
+        values = [v for v in u.get(key, []) if v is not None]
+        row[key] = float(np.mean(values)) if values else float("nan")
+    row["tune_score"] = u["tune_score"]
+    row["code"] = u.get("code", "unknown")
+    row.update({f"trials_{k.lower()}": v for k, v in u["trials"].items()})
+    row["ci_mean"] = mean_ci(acc)
+    return row
+
+
+def _tests(row: dict[str, Any]) -> dict[str, str]:
+    """The family of each of a row's tests (by its tag)."""
+    if row["treatment"]:
+        none = "primary" if row["baseline"] == "none" else "secondary"
+        return {"baseline": "primary", "best": "primary", "none": none}
+    return {"none": "secondary", "best": "secondary", "baseline": "secondary"}
+
+
+def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (cell, method) (see the module's docstring): ``p_vs_TAG`` are Holm-
+    corrected within the test's family, ``p_vs_TAG_raw`` not."""
+    rows = []
+    for cell in dict.fromkeys(u["cell"] for u in units):
+        here = {u["method"]: u for u in units if u["cell"] == cell}
+        plain = [u for u in here.values() if not treated(u)]
+        best = max(plain, key=lambda u: u["tune_score"])["method"]
+        rows += [_row(cell, name, u, here, best) for name, u in here.items()]
+    for family in FAMILIES:
+        tests = [(r, tag) for r in rows for tag, f in _tests(r).items() if f == family]
+        tests = [(r, tag) for r, tag in tests if not (tag == "baseline" and r["baseline"] == "none")]
+        for (r, tag), p in zip(tests, holm([r[f"p_vs_{tag}_raw"] for r, tag in tests]), strict=True):
+            r[f"p_vs_{tag}"] = p
+    for r in rows:
+        if r["baseline"] == "none":  # the same test as against none
+            r["p_vs_baseline"] = r["p_vs_none"]
+    return rows
+
+
+def search_lines(units: list[dict[str, Any]]) -> list[str]:
+    """Each unit's final search ranges and tuned values, and the values still at an edge
+    of their range after its widenings (units of earlier releases kept no ranges)."""
+    lines = []
+    for u in units:
+        if "space" not in u:
+            continue
+        ranges = "; ".join(
+            f"{k} {_fmt(u['params'][k])} in [{_fmt(r[0])}, {_fmt(r[1])}]"
+            if len(r) == 2
+            else f"{k} {u['params'][k]}"
+            for k, r in u["space"].items()
+        )
+        edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items())
+        widened = f", widened {u['widened']}x" if u.get("widened") else ""
+        lines.append(
+            f"{u['cell']} / {u['method']}: {ranges}{widened}" + (f" -- STILL BINDS: {edge}" if edge else "")
+        )
+    return lines
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
