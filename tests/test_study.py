@@ -154,7 +154,7 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     assert list(rows[0]) == [*old, "best_baseline"]
     assert all(r["best_baseline"] == r["best_non_cs"] for r in rows)
     assert rows[0]["p_vs_none"] == "" and rows[1]["p_vs_none"] != ""
-    assert (tmp_path / "study.png").exists()
+    assert (tmp_path / "study.png").exists() and (tmp_path / "study-convergence.png").exists()
     config = load_study(path)
     units = {(u["cell"], u["method"]): u for u in _units(tmp_path)}
     for r in rows:  # each row's args, on an evaluation seed, is the run that was reported
@@ -196,7 +196,7 @@ def _units(tmp_path):
         ('\n[methods.bad]\nmethod = "l2"\n', "search is empty"),
         ('\n[methods.bad]\nmethod = "l2"\nsearch = { l2_lambda = { low = -1, high = 1 } }\n', "l2-lambda"),
         (
-            '\n[methods.bad]\nmethod = "cs"\nbaseline = "cs"\nsearch = { lr = { low = 1e-3, high = 1e-2 } }\n',
+            '\n[methods.bad]\nmethod = "cs"\nbaseline = "cs"\nsearch = { lr = { low = 1e-3, high = 0.1 } }\n',
             "baseline must name a method of the study without a chain (none), got 'cs'",
         ),
     ],
@@ -414,3 +414,42 @@ def test_the_primary_family_and_holm_within_it_on_a_hand_made_table():
         rows["cs-b"]["p_vs_none_raw"],
     ]
     assert rows["cs-b"]["p_vs_none"] == pytest.approx(holm(secondary)[-1])
+
+
+def test_searches_converge_or_are_marked():
+    """The best score so far per counted trial; a search whose last third raised the
+    best by more than the best trial's standard error over seeds is not converged."""
+    from types import SimpleNamespace
+
+    from complex_synapses.experiments.tuning import _history, _seed_se
+
+    def trial(number, value, state="COMPLETE", seeds=(0.5, 0.7)):
+        means = {i: float(np.mean(seeds[: i + 1])) for i in range(len(seeds))}
+        return SimpleNamespace(number=number, value=value, state=SimpleNamespace(name=state),
+                               user_attrs={}, intermediate_values=means)  # fmt: skip
+
+    done = [
+        trial(0, 0.6),
+        trial(1, 0.5, "PRUNED"),
+        trial(2, 0.65),
+        trial(3, 0.7),
+        trial(4, 0.6),
+        trial(5, 0.9),
+    ]
+    assert _history(done) == [0.6, 0.6, 0.65, 0.7, 0.7, 0.9]
+    assert _seed_se(done[0]) == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2))
+    from complex_synapses.experiments.tuning import converged
+
+    assert not converged(_history(done), 0.1)  # 0.7 -> 0.9 in the last third
+    assert converged(_history(done), 0.25) and converged([0.6, 0.6, 0.6], float("nan"))
+    assert not converged([float("nan"), float("nan"), 0.6], 0.1)
+
+
+def test_trials_in_proportion_to_the_tuned_dimensions(tmp_path):
+    path = study_file(tmp_path)
+    path.write_text(
+        path.read_text().replace("[study]\n", "[study]\ntrials_per_dimension = 8\nmin_trials = 12\n", 1)
+    )
+    config = load_study(path)
+    dims = {m: len(spec.space) for m, spec in config.methods.items()}
+    assert {m: config.trials_for(m) for m in dims} == {m: max(12, 8 * d) for m, d in dims.items()}

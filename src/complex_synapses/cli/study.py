@@ -48,6 +48,7 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..experiments.report import convergence_figure
     from ..experiments.study import (
         analyse,
         load_study,
@@ -76,6 +77,8 @@ def command(args: argparse.Namespace) -> int:
     units = run_study(config, args.jobs, backend=args.backend, address=args.address)
     rows = analyse(units)
     written = write_outputs(config, rows)
+    if config.figure is not None:
+        written += convergence_figure(units, config.figure.with_name(config.figure.name + "-convergence"))
     print(markdown_table(rows))
     print("\nsearches (final ranges, tuned values):\n  " + "\n  ".join(search_lines(units)))
     work = sum(u["wall_time_s"] for u in units)

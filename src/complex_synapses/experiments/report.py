@@ -18,6 +18,7 @@ from ..figures import pyplot, save_figure
 
 __all__ = ["compare_table", "compare_figure", "matrix_table", "matrix_csv", "matrix_figure", "heatmap"]
 __all__ += ["study_table", "study_csv", "study_figure", "csv_columns", "CSV_COLUMNS", "LABEL"]
+__all__ += ["convergence_figure"]
 
 LABEL = {"splitMNIST": "split", "permMNIST": "permuted"}
 CSV_COLUMNS = (
@@ -258,5 +259,35 @@ def study_figure(rows: list[dict[str, Any]], path: Path, title: str) -> list[Pat
     for ax in list(axes.flat)[len(cells) :]:
         ax.axis("off")
     fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def convergence_figure(units: list[dict[str, Any]], path: Path) -> list[Path]:
+    """One panel per cell: each method's best tuning score against the trial, a search
+    not seen to converge (its last third improved the best by more than the score's
+    standard error) drawn dashed and marked in the legend. Units of earlier releases,
+    which kept no history, are left out."""
+    units = [u for u in units if u.get("history")]
+    if not units:
+        return []
+    plt = pyplot()
+    cells = list(dict.fromkeys(u["cell"] for u in units))
+    cols = min(3, len(cells))
+    nrows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    for ax, cell in zip(axes.flat, cells):
+        for u in (u for u in units if u["cell"] == cell):
+            best = 100 * np.array(u["history"], dtype=float)
+            label = u["method"] + ("" if u.get("converged", True) else " (not converged)")
+            ax.plot(
+                np.arange(1, len(best) + 1), best, "--" if not u.get("converged", True) else "-", label=label
+            )
+        ax.set_title(cell, fontsize=10)
+        ax.set_xlabel("trial")
+        ax.set_ylabel("best tuning score (%)")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.axis("off")
     fig.tight_layout()
     return save_figure(fig, path)

@@ -63,7 +63,7 @@ __all__ += ["analyse", "csv_text"]
 __all__ += ["plot_study", "markdown_table", "write_outputs", "search_lines"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
-STUDY_KEYS += ("widen_rounds",)
+STUDY_KEYS += ("widen_rounds", "trials_per_dimension", "min_trials")
 
 
 @dataclass
@@ -90,6 +90,14 @@ class StudyConfig:
     csv: Path | None = None
     figure: Path | None = None
     widen_rounds: int = 2  # times a range whose tuned value binds is widened and tuned again
+    trials_per_dimension: int = 0  # where > 0: trials = max(min_trials, this x tuned options)
+    min_trials: int = 16
+
+    def trials_for(self, method: str) -> int:
+        """The tuning budget of ``method``: the same rule for every method."""
+        if not self.trials_per_dimension:
+            return self.trials
+        return max(self.min_trials, self.trials_per_dimension * len(self.methods[method].space))
 
     def settings(self, cell: str, method: str, params: dict[str, Any], seed: int) -> RunSettings:
         """The run of ``method`` with ``params`` in ``cell`` on ``seed``."""
@@ -101,7 +109,13 @@ class StudyConfig:
         """A hash of everything that decides a unit's outcome: a change starts it anew."""
         m = self.methods[method]
         what = [self.base, self.cells[cell], m.fixed, {k: vars(p) for k, p in m.space.items()}]
-        what += [self.tune_seeds, self.eval_seeds, self.trials, self.startup_trials, self.widen_rounds]
+        what += [
+            self.tune_seeds,
+            self.eval_seeds,
+            self.trials_for(method),
+            self.startup_trials,
+            self.widen_rounds,
+        ]
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -135,8 +149,11 @@ def load_study(path: str | Path) -> StudyConfig:
     if set(tune_seeds) & set(eval_seeds):
         raise OptionError(f"{path} [study]: a seed is both a tuning and an evaluation seed; keep them apart")
     trials, startup = study.get("trials", 10), study.get("startup_trials", 4)
-    widen = study.get("widen_rounds", 2)
-    for name, v, least in (("trials", trials, 1), ("startup_trials", startup, 1), ("widen_rounds", widen, 0)):
+    widen, per_dim = study.get("widen_rounds", 2), study.get("trials_per_dimension", 0)
+    least_trials = study.get("min_trials", 16)
+    checks = (("trials", trials, 1), ("startup_trials", startup, 1), ("widen_rounds", widen, 0))
+    checks += (("trials_per_dimension", per_dim, 0), ("min_trials", least_trials, 1))
+    for name, v, least in checks:
         if isinstance(v, bool) or not isinstance(v, int) or v < least:
             raise OptionError(f"{path} [study]: {name} must be an integer >= {least}, got {v!r}")
     base = setting_keys(raw.get("base", {}), f"{path} [base]")
@@ -150,7 +167,7 @@ def load_study(path: str | Path) -> StudyConfig:
         path, base, cells, methods, tune_seeds, eval_seeds, trials, startup,
         Path(study.get("results_dir", "store/study")),
         Path(study["csv"]) if "csv" in study else None,
-        Path(study["figure"]) if "figure" in study else None, widen,
+        Path(study["figure"]) if "figure" in study else None, widen, per_dim, least_trials,
     )  # fmt: skip
     _check_task_order(config)
     _check_baselines(config)
@@ -251,6 +268,9 @@ class StudyUnit:
             "at_edge": edges,
             "widened": rounds,
             "tune_score": tuned.value,
+            "tune_se": tuned.score_se,
+            "history": tuned.history,
+            "converged": tuned.converged,
             "trials": tuned.trials,
             "args": " ".join(runs[0].run_args()),
             "eval_seeds": config.eval_seeds,
@@ -274,8 +294,8 @@ class StudyUnit:
         while True:
             name = self.key if rounds == 0 else f"{self.key}--widened{rounds}"
             tuned = tune(
-                base, space, config.tune_seeds, config.trials, config.results_dir / "tuning" / f"{name}.db",
-                name, config.startup_trials, seed,
+                base, space, config.tune_seeds, config.trials_for(self.method),
+                config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed,
             )  # fmt: skip
             edges = at_edges(tuned.params, space)
             wider = self._allowed(widened(space, edges), space) if edges else space

@@ -104,6 +104,9 @@ class Tuned:
     params: dict[str, Any]
     value: float
     trials: dict[str, int]
+    history: list[float] = dataclasses.field(default_factory=list)  # best so far after each counted trial
+    score_se: float = float("nan")  # the best trial's standard error over the tuning seeds
+    converged: bool = True  # its last third improved the best by no more than score_se
 
 
 COUNTED = ("COMPLETE", "PRUNED", "DIVERGED")  # trial outcomes that use up the budget
@@ -128,6 +131,17 @@ def _objective(trial, params, base: RunSettings, seeds: list[int]) -> float:
     return sum(values) / len(values)
 
 
+def _sampler(seed: int, startup_trials: int):
+    """TPE over the joint distribution of the options (multivariate), not one at a time."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # optuna calls multivariate TPE experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials, multivariate=True)
+
+
 def open_study(path: Path, name: str, startup_trials: int, seed: int):
     """The Optuna study ``name`` stored in SQLite at ``path`` (made or resumed)."""
     import optuna
@@ -139,7 +153,7 @@ def open_study(path: Path, name: str, startup_trials: int, seed: int):
         storage=f"sqlite:///{path}",
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+        sampler=_sampler(seed, startup_trials),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=0),
     )
 
@@ -211,7 +225,41 @@ def tune(
     if not complete:
         raise RunFailed(f"tuning {name}: no trial completed ({counts}); widen or move its search space")
     best = max(complete, key=lambda t: t.value)
-    return Tuned(_params(best.params, space), float(best.value), counts)
+    history, se = _history(done), _seed_se(best)
+    return Tuned(_params(best.params, space), float(best.value), counts, history, se, converged(history, se))
+
+
+def converged(history: list[float], se: float) -> bool:
+    """Whether a search's last third raised its best score by no more than ``se`` (the
+    best trial's standard error over the tuning seeds; without one, by nothing). One
+    whose first two thirds completed no trial has not converged."""
+    before = history[len(history) * 2 // 3 - 1] if len(history) >= 3 else history[-1]
+    late = history[-1] - before
+    return math.isfinite(late) and (late <= se if math.isfinite(se) else late == 0)
+
+
+def _history(done) -> list[float]:
+    """The best value so far after each counted trial, in the order they were asked
+    (nan until one completes)."""
+    best, out = float("-inf"), []
+    for t in sorted((t for t in done if _outcome(t) in COUNTED), key=lambda t: t.number):
+        if t.state.name == "COMPLETE":
+            best = max(best, t.value)
+        out.append(best if math.isfinite(best) else float("nan"))
+    return out
+
+
+def _seed_se(trial) -> float:
+    """The standard error over the tuning seeds of a trial's value, from its running
+    means (its intermediate values)."""
+    means = [trial.intermediate_values[k] for k in sorted(trial.intermediate_values)]
+    seeds = [
+        (i + 1) * m - i * prev for i, (m, prev) in enumerate(zip(means, [0.0, *means[:-1]], strict=True))
+    ]
+    if len(seeds) < 2:
+        return float("nan")
+    mean = sum(seeds) / len(seeds)
+    return math.sqrt(sum((v - mean) ** 2 for v in seeds) / (len(seeds) - 1) / len(seeds))
 
 
 def _params(raw: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
