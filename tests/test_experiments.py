@@ -326,3 +326,20 @@ def test_address_without_ray_is_refused(tmp_path, capsys):
     for command in ("sweep", "study"):
         code, _, err = cli(capsys, command, str(path), "--address", "127.0.0.1:1")
         assert code == 2 and "--address applies to --backend ray only" in err
+
+
+def test_ademamix_from_a_kept_library_is_a_base_optimizer():
+    """--optimizer ademamix: pytorch-optimizer's AdEMAMix; under the chain its own alpha
+    (the slow momentum's weight) stays its own and the chain's is the chain's."""
+    from pytorch_optimizer import AdEMAMix
+
+    from complex_synapses.experiments.optimizers import optimizer_class
+    from complex_synapses.experiments.train import make_optimizer
+
+    assert optimizer_class("ademamix") is AdEMAMix
+    s = RunSettings.make(
+        dataset="digits", optimizer="ademamix", method="cs", beakers=3, alpha=50.0, beta=500.0
+    )
+    opt = make_optimizer(s, torch.nn.Linear(2, 2).parameters())
+    assert isinstance(opt.base, AdEMAMix) and opt.base.defaults["alpha"] == 5.0
+    assert opt.param_groups[0]["complex_synapse"]["alpha"] == 50.0

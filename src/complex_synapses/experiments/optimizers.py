@@ -1,4 +1,7 @@
-"""The base optimizers a run can use: torch.optim's classes by their ``--optimizer`` name."""
+"""The base optimizers a run can use: torch.optim's classes by their ``--optimizer`` name,
+and from a kept library (pytorch-optimizer, in the ``experiments`` extra) AdEMAMix
+(Pagliardini et al. 2024: Adam with a second, slow momentum, the nearest large-scale
+evidence that a slow timescale pays), a control for the chain's slow levels."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ UNUSABLE_OPTIMIZERS = ("sparseadam", "lbfgs", "muon")
 
 
 def _optimizers() -> dict[str, type[torch.optim.Optimizer]]:
-    return {
+    found = {
         k.lower(): v
         for k, v in vars(torch.optim).items()
         if isinstance(v, type)
@@ -24,6 +27,16 @@ def _optimizers() -> dict[str, type[torch.optim.Optimizer]]:
         and v is not torch.optim.Optimizer
         and k.lower() not in UNUSABLE_OPTIMIZERS
     }
+    return found | _kept_library()
+
+
+def _kept_library() -> dict[str, type[torch.optim.Optimizer]]:
+    """AdEMAMix from pytorch-optimizer where it is installed."""
+    try:
+        from pytorch_optimizer import AdEMAMix
+    except ImportError:
+        return {}
+    return {"ademamix": AdEMAMix}
 
 
 def optimizer_names() -> list[str]:
