@@ -156,7 +156,9 @@ def test_the_library_is_built_once_and_then_only_loaded(tmp_path):
     )
     built = list(tmp_path.glob("step-*.so"))
     assert [str(p) for p in built] == [first.stdout.split()[0]]
-    assert not [p for p in tmp_path.iterdir() if p not in built]  # no temporary left behind
+    records = [p.with_suffix(".json") for p in built]  # each library's size and SHA-256
+    left = [p for p in tmp_path.iterdir() if p not in built + records and p.name != ".lock"]
+    assert all(r.exists() for r in records) and not left  # no temporary left behind
     again = subprocess.run(
         [sys.executable, "-c", load.format(no_build)], env=env, capture_output=True, text=True, check=True
     )
@@ -268,3 +270,84 @@ def test_a_compiler_without_openmp_builds_the_library_without_it(tmp_path):
     env = {**os.environ, "CC": str(cc), "COMPLEX_SYNAPSES_CACHE": str(tmp_path / "cache")}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False", "[0.5]", "[0.25]"]
+
+
+@pytest.fixture
+def own_cache(monkeypatch, tmp_path):
+    """An empty cache of this test's own, the library and its warnings forgotten."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("COMPLEX_SYNAPSES_CACHE", str(cache))
+    native.library.cache_clear()
+    native._warned.clear()
+    yield cache
+    native.library.cache_clear()
+    native._warned.clear()
+
+
+def _built_in_another_process(cache):
+    """The cache's libraries built by a process of their own: this one never maps them,
+    so that a test may damage the files (a library in use must not be cut short)."""
+    code = "from complex_synapses.step import native; assert native.library() is not None"
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, "COMPLEX_SYNAPSES_CACHE": str(cache)},
+                   check=True, capture_output=True)  # fmt: skip
+    (lib,) = cache.glob("step-*.so")  # the OpenMP build, the first tried
+    return lib
+
+
+def _steps_right_on_torchs_kernels():
+    a, b = small_model(), small_model()
+    chain = dict(lr=1e-2, n_beakers=3, alpha=1.0, beta=9.0)
+    run(a, ComplexSynapse(a.parameters(), torch.optim.Adam, kernel="eager", **chain), batches(3))
+    opt = ComplexSynapse(b.parameters(), torch.optim.Adam, kernel="auto", **chain)
+    run(b, opt, batches(3))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert "native" not in opt.kernels_ran
+
+
+def test_a_cache_folder_writable_by_others_is_refused(own_cache):
+    own_cache.mkdir(mode=0o777)
+    own_cache.chmod(0o777)
+    with pytest.warns(RuntimeWarning, match="writable by others than its owner") as record:
+        assert native.library() is None
+    assert len(record) == 1 and not list(own_cache.glob("step-*.so"))
+    _steps_right_on_torchs_kernels()
+
+
+def test_a_library_owned_by_another_user_is_refused(own_cache, monkeypatch):
+    assert native.library() is not None
+    native.library.cache_clear()
+    uid = os.getuid()
+    monkeypatch.setattr(native.os, "getuid", lambda: uid + 1)  # every file now someone else's
+    with pytest.warns(RuntimeWarning, match="is owned by another user") as record:
+        assert native.library() is None
+    assert len(record) == 1
+    monkeypatch.setattr(native.os, "getuid", lambda: uid)
+
+
+def test_a_library_changed_after_its_build_is_refused(own_cache):
+    lib = _built_in_another_process(own_cache)
+    data = bytearray(lib.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one byte flipped, the size kept
+    lib.write_bytes(bytes(data))
+    with pytest.warns(RuntimeWarning, match="changed since its build") as record:
+        assert native.library() is None
+    assert len(record) == 1
+    _steps_right_on_torchs_kernels()
+
+
+def test_a_truncated_library_is_rebuilt_and_used(own_cache, recwarn):
+    lib = _built_in_another_process(own_cache)
+    size = lib.stat().st_size
+    with open(lib, "r+b") as fh:
+        fh.truncate(size // 3)
+    assert native.library() is not None and lib.stat().st_size == size
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+def test_no_compiler_under_auto_is_said_once(own_cache, monkeypatch):
+    monkeypatch.setenv("CC", "no-such-compiler")
+    with pytest.warns(RuntimeWarning, match="no C compiler found.*install one") as record:
+        assert native.library() is None
+        native.library.cache_clear()
+        assert native.library() is None
+    assert len(record) == 1
