@@ -175,6 +175,7 @@ def plot_capacity(result: dict, path: Path, pdf: bool = False) -> list[Path]:
     ax.set_title(f"{result.get('writes', 'random')} writes, m = {result.get('levels')}", fontsize=9)
     ax.legend(fontsize=7)
     slopes.set_xscale("log")
+    slopes.xaxis.set_minor_formatter(plt.NullFormatter())  # the minor ticks' labels overlap
     slopes.set_xlabel("synapses N (between neighbouring N)")
     slopes.set_ylabel("local slope of log lifetime")
     fig.tight_layout()
