@@ -325,3 +325,14 @@ def test_random_task_order_draws_every_seed_alike():
     assert perm["original"].tasks[0].permutation is None and perm["random"].tasks[0].permutation is not None
     with pytest.raises(ValueError, match="task_order must be one of original, random"):
         build_protocol(data, "permMNIST", "domain", 2, 3, task_order="sorted")
+
+
+def test_rounds_bring_the_tasks_back_in_order():
+    from complex_synapses.data import build_protocol, load_dataset
+    from complex_synapses.data.streams import n_batches, stream
+
+    p = build_protocol(load_dataset("digits", None), "permMNIST", "domain", 3, 12)
+    tasks = [b.task for b in stream(p, "task-based", 4, 8, 0, rounds=2)]
+    assert tasks == [t for t in (0, 1, 2, 0, 1, 2) for _ in range(4)] and len(tasks) == n_batches(p, 4, 2)
+    with pytest.raises(ValueError, match="rounds are for the task-based stream"):
+        stream(p, "random", 4, 8, 0, rounds=2)

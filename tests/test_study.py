@@ -453,3 +453,40 @@ def test_trials_in_proportion_to_the_tuned_dimensions(tmp_path):
     config = load_study(path)
     dims = {m: len(spec.space) for m, spec in config.methods.items()}
     assert {m: config.trials_for(m) for m in dims} == {m: max(12, 8 * d) for m, d in dims.items()}
+
+
+def test_relearning_steps_on_a_hand_made_run():
+    """Two tasks, two rounds, 10 iterations a visit, evaluated every 5: task 1 first ends
+    at 0.8, is down to 0.5 when it comes back and is at 0.75 (>= 0.72) 10 steps in; task 2
+    never fell below 0.9 of its first 0.6; the learning accuracy is the first round's."""
+    from complex_synapses.experiments.stats import learning_and_forgetting, relearning
+
+    matrix = [[0.8, 0.1], [0.5, 0.6], [0.75, 0.58], [0.7, 0.7]]
+    eval_iters = [5, 10, 15, 20, 25, 30, 35, 40]
+    curves = [[0.6, 0.8, 0.4, 0.5, 0.7, 0.75, 0.7, 0.7], [0.1, 0.1, 0.5, 0.6, 0.6, 0.58, 0.6, 0.7]]
+    got = relearning(matrix, eval_iters, curves, 10)
+    assert got["returns"] == [{"task": 1, "round": 2, "steps": 10}, {"task": 2, "round": 2, "steps": 0}]
+    assert got["mean_steps"] == 5.0 and got["not_regained"] == 0
+    assert (
+        relearning([[0.8, 0.1], [0.5, 0.6], [0.5, 0.6], [0.5, 0.6]], eval_iters, [[0.5] * 8] * 2, 10)[
+            "not_regained"
+        ]
+        == 1
+    )
+    assert learning_and_forgetting(matrix) == {
+        "learning": pytest.approx(0.7),
+        "forgetting": pytest.approx(0.1),
+    }
+
+
+def test_a_run_whose_tasks_come_back(tmp_path, capsys):
+    s = RunSettings.make(dataset="digits", experiment="permMNIST", scenario="domain", tasks=2, rounds=2,
+                         iters=10, eval_log=5, fc_units=16, batch=16)  # fmt: skip
+    from complex_synapses.experiments import run_experiment
+
+    r = run_experiment(s, progress=False)
+    assert len(r["accuracy"]["matrix"]) == 4 and len(r["relearning"]["returns"]) == 2
+    assert "-rounds2" in r["stamp"] and "rounds" not in RunSettings.make().run_args()
+    for argv in (["--stream", "random"], ["--scenario", "class"]):
+        code = main(["run", "--dataset", "digits", "--rounds", "2", *argv, "--results-dir", str(tmp_path)])
+        assert code == 2 and "--rounds is for the task-based stream" in capsys.readouterr().err

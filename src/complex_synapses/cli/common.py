@@ -67,6 +67,13 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
             None,
         ),
         ("iters", "batches per task", None),
+        (
+            "rounds",
+            "task-based stream: go through the tasks this many times, round robin, so that earlier tasks "
+            "come back; results then hold the steps each return took to regain 90%% of the task's first "
+            "accuracy (read at every --eval-log iterations)",
+            None,
+        ),
         ("batch", "batch size", None),
     ],
     "model": [

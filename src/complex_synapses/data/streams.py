@@ -4,6 +4,8 @@ already in memory (no DataLoader).
 - ``task-based``: the tasks one after the other, ``iters`` batches each; within a task
   the data is gone through in a random order, reshuffled each epoch (the last partial
   batch of an epoch is dropped; a task smaller than a batch is sampled with replacement).
+  With ``rounds`` R > 1 the sequence of tasks comes R times (round robin): earlier tasks
+  come back, where a slow memory should speed up relearning.
 - ``random``: every sample of every batch from a task drawn uniformly, and uniformly
   within it: all tasks' data mixed from the start (the original's random stream crashed).
   It has as many batches as the task-based stream, ``iters * n_tasks``.
@@ -38,8 +40,12 @@ class Batch:
     rows: Tensor  # the samples' rows in protocol.train_images
 
 
-def _task_based(protocol: Protocol, iters: int, batch: int, gen: torch.Generator) -> Iterator[Batch]:
-    for t, task in enumerate(protocol.tasks):
+def _task_based(
+    protocol: Protocol, iters: int, batch: int, gen: torch.Generator, rounds: int = 1
+) -> Iterator[Batch]:
+    for visit in range(rounds * protocol.n_tasks):
+        t = visit % protocol.n_tasks
+        task = protocol.tasks[t]
         n = len(task.train_rows)
         order, pos = torch.randperm(n, generator=gen), 0
         for _ in range(iters):
@@ -108,19 +114,24 @@ def _gradual(
 
 
 def stream(
-    protocol: Protocol, kind: str, iters: int, batch: int, seed: int, window: int = 0
+    protocol: Protocol, kind: str, iters: int, batch: int, seed: int, window: int = 0, rounds: int = 1
 ) -> Iterator[Batch]:
     """The batches of a ``kind`` stream ("task-based", "random" or "gradual"), ``iters``
-    per task; ``window``: the gradual stream's drift window in iterations (0: ``iters``)."""
+    per task; ``window``: the gradual stream's drift window in iterations (0: ``iters``);
+    ``rounds``: times the task-based stream goes through the tasks."""
     if kind not in STREAMS:
         raise ValueError(f"stream must be one of {', '.join(STREAMS)}, got {kind!r}")
     if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= iters:
         raise ValueError(f"the drift window must be an int in 0..iters ({iters}), got {window!r}")
+    if rounds != 1 and kind != "task-based":
+        raise ValueError(f"rounds are for the task-based stream, got rounds={rounds!r} with {kind!r}")
     gen = torch.Generator().manual_seed(seed)
     if kind == "gradual":
         return _gradual(protocol, iters, batch, gen, window or iters)
-    return (_task_based if kind == "task-based" else _random)(protocol, iters, batch, gen)
+    if kind == "task-based":
+        return _task_based(protocol, iters, batch, gen, rounds)
+    return _random(protocol, iters, batch, gen)
 
 
-def n_batches(protocol: Protocol, iters: int) -> int:
-    return iters * protocol.n_tasks
+def n_batches(protocol: Protocol, iters: int, rounds: int = 1) -> int:
+    return iters * protocol.n_tasks * rounds

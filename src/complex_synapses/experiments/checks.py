@@ -24,7 +24,7 @@ CHOICES = {"experiment": EXPERIMENTS, "scenario": SCENARIOS, "stream": STREAMS, 
            "task_order": TASK_ORDERS}  # fmt: skip
 MAX_TASKS = 100  # permuted protocols: each task is evaluated after each task, tasks^2 evaluations
 SEED_MAX = 2**32 - 1  # numpy's seeds
-POSITIVE = ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n")
+POSITIVE = ("tasks", "iters", "batch", "fc_layers", "fc_units", "loss_log", "eval_log", "eval_n", "rounds")
 
 
 def _flag(name: str) -> str:
@@ -162,6 +162,8 @@ def check_settings(s: RunSettings) -> None:
         raise OptionError(f"--tasks must be at most {MAX_TASKS}, got {s.tasks}")
     if s.matrix_n < 0:
         raise OptionError(f"--matrix-n must be >= 0 (0: the whole test set), got {s.matrix_n}")
+    if s.rounds != 1 and (s.stream != "task-based" or s.scenario == "class"):
+        raise OptionError("--rounds is for the task-based stream in Task- or Domain-IL: leave it out here")
     if not 0 <= s.validation < 0.5:
         raise OptionError(f"--validation must be a fraction in [0, 0.5) (0: none), got {s.validation}")
     if s.drift_window and s.stream != "gradual":

@@ -35,6 +35,7 @@ ADDED_FIELDS = {
     "float_activations": False,
     "task_order": "original",
     "validation": 0.0,
+    "rounds": 1,
 }
 
 
@@ -49,6 +50,7 @@ class RunSettings:
     tasks: int = 5
     task_order: str = "original"  # random: every seed draws its class order / permutations
     validation: float = 0.0  # fraction of each task's training data held out for tuning
+    rounds: int = 1  # task-based stream: times the sequence of tasks comes (earlier tasks come back)
     iters: int = 500
     batch: int = 128
     dataset: str = "mnist"
@@ -202,8 +204,9 @@ class RunSettings:
 
         digest = hashlib.sha256(json.dumps(self.result_settings(), sort_keys=True).encode()).hexdigest()[:10]
         task = f"{self.experiment}-{self.dataset}-{self.stream}-{self.scenario}IL"
-        task += f"-t{self.tasks}-i{self.iters}-b{self.batch}" + (
-            "-random-order" if self.task_order == "random" else ""
+        task += f"-t{self.tasks}-i{self.iters}-b{self.batch}"
+        task += ("-random-order" if self.task_order == "random" else "") + (
+            f"-rounds{self.rounds}" if self.rounds > 1 else ""
         )
         model = f"fc{self.fc_layers}x{self.fc_units}{'-single' if self.singlehead else ''}"
         if self.weight_bits != 32:

@@ -24,7 +24,7 @@ from .model import Classifier, select_outputs
 from .optimizers import has_fused, optimizer_class
 from .provenance import versions
 from .settings import RunSettings
-from .stats import learning_and_forgetting
+from .stats import learning_and_forgetting, relearning
 
 __all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
 
@@ -215,13 +215,13 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
     forward = training_forward(model, settings)
     kind = method.stream(settings.stream)
     penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
-    total = settings.iters * protocol.n_tasks
+    total = settings.iters * protocol.n_tasks * settings.rounds
     matrix: list[list[float]] = []
-    loss_sum = torch.zeros((), device=device)
-    correct_sum = torch.zeros((), device=device)
-    seen = 0
+    loss_sum, correct_sum, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
     model.train()
-    batches = stream(protocol, kind, settings.iters, settings.batch, settings.seed, settings.drift_window)
+    batches = stream(
+        protocol, kind, settings.iters, settings.batch, settings.seed, settings.drift_window, settings.rounds
+    )
     graphs = settings.compile and device.type == "cuda"
     for it, batch in enumerate(batches, 1):
         if graphs:  # a new training step: the graphs' outputs of the last one may be overwritten
@@ -240,7 +240,9 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
         loss_sum += loss.detach()
         correct_sum += (logits.detach().argmax(1) == batch.y).sum()
         seen += len(batch.y)
-        current_task = (it - 1) // settings.iters if kind != "random" else protocol.n_tasks - 1
+        visit = (it - 1) // settings.iters  # tasks trained so far, less one (rounds: they come back)
+        current_task = visit % protocol.n_tasks if kind != "random" else protocol.n_tasks - 1
+        seen_tasks = min(visit, protocol.n_tasks - 1) if kind != "random" else current_task
         if it % settings.loss_log == 0 or it == total:
             n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
             mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
@@ -259,7 +261,7 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
         if eval_due or matrix_due:
             flags = _test(model, method, curves.full_rows, _needed(settings, eval_due, matrix_due), protocol)
             if eval_due:
-                curves.record(it, current_task + 1, [accuracy(f, settings.eval_n) for f in flags])
+                curves.record(it, seen_tasks + 1, [accuracy(f, settings.eval_n) for f in flags])
             if matrix_due:
                 matrix.append([accuracy(f, settings.matrix_n) for f in flags])
                 method.after_task(model, protocol, current_task)
@@ -286,7 +288,7 @@ def run_experiment(
     curves = _Curves(protocol, settings, loggers or [])
     curves.evaluate(model, protocol, 0, 1)
     train_start = time.perf_counter()
-    total = settings.iters * protocol.n_tasks
+    total = settings.iters * protocol.n_tasks * settings.rounds
     # Closed before an error or Ctrl-C goes on up: no bar is drawn after the message.
     with tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5) as bar:
         matrix = _train(settings, protocol, model, optimizer, method, curves, bar)
@@ -311,6 +313,9 @@ def run_experiment(
     }
     if settings.validation:
         result["validation"] = _validation(model, method, protocol)
+    if settings.rounds > 1:
+        d = curves.data
+        result["relearning"] = relearning(matrix, d["eval_iters"], d["accuracy_per_task"], settings.iters)
     return result
 
 
