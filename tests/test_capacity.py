@@ -118,6 +118,12 @@ def test_vectorised_crossings_agree_with_the_scalar_one():
             "complex-unbounded is a closed",
         ),
         (["--max-burn-in", "-1"], "--max-burn-in must be >= 0"),
+        (["--models", "simple-m", "--chain-lengths", "12"], "are for complex and complex-bounded"),
+        (["--models", "complex", "--chain-lengths", "1"], "lengths: integers 2..32"),
+        (
+            ["--models", "complex", "--chain-alphas", "50", "--chain-betas", "10"],
+            "no chain with alpha <= beta",
+        ),
     ],
 )
 def test_bad_capacity_options_are_refused(tmp_path, capsys, argv, words):
@@ -137,3 +143,22 @@ def test_perceptron_capacity_from_the_command_line(tmp_path, capsys):
     for m in r["models"].values():
         assert len(m["exponent_ci"]) == 2 and len(m["bits"]) == 3 and len(m["local_slopes_ci"]) == 2
     assert (tmp_path / "simulate-capacity--m16-perceptron.csv").exists()
+
+
+def test_the_chain_grid_from_the_command_line(tmp_path, capsys):
+    argv = [
+        "simulate",
+        "capacity",
+        "--models",
+        "complex",
+        "--synapse-counts",
+        "30,60,120",
+        "--synapses",
+        "64",
+    ]
+    argv += ["--groups", "4", "--steps", "200", "--max-age", "60", "--max-burn-in", "100", "--json"]
+    argv += ["--chain-lengths", "3", "--chain-alphas", "2", "--chain-betas", "20,40"]
+    assert main([*argv, "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["models"]["complex"]["grid"]["chains"] == [[3, 2.0, 20.0], [3, 2.0, 40.0]]
+    assert {b["n_beakers"] for b in r["models"]["complex"]["best"]} == {3}

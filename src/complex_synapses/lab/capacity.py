@@ -265,18 +265,23 @@ def capacity_study(
     progress: bool = True,
     max_burn_in: int | None = None,
     writes: str = "random",
+    chains: tuple[tuple[int, float, float], ...] | None = None,
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
     {name: {"N", "lifetime", "se", "exponent", "exponent_se", "exponent_ci",
     "local_slopes", "local_slopes_ci", "best", "bits", "edges", "cut_off", ...}}, ...}``.
-    ``max_age`` None: ``DEFAULT_MAX_AGE`` of the writes."""
+    ``max_age`` None: ``DEFAULT_MAX_AGE`` of the writes; ``chains``: the chain models'
+    (n, alpha, beta) instead of the stated grid's."""
     from tqdm import tqdm
 
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
     _check(models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
     grids = default_grids(levels, writes)
+    if chains is not None:
+        for name in ("complex", "complex-bounded"):
+            grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels)
     per_setting = synapses if writes == "random" else int(max(ns)) * groups
     _check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2)
     order = sorted(models, key=lambda m: m != "complex")  # simple-bits takes the chain's lengths

@@ -85,7 +85,18 @@ def add_options(k) -> None:
         help="memories stored before any is followed: 3 slowest modes of each setting, at most this "
         "(default: no cap)",
     )
+    _add_chain_options(k)
     k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+
+
+def _add_chain_options(k) -> None:
+    for axis, what in (("lengths", "n, levels per chain"), ("alphas", "alpha"), ("betas", "beta")):
+        k.add_argument(
+            f"--chain-{axis}",
+            default=None,
+            help=f"the chain models' {what} (comma-separated; the grid is every n, alpha, beta with "
+            f"alpha <= beta; default: the stated grid's)",
+        )
 
 
 def _models(args) -> list[str]:
@@ -135,7 +146,7 @@ def run(args):
     start = time.perf_counter()
     r = capacity_study(
         models, counts, args.levels, args.synapses or 1024, args.steps, args.groups, args.max_age, args.seed,
-        max_burn_in=args.max_burn_in, writes=args.writes,
+        max_burn_in=args.max_burn_in, writes=args.writes, chains=_chains(args, models),
     )  # fmt: skip
     r["wall_time_s"] = time.perf_counter() - start
     r["grid_values"] = args.levels
@@ -158,6 +169,41 @@ def run(args):
     lines += _table(r, models, counts)
     lines.append(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
     return r, lines
+
+
+def _chains(args, models: list[str]) -> tuple | None:
+    """The chain grid of --chain-lengths, --chain-alphas, --chain-betas (each defaulting
+    to the stated grid's axis), or None where none is given."""
+    from ..capacity import default_grids
+
+    given = {a: getattr(args, f"chain_{a}") for a in ("lengths", "alphas", "betas")}
+    if all(v is None for v in given.values()):
+        return None
+    if not {"complex", "complex-bounded"} & set(models):
+        raise ValueError(
+            "--chain-lengths, --chain-alphas and --chain-betas are for complex and complex-bounded"
+        )
+    stated = default_grids(args.levels, args.writes)["complex"].chains
+    axes = {}
+    for i, (axis, text) in enumerate(given.items()):
+        kind = int if axis == "lengths" else float
+        try:
+            values = sorted({kind(x) for x in text.split(",")}) if text else sorted({c[i] for c in stated})
+        except ValueError:
+            raise ValueError(f"--chain-{axis} must be comma-separated numbers, got {text!r}") from None
+        if (
+            not values
+            or min(values) <= 0
+            or (axis == "lengths" and not 2 <= min(values) <= max(values) <= 32)
+        ):
+            raise ValueError(f"--chain-{axis} must be numbers > 0 (lengths: integers 2..32), got {text!r}")
+        axes[axis] = values
+    chains = tuple(
+        (n, a, b) for n in axes["lengths"] for a in axes["alphas"] for b in axes["betas"] if a <= b
+    )
+    if not chains:
+        raise ValueError("no chain with alpha <= beta in --chain-alphas and --chain-betas")
+    return chains
 
 
 def _setting(best: dict) -> str:
