@@ -295,3 +295,32 @@ def test_cs_skip_first_leaves_the_first_layer_to_the_base_optimizer(tmp_path, ca
     assert code == 0 and capsys.readouterr().out.strip().split("--")[-3].endswith("-skip1")
     with pytest.raises(ValueError, match="--cs-skip-first must be true or false"):
         settings(method="cs", method_options={"cs_skip_first": 1}).check()
+
+
+def test_layer_restricted_controls_leave_the_first_layer_alone():
+    """--l2-skip-first and --ema-skip-first (the controls of --cs-skip-first): l2's pull
+    and ema's average act on every layer but the first."""
+    from complex_synapses.experiments.methods import build
+    from complex_synapses.experiments.model import Classifier
+
+    torch.manual_seed(0)
+    model = Classifier(4, 2, 3, 8)
+    s = RunSettings.make(dataset="digits", method="l2", l2_lambda=1.0, l2_skip_first=True)
+    l2 = build(s)
+    l2.after_task(model, None, 0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    l2.penalty(model).backward()
+    grads = [p.grad for p in model.parameters()]
+    assert (
+        grads[0] is None and grads[1] is None and all(g is not None and g.abs().sum() > 0 for g in grads[2:])
+    )
+    ema = build(RunSettings.make(dataset="digits", method="ema", ema_decay=0.5, ema_skip_first=True))
+    ema.after_step(model)
+    assert len(ema.average) == len(list(model.parameters())) - 2
+    assert (
+        "-l2-skip1" in s.stamp() and "l2-skip1" not in RunSettings.make(dataset="digits", method="l2").stamp()
+    )
+    with pytest.raises(Exception, match="--l2-skip-first is for the full-precision MLP"):
+        RunSettings.make(dataset="digits", method="l2", l2_skip_first=True, weight_bits=1).check()

@@ -305,8 +305,27 @@ def build(settings) -> Method:
     return parts[0] if len(parts) == 1 else Combined(settings, values, parts)
 
 
-def params_of(model: torch.nn.Module) -> list[tuple[str, Tensor]]:
-    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+def params_of(model: torch.nn.Module, skip_first: bool = False) -> list[tuple[str, Tensor]]:
+    """The trainable parameters by name; ``skip_first``: without the first layer's (the
+    MLP's first two tensors, its weight and bias), for the layer-restricted controls of
+    the chain without its first layer."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return named[2:] if skip_first else named
 
 
-__all__ += ["check_spec", "build", "params_of", "shared_values", "shared_owners"]
+def skip_first_option(method: str) -> Option:
+    """A method's option to leave the first layer alone: the control that tells "no chain
+    on the first layer" from "less of the method"."""
+    return Option(
+        False, f"leave the first layer out, a control for the chain without its first layer ({method})",
+        bool, added=True,
+    )  # fmt: skip
+
+
+def check_skip_first(values: dict[str, Any], key: str) -> None:
+    if values[key] and values.get("weight_bits", 32) != 32:
+        flag = "--" + key.replace("_", "-")
+        raise ValueError(f"{flag} is for the full-precision MLP: leave out --weight-bits")
+
+
+__all__ += ["check_spec", "build", "params_of", "shared_values", "shared_owners", "skip_first_option"]

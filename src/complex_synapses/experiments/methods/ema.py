@@ -10,7 +10,7 @@ import contextlib
 
 import torch
 
-from . import Method, Option, params_of
+from . import Method, Option, check_skip_first, params_of, skip_first_option
 
 
 class EMA(Method):
@@ -19,8 +19,17 @@ class EMA(Method):
     options = {
         "ema_decay": Option(
             0.999, "decay of the weight average per step, in [0, 1) (ema)", low=0, high=0.999999
-        )
+        ),
+        "ema_skip_first": skip_first_option("ema"),
     }
+
+    @classmethod
+    def check(cls, values, optimizer_class) -> None:
+        check_skip_first(values, "ema_skip_first")
+
+    @classmethod
+    def tag(cls, values) -> str:
+        return "ema" + ("-skip1" if values["ema_skip_first"] else "")
 
     def __init__(self, settings, values):
         super().__init__(settings, values)
@@ -28,7 +37,7 @@ class EMA(Method):
 
     @torch.no_grad()
     def after_step(self, model):
-        ps = [p.detach() for _, p in params_of(model)]
+        ps = [p.detach() for _, p in params_of(model, self.values["ema_skip_first"])]
         if self.average is None:
             self.average = [p.clone() for p in ps]
         else:
@@ -39,7 +48,7 @@ class EMA(Method):
         if self.average is None:  # before the first step: the weights are their average
             yield
             return
-        ps = [p for _, p in params_of(model)]
+        ps = [p for _, p in params_of(model, self.values["ema_skip_first"])]
         kept = [p.detach().clone() for p in ps]
         with torch.no_grad():
             torch._foreach_copy_(ps, self.average)
