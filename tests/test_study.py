@@ -490,3 +490,22 @@ def test_a_run_whose_tasks_come_back(tmp_path, capsys):
     for argv in (["--stream", "random"], ["--scenario", "class"]):
         code = main(["run", "--dataset", "digits", "--rounds", "2", *argv, "--results-dir", str(tmp_path)])
         assert code == 2 and "--rounds is for the task-based stream" in capsys.readouterr().err
+
+
+def test_methods_run_in_their_own_cells(tmp_path):
+    """A method's cells: it runs there alone (meta in the low-precision cells, say); a
+    cell it names must exist, and where it runs its baseline must too."""
+    extra = '\n[methods.l2]\nmethod = "l2"\ncells = ["split-task"]\n'
+    extra += "search = { lr = { low = 1e-3, high = 0.1 } }\n"
+    config = load_study(study_file(tmp_path, extra=extra))
+    assert ("split-task", "l2") in config.units() and ("perm-gradual", "l2") not in config.units()
+    assert len(config.units()) == 5
+    bad = extra.replace('["split-task"]', '["nowhere"]')
+    with pytest.raises(OptionError, match="cells names no cell of the study: nowhere"):
+        load_study(study_file(tmp_path, extra=bad))
+    lone = (
+        extra
+        + '\n[methods.cs-l2]\nmethod = "cs"\nbaseline = "l2"\nsearch = { lr = { low = 1e-3, high = 0.1 } }\n'
+    )
+    with pytest.raises(OptionError, match="cell 'perm-gradual' runs cs-l2 but not its baseline l2"):
+        load_study(study_file(tmp_path, extra=lone))

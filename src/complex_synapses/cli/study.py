@@ -98,7 +98,7 @@ def _report(config, as_json: bool) -> int:
         print(markdown_table(rows))
         print("\n(Holm-corrected over the finished cells only)")
     for cell, n in missing.items():
-        print(f"cell {cell}: {n} of {len(config.methods)} units still to run")
+        print(f"cell {cell}: {n} of {sum(c == cell for c, _ in config.units())} units still to run")
     if as_json:
         print(to_json({"rows": rows, "missing": missing}))
     return 0

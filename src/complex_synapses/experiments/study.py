@@ -56,6 +56,7 @@ from .results import read_json, write_json, write_text
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
 from .stats import sem
+from .study_checks import check_baselines, check_cells_have, check_task_order, check_validation
 from .tuning import Param, Tuned, at_edges, parse_space, tune, widened
 
 __all__ = ["StudyConfig", "StudyUnit", "load_study", "run_unit", "run_study", "finished_units"]
@@ -74,6 +75,7 @@ class MethodSpec:
     fixed: dict[str, Any]
     space: dict[str, Param]
     baseline: str = "none"  # the method it is tested against at the same precision (a chain's)
+    cells: tuple[str, ...] | None = None  # the cells it runs in (None: every cell)
 
 
 @dataclass
@@ -92,6 +94,15 @@ class StudyConfig:
     widen_rounds: int = 2  # times a range whose tuned value binds is widened and tuned again
     trials_per_dimension: int = 0  # where > 0: trials = max(min_trials, this x tuned options)
     min_trials: int = 16
+
+    def units(self) -> list[tuple[str, str]]:
+        """Every (cell, method) the study runs: each method in its cells."""
+        return [
+            (c, m)
+            for c in self.cells
+            for m, spec in self.methods.items()
+            if spec.cells is None or c in spec.cells
+        ]
 
     def trials_for(self, method: str) -> int:
         """The tuning budget of ``method``: the same rule for every method."""
@@ -129,11 +140,18 @@ def _seeds(raw: Any, where: str) -> list[int]:
 def _method(name: str, raw: Any, where: str) -> MethodSpec:
     if not isinstance(raw, dict) or "method" not in raw:
         raise OptionError(f'{where}: a method needs method = "..." (e.g. "ewc"), got {raw!r}')
-    fixed = setting_keys({k: v for k, v in raw.items() if k not in ("search", "baseline")}, where)
+    fixed = setting_keys({k: v for k, v in raw.items() if k not in ("search", "baseline", "cells")}, where)
     space = parse_space(raw.get("search", {}), f"{where} search")
     if not space:
         raise OptionError(f"{where}: search is empty; give every method something to tune (at least lr)")
-    return MethodSpec(name, fixed, space, raw.get("baseline", "none"))
+    cells = raw.get("cells")
+    if cells is not None and (
+        not isinstance(cells, list) or not cells or not all(isinstance(c, str) for c in cells)
+    ):
+        raise OptionError(f"{where}: cells must be a non-empty list of cell names, got {cells!r}")
+    return MethodSpec(
+        name, fixed, space, raw.get("baseline", "none"), None if cells is None else tuple(cells)
+    )
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -169,56 +187,23 @@ def load_study(path: str | Path) -> StudyConfig:
         Path(study["csv"]) if "csv" in study else None,
         Path(study["figure"]) if "figure" in study else None, widen, per_dim, least_trials,
     )  # fmt: skip
-    _check_task_order(config)
-    _check_baselines(config)
-    _check_validation(config)
-    for c in cells:  # every cell and method at its search space's lower corner, checked
-        for m, spec in methods.items():
-            corner = {k: (p.choices[0] if p.choices else p.low) for k, p in spec.space.items()}
-            corner = {k: int(v) if spec.space[k].integer else v for k, v in corner.items()}
-            try:
-                config.settings(c, m, corner, tune_seeds[0]).check()
-            except OptionError as exc:
-                raise OptionError(f"{path}: cell {c!r}, method {m!r}: {exc}") from None
+    check_task_order(config)
+    check_baselines(config)
+    check_validation(config)
+    for m, spec in methods.items():
+        unknown = sorted(set(spec.cells or ()) - set(cells))
+        if unknown:
+            raise OptionError(f"{path} [methods.{m}]: cells names no cell of the study: {', '.join(unknown)}")
+    check_cells_have(config)
+    for c, m in config.units():  # every unit at its search space's lower corner, checked
+        spec = methods[m]
+        corner = {k: (p.choices[0] if p.choices else p.low) for k, p in spec.space.items()}
+        corner = {k: int(v) if spec.space[k].integer else v for k, v in corner.items()}
+        try:
+            config.settings(c, m, corner, tune_seeds[0]).check()
+        except OptionError as exc:
+            raise OptionError(f"{path}: cell {c!r}, method {m!r}: {exc}") from None
     return config
-
-
-def _check_task_order(config: StudyConfig) -> None:
-    """Tuning and evaluation seeds must see the same kind of task sequence: with the
-    original's task order, seeds below 10 keep the class order and an unpermuted first task
-    and the others draw them, so a study whose seeds lie on both sides of 10 is refused."""
-    seeds = [*config.tune_seeds, *config.eval_seeds]
-    if min(seeds) >= 10 or max(seeds) < 10:
-        return
-    for c in config.cells:
-        if config.settings(c, "none", {}, seeds[0]).task_order == "original":
-            raise OptionError(
-                f"{config.path}: cell {c!r}: with task_order original, seeds below 10 keep the class order "
-                f"and an unpermuted first task while seeds from 10 draw them, so tuning and evaluation "
-                f'seeds would see different task sequences: set task_order = "random" in [base]'
-            )
-
-
-def _check_baselines(config: StudyConfig) -> None:
-    """Each method's ``baseline`` names a method of the study without a chain."""
-    for name, m in config.methods.items():
-        other = config.methods.get(m.baseline)
-        if other is None or is_treatment(other.fixed.get("method", other.name)):
-            plain = [k for k, v in config.methods.items() if not is_treatment(v.fixed.get("method", k))]
-            raise OptionError(
-                f"{config.path} [methods.{name}]: baseline must name a method of the study without a chain "
-                f"({', '.join(plain)}), got {m.baseline!r}"
-            )
-
-
-def _check_validation(config: StudyConfig) -> None:
-    """Tuning scores a validation split: every cell must hold one out."""
-    for c in config.cells:
-        if not config.settings(c, "none", {}, config.tune_seeds[0]).validation:
-            raise OptionError(
-                f"{config.path}: cell {c!r} holds out no validation split, and tuning never reads test "
-                f"accuracy: set validation (e.g. 0.1, the fraction of each task's training data) in [base]"
-            )
 
 
 def legacy_flags(settings: RunSettings) -> dict[str, bool]:
@@ -337,7 +322,7 @@ def finished_units(config: StudyConfig) -> tuple[list[dict[str, Any]], dict[str,
     the number of its units still to run."""
     units, missing = [], {}
     for cell in config.cells:
-        paths = [_unit_path(config, cell, m) for m in config.methods]
+        paths = [_unit_path(config, c, m) for c, m in config.units() if c == cell]
         todo = sum(not p.exists() for p in paths)
         if todo:
             missing[cell] = todo
@@ -357,7 +342,7 @@ def run_study(
     """Every (cell, method) unit through the runner (``jobs`` local processes, or Ray
     tasks on the cluster at ``address``); the units in the config's order. RunFailed
     naming the first unit that failed, after the others have finished."""
-    units = [StudyUnit(config, c, m) for c in config.cells for m in config.methods]
+    units = [StudyUnit(config, c, m) for c, m in config.units()]
     outcome = execute(units, jobs, backend, address, 0, resources, progress, desc="study", report=_done)
     return outcome.ordered(units)
 
