@@ -8,7 +8,14 @@ round, so that all of them see the same machine load, and each reports its media
 step time. The headline ratio is ComplexSynapse(Adam, n_beakers=5, exact, time in
 iterations, fused=True passed to Adam) over torch.optim.Adam(fused=True). On a CUDA
 device the step is replayed as a CUDA graph from its second step on (the default); the
-same step launched kernel by kernel is timed beside it. Prints a table, then one JSON
+same step launched kernel by kernel is timed beside it.
+
+Long chains (``--lengths``, default 5, 10, 16, 32; exact and Euler) are set beside their
+floors: the memory-traffic floor, (7 + 2(n-1)) / 7 times fused Adam (its 7 streams per
+element: parameter, gradient, two moments read and three written, plus every extra
+level read and written), and the arithmetic floor where it is the higher one, n x n
+multiply-adds per element at this machine's measured matrix-product rate. The chain's
+state per parameter (float32) is reported with them. Prints a table, then one JSON
 object as the last line.
 """
 
@@ -23,6 +30,39 @@ import time
 import torch
 
 from complex_synapses import ComplexSynapse
+
+
+def chain_configs(params, lengths, known):
+    """CS Adam, exact and Euler, for each chain length not among the ``known`` names."""
+    for n in lengths:
+        for integrator in ("exact", "euler"):
+            name = f"CS Adam n={n} {integrator}"
+            if name not in known:
+                yield name, ComplexSynapse(
+                    params, torch.optim.Adam, n_beakers=n, integrator=integrator, lr=1e-3, alpha=500.0,
+                    beta=2500.0, fused=True,
+                )  # fmt: skip
+
+
+def matmul_rate(device) -> float:
+    """Multiply-adds per second of a float32 matrix product here: the arithmetic peak
+    that the exact step's n x n products could reach at best."""
+    a = torch.randn(1024, 1024, device=device)
+    for _ in range(2):
+        a @ a
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(10):
+        a @ a
+    sync(device)
+    return 10 * 1024**3 / (time.perf_counter() - t0)
+
+
+def floors(n: int, numel: int, base_s: float, rate: float) -> dict[str, float]:
+    """The step's floors for a chain of n levels, as multiples of fused Adam's step."""
+    memory = (7 + 2 * (n - 1)) / 7
+    arithmetic = numel * n * n / rate / base_s
+    return {"memory": memory, "arithmetic": arithmetic, "floor": max(memory, arithmetic)}
 
 
 def configs(params, device):
@@ -73,7 +113,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7, help="timing rounds (default 7)")
     ap.add_argument("--steps", type=int, default=5, help="steps per configuration per round (default 5)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
+    ap.add_argument(
+        "--lengths", default="5,10,16,32", help="chain lengths set beside their floors (default %(default)s)"
+    )
     args = ap.parse_args()
+    lengths = [int(x) for x in args.lengths.split(",") if x.strip()]
+    if not lengths or min(lengths) < 1 or max(lengths) > 32:
+        ap.error(f"--lengths must be chain lengths 1..32, got {args.lengths!r}")
     device = torch.device(args.device)
 
     torch.manual_seed(0)
@@ -83,7 +129,9 @@ def main() -> None:
         p.grad = torch.randn_like(p)
 
     opts, first_step = {}, {}
-    for name, opt in configs(params, device):
+    made = list(configs(params, device))
+    made += list(chain_configs(params, lengths, {name for name, _ in made}))
+    for name, opt in made:
         sync(device)
         t0 = time.perf_counter()
         opt.step()  # the first step pays for state and compilation
@@ -111,6 +159,20 @@ def main() -> None:
     print(f"{'configuration':42s} {'median step ms':>15s} {'x fused Adam':>13s} {'first step s':>13s}")
     for name in opts:
         print(f"{name:42s} {1e3 * median[name]:15.2f} {median[name] / base:13.2f} {first_step[name]:13.2f}")
+    rate = matmul_rate(device)
+    chains = {}
+    print(f"\nlong chains, x fused Adam (matrix-product rate here {rate / 1e9:.1f} G multiply-adds/s)")
+    head = ("n", "exact", "euler", "memory", "arith.", "exact/floor", "state B/param")
+    print(" ".join(f"{h:>{w}s}" for h, w in zip(head, (3, 7, 7, 7, 7, 12, 14))))
+    for n in lengths:
+        f = floors(n, args.numel, base, rate)
+        exact, euler = (median[f"CS Adam n={n} {i}"] / base for i in ("exact", "euler"))
+        state = 8 + 4 * (n - 1)  # Adam's two moments and the n - 1 hidden levels, float32
+        chains[n] = {"exact": round(exact, 3), "euler": round(euler, 3)}
+        chains[n] |= {k: round(v, 3) for k, v in f.items()}
+        chains[n] |= {"exact_over_floor": round(exact / f["floor"], 3), "state_bytes_per_param": state}
+        print(f"{n:3d} {exact:7.2f} {euler:7.2f} {f['memory']:7.2f} {f['arithmetic']:7.2f} "
+              f"{exact / f['floor']:12.2f} {state:14d}")  # fmt: skip
     ratio = median["CS Adam n=5 exact"] / base
     generic = median["CS SGD(momentum) n=5 (generic)"] / base
     cuda = device.type == "cuda"
@@ -131,6 +193,8 @@ def main() -> None:
                 "target_generic_cuda": 3.0,
                 "pass_cuda": (ratio <= 2.2 and generic <= 3.0) if cuda else None,
                 "median_ms": {k: round(1e3 * v, 3) for k, v in median.items()},
+                "chains": chains,
+                "matmul_rate": rate,
             }
         )
     )
