@@ -123,3 +123,18 @@ def test_run_with_a_readout(tmp_path, capsys):
     code = main(["run", "--dataset", "digits", "--iters", "5", "--fc-units", "8", "--weight-bits", "1",
                  "--cs", "--readout", "last", "--results-dir", str(tmp_path), "--json"])  # fmt: skip
     assert code == 0 and "-rlast" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stamp"]
+
+
+def test_a_group_added_later_is_read_out_too():
+    """add_param_group, as schedulers' users and fine-tuning code call it: the new
+    parameters step through their own level u_1 and are read out like the first ones."""
+    a, b = torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))
+    opt = ReadoutSynapse([a], torch.optim.SGD, readout="last", lr=0.1, **CHAIN)
+    opt.add_param_group({"params": [b], "lr": 0.5})
+    assert len(opt.param_groups) == 2 and opt.first_level(b) is not b
+    b.grad = torch.ones(2)
+    opt.step()
+    u = opt.levels(b)
+    assert torch.equal(b.detach(), u[-1]) and u[0][0] < 1.0  # the weight is the slowest level
+    opt.zero_grad()
+    assert b.grad is None

@@ -113,23 +113,39 @@ class ReadoutSynapse(Optimizer):
         self._params: list[Tensor] = []  # every parameter of the network, for zero_grad
         self._read: list[tuple[Tensor, Tensor, Tensor]] = []  # (parameter, its u_1, c)
         for group in self.synapse.param_groups:
-            chain = group[CHAIN]
-            self._params += group["params"]
-            if chain["n_beakers"] == 0:
-                continue
-            check_readout(readout, chain["n_beakers"])
-            c = readout_coefficients(readout, chain["n_beakers"], chain["alpha"], chain["beta"])
-            firsts = []
-            for p in group["params"]:
-                u1 = p.detach().clone().requires_grad_(p.requires_grad)
-                self._read.append((p, u1, c.to(p.device)))
-                firsts.append(u1)
-            group["params"] = firsts  # before the first step: no state refers to p yet
+            self._read_out(group)
         # One set of groups and state, the chain's: schedulers and users edit these.
+        self._ready = False
         super().__init__(self._params, {})
+        self._ready = True
         self.param_groups = self.synapse.param_groups
         self.defaults = self.synapse.defaults
         self.state = self.synapse.state
+
+    def _read_out(self, group: dict[str, Any]) -> None:
+        """A chain group's parameters replaced by their levels u_1 (before its first
+        step: no state refers to them yet), each recorded with the readout's weights."""
+        chain = group[CHAIN]
+        self._params += group["params"]
+        if chain["n_beakers"] == 0:
+            return
+        check_readout(self.readout, chain["n_beakers"])
+        c = readout_coefficients(self.readout, chain["n_beakers"], chain["alpha"], chain["beta"])
+        firsts = []
+        for p in group["params"]:
+            u1 = p.detach().clone().requires_grad_(p.requires_grad)
+            self._read.append((p, u1, c.to(p.device)))
+            firsts.append(u1)
+        group["params"] = firsts
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group as :meth:`ComplexSynapse.add_param_group` does; its parameters are
+        read out as the others are."""
+        if not getattr(self, "_ready", True):  # torch's constructor adding its own groups
+            super().add_param_group(param_group)
+            return
+        self.synapse.add_param_group(param_group)
+        self._read_out(self.synapse.param_groups[-1])
 
     def first_level(self, p: Tensor) -> Tensor:
         """The chain's level u_1 behind network parameter ``p`` (``p`` itself where it
