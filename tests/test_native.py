@@ -351,3 +351,16 @@ def test_no_compiler_under_auto_is_said_once(own_cache, monkeypatch):
         native.library.cache_clear()
         assert native.library() is None
     assert len(record) == 1
+
+
+def test_a_failed_build_is_said_once(own_cache, monkeypatch, tmp_path):
+    """A compiler that fails every build (a truncated library's rebuild that fails, say):
+    one warning, torch's kernels."""
+    cc = tmp_path / "cc"
+    cc.write_text("#!/bin/sh\nexit 1\n")
+    cc.chmod(0o755)
+    monkeypatch.setenv("CC", str(cc))
+    with pytest.warns(RuntimeWarning, match="did not build or load") as record:
+        assert native.library() is None
+    assert len(record) == 1
+    _steps_right_on_torchs_kernels()

@@ -127,8 +127,8 @@ def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...
             )
             for bits, obj in zip((32, 64), objects)
         ]
-        for proc in compiles:
-            _, err = proc.communicate()
+        errors = [proc.communicate()[1] for proc in compiles]  # both waited for, failed or not
+        for proc, err in zip(compiles, errors):
             if proc.returncode:
                 raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=err)
         with atomic_path(target) as out:
@@ -260,6 +260,7 @@ def library() -> ctypes.CDLL | None:
         _warn_once(str(why))
         return None
     if lib is None:
+        _warn_once(f"the fused step's C library did not build or load with {cc} (in {cache_dir()})")
         return None
     _declare(lib)
     if lib.cs_openmp():
