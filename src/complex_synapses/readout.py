@@ -111,7 +111,7 @@ class ReadoutSynapse(Optimizer):
             )
         self.readout = readout
         self._params: list[Tensor] = []  # every parameter of the network, for zero_grad
-        self._read: list[tuple[Tensor, Tensor, Tensor]] = []  # (parameter, its u_1, c)
+        self._read: list[tuple[Tensor, Tensor, list[float]]] = []  # (parameter, its u_1, c)
         for group in self.synapse.param_groups:
             self._read_out(group)
         # One set of groups and state, the chain's: schedulers and users edit these.
@@ -129,12 +129,11 @@ class ReadoutSynapse(Optimizer):
         self._params += group["params"]
         if chain["n_beakers"] == 0:
             return
-        check_readout(self.readout, chain["n_beakers"])
-        c = readout_coefficients(self.readout, chain["n_beakers"], chain["alpha"], chain["beta"])
+        c = readout_coefficients(self.readout, chain["n_beakers"], chain["alpha"], chain["beta"]).tolist()
         firsts = []
         for p in group["params"]:
             u1 = p.detach().clone().requires_grad_(p.requires_grad)
-            self._read.append((p, u1, c.to(p.device)))
+            self._read.append((p, u1, c))
             firsts.append(u1)
         group["params"] = firsts
 
@@ -171,9 +170,21 @@ class ReadoutSynapse(Optimizer):
             if u1.grad is None:
                 continue
             u1.grad = None
-            levels = self.synapse.levels(u1)
-            p.copy_(torch.tensordot(c.to(levels.dtype), levels, dims=1))
+            self._write_readout(p, u1, c)
         return loss
+
+    def _write_readout(self, p: Tensor, u1: Tensor, c: list[float]) -> None:
+        """``p`` <- sum_k c_k u_k from the chain's state (its float32 master copy of u_1
+        for a 16-bit parameter), the levels with a zero weight left out."""
+        state = self.synapse.state[u1]
+        terms = [(w, u) for w, u in zip(c, [state.get("master", u1), *state["hidden"]]) if w]
+        if len(terms) == 1 and terms[0][0] == 1.0:  # one level read out: a copy
+            p.copy_(terms[0][1])
+            return
+        out = terms[0][1] * terms[0][0]
+        for w, u in terms[1:]:
+            out.add_(u, alpha=w)
+        p.copy_(out)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Zero (or drop) the network's gradients, as any optimizer's ``zero_grad``."""

@@ -235,15 +235,23 @@ def study_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _cell_panels(cells: list[str]):
+    """A figure with one panel per cell, three to a row; the panels left over hidden.
+    Returns the figure and the panels in the cells' order."""
+    cols = min(3, len(cells))
+    nrows = -(-len(cells) // cols)
+    fig, axes = pyplot().subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
+    for ax in list(axes.flat)[len(cells) :]:
+        ax.axis("off")
+    return fig, list(axes.flat)[: len(cells)]
+
+
 def study_figure(rows: list[dict[str, Any]], path: Path, title: str) -> list[Path]:
     """One panel per cell: each method's mean accuracy on the evaluation seeds with its
     95% confidence interval; the methods under test in orange, none's mean dashed."""
-    plt = pyplot()
     cells = list(dict.fromkeys(r["cell"] for r in rows))
-    cols = min(3, len(cells))
-    nrows = -(-len(cells) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
-    for ax, cell in zip(axes.flat, cells):
+    fig, axes = _cell_panels(cells)
+    for ax, cell in zip(axes, cells):
         here = [r for r in rows if r["cell"] == cell]
         y = np.arange(len(here))[::-1]
         for yi, r in zip(y, here):
@@ -256,8 +264,6 @@ def study_figure(rows: list[dict[str, Any]], path: Path, title: str) -> list[Pat
         ax.set_yticks(y, [r["method"] for r in here])
         ax.set_title(cell, fontsize=10)
         ax.set_xlabel("test accuracy (%), mean and 95% CI")
-    for ax in list(axes.flat)[len(cells) :]:
-        ax.axis("off")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path)
@@ -271,12 +277,9 @@ def convergence_figure(units: list[dict[str, Any]], path: Path) -> list[Path]:
     units = [u for u in units if u.get("history")]
     if not units:
         return []
-    plt = pyplot()
     cells = list(dict.fromkeys(u["cell"] for u in units))
-    cols = min(3, len(cells))
-    nrows = -(-len(cells) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False)
-    for ax, cell in zip(axes.flat, cells):
+    fig, axes = _cell_panels(cells)
+    for ax, cell in zip(axes, cells):
         for u in (u for u in units if u["cell"] == cell):
             best = 100 * np.array(u["history"], dtype=float)
             label = u["method"] + ("" if u.get("converged", True) else " (not converged)")
@@ -287,7 +290,5 @@ def convergence_figure(units: list[dict[str, Any]], path: Path) -> list[Path]:
         ax.set_xlabel("trial")
         ax.set_ylabel("best tuning score (%)")
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(cells) :]:
-        ax.axis("off")
     fig.tight_layout()
     return save_figure(fig, path)

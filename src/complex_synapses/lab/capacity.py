@@ -209,7 +209,7 @@ def _evaluate(parts: list[Part], ns: np.ndarray, ages: np.ndarray, draws=None) -
     return life, chosen
 
 
-def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None], m: int) -> dict:
+def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
     parts = _parts(grid, ns, run, values)
     life, chosen = _evaluate(parts, ns, run.ages)
     out = bootstrap(
@@ -244,12 +244,12 @@ def _edges(grid: Grid, chosen: list) -> list[list[str]]:
     return out
 
 
-def _values(name: str, grid: Grid, ns: np.ndarray, complex_best: list | None, m: int) -> list[int | None]:
+def _values(name: str, grids: dict[str, Grid], ns: np.ndarray, complex_best: list | None, m: int) -> list:
     """Values per level of a model at each N: simple-bits takes m^n, n the length of
     the chain that is best at that N (the longest of the grid without the complex model)."""
     if name != "simple-bits":
-        return [grid.levels] * len(ns)
-    longest = max(c[0] for c in default_grids(m)["complex"].chains)
+        return [grids[name].levels] * len(ns)
+    longest = max(c[0] for c in grids["complex"].chains)
     return [m ** (b["n_beakers"] if complex_best else longest) for b in (complex_best or [None] * len(ns))]
 
 
@@ -293,7 +293,7 @@ def capacity_study(
         for name in order:
             if name in grids:
                 best = out["models"].get("complex", {}).get("best")
-                r = _monte_carlo(grids[name], ns, run, _values(name, grids[name], ns, best, levels), levels)
+                r = _monte_carlo(grids[name], ns, run, _values(name, grids, ns, best, levels))
             else:
                 r = _closed_form(name, ns)
             if name == "simple" and writes == "random":

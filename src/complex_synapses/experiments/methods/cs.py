@@ -8,7 +8,7 @@ from ...readout import ReadoutSynapse, check_readout
 from ...step.bases import step_size_rule
 from ...step.bounds import check_bound
 from ..model import precision_groups
-from . import Method, Option
+from . import Method, Option, check_skip_first
 
 # More beakers than this are refused: each one is n more multiply-adds per element
 # in the compiled kernel (n^2 in all), which compiles for minutes from about 50 up.
@@ -80,8 +80,7 @@ class ComplexSynapseMethod(Method):
             check_readout(values["readout"], values["beakers"])
         except ValueError as e:
             raise ValueError(f"--readout: {e}") from None
-        if values["cs_skip_first"] and values.get("weight_bits", 32) != 32:
-            raise ValueError("--cs-skip-first is for the full-precision MLP: leave out --weight-bits")
+        check_skip_first(values, "cs_skip_first")
         if values["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
             raise ValueError(
                 f"--time-unit lr needs the step size of the base optimizer, which is not known for "
