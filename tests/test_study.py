@@ -355,6 +355,36 @@ def test_the_edge_rule_fires_on_a_range_that_binds():
     assert wider["ema_decay"].low == 0.9 and 0.999 < wider["ema_decay"].high < 1
 
 
+def test_a_factor_dimension_keeps_beta_above_alpha_however_far_alpha_reaches():
+    """``times = "alpha"``: every draw's beta is the drawn factor times its alpha (so beta
+    >= alpha with a factor range from 1), the edges and widening are the factor's, and a
+    factor of an unknown option is refused."""
+    import optuna
+
+    from complex_synapses.experiments.tuning import at_edges, corner, suggest
+
+    space = parse_space(
+        {
+            "alpha": {"low": 1.0, "high": 1e6, "log": True},
+            "beta": {"low": 1.0, "high": 1e4, "log": True, "times": "alpha"},
+        },
+        "t",
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(200):
+        trial = study.ask()
+        v = suggest(trial, space)
+        assert v["alpha"] <= v["beta"] <= 1e4 * v["alpha"] * (1 + 1e-12)
+        assert v["beta"] == pytest.approx(v["alpha"] * trial.params["beta/alpha"])
+    assert at_edges({"alpha": 1e3, "beta": 1e7 * 0.99}, space) == {"beta": "high"}
+    assert at_edges({"alpha": 1e3, "beta": 1e5}, space) == {}
+    assert corner(space) == {"alpha": 1.0, "beta": 1.0}
+    assert corner(space, {"alpha": 50.0, "beta": 3.0}) == {"alpha": 50.0, "beta": 150.0}
+    for bad in ({"low": 1, "high": 10, "times": "gamma"}, {"low": 1, "high": 10, "times": 3}):
+        with pytest.raises(OptionError, match="times"):
+            parse_space({"alpha": {"low": 1.0, "high": 10.0}, "beta": bad}, "t")
+
+
 def test_a_study_widens_a_binding_range_and_tunes_again(tmp_path, monkeypatch):
     """A tuning whose best lr sits at the top of its range: the unit widens that end and
     tunes again (a tuner store of its own), and stops once nothing binds."""

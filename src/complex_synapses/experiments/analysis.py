@@ -91,18 +91,21 @@ def search_lines(units: list[dict[str, Any]]) -> list[str]:
     for u in units:
         if "space" not in u:
             continue
-        ranges = "; ".join(
-            f"{k} {_fmt(u['params'][k])} in [{_fmt(r[0])}, {_fmt(r[1])}]"
-            if len(r) == 2
-            else f"{k} {u['params'][k]}"
-            for k, r in u["space"].items()
-        )
+        ranges = "; ".join(_search_range(k, u["params"][k], r) for k, r in u["space"].items())
         edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items())
         widened = f", widened {u['widened']}x" if u.get("widened") else ""
         lines.append(
             f"{u['cell']} / {u['method']}: {ranges}{widened}" + (f" -- STILL BINDS: {edge}" if edge else "")
         )
     return lines
+
+
+def _search_range(name: str, value: Any, r: list) -> str:
+    """``beta 3000 in [300, 1e5]``; a factor's range as ``in [1, 1e4] x alpha``; choices bare."""
+    factor = len(r) == 3 and isinstance(r[2], str) and r[2].startswith("x ")
+    if len(r) == 2 or factor:
+        return f"{name} {_fmt(value)} in [{_fmt(r[0])}, {_fmt(r[1])}]" + (f" {r[2]}" if factor else "")
+    return f"{name} {value}"
 
 
 def _fmt(v: Any) -> str:

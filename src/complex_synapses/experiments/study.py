@@ -57,7 +57,7 @@ from .runner import execute, run_many
 from .settings import OptionError, RunSettings
 from .stats import sem
 from .study_checks import check_baselines, check_cells_have, check_task_order, check_validation
-from .tuning import Param, Tuned, at_edges, parse_space, tune, widened
+from .tuning import Param, Tuned, at_edges, corner, parse_space, tune, widened
 
 __all__ = ["StudyConfig", "StudyUnit", "load_study", "run_unit", "run_study", "finished_units"]
 __all__ += ["analyse", "csv_text"]
@@ -119,7 +119,7 @@ class StudyConfig:
     def fingerprint(self, cell: str, method: str) -> str:
         """A hash of everything that decides a unit's outcome: a change starts it anew."""
         m = self.methods[method]
-        what = [self.base, self.cells[cell], m.fixed, {k: vars(p) for k, p in m.space.items()}]
+        what = [self.base, self.cells[cell], m.fixed, {k: p.record() for k, p in m.space.items()}]
         what += [
             self.tune_seeds,
             self.eval_seeds,
@@ -197,10 +197,8 @@ def load_study(path: str | Path) -> StudyConfig:
     check_cells_have(config)
     for c, m in config.units():  # every unit at its search space's lower corner, checked
         spec = methods[m]
-        corner = {k: (p.choices[0] if p.choices else p.low) for k, p in spec.space.items()}
-        corner = {k: int(v) if spec.space[k].integer else v for k, v in corner.items()}
         try:
-            config.settings(c, m, corner, tune_seeds[0]).check()
+            config.settings(c, m, corner(spec.space), tune_seeds[0]).check()
         except OptionError as exc:
             raise OptionError(f"{path}: cell {c!r}, method {m!r}: {exc}") from None
     return config
@@ -249,7 +247,7 @@ class StudyUnit:
             "treatment": is_treatment(runs[0].method_spec),
             **legacy_flags(runs[0]),
             "params": tuned.params,
-            "space": {k: [p.low, p.high] if p.choices is None else list(p.choices) for k, p in space.items()},
+            "space": {k: _range(p) for k, p in space.items()},
             "at_edge": edges,
             "widened": rounds,
             "tune_score": tuned.value,
@@ -294,10 +292,9 @@ class StudyUnit:
         out = dict(wider)
         for name in [k for k in wider if wider[k] != space[k]]:
             for end in (wider[name].low, wider[name].high):
-                corner = {k: (p.choices[0] if p.choices else p.low) for k, p in out.items()}
-                corner[name] = int(end) if wider[name].integer else end
+                at = corner(out, {name: end})
                 try:
-                    self.config.settings(self.cell, self.method, corner, self.config.tune_seeds[0]).check()
+                    self.config.settings(self.cell, self.method, at, self.config.tune_seeds[0]).check()
                 except OptionError:
                     out[name] = space[name]
         return out
@@ -308,6 +305,13 @@ class StudyUnit:
     def record_failure(self, errors: list[str]) -> None:
         path = self.config.results_dir / "units" / "failed" / f"{self.key}.json"
         write_json(path, {"unit": self.key, "attempts": len(errors), "errors": errors})
+
+
+def _range(p: Param) -> list:
+    """A dimension's final range as the unit records it (a factor's with what it multiplies)."""
+    if p.choices is not None:
+        return list(p.choices)
+    return [p.low, p.high] + ([f"x {p.times}"] if p.times else [])
 
 
 def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:

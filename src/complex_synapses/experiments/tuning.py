@@ -15,6 +15,11 @@ A search space maps option names (as ``complex-synapses run`` names them) to::
     {low = 1, high = 8, int = true}               # an integer
     {low = 0.9, high = 0.9999, complement = true} # 1 - value log-uniform: decays near 1
     {choices = ["a", "b"]}                        # categorical
+    {low = 1, high = 1e4, log = true, times = "alpha"}  # this option = a factor x alpha's value
+
+A ``times`` dimension searches the ratio of an option to another of the space (a chain's
+beta as 1-10^4 times its alpha, say), so that every draw satisfies beta >= alpha however
+far alpha's range reaches; its range, edges and widening are the factor's.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from .runner import RunFailed, run_many
 from .settings import OptionError, RunSettings
 
 __all__ = ["Param", "parse_space", "suggest", "tune", "Tuned", "COUNTED", "at_edges", "widened", "EDGE"]
+__all__ += ["resolve", "drawn", "corner"]
 
-SPEC_KEYS = ("low", "high", "log", "int", "complement", "choices")
+SPEC_KEYS = ("low", "high", "log", "int", "complement", "choices", "times")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,12 @@ class Param:
     integer: bool = False
     complement: bool = False
     choices: tuple | None = None
+    times: str | None = None  # the option this one is a factor of (its range is the factor's)
+
+    def record(self) -> dict[str, Any]:
+        """Its fields, ``times`` left out where unused (so that earlier studies' units keep
+        their fingerprints)."""
+        return {k: v for k, v in vars(self).items() if not (k == "times" and v is None)}
 
 
 def _param(name: str, spec: Any, where: str) -> Param:
@@ -65,6 +77,14 @@ def _param(name: str, spec: Any, where: str) -> Param:
     if not numbers or not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise OptionError(f"{where}: {name} needs numbers low < high, got low={low!r}, high={high!r}")
     p = Param(name, low, high, bool(spec.get("log")), bool(spec.get("int")), bool(spec.get("complement")))
+    if "times" in spec:
+        times = spec["times"]
+        if not isinstance(times, str) or p.integer or p.complement or low <= 0:
+            raise OptionError(
+                f"{where}: {name}: times names the option this one is a positive factor of (e.g. "
+                f'times = "alpha", with low > 0; not with int or complement), got {spec!r}'
+            )
+        p = dataclasses.replace(p, times=times)
     if (p.log or p.complement) and low <= 0:
         raise OptionError(f"{where}: {name}: a log scale needs low > 0, got {low!r}")
     if p.complement and (p.log or p.integer or high >= 1):
@@ -78,7 +98,35 @@ def parse_space(raw: Any, where: str) -> dict[str, Param]:
 
     if not isinstance(raw, dict):
         raise OptionError(f"{where}: the search space must be a table of options, got {raw!r}")
-    return {setting_key(k, where): _param(k, v, where) for k, v in raw.items()}
+    space = {setting_key(k, where): _param(k, v, where) for k, v in raw.items()}
+    for name, p in space.items():
+        other = space.get(setting_key(p.times, where)) if p.times else None
+        if p.times and (other is None or other.choices is not None or other.times is not None):
+            raise OptionError(
+                f"{where}: {name}: times = {p.times!r} must name another numeric option of the "
+                f"search space that is no factor itself (one of {', '.join(k for k in space if k != name)})"
+            )
+        if p.times:
+            space[name] = dataclasses.replace(p, times=setting_key(p.times, where))
+    return space
+
+
+def resolve(drawn: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
+    """Option values from values as drawn: a ``times`` option's factor multiplied by the
+    value of the option it is a factor of."""
+    return {n: drawn[n] * drawn[p.times] if p.times else drawn[n] for n, p in space.items()}
+
+
+def drawn(params: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
+    """The inverse of :func:`resolve`: option values as the search draws them."""
+    return {n: params[n] / params[p.times] if p.times else params[n] for n, p in space.items()}
+
+
+def corner(space: dict[str, Param], at: dict[str, float] | None = None) -> dict[str, Any]:
+    """Option values at the lower end of every range (first choice), or at ``at``'s
+    drawn values where it names one."""
+    out = {k: (p.choices[0] if p.choices else p.low) for k, p in space.items()} | (at or {})
+    return resolve({k: int(v) if space[k].integer else v for k, v in out.items()}, space)
 
 
 def suggest(trial, space: dict[str, Param]) -> dict[str, Any]:
@@ -92,8 +140,14 @@ def suggest(trial, space: dict[str, Param]) -> dict[str, Any]:
         elif p.complement:  # sample 1 - value on a log scale, so that 0.99 and 0.9999 are as likely
             out[name] = 1.0 - trial.suggest_float(f"1-{name}", 1.0 - p.high, 1.0 - p.low, log=True)
         else:
-            out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
-    return out
+            out[name] = trial.suggest_float(_key(name, p), p.low, p.high, log=p.log)
+    return resolve(out, space)
+
+
+def _key(name: str, p: Param) -> str:
+    """The name Optuna keeps a dimension under: a factor's is ``NAME/OTHER``, another
+    quantity than the option."""
+    return f"{name}/{p.times}" if p.times else name
 
 
 @dataclass
@@ -263,8 +317,9 @@ def _seed_se(trial) -> float:
 
 
 def _params(raw: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
-    """A trial's parameters by option name (undoing the complement's renaming)."""
-    return {n: (1.0 - raw[f"1-{n}"]) if p.complement else raw[n] for n, p in space.items()}
+    """A trial's parameters by option name (undoing the complement's and the factor's renaming)."""
+    values = {n: (1.0 - raw[f"1-{n}"]) if p.complement else raw[_key(n, p)] for n, p in space.items()}
+    return resolve(values, space)
 
 
 EDGE = 0.05  # a tuned value this close to an end of its range (share of the range, on its scale) binds
@@ -281,7 +336,7 @@ def _scale(p: Param, v: float) -> float:
 def at_edges(params: dict[str, Any], space: dict[str, Param]) -> dict[str, str]:
     """The tuned values within ``EDGE`` of an end of their range, on the range's scale:
     ``{name: "low" or "high"}`` (categorical choices have no edges)."""
-    out = {}
+    out, params = {}, drawn(params, space)
     for name, p in space.items():
         if p.choices is not None:
             continue
