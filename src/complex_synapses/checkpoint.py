@@ -113,7 +113,7 @@ def keep_saved_dtypes(
             saved, st = sd["state"].get(pid), state.get(p)
             if not saved or st is None:
                 continue
-            for key in ("master", "round_key", "round_step"):
+            for key in ("master", "round_key", "round_step", "state_key", "state_step"):
                 if key in saved:
                     st[key] = saved[key].to(p.device, copy=True)
             st["hidden"] = [h.to(p.device, copy=True) for h in saved["hidden"]]

@@ -22,7 +22,6 @@ step itself is :mod:`complex_synapses.step`'s: the kernels, which of them runs
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -33,7 +32,7 @@ from torch.optim import SGD, Optimizer
 
 from . import checkpoint
 from .chain import ChainConstants, chain_constants, validate_chain
-from .step import bounds, calls, graphs, paths
+from .step import bounds, calls, graphs, paths, state16
 from .step.bases import STEP_SIZE_RULES, step_size_rule
 from .step.calls import PARAMS_PER_CALL, Stepping
 from .step.dispatch import KERNELS, Dispatcher
@@ -54,12 +53,6 @@ __all__ += ["KERNELS", "TIME_UNITS", "INTEGRATORS", "INITS"]
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
-def _needs_closure(base: Optimizer) -> bool:
-    """True for a base optimizer whose ``step`` must be given the closure (LBFGS)."""
-    closure = inspect.signature(base.step).parameters.get("closure")
-    return closure is not None and closure.default is inspect.Parameter.empty
 
 
 def _check_settings(settings: dict[str, Any], optimizer_class: type[Optimizer]) -> None:
@@ -142,17 +135,18 @@ class ComplexSynapse(Optimizer):
             base_optimizer=torch.optim.Adam, n_beakers=5, ...)``.
         cuda_graph: where the parameters are on a CUDA device and torch's compiled
             kernels run, record the step's kernels as a CUDA graph on the second step
-            and replay it from then on (see :mod:`complex_synapses.step.graphs`): the
-            same arithmetic, without the host's launch cost. A fused step is one graph;
-            on the generic path the chain's kernels before and after the base
-            optimizer's own step are two, and the base step runs as it is. If a fused
-            step's gradients are set to None between steps, it keeps one
-            parameter-sized buffer of gradients. Default True.
+            and replay it from then on: the same arithmetic, without the host's launch
+            cost (see :mod:`complex_synapses.step.graphs`). Default True.
         bound: keep every level in [-bound, bound] (default None: unbounded).
         grid_values: with ``bound``, keep every level on this many evenly spaced values
             of [-bound, bound] (both ends included), rounded stochastically without
             bias (see :mod:`complex_synapses.step.bounds`). ``levels=`` is its old name.
-        seed: seeds the rounding streams onto the grid (0..2**32-1).
+        seed: seeds the rounding streams onto the grid and of 16-bit levels (0..2**32-1).
+        state_dtype: the hidden levels' dtype: torch.float32 (default), or torch.bfloat16
+            for half their bytes, each stored value rounded stochastically without bias
+            so that a slow level moves as in float32 on average (see
+            :mod:`complex_synapses.step.state16`; not with ``grid_values``, nor float64
+            parameters).
         **optimizer_kwargs: passed to ``optimizer_class`` (lr, betas, fused, ...).
 
     Example:
@@ -178,6 +172,7 @@ class ComplexSynapse(Optimizer):
         bound: float | None = None,
         grid_values: int | None = None,
         seed: int = 0,
+        state_dtype: torch.dtype = torch.float32,
         **optimizer_kwargs: Any,
     ) -> None:
         if base_optimizer is not None:
@@ -199,6 +194,8 @@ class ComplexSynapse(Optimizer):
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed!r}")
         self.seed = seed
+        state16.check_state_dtype(state_dtype, grid_values)
+        self.state_dtype = state_dtype
         self._optimizer_class = optimizer_class
         self._dispatch = Dispatcher(kernel, cuda_graph)
         _check_settings(defaults, optimizer_class)
@@ -256,6 +253,7 @@ class ComplexSynapse(Optimizer):
             flat = _renamed({k: group.pop(k) for k in keys})
             group[CHAIN] = {k: nested.get(k, flat.get(k, self._chain_defaults[k])) for k in CHAIN_KEYS}
             _check_settings(group[CHAIN], self._optimizer_class)
+            state16.check_state_dtype(self.state_dtype, group[CHAIN]["grid_values"])
             self._dispatch.forget()
             if first:
                 self.defaults = {**self.base.defaults, CHAIN: dict(self._chain_defaults)}
@@ -277,12 +275,15 @@ class ComplexSynapse(Optimizer):
         state = self.state[p]
         if not state:
             state["chain_step"] = 0
-            state["hidden"] = _initial_hidden(p, group[CHAIN])
+            state["hidden"] = state16.initial_hidden(p, group[CHAIN], self.state_dtype)
             if group[CHAIN]["grid_values"] is not None:
-                params = (q for g in self.param_groups for q in g["params"])
-                index = next(i for i, q in enumerate(params) if q is p)
-                bounds.init_rounding(state, p, self.seed, index)
+                bounds.init_rounding(state, p, self.seed, self._index(p))
+            if self.state_dtype != torch.float32:
+                state16.init_stream(state, p, self.seed, self._index(p))
         return state
+
+    def _index(self, p: Tensor) -> int:
+        return next(i for i, q in enumerate(q for g in self.param_groups for q in g["params"]) if q is p)
 
     def _weight(self, p: Tensor, state: dict[str, Any]) -> Tensor:
         """The level u_1 that the chain steps: ``p`` itself, or for a 16-bit parameter
@@ -304,9 +305,11 @@ class ComplexSynapse(Optimizer):
         if group is None:
             raise ValueError("p is not a parameter of this optimizer")
         state = self.state.get(p)
-        hidden = state["hidden"] if state else _initial_hidden(p, group[CHAIN])
+        hidden = state["hidden"] if state else state16.initial_hidden(p, group[CHAIN], self.state_dtype)
         weight = self._weight(p, state) if state else p.detach().to(compute_dtype(p.dtype))
-        return torch.stack([weight.detach(), *hidden])[: group[CHAIN]["n_beakers"]]
+        return torch.stack([weight.detach(), *(h.to(weight.dtype) for h in hidden)])[
+            : group[CHAIN]["n_beakers"]
+        ]
 
     def beakers(self, p: Tensor) -> Tensor:
         """Deprecated: the name of :meth:`levels` in releases up to 0.1."""
@@ -336,6 +339,9 @@ class ComplexSynapse(Optimizer):
         super().load_state_dict(own_sd)
         checkpoint.keep_saved_dtypes(state_dict, self.param_groups, self.state, self.base.state)
         self.seed = state_dict.get("seed", self.seed)
+        for p, state in self.state.items():  # levels saved in another dtype: into this one's
+            if "hidden" in state:
+                state16.conform(state, p, self.state_dtype, self.seed, self._index(p))
         # The same group dicts (schedulers reach the base step), in a list of its own:
         # the base optimizer appends to its list when a group is added.
         self.base.param_groups = list(self.param_groups)
@@ -372,7 +378,7 @@ class ComplexSynapse(Optimizer):
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One optimizer step; returns the loss from ``closure`` if given."""
         loss = None
-        pass_closure = closure is not None and _needs_closure(self.base)
+        pass_closure = closure is not None and paths.needs_closure(self.base)
         if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
@@ -389,12 +395,3 @@ class ComplexSynapse(Optimizer):
                 self._versions[s.p] = s.p._version
         paths.chainless_bound(self._dispatch, self.param_groups, CHAIN, self._init_state)
         return loss
-
-
-def _initial_hidden(p: Tensor, chain_settings: dict[str, Any]) -> list[Tensor]:
-    """The hidden levels u_2..u_n of a new parameter, in the chain's compute dtype."""
-    dtype = compute_dtype(p.dtype)
-    w = p.detach()
-    if chain_settings["init"] == "same":
-        return [w.to(dtype, copy=True) for _ in range(chain_settings["n_beakers"] - 1)]
-    return [torch.zeros_like(w, dtype=dtype) for _ in range(chain_settings["n_beakers"] - 1)]

@@ -36,7 +36,8 @@ from torch import Tensor
 from torch.optim import SGD, Optimizer
 
 from .chain import chain_constants
-from .optimizer import CHAIN, ComplexSynapse, _needs_closure
+from .optimizer import CHAIN, ComplexSynapse
+from .step.paths import needs_closure
 
 __all__ = ["ReadoutSynapse", "READOUTS", "readout_coefficients", "check_readout"]
 
@@ -104,7 +105,7 @@ class ReadoutSynapse(Optimizer):
     ) -> None:
         params = list(params)
         self.synapse = ComplexSynapse(params, optimizer_class, **kwargs)
-        if _needs_closure(self.synapse.base):
+        if needs_closure(self.synapse.base):
             raise ValueError(
                 f"ReadoutSynapse needs a base optimizer that steps without a closure, got "
                 f"{optimizer_class.__name__}"

@@ -9,5 +9,6 @@
 - :mod:`.kernels`: the per-element kernels, one source run eagerly or compiled;
 - :mod:`.native` and ``csrc/``: the same kernels as a small C library;
 - :mod:`.graphs`: a stage recorded and replayed as a CUDA graph;
-- :mod:`.bounds`: bounded levels and the grid, with their rounding streams.
+- :mod:`.bounds`: bounded levels and the grid, with their rounding streams;
+- :mod:`.state16`: hidden levels stored in bfloat16, rounded stochastically.
 """

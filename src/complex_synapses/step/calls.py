@@ -65,11 +65,15 @@ class KernelCall:
     bound: Tensor | None = None  # [B, m] where the levels are bounded (see bounds.py)
     round_keys: list[Tensor] = dataclasses.field(default_factory=list)
     round_steps: list[Tensor] = dataclasses.field(default_factory=list)
+    # (key, counter) of each parameter's stream for 16-bit hidden levels (None: float32)
+    state_streams: list[tuple[Tensor, Tensor] | None] = dataclasses.field(default_factory=list)
 
     def add_levels(self, weight: Tensor, state: dict[str, Any]) -> None:
-        """A parameter's levels (its weight and hidden levels) and rounding stream."""
+        """A parameter's levels (its weight and hidden levels) and rounding streams."""
         self.ws.append(weight)
         self.hiddens.append(state["hidden"])
+        stream = (state["state_key"], state["state_step"]) if "state_key" in state else None
+        self.state_streams.append(stream)
         if "round_key" in state:
             self.round_keys.append(state["round_key"])
             self.round_steps.append(state["round_step"])

@@ -13,6 +13,7 @@ How each stage runs (C library, compiled, eager, CUDA graph) is the
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -20,10 +21,17 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from .bounds import bound_tensor
-from .calls import Stepping, chain_calls, fused_calls
+from .calls import KernelCall, Stepping, chain_calls, fused_calls
 from .dispatch import Dispatcher, Plan
+from .state16 import has_16bit, in_float32
 
-__all__ = ["fused_step", "generic_step", "chainless_bound"]
+__all__ = ["fused_step", "generic_step", "chainless_bound", "needs_closure"]
+
+
+def needs_closure(base: Optimizer) -> bool:
+    """True for a base optimizer whose ``step`` must be given the closure (LBFGS)."""
+    closure = inspect.signature(base.step).parameters.get("closure")
+    return closure is not None and closure.default is inspect.Parameter.empty
 
 
 def fused_step(
@@ -37,7 +45,12 @@ def fused_step(
     round_steps = [t for b in calls for t in b.round_steps]
     if round_steps:
         torch._foreach_add_(round_steps, 1)
-    dispatcher.run("step", calls, plan)
+    if not any(map(has_16bit, calls)):
+        dispatcher.run("step", calls, plan)
+        return
+    for call in calls:  # 16-bit levels: float32 copies of one call's at a time
+        with in_float32([call]):
+            dispatcher.run("step", [call], plan)
 
 
 def generic_step(
@@ -59,18 +72,31 @@ def generic_step(
             "are not supported: use float32 parameters"
         )
     calls = chain_calls(stepping, chain_key)
-    dispatcher.run("pre", calls, plan)
-    with on_masters(masters):
-        loss = base.step(closure) if closure is not None else base.step()
     after = [b for b in calls if b.integrator == "euler" or b.bound is not None]
-    round_steps = [t for b in after for t in b.round_steps]
-    if round_steps:
-        torch._foreach_add_(round_steps, 1)
-    if after:
-        dispatcher.run("post", after, plan)
+    with in_float32([b for b in after if has_16bit(b)]):  # their levels stay float32 until "post"
+        _run_pre(dispatcher, plan, calls)
+        with on_masters(masters):
+            loss = base.step(closure) if closure is not None else base.step()
+        round_steps = [t for b in after for t in b.round_steps]
+        if round_steps:
+            torch._foreach_add_(round_steps, 1)
+        if after:
+            dispatcher.run("post", after, plan)
     if masters:
         torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
     return loss
+
+
+def _run_pre(dispatcher: Dispatcher, plan: Plan, calls: list[KernelCall]) -> None:
+    """Stage "pre" of every call; a call whose levels are still 16-bit (it has no "post"
+    stage) on float32 copies of its own, stored back at once."""
+    own = [b for b in calls if has_16bit(b)]
+    rest = [b for b in calls if not has_16bit(b)]
+    if rest or not own:
+        dispatcher.run("pre", rest, plan)
+    for call in own:
+        with in_float32([call]):
+            dispatcher.run("pre", [call], plan)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,188 @@
+"""The chain's hidden levels in bfloat16 (``state_dtype=torch.bfloat16``): unbiased
+stochastic rounding, slow levels that move as in float32 on average, half the bytes,
+bit-identical resumes, clear refusals."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from complex_synapses import ComplexSynapse
+from complex_synapses.step.kernels import round_bfloat16_
+
+
+def _neighbours(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bfloat16 values just below and above |x| (truncation, and one spacing up)."""
+    bits = x.view(torch.int32) & ~0xFFFF
+    low = bits.view(torch.float32)
+    high = (bits + 0x10000).view(torch.float32)
+    return low, high
+
+
+def test_stochastic_rounding_lands_on_a_neighbour_and_is_unbiased():
+    x = torch.tensor([1.0 + 2**-10, -3.3e-5, 0.7, 123.456, 1e-30], dtype=torch.float32)
+    low, high = _neighbours(x)
+    draws = []
+    out = torch.empty_like(x, dtype=torch.bfloat16)
+    for step in range(4000):
+        round_bfloat16_(out, x, torch.tensor(7), torch.tensor(step), 1)
+        y = out.float()
+        assert torch.all((y == low) | (y == high))
+        draws.append(y.double())
+    mean = torch.stack(draws).mean(0)
+    spacing = (high - low).double().abs()
+    # the mean of 4000 draws of a two-point variable: within 5 standard errors of x
+    se = spacing * 0.5 / np.sqrt(4000)
+    assert torch.all((mean - x.double()).abs() <= 5 * se), (mean - x.double()) / spacing
+
+
+def test_stochastic_rounding_keeps_exact_values_infinities_and_nans():
+    x = torch.tensor([0.0, -0.0, 1.5, -2.0, float("inf"), -float("inf"), float("nan")])
+    out = torch.empty_like(x, dtype=torch.bfloat16)
+    for step in range(50):
+        round_bfloat16_(out, x, torch.tensor(3), torch.tensor(step), 2)
+        y = out.float()
+        assert torch.equal(y[:6], x[:6]) and torch.isnan(y[6])
+        assert torch.signbit(y[1])
+
+
+def _relax(state_dtype, n_elements, steps, kernel="eager"):
+    """A chain whose weight stays at 1 (no gradient) and whose hidden levels start at 0:
+    the levels fill from the weight, the slowest by far less than bfloat16's spacing per
+    step. Every element is one trajectory with its own rounding stream."""
+    p = torch.nn.Parameter(torch.ones(n_elements))
+    opt = ComplexSynapse([p], torch.optim.SGD, lr=0.0, n_beakers=5, alpha=1.0, beta=1e4, init="zero",
+                         state_dtype=state_dtype, kernel=kernel, seed=11)  # fmt: skip
+    levels = []
+    for _ in range(steps):
+        p.grad = torch.zeros_like(p)
+        opt.step()
+        levels.append(opt.levels(p).double())
+    return opt, p, torch.stack(levels)  # (step, level, element)
+
+
+def test_a_slow_level_moves_as_in_float32_on_average():
+    """The mean over 4096 rounded trajectories of every level, at every step, matches the
+    float32 trajectory within its Monte Carlo error. Over the last 100 steps the slowest
+    level's change per step is below half a bfloat16 spacing, where round to nearest
+    leaves a level where it is: stored so, the same chain's slowest level ends far off."""
+    steps = 600
+    _, _, ref = _relax(torch.float32, 1, steps)
+    ref = ref[:, :, 0]
+    _, _, rounded = _relax(torch.bfloat16, 4096, steps)
+    mean, sd = rounded.mean(-1), rounded.std(-1)
+    se = sd / np.sqrt(rounded.shape[-1])
+    slow = ref[:, 4]
+    step_change = (slow[1:] - slow[:-1]).abs()
+    spacing = torch.tensor([float(_neighbours(v.float().reshape(1))[1] - _neighbours(v.float().reshape(1))[0])
+                            for v in slow[1:]], dtype=torch.float64)  # fmt: skip
+    assert torch.all(step_change[-100:] < spacing[-100:] / 2)
+    assert slow[-1] > 100 * spacing[-1]
+    err = (mean - ref).abs()
+    assert torch.all(err[:, 1:] <= 5 * se[:, 1:] + 1e-12), (err / (se + 1e-30)).max()
+    # round to nearest, the same chain (its propagator, the weight held at 1): the slow
+    # level falls behind by far more than the stochastic mean's error
+    from complex_synapses.chain import propagator
+
+    P = torch.tensor(propagator(5, 1.0, 1e4, 1.0))
+    u = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    for _ in range(steps):
+        u = P @ u
+        u[0] = 1.0
+        u[1:] = u[1:].to(torch.bfloat16).double()
+    assert abs(float(u[4] - slow[-1])) > 20 * abs(float(mean[-1, 4] - slow[-1])) + 20 * float(se[-1, 4])
+
+
+def test_bfloat16_state_takes_half_the_bytes():
+    sizes = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        opt, p, _ = _relax(dtype, 1000, 1)
+        sizes[dtype] = sum(h.numel() * h.element_size() for h in opt.state[p]["hidden"])
+    assert sizes[torch.bfloat16] * 2 == sizes[torch.float32] == 4 * 4 * 1000
+
+
+@pytest.mark.parametrize("kernel", ["eager", "native"])
+@pytest.mark.parametrize("base,integrator", [("adam", "exact"), ("adam", "euler"), ("rmsprop", "exact")])
+def test_a_resumed_run_continues_bit_for_bit(kernel, base, integrator):
+    cls = {"adam": torch.optim.Adam, "rmsprop": torch.optim.RMSprop}[base]
+
+    def make(model):
+        return ComplexSynapse(model.parameters(), cls, lr=1e-2, n_beakers=6, alpha=2.0, beta=300.0,
+                              integrator=integrator, state_dtype=torch.bfloat16, kernel=kernel)  # fmt: skip
+
+    def train(model, opt, steps, seed):
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(steps):
+            opt.zero_grad()
+            model(torch.randn(8, 12, generator=g)).pow(2).sum().backward()
+            opt.step()
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(12, 7)
+    b = torch.nn.Linear(12, 7)
+    b.load_state_dict(a.state_dict())
+    opt_a = make(a)
+    train(a, opt_a, 6, 1)
+    buffer = io.BytesIO()
+    torch.save({"model": a.state_dict(), "opt": opt_a.state_dict()}, buffer)
+    train(a, opt_a, 6, 2)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    b.load_state_dict(saved["model"])
+    opt_b = make(b)
+    opt_b.load_state_dict(saved["opt"])
+    assert opt_b.state[b.weight]["hidden"][0].dtype == torch.bfloat16
+    train(b, opt_b, 6, 2)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(opt_a.levels(p), opt_b.levels(q))
+
+
+def test_the_kernels_agree_on_bfloat16_state():
+    """Eager, the C library and the compiled kernels draw the same random numbers; their
+    float32 arithmetic may differ in the last bit, which moves a stored value by at most
+    one bfloat16 spacing."""
+    out = {}
+    for kernel in ("eager", "native", "compiled"):
+        _, _, levels = _relax(torch.bfloat16, 2000, 20, kernel)
+        out[kernel] = levels[-1]
+    for kernel in ("native", "compiled"):
+        diff = (out[kernel] - out["eager"]).abs()
+        assert float(diff.max()) <= 2**-7 * float(out["eager"].abs().max())
+        mean_gap = (out[kernel].mean(-1) - out["eager"].mean(-1)).abs()
+        assert torch.all(mean_gap <= 1e-3 * out["eager"].abs().mean(-1) + 1e-12)
+
+
+def test_float32_state_is_loaded_into_bfloat16_and_back():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    opt = ComplexSynapse(model.parameters(), torch.optim.Adam, lr=1e-2, n_beakers=3, alpha=1.0, beta=10.0)
+    model(torch.randn(2, 5)).sum().backward()
+    opt.step()
+    half = ComplexSynapse(model.parameters(), torch.optim.Adam, lr=1e-2, n_beakers=3, alpha=1.0, beta=10.0,
+                          state_dtype=torch.bfloat16)  # fmt: skip
+    half.load_state_dict(opt.state_dict())
+    hidden = half.state[model.weight]["hidden"]
+    assert all(h.dtype == torch.bfloat16 for h in hidden) and "state_key" in half.state[model.weight]
+    back = ComplexSynapse(model.parameters(), torch.optim.Adam, lr=1e-2, n_beakers=3, alpha=1.0, beta=10.0)
+    back.load_state_dict(half.state_dict())
+    assert all(h.dtype == torch.float32 for h in back.state[model.weight]["hidden"])
+    model.zero_grad()
+    model(torch.randn(2, 5)).sum().backward()
+    back.step()
+
+
+def test_bad_state_dtypes_are_refused():
+    p = torch.nn.Parameter(torch.ones(3))
+    with pytest.raises(TypeError, match="state_dtype must be"):
+        ComplexSynapse([p], n_beakers=3, alpha=1.0, beta=9.0, lr=0.1, state_dtype=torch.float16)
+    with pytest.raises(ValueError, match="grid_values"):
+        ComplexSynapse([p], n_beakers=3, alpha=1.0, beta=9.0, lr=0.1, bound=1.0, grid_values=9,
+                       state_dtype=torch.bfloat16)  # fmt: skip
+    q = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = ComplexSynapse([q], n_beakers=3, alpha=1.0, beta=9.0, lr=0.1, state_dtype=torch.bfloat16)
+    q.grad = torch.ones_like(q)
+    with pytest.raises(ValueError, match="float32 chains"):
+        opt.step()
