@@ -79,6 +79,34 @@ def test_threads_cut_large_parameters_without_changing_a_bit(monkeypatch, thread
     assert all(torch.equal(a, b) for a, b in zip(one, three))
 
 
+@pytest.mark.parametrize("integrator", ["exact", "euler"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_every_chain_length_matches_a_float64_reference(integrator, dtype):
+    """n = 1..32 (unrolled up to 8, and 10 exact; blocked beyond), a chain near the
+    identity (alpha 500: the propagator's band a few entries wide) and a fast one (alpha
+    1: its first levels mixed in one step), against the same steps in float64 on the
+    eager kernels; float32 parameters on the C library, bfloat16 ones on their float32
+    masters."""
+    for n in range(1, 33):
+        for alpha, beta in ((500.0, 2500.0), (1.0, 1e4)):
+            settings = dict(n_beakers=n, alpha=alpha, beta=beta, integrator=integrator, lr=1e-2)
+            levels = {}
+            for kernel, dt in (("eager", torch.float64), ("native", dtype)):
+                torch.manual_seed(n)
+                ps = [torch.nn.Parameter(torch.randn(s).to(dtype).to(dt)) for s in (5, 700)]
+                opt = ComplexSynapse(ps, torch.optim.Adam, kernel=kernel, **settings)
+                for _ in range(4):
+                    for p in ps:
+                        p.grad = torch.randn(p.shape).to(dtype).to(dt)  # the same numbers in both
+                    opt.step()
+                levels[kernel] = [opt.levels(p).double() for p in ps]
+                if kernel == "native" and dtype == torch.float32:
+                    assert opt.kernels_ran == {"native"}
+            tol = 2e-5
+            for want, got in zip(levels["eager"], levels["native"]):
+                torch.testing.assert_close(got, want, atol=tol, rtol=tol, msg=f"n={n}, alpha={alpha}")
+
+
 def test_16_bit_and_long_chains_use_torchs_kernels(monkeypatch):
     """bfloat16 gradients and chains longer than the library's limit step through
     torch's fused eager kernel, with kernel="eager"'s numbers (its own Adam step)

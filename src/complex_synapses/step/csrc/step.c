@@ -9,6 +9,7 @@
  * while after each of torch's parallel operations (the backward pass just before the
  * step); a thread pool of our own would have to wait for them to yield the cores. */
 #include <math.h>
+#include <string.h>
 #include <stdint.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -16,9 +17,16 @@
 
 #define CS_MAX_LEVELS 32
 #define CS_BLOCK 256
-#define CS_UNROLLED 8 /* chains up to this long get a step of their own (step.h) */
-/* The cases of a switch over those lengths, each CS_CASE(N) as its switch defines it. */
+/* A level's row in a block's buffer: one vector longer than the block, so that the rows
+ * do not lie a multiple of 4 KiB apart, where they would share the L1 cache's sets. */
+#define CS_ROW (CS_BLOCK + 16)
+#define CS_VECTOR_BYTES 64 /* one AVX-512 register; two AVX2 ones elsewhere (step.h) */
+#define CS_UNROLLED 10 /* chains up to this long get a step of their own (step.h) */
+/* The cases of a switch over the lengths up to 8, each CS_CASE(N) as its switch defines
+ * it; 9 and 10 have an unrolled exact step only (CS_EXACT_CASES): Euler's step is O(n)
+ * work and fast enough blocked, and each unrolled case costs build time. */
 #define CS_UNROLLED_CASES CS_CASE(1) CS_CASE(2) CS_CASE(3) CS_CASE(4) CS_CASE(5) CS_CASE(6) CS_CASE(7) CS_CASE(8)
+#define CS_EXACT_CASES CS_EXACT(9) CS_EXACT(10)
 
 /* CS_ONLY=32 or 64 compiles one element type (and, with 32, the two functions below),
  * so that the two halves build at once, in two processes, and link into one library. */
@@ -91,11 +99,15 @@ static inline uint64_t cs_hash32(uint64_t x) {
 #define REAL float
 #define SQRT sqrtf
 #define FLOOR floorf
+#define FABS fabsf
+#define CS_NEGLIGIBLE 0x1p-32f
 #define NAME(x) cs_##x##_f32
 #include "step.h"
 #undef REAL
 #undef SQRT
 #undef FLOOR
+#undef FABS
+#undef CS_NEGLIGIBLE
 #undef NAME
 #endif
 
@@ -103,6 +115,8 @@ static inline uint64_t cs_hash32(uint64_t x) {
 #define REAL double
 #define SQRT sqrt
 #define FLOOR floor
+#define FABS fabs
+#define CS_NEGLIGIBLE 0x1p-64
 #define NAME(x) cs_##x##_f64
 #include "step.h"
 #endif

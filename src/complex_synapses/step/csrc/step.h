@@ -5,7 +5,7 @@
  * float rounding. */
 
 /* A block of ``len`` elements from element ``b`` on: every level into u[0..n-1]. */
-static inline void NAME(load)(REAL u[][CS_BLOCK], int n, const REAL *p, REAL **hidden, int64_t b,
+static inline void NAME(load)(REAL u[][CS_ROW], int n, const REAL *p, REAL **hidden, int64_t b,
                               int len) {
     for (int e = 0; e < len; e++) u[0][e] = p[b + e];
     for (int k = 1; k < n; k++) {
@@ -14,15 +14,55 @@ static inline void NAME(load)(REAL u[][CS_BLOCK], int n, const REAL *p, REAL **h
     }
 }
 
-/* nu <- P u on a block, each sum over j taken left to right (as the compiled kernel). */
-static inline void NAME(propagate)(REAL nu[][CS_BLOCK], REAL u[][CS_BLOCK], int n, const REAL *coef,
-                                   int len) {
+/* Row i of P reaches from column lo[i] to hi[i]: the entries outside are below
+ * CS_NEGLIGIBLE of the row's largest and are left out of its sum. They change a level by
+ * less than n CS_NEGLIGIBLE times its row's largest entry and the largest level, below
+ * the type's rounding: the eager and compiled kernels, which sum every entry, agree
+ * within float rounding. A chain whose levels are slower than the step (alpha >> dt)
+ * has a propagator close to the identity: a band of a few entries a row, n times a few
+ * multiply-adds an element instead of n^2. */
+static void NAME(bands)(const REAL *coef, int n, int *lo, int *hi) {
     for (int i = 0; i < n; i++) {
         const REAL *row = coef + (int64_t)i * n;
-        for (int e = 0; e < len; e++) nu[i][e] = row[0] * u[0][e];
-        for (int j = 1; j < n; j++) {
-            const REAL pij = row[j];
-            for (int e = 0; e < len; e++) nu[i][e] = nu[i][e] + pij * u[j][e];
+        REAL big = 0;
+        for (int j = 0; j < n; j++) big = FABS(row[j]) > big ? FABS(row[j]) : big;
+        const REAL small = big * CS_NEGLIGIBLE;
+        lo[i] = i, hi[i] = i;
+        for (int j = 0; j < n; j++)
+            if (FABS(row[j]) > small) {
+                lo[i] = j < lo[i] ? j : lo[i];
+                hi[i] = j > hi[i] ? j : hi[i];
+            }
+    }
+}
+
+/* out[i] <- (P u)_i on a block, row i's sum over its band (bands) taken left to right,
+ * one vector of CS_TILE elements at a time (a GCC vector type: the sum stays in a
+ * register, each u_j is one load and each P_ij one broadcast). */
+typedef REAL NAME(vec) __attribute__((vector_size(CS_VECTOR_BYTES)));
+
+static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, const REAL *coef,
+                                   const int *lo, const int *hi, int len) {
+    enum { TILE = CS_VECTOR_BYTES / sizeof(REAL) };
+    for (int i = 0; i < n; i++) {
+        const REAL *row = coef + (int64_t)i * n;
+        REAL *restrict o = out[i];
+        const int j0 = lo[i], j1 = hi[i];
+        int e = 0;
+        for (; e + TILE <= len; e += TILE) {
+            NAME(vec) x, acc;
+            memcpy(&x, &u[j0][e], sizeof x);
+            acc = row[j0] * x;
+            for (int j = j0 + 1; j <= j1; j++) {
+                memcpy(&x, &u[j][e], sizeof x);
+                acc = acc + row[j] * x;
+            }
+            memcpy(o + e, &acc, sizeof acc);
+        }
+        for (; e < len; e++) {
+            REAL acc = row[j0] * u[j0][e];
+            for (int j = j0 + 1; j <= j1; j++) acc = acc + row[j] * u[j][e];
+            o[e] = acc;
         }
     }
 }
@@ -31,17 +71,21 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
                                const REAL *restrict g, REAL **hidden, const REAL *coef,
                                const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
                                int adam, int maximize) {
-    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK]; /* u[n] stays 0: u_{n+1} */
-    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    REAL u[CS_MAX_LEVELS + 1][CS_ROW]; /* u[n] stays 0: u_{n+1} */
+    REAL nu[CS_MAX_LEVELS][CS_ROW];
     REAL w[CS_BLOCK];
+    REAL *out[CS_MAX_LEVELS];
+    int lo[CS_MAX_LEVELS], hi[CS_MAX_LEVELS];
     const REAL sign = maximize ? (REAL)-1 : (REAL)1; /* -g exactly: a product by -1 is exact */
+    if (exact) NAME(bands)(coef, n, lo, hi);
     for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
     for (int64_t b = start; b < end; b += CS_BLOCK) {
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
         NAME(load)(u, n, p, hidden, b, len);
-        if (exact) { /* u <- P u, summed over j left to right */
-            NAME(propagate)(nu, u, n, coef, len);
-            for (int e = 0; e < len; e++) w[e] = nu[0][e];
+        if (exact) { /* u <- P u: u_1 into w, the others straight to memory */
+            out[0] = w;
+            for (int k = 1; k < n; k++) out[k] = hidden[k - 1] + b;
+            NAME(propagate)(out, u, n, coef, lo, hi, len);
         } else { /* the original's first half-step: u_1 + b_1 (u_2 - u_1) */
             const REAL b1 = coef[n];
             for (int e = 0; e < len; e++) w[e] = u[0][e] + b1 * (u[1][e] - u[0][e]);
@@ -67,20 +111,15 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
             }
         }
         for (int e = 0; e < len; e++) p[b + e] = w[e];
-        if (exact) {
-            for (int k = 1; k < n; k++) {
-                REAL *restrict out = hidden[k - 1] + b;
-                for (int e = 0; e < len; e++) out[e] = nu[k][e];
-            }
-        } else { /* the Gauss-Seidel sweep over u_2..u_n, each using the updated u_{k-1} */
+        if (!exact) { /* the Gauss-Seidel sweep over u_2..u_n, each using the updated u_{k-1} */
             const REAL *a = coef, *bb = coef + n;
             REAL *prev = w;
             for (int k = 1; k < n; k++) {
-                REAL *restrict out = hidden[k - 1] + b;
+                REAL *restrict level = hidden[k - 1] + b;
                 const REAL ak = a[k], bk = bb[k];
                 for (int e = 0; e < len; e++) {
                     nu[k][e] = u[k][e] + ak * (prev[e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
-                    out[e] = nu[k][e];
+                    level[e] = nu[k][e];
                 }
                 prev = nu[k];
             }
@@ -162,13 +201,20 @@ void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL 
         else if (adam) CS_CALL(N, 0, 1);                                                           \
         else CS_CALL(N, 0, 0);                                                                     \
         return;
+#define CS_EXACT(N)                                                                                \
+    case N:                                                                                        \
+        if (exact && adam) CS_CALL(N, 1, 1);                                                       \
+        else if (exact) CS_CALL(N, 1, 0);                                                          \
+        else break;                                                                                \
+        return;
     switch (n) { /* every (n, integrator, base) its own loop without branches */
         CS_UNROLLED_CASES
-    default:
-        NAME(step_blocked)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize);
+        CS_EXACT_CASES
     }
+    NAME(step_blocked)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize);
 #undef CS_CALL
 #undef CS_CASE
+#undef CS_EXACT
 }
 
 /* kernels.bound_ on elements [start, end) of one level (index ``level``, 0 the
@@ -199,8 +245,10 @@ void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound
  * whole propagation u <- P u (exact), or the coupling u_1 + b_1 (u_2 - u_1) (euler). */
 void NAME(pre)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef,
                int exact) {
-    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK];
-    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    REAL u[CS_MAX_LEVELS + 1][CS_ROW];
+    REAL *out[CS_MAX_LEVELS];
+    int lo[CS_MAX_LEVELS], hi[CS_MAX_LEVELS];
+    if (exact) NAME(bands)(coef, n, lo, hi);
     for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
     for (int64_t b = start; b < end; b += CS_BLOCK) {
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
@@ -210,19 +258,16 @@ void NAME(pre)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidde
             for (int e = 0; e < len; e++) p[b + e] = u[0][e] + b1 * (u[1][e] - u[0][e]);
             continue;
         }
-        NAME(propagate)(nu, u, n, coef, len);
-        for (int e = 0; e < len; e++) p[b + e] = nu[0][e];
-        for (int k = 1; k < n; k++) {
-            REAL *restrict out = hidden[k - 1] + b;
-            for (int e = 0; e < len; e++) out[e] = nu[k][e];
-        }
+        out[0] = p + b;
+        for (int k = 1; k < n; k++) out[k] = hidden[k - 1] + b;
+        NAME(propagate)(out, u, n, coef, lo, hi, len);
     }
 }
 
 /* kernels.chain_post_ for euler: the sweep over u_2..u_n after the base's step. */
 void NAME(post)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef) {
-    REAL u[CS_MAX_LEVELS + 1][CS_BLOCK];
-    REAL nu[CS_MAX_LEVELS][CS_BLOCK];
+    REAL u[CS_MAX_LEVELS + 1][CS_ROW];
+    REAL nu[CS_MAX_LEVELS][CS_ROW];
     const REAL *a = coef, *bb = coef + n;
     for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
     for (int64_t b = start; b < end; b += CS_BLOCK) {
@@ -340,12 +385,18 @@ static void NAME(pre_range)(int t, int64_t start, int64_t end, const void *args)
         if (a->exact) NAME(pre_n)(start, end, N, p, hidden, a->coef, 1);                           \
         else NAME(pre_n)(start, end, N, p, hidden, a->coef, 0);                                    \
         return;
+#define CS_EXACT(N)                                                                                \
+    case N:                                                                                        \
+        if (!a->exact) break;                                                                      \
+        NAME(pre_n)(start, end, N, p, hidden, a->coef, 1);                                         \
+        return;
     switch (a->n) {
         CS_UNROLLED_CASES
-    default:
-        NAME(pre)(start, end, a->n, p, hidden, a->coef, a->exact);
+        CS_EXACT_CASES
     }
+    NAME(pre)(start, end, a->n, p, hidden, a->coef, a->exact);
 #undef CS_CASE
+#undef CS_EXACT
 }
 
 static void NAME(post_range)(int t, int64_t start, int64_t end, const void *args) {
