@@ -14,9 +14,13 @@ Long chains (``--lengths``, default 5, 10, 16, 32; exact and Euler) are set besi
 floors: the memory-traffic floor, (7 + 2(n-1)) / 7 times fused Adam (its 7 streams per
 element: parameter, gradient, two moments read and three written, plus every extra
 level read and written), and the arithmetic floor where it is the higher one, n x n
-multiply-adds per element at this machine's measured matrix-product rate. The chain's
-state per parameter (float32) is reported with them. Prints a table, then one JSON
-object as the last line.
+multiply-adds per element at this machine's measured matrix-product rate (the C
+library's work: n x n where its loop is unrolled, up to 10 levels, else each row of the
+propagator over its band). Beside them: the same step with bfloat16 state, and the
+generic path (SGD with momentum) against its floor, (2n + 5) / 7 times fused Adam; the
+state's bytes per parameter (Adam's moments and the hidden levels), measured from the
+optimizer's state, float32 and bfloat16. Prints a table, then one JSON object as the
+last line.
 """
 
 from __future__ import annotations
@@ -27,21 +31,66 @@ import platform
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from complex_synapses import ComplexSynapse
+from complex_synapses.chain import propagator
 
 
 def chain_configs(params, lengths, known):
-    """CS Adam, exact and Euler, for each chain length not among the ``known`` names."""
+    """For each chain length (names among ``known`` left out): CS Adam exact and Euler,
+    exact with bfloat16 state, and the generic path (SGD with momentum), exact."""
+    cs = dict(alpha=500.0, beta=2500.0)
     for n in lengths:
-        for integrator in ("exact", "euler"):
-            name = f"CS Adam n={n} {integrator}"
+        made = {
+            f"CS Adam n={n} exact": lambda n=n: ComplexSynapse(
+                params, torch.optim.Adam, n_beakers=n, lr=1e-3, fused=True, **cs
+            ),
+            f"CS Adam n={n} euler": lambda n=n: ComplexSynapse(
+                params, torch.optim.Adam, n_beakers=n, integrator="euler", lr=1e-3, fused=True, **cs
+            ),
+            f"CS Adam n={n} exact, bf16 state": lambda n=n: ComplexSynapse(
+                params, torch.optim.Adam, n_beakers=n, lr=1e-3, fused=True, state_dtype=torch.bfloat16, **cs
+            ),
+            f"CS SGD(momentum) n={n} (generic)": lambda n=n: ComplexSynapse(
+                params, torch.optim.SGD, n_beakers=n, lr=1e-3, momentum=0.9, **cs
+            ),
+        }
+        for name, make in made.items():
             if name not in known:
-                yield name, ComplexSynapse(
-                    params, torch.optim.Adam, n_beakers=n, integrator=integrator, lr=1e-3, alpha=500.0,
-                    beta=2500.0, fused=True,
-                )  # fmt: skip
+                yield name, make()
+
+
+def band_work(n: int, alpha: float, beta: float) -> int:
+    """Multiply-adds per element of the C library's exact step: n^2 where its loop is
+    unrolled (n <= 10), else each row of the propagator summed over its band, the
+    entries above 2^-32 of the row's largest (as csrc/step.h's ``bands``)."""
+    if n <= 10:
+        return n * n
+    P = np.abs(propagator(n, alpha, beta, 1.0).astype(np.float32))
+    work = 0
+    for i, row in enumerate(P):
+        kept = np.flatnonzero(row > row.max() * 2.0**-32)
+        work += max(kept.max(), i) - min(kept.min(), i) + 1
+    return int(work)
+
+
+def state_bytes(opt) -> float:
+    """Bytes of optimizer state per parameter element: the chain's levels and the base's
+    moments as they are held (counters and keys left out)."""
+    opts = [opt, opt.base] if isinstance(opt, ComplexSynapse) else [opt]
+    held = [t for o in opts for st in o.state.values() for t in _tensors(st) if t.dim() > 0]
+    numel = sum(p.numel() for g in opt.param_groups for p in g["params"])
+    return sum(t.numel() * t.element_size() for t in held) / numel
+
+
+def _tensors(state: dict):
+    for value in state.values():
+        if isinstance(value, torch.Tensor):
+            yield value
+        elif isinstance(value, list):
+            yield from (v for v in value if isinstance(v, torch.Tensor))
 
 
 def matmul_rate(device) -> float:
@@ -58,11 +107,15 @@ def matmul_rate(device) -> float:
     return 10 * 1024**3 / (time.perf_counter() - t0)
 
 
-def floors(n: int, numel: int, base_s: float, rate: float) -> dict[str, float]:
-    """The step's floors for a chain of n levels, as multiples of fused Adam's step."""
+def floors(n: int, numel: int, base_s: float, rate: float, work: int) -> dict[str, float]:
+    """The step's floors for a chain of n levels, as multiples of fused Adam's step:
+    its memory traffic, its ``work`` multiply-adds per element at the matrix-product
+    rate, and the generic path's memory traffic (the chain's n levels read and written
+    before SGD with momentum's 5 streams)."""
     memory = (7 + 2 * (n - 1)) / 7
-    arithmetic = numel * n * n / rate / base_s
-    return {"memory": memory, "arithmetic": arithmetic, "floor": max(memory, arithmetic)}
+    arithmetic = numel * work / rate / base_s
+    generic = (2 * n + 5) / 7
+    return {"memory": memory, "arithmetic": arithmetic, "floor": max(memory, arithmetic), "generic": generic}
 
 
 def configs(params, device):
@@ -162,17 +215,31 @@ def main() -> None:
     rate = matmul_rate(device)
     chains = {}
     print(f"\nlong chains, x fused Adam (matrix-product rate here {rate / 1e9:.1f} G multiply-adds/s)")
-    head = ("n", "exact", "euler", "memory", "arith.", "exact/floor", "state B/param")
-    print(" ".join(f"{h:>{w}s}" for h, w in zip(head, (3, 7, 7, 7, 7, 12, 14))))
+    head = ("n", "exact", "euler", "memory", "work", "arith.", "exact/floor", "bf16 st.")
+    head += ("generic", "gen. floor", "gen./floor", "state B", "bf16 B")
+    widths = (3, 7, 7, 7, 5, 7, 12, 9, 8, 11, 11, 8, 7)
+    print(" ".join(f"{h:>{w}s}" for h, w in zip(head, widths)))
     for n in lengths:
-        f = floors(n, args.numel, base, rate)
-        exact, euler = (median[f"CS Adam n={n} {i}"] / base for i in ("exact", "euler"))
-        state = 8 + 4 * (n - 1)  # Adam's two moments and the n - 1 hidden levels, float32
-        chains[n] = {"exact": round(exact, 3), "euler": round(euler, 3)}
+        work = band_work(n, 500.0, 2500.0)
+        f = floors(n, args.numel, base, rate, work)
+        exact, euler, half, generic_n = (
+            median[f"CS {name}"] / base
+            for name in (f"Adam n={n} exact", f"Adam n={n} euler", f"Adam n={n} exact, bf16 state",
+                         f"SGD(momentum) n={n} (generic)")
+        )  # fmt: skip
+        state = state_bytes(opts[f"CS Adam n={n} exact"])
+        state16 = state_bytes(opts[f"CS Adam n={n} exact, bf16 state"])
+        chains[n] = {"exact": round(exact, 3), "euler": round(euler, 3), "bf16_state": round(half, 3)}
+        chains[n] |= {"work_per_element": work, "generic": round(generic_n, 3)}
         chains[n] |= {k: round(v, 3) for k, v in f.items()}
-        chains[n] |= {"exact_over_floor": round(exact / f["floor"], 3), "state_bytes_per_param": state}
-        print(f"{n:3d} {exact:7.2f} {euler:7.2f} {f['memory']:7.2f} {f['arithmetic']:7.2f} "
-              f"{exact / f['floor']:12.2f} {state:14d}")  # fmt: skip
+        chains[n] |= {"exact_over_floor": round(exact / f["floor"], 3)}
+        chains[n] |= {"generic_over_floor": round(generic_n / f["generic"], 3)}
+        chains[n] |= {"state_bytes_per_param": state, "bf16_state_bytes_per_param": state16}
+        cells = (n, exact, euler, f["memory"], work, f["arithmetic"], exact / f["floor"], half, generic_n)
+        cells += (f["generic"], generic_n / f["generic"], state, state16)
+        fmt = ("{:3d}", "{:7.2f}", "{:7.2f}", "{:7.2f}", "{:5d}", "{:7.2f}", "{:12.2f}", "{:9.2f}", "{:8.2f}")
+        fmt += ("{:11.2f}", "{:11.2f}", "{:8.1f}", "{:7.1f}")
+        print(" ".join(f.format(c) for f, c in zip(fmt, cells)))
     ratio = median["CS Adam n=5 exact"] / base
     generic = median["CS SGD(momentum) n=5 (generic)"] / base
     cuda = device.type == "cuda"

@@ -186,3 +186,57 @@ def test_bad_state_dtypes_are_refused():
     q.grad = torch.ones_like(q)
     with pytest.raises(ValueError, match="float32 chains"):
         opt.step()
+
+
+def test_the_c_library_rounds_as_torchs_kernels_bit_for_bit(monkeypatch):
+    from complex_synapses.step import native, state16
+
+    if native.library() is None:
+        pytest.skip("no C compiler here")
+    torch.manual_seed(0)
+    srcs = [torch.randn(3001) * 10.0 ** torch.randint(-30, 30, (3001,)).float() for _ in range(3)]
+    srcs[0][:4] = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0])
+    streams = [(torch.tensor(k * 12345 + 7), torch.tensor(s)) for k, s in ((1, 0), (2, 41), (3, 2**33))]
+
+    def stored(library):
+        monkeypatch.setattr(native, "library", lambda: library)
+        kept = [[torch.empty(3001, dtype=torch.bfloat16) for _ in range(2)] for _ in srcs]
+        copies = [[s, s * 0.5] for s in srcs]
+        state16._store(kept, copies, [(k.clone(), s.clone()) for k, s in streams], [0, 5, 2**20])
+        return torch.stack([h for levels in kept for h in levels])
+
+    c, torch_kernels = stored(native.library()), stored(None)
+    assert torch.equal(c.isnan(), torch_kernels.isnan())
+    mask = ~c.isnan()
+    assert torch.equal(c[mask].view(torch.int16), torch_kernels[mask].view(torch.int16))
+
+
+@pytest.mark.parametrize("kernel", ["eager", "native"])
+@pytest.mark.parametrize("base", ["adam", "sgd-momentum"])
+def test_pieces_change_no_bit(monkeypatch, kernel, base):
+    """The step reads 16-bit levels in pieces of PIECE elements; pieces of 7 (cutting
+    every tensor, on the fused path and the generic one) give the same bits as whole
+    tensors on the C library, whose arithmetic is the same for every element. (torch's
+    eager matrix product may round a level differently for another length, which its
+    stochastic rounding may then store one spacing apart.)"""
+    from complex_synapses.step import state16
+
+    def levels(piece):
+        monkeypatch.setattr(state16, "PIECE", piece)
+        torch.manual_seed(0)
+        model = torch.nn.Linear(13, 5)
+        cls, extra = (torch.optim.Adam, {}) if base == "adam" else (torch.optim.SGD, {"momentum": 0.9})
+        opt = ComplexSynapse(model.parameters(), cls, lr=1e-2, n_beakers=4, alpha=1.0, beta=50.0,
+                             kernel=kernel, state_dtype=torch.bfloat16, **extra)  # fmt: skip
+        g = torch.Generator().manual_seed(1)
+        for _ in range(5):
+            opt.zero_grad()
+            model(torch.randn(4, 13, generator=g)).pow(2).sum().backward()
+            opt.step()
+        return [opt.levels(p) for p in model.parameters()]
+
+    for a, b in zip(levels(7), levels(1 << 18)):
+        if kernel == "native":
+            assert torch.equal(a, b)
+        else:
+            assert float((a - b).abs().max()) <= 2**-7 * float(b.abs().max())

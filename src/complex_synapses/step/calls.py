@@ -67,6 +67,7 @@ class KernelCall:
     round_steps: list[Tensor] = dataclasses.field(default_factory=list)
     # (key, counter) of each parameter's stream for 16-bit hidden levels (None: float32)
     state_streams: list[tuple[Tensor, Tensor] | None] = dataclasses.field(default_factory=list)
+    offsets: list[int] = dataclasses.field(default_factory=list)  # of a piece's elements (state16)
 
     def add_levels(self, weight: Tensor, state: dict[str, Any]) -> None:
         """A parameter's levels (its weight and hidden levels) and rounding streams."""
@@ -74,6 +75,7 @@ class KernelCall:
         self.hiddens.append(state["hidden"])
         stream = (state["state_key"], state["state_step"]) if "state_key" in state else None
         self.state_streams.append(stream)
+        self.offsets.append(0)
         if "round_key" in state:
             self.round_keys.append(state["round_key"])
             self.round_steps.append(state["round_step"])

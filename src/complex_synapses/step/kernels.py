@@ -209,11 +209,14 @@ def _hash32(x: Tensor) -> Tensor:
     return x ^ (x >> 16)
 
 
-def random_bits(n: int, key: Tensor, step: Tensor, level: int, device: torch.device) -> Tensor:
-    """``n`` random 32-bit integers (int64) for element 0..n-1 of a level, a function of
-    the parameter's ``key``, its ``step`` counter and the level: a counter-based stream, so
-    a resumed run that restores ``key`` and ``step`` continues it exactly."""
-    idx = torch.arange(n, device=device, dtype=torch.int64)
+def random_bits(
+    n: int, key: Tensor, step: Tensor, level: int, device: torch.device, offset: int = 0
+) -> Tensor:
+    """``n`` random 32-bit integers (int64) for elements offset..offset+n-1 of a level, a
+    function of the parameter's ``key``, its ``step`` counter and the level: a
+    counter-based stream, so a resumed run that restores ``key`` and ``step`` continues
+    it exactly."""
+    idx = torch.arange(offset, offset + n, device=device, dtype=torch.int64)
     h = _hash32((idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32)
     return _hash32(h ^ (step & _MASK32))
 
@@ -224,15 +227,16 @@ def uniform_(n: int, key: Tensor, step: Tensor, level: int, device: torch.device
     return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32, < 1
 
 
-def round_bfloat16_(dst: Tensor, src: Tensor, key: Tensor, step: Tensor, level: int) -> None:
+def round_bfloat16_(dst: Tensor, src: Tensor, key: Tensor, step: Tensor, level: int, offset: int = 0) -> None:
     r"""``dst`` (bfloat16) :math:`\leftarrow` float32 ``src`` rounded stochastically and
     without bias: bfloat16 is float32's upper 16 bits, so adding 16 random bits to the
     lower ones and dropping them rounds :math:`|x| = a + r\Delta` (a, a + Δ neighbours in
     bfloat16, r in [0, 1)) up with probability r, to within 2^-16 of a spacing; the mean
     is the value itself. Infinities stay infinite; a value that rounds past the largest
-    bfloat16 becomes infinite, as it would in round-to-nearest."""
+    bfloat16 becomes infinite, as it would in round-to-nearest. ``offset``: the index of
+    ``src``'s first element in its level (a piece of it)."""
     bits = src.view(torch.int32).to(torch.int64) & _MASK32
-    r = random_bits(src.numel(), key, step, level, src.device).view_as(bits) & 0xFFFF
+    r = random_bits(src.numel(), key, step, level, src.device, offset).view_as(bits) & 0xFFFF
     up = (bits + r) & 0xFFFF0000
     up = torch.where(src.isnan(), bits, up)  # a NaN stays NaN (its payload may be in the low bits)
     up = up - ((up >> 31) << 32)  # back into int32's range, two's complement

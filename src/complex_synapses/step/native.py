@@ -284,6 +284,8 @@ def _declare(lib: ctypes.CDLL) -> None:
             fn = getattr(lib, f"cs_{name}_many_{suffix}")
             fn.argtypes, fn.restype = head + middle + tail, None
     lib.cs_openmp.restype = c_int
+    round_args = [pp, pp, *[ctypes.POINTER(t) for t in (i64, i64, c_int, i64)]]
+    lib.cs_round_bf16_many.argtypes, lib.cs_round_bf16_many.restype = head + round_args + tail, None
 
 
 # The process that loaded each library built with OpenMP: a forked child inherits the
@@ -392,3 +394,6 @@ def _launch(fn, lib: ctypes.CDLL, numel: list[int], *args) -> None:
         fn(*head, 1, 0, parts)
         for future in others:
             future.result()
+
+
+launch, addresses = _launch, _addresses  # for the kernels of other modules (state16)

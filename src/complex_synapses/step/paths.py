@@ -23,7 +23,7 @@ from torch.optim import Optimizer
 from .bounds import bound_tensor
 from .calls import KernelCall, Stepping, chain_calls, fused_calls
 from .dispatch import Dispatcher, Plan
-from .state16 import has_16bit, in_float32
+from .state16 import has_16bit, run_in_pieces
 
 __all__ = ["fused_step", "generic_step", "chainless_bound", "needs_closure"]
 
@@ -45,12 +45,16 @@ def fused_step(
     round_steps = [t for b in calls for t in b.round_steps]
     if round_steps:
         torch._foreach_add_(round_steps, 1)
-    if not any(map(has_16bit, calls)):
-        dispatcher.run("step", calls, plan)
-        return
-    for call in calls:  # 16-bit levels: float32 copies of one call's at a time
-        with in_float32([call]):
-            dispatcher.run("step", [call], plan)
+    _run(dispatcher, "step", calls, plan)
+
+
+def _run(dispatcher: Dispatcher, stage: str, calls: list[KernelCall], plan: Plan) -> None:
+    """``stage`` over ``calls``; a call with 16-bit levels in pieces (see :mod:`.state16`)."""
+    plain = [b for b in calls if not has_16bit(b)]
+    if plain or len(plain) == len(calls):
+        dispatcher.run(stage, plain, plan)
+    for call in (b for b in calls if has_16bit(b)):
+        run_in_pieces(lambda pieces: dispatcher.run(stage, pieces, plan), call)
 
 
 def generic_step(
@@ -72,31 +76,18 @@ def generic_step(
             "are not supported: use float32 parameters"
         )
     calls = chain_calls(stepping, chain_key)
+    _run(dispatcher, "pre", calls, plan)
+    with on_masters(masters):
+        loss = base.step(closure) if closure is not None else base.step()
     after = [b for b in calls if b.integrator == "euler" or b.bound is not None]
-    with in_float32([b for b in after if has_16bit(b)]):  # their levels stay float32 until "post"
-        _run_pre(dispatcher, plan, calls)
-        with on_masters(masters):
-            loss = base.step(closure) if closure is not None else base.step()
-        round_steps = [t for b in after for t in b.round_steps]
-        if round_steps:
-            torch._foreach_add_(round_steps, 1)
-        if after:
-            dispatcher.run("post", after, plan)
+    round_steps = [t for b in after for t in b.round_steps]
+    if round_steps:
+        torch._foreach_add_(round_steps, 1)
+    if after:
+        _run(dispatcher, "post", after, plan)
     if masters:
         torch._foreach_copy_([p for p, _ in masters], [m for _, m in masters])
     return loss
-
-
-def _run_pre(dispatcher: Dispatcher, plan: Plan, calls: list[KernelCall]) -> None:
-    """Stage "pre" of every call; a call whose levels are still 16-bit (it has no "post"
-    stage) on float32 copies of its own, stored back at once."""
-    own = [b for b in calls if has_16bit(b)]
-    rest = [b for b in calls if not has_16bit(b)]
-    if rest or not own:
-        dispatcher.run("pre", rest, plan)
-    for call in own:
-        with in_float32([call]):
-            dispatcher.run("pre", [call], plan)
 
 
 @contextlib.contextmanager

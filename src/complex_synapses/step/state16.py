@@ -9,27 +9,32 @@ float32 level would be, with an error of at most one spacing at any step.
 
 The stored levels take half the bytes: a parameter's chain of n levels costs
 4 + 2(n - 1) bytes besides its base optimizer's state, against 4n in float32. The step
-itself reads them into float32 copies one kernel call at a time (at most
-``PARAMS_PER_CALL`` parameters), so the float32 copies never exist for the whole model.
+reads them into float32 copies :data:`PIECE` elements of one parameter at a time
+(:func:`run_in_pieces`), so the float32 copies never take more than 4 (n - 1) PIECE
+bytes, whatever the model.
 
 The random numbers come from a counter-based stream of each parameter (a key from the
-optimizer's ``seed`` and the parameter's place, a counter advanced at each store, both
-in its state): ``state_dict`` carries them and a resumed run continues bit for bit.
+optimizer's ``seed`` and the parameter's place, a counter advanced once a stage, both in
+its state, and the element's index): ``state_dict`` carries them and a resumed run
+continues bit for bit, however the elements are cut into pieces.
 """
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from . import native
 from .bounds import round_key
 from .calls import KernelCall
 from .kernels import compute_dtype, round_bfloat16_
 
-__all__ = ["STATE_DTYPES", "check_state_dtype", "init_stream", "in_float32", "has_16bit"]
+__all__ = ["STATE_DTYPES", "check_state_dtype", "init_stream", "run_in_pieces", "has_16bit", "PIECE"]
 __all__ += ["initial_hidden", "conform"]
 
 STATE_DTYPES = (torch.float32, torch.bfloat16)
@@ -59,36 +64,74 @@ def has_16bit(call: KernelCall) -> bool:
     return any(h.dtype == torch.bfloat16 for hidden in call.hiddens for h in hidden)
 
 
-@contextlib.contextmanager
-def in_float32(calls: list[KernelCall]):
-    """Within the block, the 16-bit hidden levels of ``calls`` are float32 copies; on
-    leaving it, each is stored back rounded stochastically (its parameter's stream
-    advanced by one)."""
-    stored = [call.hiddens for call in calls]
-    for call in calls:
-        call.hiddens = [[h.to(torch.float32) for h in hidden] for hidden in call.hiddens]
-    try:
-        yield
-    finally:
-        for call, kept in zip(calls, stored):
-            copies, call.hiddens = call.hiddens, kept
-            for i, (hidden, work) in enumerate(zip(kept, copies)):
-                _store(hidden, work, call.state_streams[i])
+PIECE = 1 << 18  # elements of a parameter stepped at once: float32 copies of 1 MiB a level
 
 
-def _store(hidden: list[Tensor], work: list[Tensor], stream: tuple[Tensor, Tensor] | None) -> None:
-    if stream is None:  # levels already float32 (a state loaded from float32): plain copies
-        for h, w in zip(hidden, work):
-            if h is not w:
+def run_in_pieces(run: Callable[[list[KernelCall]], None], call: KernelCall) -> None:
+    """``run`` (a stage of the step, on a list of calls) over ``call``, its 16-bit levels
+    read into float32 copies and stored back rounded, :data:`PIECE` elements at a time;
+    each parameter's stream advanced once."""
+    for stream in call.state_streams:
+        if stream is not None:
+            stream[1].add_(1)
+    for piece in _pieces(call):
+        kept = piece.hiddens
+        piece.hiddens = [[h.to(torch.float32) for h in hidden] for hidden in kept]
+        run([piece])
+        _store(kept, piece.hiddens, piece.state_streams, piece.offsets)
+
+
+def _pieces(call: KernelCall) -> list[KernelCall]:
+    """``call`` cut into calls of one parameter's elements [a, a + PIECE) (views of its
+    tensors; a parameter whose tensors are not contiguous whole)."""
+    out = []
+    for i, w in enumerate(call.ws):
+        tensors = [w, *call.hiddens[i], *(t[i] for t in (call.gs, call.ms, call.vs) if t)]
+        rounded = [(p, m) for p, m in call.rounded if m is w]
+        tensors += [t for pair in rounded for t in pair]
+        size = PIECE if all(t.is_contiguous() for t in tensors) else w.numel()
+        for a in range(0, w.numel(), size):
+            cut = functools.partial(_cut, start=a, size=size)
+            piece = KernelCall(call.coef, call.hyper, call.base, call.integrator, call.maximize,
+                               bound=call.bound)  # fmt: skip
+            piece.ws, piece.hiddens = [cut(w)], [[cut(h) for h in call.hiddens[i]]]
+            for name in ("gs", "ms", "vs"):
+                if getattr(call, name):
+                    setattr(piece, name, [cut(getattr(call, name)[i])])
+            piece.rounded = [(cut(p), cut(m)) for p, m in rounded]
+            piece.state_streams, piece.offsets = [call.state_streams[i]], [a]
+            out.append(piece)
+    return out
+
+
+def _cut(t: Tensor, start: int, size: int) -> Tensor:
+    """Elements [start, start + size) of ``t``, a view (``t`` itself where that is all)."""
+    return t.view(-1)[start : start + size] if size < t.numel() else t
+
+
+def _store(kept: list[list[Tensor]], copies: list[list[Tensor]], streams: list, offsets: list[int]) -> None:
+    """Each parameter's float32 ``copies`` back into its ``kept`` levels: rounded
+    stochastically into bfloat16 ones (element indices from its offset), copied into
+    float32 ones (a state loaded from float32)."""
+    rounded = []  # (dst, src, key, step, level, offset)
+    for hidden, work, stream, offset in zip(kept, copies, streams, offsets):
+        for k, (h, w) in enumerate(zip(hidden, work), start=1):
+            if h.dtype == torch.bfloat16:
+                rounded.append((h, w, stream[0], stream[1], k, offset))
+            elif h is not w:
                 h.copy_(w)
+    if not rounded:
         return
-    key, step = stream
-    step += 1
-    for k, (h, w) in enumerate(zip(hidden, work), start=1):
-        if h.dtype == torch.bfloat16:
-            round_bfloat16_(h, w, key, step, k)
-        elif h is not w:
-            h.copy_(w)
+    lib = native.library() if all(d.device.type == "cpu" and d.is_contiguous() for d, *_ in rounded) else None
+    if lib is None:
+        for dst, src, key, step, level, offset in rounded:
+            round_bfloat16_(dst, src, key, step, level, offset)
+        return
+    count = len(rounded)
+    args = (native.addresses([r[1] for r in rounded]), native.addresses([r[0] for r in rounded]))
+    for j, kind in ((2, ctypes.c_int64), (3, ctypes.c_int64), (4, ctypes.c_int), (5, ctypes.c_int64)):
+        args += ((kind * count)(*[int(r[j]) for r in rounded]),)
+    native.launch(lib.cs_round_bf16_many, lib, [r[0].numel() for r in rounded], *args)
 
 
 def initial_hidden(p: Tensor, chain_settings: dict[str, Any], state_dtype: torch.dtype) -> list[Tensor]:

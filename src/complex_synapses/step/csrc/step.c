@@ -96,6 +96,46 @@ static inline uint64_t cs_hash32(uint64_t x) {
 }
 
 #if !defined(CS_ONLY) || CS_ONLY == 32
+/* kernels.round_bfloat16_ on elements [start, end) of one level, bit for bit: float32
+ * ``src`` rounded stochastically into bfloat16 ``dst`` (its upper 16 bits), 16 random
+ * bits added below them from the stream of kernels.random_bits. A NaN stays a NaN. */
+static void cs_round_bf16(int64_t start, int64_t end, const float *src, uint16_t *dst, int64_t key,
+                          int64_t step, int level, int64_t offset) {
+    const uint64_t base = (cs_hash32((uint64_t)key & CS_MASK32) + (uint64_t)level * 0x3C6EF372u);
+    const uint64_t mix = (uint64_t)step & CS_MASK32;
+    for (int64_t i = start; i < end; i++) {
+        uint32_t bits;
+        memcpy(&bits, src + i, sizeof bits);
+        const uint64_t h = cs_hash32(cs_hash32(((uint64_t)(i + offset) + base) & CS_MASK32) ^ mix);
+        const uint32_t up = (uint32_t)(((uint64_t)bits + (h & 0xFFFFu)) & 0xFFFF0000u);
+        dst[i] = src[i] != src[i] ? (uint16_t)((bits >> 16) | 0x0040u) : (uint16_t)(up >> 16);
+    }
+}
+
+/* Tensor t of the list: level level[t] of a parameter whose stream is key[t], step[t],
+ * from its element offset[t] on. */
+struct cs_round_args {
+    float **src;
+    uint16_t **dst;
+    const int64_t *key, *step;
+    const int *level;
+    const int64_t *offset;
+};
+
+static void cs_round_range(int t, int64_t start, int64_t end, const void *args) {
+    const struct cs_round_args *a = args;
+    cs_round_bf16(start, end, a->src[t], a->dst[t], a->key[t], a->step[t], a->level[t], a->offset[t]);
+}
+
+void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t **dst,
+                        const int64_t *key, const int64_t *step, const int *level,
+                        const int64_t *offset, int threads, int part, int parts) {
+    const struct cs_round_args a = {src, dst, key, step, level, offset};
+    cs_run(count, numel, threads, part, parts, cs_round_range, &a);
+}
+#endif
+
+#if !defined(CS_ONLY) || CS_ONLY == 32
 #define REAL float
 #define SQRT sqrtf
 #define FLOOR floorf
