@@ -41,8 +41,8 @@ FUSED = ("adam", "adam-l2-max", "adamw-max", "sgd-wd")
 @pytest.mark.parametrize("case", grid(FUSED, time_units=("iteration",), kernels=("native",)))
 def test_native_matches_eager(case, n, dtype):
     """Every fused base, chain length, integrator and dtype; sizes that are not a multiple
-    of the C kernel's block of 256 (and one of 1)."""
-    sizes = (1, 255, 257, 3001)
+    of the C kernel's block of 512 (and one of 1)."""
+    sizes = (1, 511, 513, 3001)
     want, _ = trajectory(case, n, dtype, sizes, kernel="eager")
     got, opt = trajectory(case, n, dtype, sizes)
     tol = 1e-6 if dtype == torch.float32 else 1e-13

@@ -16,7 +16,7 @@
 #endif
 
 #define CS_MAX_LEVELS 32
-#define CS_BLOCK 256
+#define CS_BLOCK 512
 /* A level's row in a block's buffer: one vector longer than the block, so that the rows
  * do not lie a multiple of 4 KiB apart, where they would share the L1 cache's sets. */
 #define CS_ROW (CS_BLOCK + 16)

@@ -72,7 +72,6 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
                                const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
                                int adam, int maximize) {
     REAL u[CS_MAX_LEVELS + 1][CS_ROW]; /* u[n] stays 0: u_{n+1} */
-    REAL nu[CS_MAX_LEVELS][CS_ROW];
     REAL w[CS_BLOCK];
     REAL *out[CS_MAX_LEVELS];
     int lo[CS_MAX_LEVELS], hi[CS_MAX_LEVELS];
@@ -111,17 +110,17 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
             }
         }
         for (int e = 0; e < len; e++) p[b + e] = w[e];
-        if (!exact) { /* the Gauss-Seidel sweep over u_2..u_n, each using the updated u_{k-1} */
+        if (!exact) { /* the Gauss-Seidel sweep over u_2..u_n, each using the updated u_{k-1}
+                       * (just written to memory: read back from the cache) */
             const REAL *a = coef, *bb = coef + n;
-            REAL *prev = w;
+            const REAL *prev = w;
             for (int k = 1; k < n; k++) {
                 REAL *restrict level = hidden[k - 1] + b;
+                const REAL *restrict before = prev;
                 const REAL ak = a[k], bk = bb[k];
-                for (int e = 0; e < len; e++) {
-                    nu[k][e] = u[k][e] + ak * (prev[e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
-                    level[e] = nu[k][e];
-                }
-                prev = nu[k];
+                for (int e = 0; e < len; e++)
+                    level[e] = u[k][e] + ak * (before[e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
+                prev = level;
             }
         }
     }
@@ -267,23 +266,22 @@ void NAME(pre)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidde
 /* kernels.chain_post_ for euler: the sweep over u_2..u_n after the base's step. */
 void NAME(post)(int64_t start, int64_t end, int n, REAL *restrict p, REAL **hidden, const REAL *coef) {
     REAL u[CS_MAX_LEVELS + 1][CS_ROW];
-    REAL nu[CS_MAX_LEVELS][CS_ROW];
     const REAL *a = coef, *bb = coef + n;
     for (int e = 0; e < CS_BLOCK; e++) u[n][e] = 0;
     for (int64_t b = start; b < end; b += CS_BLOCK) {
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
-        for (int e = 0; e < len; e++) nu[0][e] = p[b + e];
         for (int k = 1; k < n; k++) {
             const REAL *restrict in = hidden[k - 1] + b;
             for (int e = 0; e < len; e++) u[k][e] = in[e];
         }
+        const REAL *prev = p + b;
         for (int k = 1; k < n; k++) {
             REAL *restrict out = hidden[k - 1] + b;
+            const REAL *restrict before = prev;
             const REAL ak = a[k], bk = bb[k];
-            for (int e = 0; e < len; e++) {
-                nu[k][e] = u[k][e] + ak * (nu[k - 1][e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
-                out[e] = nu[k][e];
-            }
+            for (int e = 0; e < len; e++)
+                out[e] = u[k][e] + ak * (before[e] - u[k][e]) + bk * (u[k + 1][e] - u[k][e]);
+            prev = out;
         }
     }
 }
