@@ -57,16 +57,8 @@ from torch import Tensor
 
 from ..files import atomic_path
 
-__all__ = [
-    "library",
-    "openmp",
-    "supports",
-    "step_call",
-    "chain_call",
-    "bound_call",
-    "cache_dir",
-    "MAX_LEVELS",
-]
+__all__ = ["library", "openmp", "supports", "step_call", "chain_call", "bound_call", "cache_dir"]
+__all__ += ["MAX_LEVELS", "launch", "addresses"]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
 # The fused arithmetic csrc/step.c implements; a base kernel added to kernels.py alone
@@ -284,8 +276,10 @@ def _declare(lib: ctypes.CDLL) -> None:
             fn = getattr(lib, f"cs_{name}_many_{suffix}")
             fn.argtypes, fn.restype = head + middle + tail, None
     lib.cs_openmp.restype = c_int
-    round_args = [pp, pp, *[ctypes.POINTER(t) for t in (i64, i64, c_int, i64)]]
-    lib.cs_round_bf16_many.argtypes, lib.cs_round_bf16_many.restype = head + round_args + tail, None
+    bf16 = {"round": [pp, pp, *map(ctypes.POINTER, (i64, i64, c_int, i64))], "widen": [pp, pp]}
+    for name, middle in bf16.items():  # state16's: 16-bit levels stored and read
+        fn = getattr(lib, f"cs_{name}_bf16_many")
+        fn.argtypes, fn.restype = head + middle + tail, None
 
 
 # The process that loaded each library built with OpenMP: a forked child inherits the

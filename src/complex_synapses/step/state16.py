@@ -74,11 +74,28 @@ def run_in_pieces(run: Callable[[list[KernelCall]], None], call: KernelCall) -> 
     for stream in call.state_streams:
         if stream is not None:
             stream[1].add_(1)
+    levels = max((len(h) for h in call.hiddens), default=0)
+    size = min(PIECE, max(w.numel() for w in call.ws))
+    room = torch.empty((levels, size), dtype=torch.float32, device=call.ws[0].device)  # the copies' room
     for piece in _pieces(call):
         kept = piece.hiddens
-        piece.hiddens = [[h.to(torch.float32) for h in hidden] for hidden in kept]
+        piece.hiddens = [[room[k, : h.numel()].view_as(h) for k, h in enumerate(hidden)] for hidden in kept]
+        _widen(kept[0], piece.hiddens[0])
         run([piece])
         _store(kept, piece.hiddens, piece.state_streams, piece.offsets)
+
+
+def _widen(levels: list[Tensor], copies: list[Tensor]) -> None:
+    """``copies`` <- ``levels`` in float32 (exact): by the C library on the CPU where it
+    is built (torch's own conversion from bfloat16 is not vectorised there)."""
+    lib = native.library() if levels and levels[0].device.type == "cpu" else None
+    bf16 = all(h.dtype == torch.bfloat16 for h in levels)
+    if lib is None or not bf16 or not all(t.is_contiguous() for t in (*levels, *copies)):
+        for h, c in zip(levels, copies):
+            c.copy_(h)
+        return
+    src, dst = native.addresses(levels), native.addresses(copies)
+    native.launch(lib.cs_widen_bf16_many, lib, [h.numel() for h in levels], src, dst)
 
 
 def _pieces(call: KernelCall) -> list[KernelCall]:

@@ -112,6 +112,22 @@ static void cs_round_bf16(int64_t start, int64_t end, const float *src, uint16_t
     }
 }
 
+/* dst (float32) <- src (bfloat16), exactly: its upper 16 bits, on elements [start, end). */
+static void cs_widen_range(int t, int64_t start, int64_t end, const void *args) {
+    uint16_t *const *src = ((uint16_t *const *const *)args)[0];
+    float *const *dst = ((float *const *const *)args)[1];
+    for (int64_t i = start; i < end; i++) {
+        const uint32_t bits = (uint32_t)src[t][i] << 16;
+        memcpy(dst[t] + i, &bits, sizeof bits);
+    }
+}
+
+void cs_widen_bf16_many(int count, const int64_t *numel, uint16_t **src, float **dst, int threads,
+                        int part, int parts) {
+    const void *args[2] = {src, dst};
+    cs_run(count, numel, threads, part, parts, cs_widen_range, args);
+}
+
 /* Tensor t of the list: level level[t] of a parameter whose stream is key[t], step[t],
  * from its element offset[t] on. */
 struct cs_round_args {
