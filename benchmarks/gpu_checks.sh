@@ -17,6 +17,9 @@
 #   experiment       whole runs against the bare loop (digits: nothing to download)
 #   device_check     no host synchronisation per step; compiled == eager; graph == no graph
 #   first_step       a new process's first step, cold and warm, 1, 6 and 40 tensors
+#   long_chains      optimizer_step for chains of 10, 16 and 32 levels beside their floors,
+#                    float32 and bfloat16 state, exact, Euler and the generic path (issue 25;
+#                    compiles a kernel per length: a call of its own)
 #
 # Tried on the CPU (PYTHON=.venv/bin/python, DEVICE cpu): the mechanics hold (a check over
 # its limit is killed and named); not yet run on a GPU.
@@ -30,12 +33,12 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}"
 
 failed=()
-check() {  # check NAME SECONDS ARGS...: one benchmark script under its time limit
+check() {  # [script=FILE] check NAME SECONDS ARGS...: benchmarks/FILE.py (default NAME) under its time limit
     local name=$1 limit=$2
     shift 2
     echo "== $name (at most ${limit} s)"
     local start=$SECONDS
-    timeout "$limit" "$python" "benchmarks/$name.py" "$@" 2>&1 | tee "$out/$name.txt" | tail -n 12
+    timeout "$limit" "$python" "benchmarks/${script:-$name}.py" "$@" 2>&1 | tee "$out/$name.txt" | tail -n 12
     local rc=${PIPESTATUS[0]}
     echo "== $name: exit $rc after $((SECONDS - start)) s"
     [ "$rc" -eq 0 ] || failed+=("$name (exit $rc)")
@@ -43,11 +46,14 @@ check() {  # check NAME SECONDS ARGS...: one benchmark script under its time lim
 
 "$python" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA')" \
     | tee "$out/device.txt"
-limits=([optimizer_step]=120 [training_step]=75 [experiment]=240 [device_check]=75 [first_step]=540)
+limits=([optimizer_step]=120 [training_step]=75 [experiment]=240 [device_check]=75 [first_step]=540
+    [long_chains]=540)
 for name in ${CHECKS:-optimizer_step training_step experiment device_check}; do
     case $name in
     experiment) check experiment "${limits[$name]}" --dataset digits --repeats 3 --fixed-malloc-only --device "$device" ;;
-    optimizer_step | training_step | device_check | first_step) check "$name" "${limits[$name]}" --device "$device" ;;
+    optimizer_step) check optimizer_step "${limits[$name]}" --device "$device" --lengths 5 ;;
+    long_chains) script=optimizer_step check long_chains "${limits[$name]}" --device "$device" --lengths 10,16,32 ;;
+    training_step | device_check | first_step) check "$name" "${limits[$name]}" --device "$device" ;;
     *)
         echo "unknown check $name: choose from ${!limits[*]}"
         failed+=("$name (unknown)")
