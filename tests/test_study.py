@@ -539,3 +539,40 @@ def test_methods_run_in_their_own_cells(tmp_path):
     )
     with pytest.raises(OptionError, match="cell 'perm-gradual' runs cs-l2 but not its baseline l2"):
         load_study(study_file(tmp_path, extra=lone))
+
+
+def test_verdicts_follow_the_registered_rule():
+    """A primary test allows "helps" or "hurts" where its Holm-corrected p < 0.05, "no
+    gain >= G" where its 95% interval lies below the study's smallest_gain G, else
+    "undecided"; secondary tests allow no claim."""
+    from complex_synapses.experiments.analysis import analyse
+
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.7, 0.02, 10)
+
+    def unit(method, shift, noise, treatment, score):
+        acc = (base + shift + rng.normal(0, noise, 10)).tolist()
+        return {"cell": "c", "method": method, "args": method, "accuracy": acc, "treatment": treatment,
+                "baseline": "none", "tune_score": score, "trials": {"COMPLETE": 8}}  # fmt: skip
+
+    units = [unit("none", 0, 0, False, 0.72), unit("ema", -0.05, 0.01, False, 0.70),
+             unit("cs-help", 0.03, 0.002, True, 0.7), unit("cs-hurt", -0.03, 0.002, True, 0.7),
+             unit("cs-same", 0.0, 0.001, True, 0.7), unit("cs-noisy", 0.0, 0.05, True, 0.7)]  # fmt: skip
+    rows = {r["method"]: r for r in analyse(units, smallest_gain=0.01)}
+    assert rows["cs-help"]["verdict_vs_baseline"] == "helps"
+    assert rows["cs-hurt"]["verdict_vs_baseline"] == "hurts"
+    assert rows["cs-same"]["verdict_vs_baseline"] == "no gain >= 1 points"
+    assert rows["cs-noisy"]["verdict_vs_baseline"] == "undecided"
+    assert rows["cs-help"]["verdict_vs_best"] == "helps" and rows["cs-help"]["best_baseline"] == "none"
+    assert rows["none"]["verdict_vs_baseline"] == rows["ema"]["verdict_vs_best"] == ""
+    plain = {r["method"]: r for r in analyse(units)}
+    assert plain["cs-same"]["verdict_vs_baseline"] == "undecided"
+
+
+@pytest.mark.parametrize("gain", ["1", "1.5", "0", "true", "\"a\""])
+def test_a_bad_smallest_gain_is_refused(tmp_path, gain):
+    path = study_file(tmp_path)
+    text = path.read_text().replace("[study]\n", f"[study]\nsmallest_gain = {gain}\n", 1)
+    path.write_text(text)
+    with pytest.raises(OptionError, match="smallest_gain must be a fraction"):
+        load_study(path)

@@ -75,7 +75,7 @@ def command(args: argparse.Namespace) -> int:
         return _report(config, args.json)
     start = time.perf_counter()
     units = run_study(config, args.jobs, backend=args.backend, address=args.address)
-    rows = analyse(units)
+    rows = analyse(units, config.smallest_gain)
     written = write_outputs(config, rows)
     if config.figure is not None:
         written += convergence_figure(units, config.figure.with_name(config.figure.name + "-convergence"))
@@ -93,7 +93,7 @@ def _report(config, as_json: bool) -> int:
     from ..experiments.study import analyse, finished_units, markdown_table
 
     units, missing = finished_units(config)
-    rows = analyse(units) if units else []
+    rows = analyse(units, config.smallest_gain) if units else []
     if rows:
         print(markdown_table(rows))
         print("\n(Holm-corrected over the finished cells only)")

@@ -20,7 +20,7 @@ import numpy as np
 from .methods import flags
 from .stats import holm, mean_ci, paired, sem
 
-__all__ = ["analyse", "search_lines", "FAMILIES"]
+__all__ = ["analyse", "search_lines", "FAMILIES", "verdict"]
 
 FAMILIES = ("primary", "secondary")
 NO_TEST = dict.fromkeys(("diff", "ci_low", "ci_high", "d_z", "p"), float("nan"))
@@ -64,9 +64,24 @@ def _tests(row: dict[str, Any]) -> dict[str, str]:
     return {"none": "secondary", "best": "secondary", "baseline": "secondary"}
 
 
-def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def verdict(row: dict[str, Any], tag: str, smallest_gain: float | None) -> str:
+    """The claim a primary test allows, by the rule a study registers: "helps" (or
+    "hurts") where its Holm-corrected p is below 0.05; "no gain >= G" where the 95%
+    interval of the difference lies below ``smallest_gain`` G (a fraction of accuracy);
+    else "undecided". Secondary tests allow no claim ("")."""
+    if _tests(row)[tag] != "primary" or not np.isfinite(row[f"p_vs_{tag}"]):
+        return ""
+    if row[f"p_vs_{tag}"] < 0.05:
+        return "helps" if row[f"diff_vs_{tag}"] > 0 else "hurts"
+    if smallest_gain is not None and row[f"ci_high_vs_{tag}"] < smallest_gain:
+        return f"no gain >= {100 * smallest_gain:g} points"
+    return "undecided"
+
+
+def analyse(units: list[dict[str, Any]], smallest_gain: float | None = None) -> list[dict[str, Any]]:
     """One row per (cell, method) (see the module's docstring): ``p_vs_TAG`` are Holm-
-    corrected within the test's family, ``p_vs_TAG_raw`` not."""
+    corrected within the test's family, ``p_vs_TAG_raw`` not; ``verdict_vs_baseline``
+    and ``verdict_vs_best`` the claims the primary tests allow (:func:`verdict`)."""
     rows = []
     for cell in dict.fromkeys(u["cell"] for u in units):
         here = {u["method"]: u for u in units if u["cell"] == cell}
@@ -81,6 +96,8 @@ def analyse(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         if r["baseline"] == "none":  # the same test as against none
             r["p_vs_baseline"] = r["p_vs_none"]
+        r["verdict_vs_baseline"] = verdict(r, "baseline", smallest_gain)
+        r["verdict_vs_best"] = verdict(r, "best", smallest_gain)
     return rows
 
 

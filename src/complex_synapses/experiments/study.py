@@ -56,7 +56,13 @@ from .results import read_json, write_json, write_text
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
 from .stats import sem
-from .study_checks import check_baselines, check_cells_have, check_task_order, check_validation
+from .study_checks import (
+    check_baselines,
+    check_cells_have,
+    check_smallest_gain,
+    check_task_order,
+    check_validation,
+)
 from .tuning import Param, Tuned, at_edges, corner, parse_space, tune, widened
 
 __all__ = ["StudyConfig", "StudyUnit", "load_study", "run_unit", "run_study", "finished_units"]
@@ -64,7 +70,7 @@ __all__ += ["analyse", "csv_text"]
 __all__ += ["plot_study", "markdown_table", "write_outputs", "search_lines"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
-STUDY_KEYS += ("widen_rounds", "trials_per_dimension", "min_trials")
+STUDY_KEYS += ("widen_rounds", "trials_per_dimension", "min_trials", "smallest_gain")
 
 
 @dataclass
@@ -94,6 +100,7 @@ class StudyConfig:
     widen_rounds: int = 2  # times a range whose tuned value binds is widened and tuned again
     trials_per_dimension: int = 0  # where > 0: trials = max(min_trials, this x tuned options)
     min_trials: int = 16
+    smallest_gain: float | None = None  # the least gain that matters (a fraction): "no gain" below it
 
     def units(self) -> list[tuple[str, str]]:
         """Every (cell, method) the study runs: each method in its cells."""
@@ -187,6 +194,7 @@ def load_study(path: str | Path) -> StudyConfig:
         Path(study["csv"]) if "csv" in study else None,
         Path(study["figure"]) if "figure" in study else None, widen, per_dim, least_trials,
     )  # fmt: skip
+    config.smallest_gain = check_smallest_gain(study.get("smallest_gain"), f"{path} [study]")
     check_task_order(config)
     check_baselines(config)
     check_validation(config)

@@ -5,7 +5,7 @@ methods' baselines."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .methods import is_treatment
 from .settings import OptionError
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .study import StudyConfig
 
 __all__ = ["check_task_order", "check_baselines", "check_validation", "check_cells_have"]
+__all__ += ["check_smallest_gain"]
 
 
 def check_task_order(config: StudyConfig) -> None:
@@ -65,3 +66,11 @@ def check_validation(config: StudyConfig) -> None:
                 f"{config.path}: cell {c!r} holds out no validation split, and tuning never reads test "
                 f"accuracy: set validation (e.g. 0.1, the fraction of each task's training data) in [base]"
             )
+
+
+def check_smallest_gain(gain: Any, where: str) -> float | None:
+    """``smallest_gain`` (the least gain that matters, a fraction of accuracy), checked."""
+    number = isinstance(gain, (int, float)) and not isinstance(gain, bool)
+    if gain is not None and not (number and 0 < gain < 1):
+        raise OptionError(f"{where}: smallest_gain must be a fraction of accuracy in (0, 1), got {gain!r}")
+    return gain
