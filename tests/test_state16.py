@@ -12,6 +12,7 @@ import torch
 
 from complex_synapses import ComplexSynapse
 from complex_synapses.step.kernels import round_bfloat16_
+from devices import DEVICE
 
 
 def _neighbours(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,12 +24,12 @@ def _neighbours(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_stochastic_rounding_lands_on_a_neighbour_and_is_unbiased():
-    x = torch.tensor([1.0 + 2**-10, -3.3e-5, 0.7, 123.456, 1e-30], dtype=torch.float32)
+    x = torch.tensor([1.0 + 2**-10, -3.3e-5, 0.7, 123.456, 1e-30], dtype=torch.float32, device=DEVICE)
     low, high = _neighbours(x)
     draws = []
     out = torch.empty_like(x, dtype=torch.bfloat16)
     for step in range(4000):
-        round_bfloat16_(out, x, torch.tensor(7), torch.tensor(step), 1)
+        round_bfloat16_(out, x, torch.tensor(7, device=DEVICE), torch.tensor(step, device=DEVICE), 1)
         y = out.float()
         assert torch.all((y == low) | (y == high))
         draws.append(y.double())
@@ -40,10 +41,10 @@ def test_stochastic_rounding_lands_on_a_neighbour_and_is_unbiased():
 
 
 def test_stochastic_rounding_keeps_exact_values_infinities_and_nans():
-    x = torch.tensor([0.0, -0.0, 1.5, -2.0, float("inf"), -float("inf"), float("nan")])
+    x = torch.tensor([0.0, -0.0, 1.5, -2.0, float("inf"), -float("inf"), float("nan")], device=DEVICE)
     out = torch.empty_like(x, dtype=torch.bfloat16)
     for step in range(50):
-        round_bfloat16_(out, x, torch.tensor(3), torch.tensor(step), 2)
+        round_bfloat16_(out, x, torch.tensor(3, device=DEVICE), torch.tensor(step, device=DEVICE), 2)
         y = out.float()
         assert torch.equal(y[:6], x[:6]) and torch.isnan(y[6])
         assert torch.signbit(y[1])
@@ -53,14 +54,14 @@ def _relax(state_dtype, n_elements, steps, kernel="eager"):
     """A chain whose weight stays at 1 (no gradient) and whose hidden levels start at 0:
     the levels fill from the weight, the slowest by far less than bfloat16's spacing per
     step. Every element is one trajectory with its own rounding stream."""
-    p = torch.nn.Parameter(torch.ones(n_elements))
+    p = torch.nn.Parameter(torch.ones(n_elements, device=DEVICE))
     opt = ComplexSynapse([p], torch.optim.SGD, lr=0.0, n_beakers=5, alpha=1.0, beta=1e4, init="zero",
                          state_dtype=state_dtype, kernel=kernel, seed=11)  # fmt: skip
     levels = []
     for _ in range(steps):
         p.grad = torch.zeros_like(p)
         opt.step()
-        levels.append(opt.levels(p).double())
+        levels.append(opt.levels(p).double().cpu())
     return opt, p, torch.stack(levels)  # (step, level, element)
 
 
@@ -117,12 +118,12 @@ def test_a_resumed_run_continues_bit_for_bit(kernel, base, integrator):
         g = torch.Generator().manual_seed(seed)
         for _ in range(steps):
             opt.zero_grad()
-            model(torch.randn(8, 12, generator=g)).pow(2).sum().backward()
+            model(torch.randn(8, 12, generator=g).to(DEVICE)).pow(2).sum().backward()
             opt.step()
 
     torch.manual_seed(0)
-    a = torch.nn.Linear(12, 7)
-    b = torch.nn.Linear(12, 7)
+    a = torch.nn.Linear(12, 7).to(DEVICE)
+    b = torch.nn.Linear(12, 7).to(DEVICE)
     b.load_state_dict(a.state_dict())
     opt_a = make(a)
     train(a, opt_a, 6, 1)
@@ -191,8 +192,8 @@ def test_bad_state_dtypes_are_refused():
 def test_the_c_library_rounds_as_torchs_kernels_bit_for_bit(monkeypatch):
     from complex_synapses.step import native, state16
 
-    if native.library() is None:
-        pytest.skip("no C compiler here")
+    if native.library() is None or DEVICE.type != "cpu":
+        pytest.skip("the C library: a C compiler, and CPU tensors")
     torch.manual_seed(0)
     srcs = [torch.randn(3001) * 10.0 ** torch.randint(-30, 30, (3001,)).float() for _ in range(3)]
     srcs[0][:4] = torch.tensor([float("nan"), float("inf"), -float("inf"), -0.0])

@@ -569,7 +569,7 @@ def test_verdicts_follow_the_registered_rule():
     assert plain["cs-same"]["verdict_vs_baseline"] == "undecided"
 
 
-@pytest.mark.parametrize("gain", ["1", "1.5", "0", "true", "\"a\""])
+@pytest.mark.parametrize("gain", ["1", "1.5", "0", "true", '"a"'])
 def test_a_bad_smallest_gain_is_refused(tmp_path, gain):
     path = study_file(tmp_path)
     text = path.read_text().replace("[study]\n", f"[study]\nsmallest_gain = {gain}\n", 1)

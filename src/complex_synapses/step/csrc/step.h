@@ -47,14 +47,44 @@ static void NAME(bands)(const REAL *coef, int n, int *lo, int *hi) {
 }
 
 /* out[i] <- (P u)_i on a block, row i's sum over its band (bands) taken left to right,
- * one vector of CS_TILE elements at a time (a GCC vector type: the sum stays in a
- * register, each u_j is one load and each P_ij one broadcast). */
+ * one vector of CS_VECTOR_BYTES at a time (a GCC vector type: the sum stays in a
+ * register, each u_j is one load and each P_ij one broadcast). Rows go in pairs, over
+ * the union of their bands (the few entries it adds are as negligible), so that each
+ * u_j is loaded once for two sums. */
 typedef REAL NAME(vec) __attribute__((vector_size(CS_VECTOR_BYTES)));
 
 static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, const REAL *coef,
                                    const int *lo, const int *hi, int len) {
     enum { TILE = CS_VECTOR_BYTES / sizeof(REAL) };
-    for (int i = 0; i < n; i++) {
+    int i0 = 0;
+    for (; i0 + 1 < n; i0 += 2) { /* two rows at once: each u_j loaded once for both */
+        const REAL *ra = coef + (int64_t)i0 * n, *rb = ra + n;
+        REAL *restrict oa = out[i0];
+        REAL *restrict ob = out[i0 + 1];
+        const int j0 = lo[i0] < lo[i0 + 1] ? lo[i0] : lo[i0 + 1];
+        const int j1 = hi[i0] > hi[i0 + 1] ? hi[i0] : hi[i0 + 1];
+        int e = 0;
+        for (; e + TILE <= len; e += TILE) {
+            NAME(vec) x, a, bsum;
+            memcpy(&x, &u[j0][e], sizeof x);
+            a = ra[j0] * x;
+            bsum = rb[j0] * x;
+            for (int j = j0 + 1; j <= j1; j++) {
+                memcpy(&x, &u[j][e], sizeof x);
+                a = a + ra[j] * x;
+                bsum = bsum + rb[j] * x;
+            }
+            memcpy(oa + e, &a, sizeof a);
+            memcpy(ob + e, &bsum, sizeof bsum);
+        }
+        for (; e < len; e++) {
+            REAL a = ra[j0] * u[j0][e], bsum = rb[j0] * u[j0][e];
+            for (int j = j0 + 1; j <= j1; j++) a = a + ra[j] * u[j][e], bsum = bsum + rb[j] * u[j][e];
+            oa[e] = a;
+            ob[e] = bsum;
+        }
+    }
+    for (int i = i0; i < n; i++) {
         const REAL *row = coef + (int64_t)i * n;
         REAL *restrict o = out[i];
         const int j0 = lo[i], j1 = hi[i];
