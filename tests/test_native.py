@@ -429,3 +429,15 @@ def test_a_failed_build_is_said_once(own_cache, monkeypatch, tmp_path):
         assert native.library() is None
     assert len(record) == 1
     _steps_right_on_torchs_kernels()
+
+
+def test_kernels_ran_names_what_each_call_ran_on():
+    """A result's provenance: float32 steps in the C library; 16-bit gradients, which it
+    does not take, on torch's (eager, for a small model) even where the library is loaded."""
+    for dtype, want in ((torch.float32, {"native"}), (torch.bfloat16, {"eager"})):
+        p = torch.nn.Parameter(torch.randn(300).to(dtype))
+        opt = ComplexSynapse([p], torch.optim.Adam, n_beakers=3, alpha=1.0, beta=10.0, lr=1e-3,
+                             kernel="native")  # fmt: skip
+        p.grad = torch.randn_like(p)
+        opt.step()
+        assert opt.kernels_ran == want

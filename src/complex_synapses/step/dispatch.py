@@ -103,22 +103,26 @@ def bound_levels(
     run(levels, limit, keys, steps, quantize)
 
 
-def launch(calls: list[KernelCall], lib: ctypes.CDLL | None = None, compiled: bool = True) -> None:
+def launch(calls: list[KernelCall], lib: ctypes.CDLL | None = None, compiled: bool = True) -> set[str]:
     """Stage "step": one call of the fused kernel per call, in the C library ``lib``
     where given and the call's tensors suit it, else the compiled kernel over flat
     aliases (the eager one where ``compiled`` is False); then the rounded copies of
-    16-bit parameters from their float32 masters."""
+    16-bit parameters from their float32 masters. Returns the kernels that ran
+    ("native", "compiled", "eager"), for a result's provenance."""
     fused_step_ = kernels.fused_step_multi_
     if compiled:
         fused_step_ = kernels.compiled("fused_step_multi_", fused_step_)
     prepare = flat if compiled else list  # eager kernels take any shape as it is
+    ran = set()
     for b in calls:
         if lib is not None and _native_fits(b):
+            ran.add("native")
             native.step_call(b, lib)
             if b.bound is not None:
                 levels = [[w, *h] for w, h in zip(b.ws, b.hiddens)]
                 native.bound_call(levels, b.bound, b.round_keys, b.round_steps, lib)
             continue
+        ran.add("compiled" if compiled else "eager")
         ws, gs, hiddens, ms, vs = [], [], [], [], []
         for i in range(len(b.ws)):
             moments = [b.ms[i], b.vs[i]] if b.ms else []
@@ -138,11 +142,12 @@ def launch(calls: list[KernelCall], lib: ctypes.CDLL | None = None, compiled: bo
             )
         if b.rounded:
             torch._foreach_copy_([p for p, _ in b.rounded], [m for _, m in b.rounded])
+    return ran
 
 
 def launch_chain(
     stage: str, calls: list[KernelCall], lib: ctypes.CDLL | None = None, compiled: bool = True
-) -> None:
+) -> set[str]:
     """Stages "pre" (the chain before the base optimizer's step) and "post" (the Euler
     sweep after it, for Euler calls, and the bound, for bounded ones) of the generic
     path: the C library ``lib`` where given and the call's tensors suit it, else the
@@ -151,8 +156,10 @@ def launch_chain(
     if compiled:
         kernel = kernels.compiled(f"chain_{stage}_multi_", kernel)
     prepare = flat if compiled else list  # eager kernels take any shape as it is
+    ran = set()
     for b in calls:
         in_c = lib is not None and _native_fits(b)
+        ran.add("native" if in_c else "compiled" if compiled else "eager")
         if in_c:
             ws, hiddens = b.ws, b.hiddens
         else:
@@ -169,9 +176,10 @@ def launch_chain(
                 native.bound_call(levels, b.bound, b.round_keys, b.round_steps, lib)
             else:
                 bound_levels(levels, b.bound, b.round_keys, b.round_steps, compiled)
+    return ran
 
 
-STAGES: dict[str, Callable[..., None]] = {
+STAGES: dict[str, Callable[..., set[str]]] = {
     "step": launch,
     "pre": lambda calls, lib=None, compiled=True: launch_chain("pre", calls, lib, compiled),
     "post": lambda calls, lib=None, compiled=True: launch_chain("post", calls, lib, compiled),
@@ -245,8 +253,7 @@ class Dispatcher:
         recorded graph where one matches."""
         launch_stage = STAGES[stage]
         if plan.library is not None or not plan.compiled:
-            self.ran.add("native" if plan.library is not None else "eager")
-            launch_stage(calls, plan.library, plan.compiled)
+            self.ran |= launch_stage(calls, plan.library, plan.compiled)  # what each call ran on
             return
         graph = self.graphs.get(stage)
         if graph is not None and graph.matches(calls):
