@@ -74,10 +74,11 @@ def run_in_pieces(run: Callable[[list[KernelCall]], None], call: KernelCall) -> 
     for stream in call.state_streams:
         if stream is not None:
             stream[1].add_(1)
+    pieces = _pieces(call)
     levels = max((len(h) for h in call.hiddens), default=0)
-    size = min(PIECE, max(w.numel() for w in call.ws))
+    size = max(piece.ws[0].numel() for piece in pieces)  # PIECE, or a non-contiguous parameter's
     room = torch.empty((levels, size), dtype=torch.float32, device=call.ws[0].device)  # the copies' room
-    for piece in _pieces(call):
+    for piece in pieces:
         kept = piece.hiddens
         piece.hiddens = [[room[k, : h.numel()].view_as(h) for k, h in enumerate(hidden)] for hidden in kept]
         _widen(kept[0], piece.hiddens[0])
