@@ -21,6 +21,7 @@ import sys
 import time
 
 import torch
+from optimizer_step import state_bytes  # benchmarks/ is on the path when run as a script
 
 from complex_synapses import ComplexSynapse
 
@@ -41,10 +42,7 @@ def measure(params: int, n: int, state_dtype: str) -> dict:
     start = time.perf_counter()
     opt.step()
     step_s = time.perf_counter() - start
-    held = [t for o in (opt, getattr(opt, "base", None)) if o is not None for st in o.state.values()
-            for v in st.values() for t in (v if isinstance(v, list) else [v])
-            if isinstance(t, torch.Tensor) and t.dim() > 0]  # fmt: skip
-    state = sum(t.numel() * t.element_size() for t in held)
+    state = state_bytes(opt) * size * 10  # the same count as optimizer_step.py's table
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kilobytes on Linux
     out = {"n": n, "state_dtype": state_dtype, "params": size * 10, "state_bytes": state}
     return out | {"state_bytes_per_param": state / (size * 10), "peak_rss_bytes": peak, "step_s": step_s}

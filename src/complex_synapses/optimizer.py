@@ -339,9 +339,10 @@ class ComplexSynapse(Optimizer):
         super().load_state_dict(own_sd)
         checkpoint.keep_saved_dtypes(state_dict, self.param_groups, self.state, self.base.state)
         self.seed = state_dict.get("seed", self.seed)
+        order = {id(q): i for i, q in enumerate(q for g in self.param_groups for q in g["params"])}
         for p, state in self.state.items():  # levels saved in another dtype: into this one's
             if "hidden" in state:
-                state16.conform(state, p, self.state_dtype, self.seed, self._index(p))
+                state16.conform(state, p, self.state_dtype, self.seed, order[id(p)])
         # The same group dicts (schedulers reach the base step), in a list of its own:
         # the base optimizer appends to its list when a group is added.
         self.base.param_groups = list(self.param_groups)

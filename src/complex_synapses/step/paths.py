@@ -50,10 +50,11 @@ def fused_step(
 
 def _run(dispatcher: Dispatcher, stage: str, calls: list[KernelCall], plan: Plan) -> None:
     """``stage`` over ``calls``; a call with 16-bit levels in pieces (see :mod:`.state16`)."""
-    plain = [b for b in calls if not has_16bit(b)]
-    if plain or len(plain) == len(calls):
+    sixteen = [has_16bit(b) for b in calls]
+    plain = [b for b, half in zip(calls, sixteen) if not half]
+    if plain or not calls:
         dispatcher.run(stage, plain, plan)
-    for call in (b for b in calls if has_16bit(b)):
+    for call in (b for b, half in zip(calls, sixteen) if half):
         run_in_pieces(lambda pieces: dispatcher.run(stage, pieces, plan), call)
 
 
