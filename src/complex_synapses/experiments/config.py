@@ -22,7 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["read_toml", "check_sections", "check_keys", "setting_key", "setting_keys", "presets"]
+__all__ = ["read_toml", "check_sections", "check_keys", "setting_key", "setting_keys", "presets", "seed_list"]
 
 # The run fields a file may set (a method's options are in ``method_options``).
 FIELDS = {f.name for f in dataclasses.fields(RunSettings)} - {"method_options"}
@@ -77,3 +77,11 @@ def presets() -> dict[str, Any]:
     data, so that the methods they name are named in no module."""
     text = resources.files(__package__).joinpath("presets.toml").read_text()
     return tomllib.loads(text)
+
+
+def seed_list(raw: Any, where: str) -> list[int]:
+    """``raw`` as a list of distinct integer seeds; OptionError naming ``where`` else."""
+    ok = isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw)
+    if not ok or len(set(raw)) != len(raw):
+        raise OptionError(f"{where} must be a non-empty list of distinct integers, got {raw!r}")
+    return raw

@@ -10,15 +10,20 @@ import csv
 import io
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..figures import pyplot, save_figure
+from .results import write_json, write_text
+from .stats import sem
+
+if TYPE_CHECKING:
+    from .study import StudyConfig
 
 __all__ = ["compare_table", "compare_figure", "matrix_table", "matrix_csv", "matrix_figure", "heatmap"]
 __all__ += ["study_table", "study_csv", "study_figure", "csv_columns", "CSV_COLUMNS", "LABEL"]
-__all__ += ["convergence_figure"]
+__all__ += ["convergence_figure", "unit_line", "write_outputs"]
 
 LABEL = {"splitMNIST": "split", "permMNIST": "permuted"}
 CSV_COLUMNS = (
@@ -292,3 +297,23 @@ def convergence_figure(units: list[dict[str, Any]], path: Path) -> list[Path]:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def unit_line(unit: dict[str, Any]) -> str:
+    """A study unit's line as it finishes: its tuning score and its test accuracy."""
+    acc = np.array(unit["accuracy"])
+    return (
+        f"  {unit['cell']:>14s} {unit['method']:>14s}: tuned {100 * unit['tune_score']:.2f}%, "
+        f"test {100 * acc.mean():.2f} +- {100 * sem(acc):.2f}% ({unit['wall_time_s']:.0f} s)"
+    )
+
+
+def write_outputs(config: StudyConfig, rows: list[dict[str, Any]]) -> list[Path]:
+    """The CSV, the figure and ``study.json`` (rows and units) where the config says."""
+    out = [write_json(config.results_dir / "study.json", {"rows": rows})]
+    if config.csv is not None:
+        out.append(write_text(config.csv, study_csv(rows)))
+    if config.figure is not None:
+        out += study_figure(rows, config.figure, f"{config.path.stem}: tuned on seeds "
+                          f"{config.tune_seeds}, tested on {len(config.eval_seeds)} others")  # fmt: skip
+    return out

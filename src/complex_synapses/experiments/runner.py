@@ -9,6 +9,8 @@ record is kept by this process, the driver, as soon as it arrives, so a stopped 
 resumes where it was and a Ray worker need not share a disk with the driver. A unit
 that fails (an exception, a loss that became NaN, a worker that died) is tried again up
 to ``retries`` times while the others go on; what still fails is recorded, never cached.
+A unit may name others it ``needs`` (their keys): it starts once their records are in,
+and fails, in one line, where one of them failed or is not in the batch.
 """
 
 from __future__ import annotations
@@ -56,6 +58,11 @@ class Unit(Protocol):
 
     def record_failure(self, errors: list[str]) -> None:
         """Keep the errors of a unit that failed every attempt (never as its record)."""
+
+
+def _needs(unit: Unit) -> tuple[str, ...]:
+    """The keys of the units whose records ``unit`` needs before it starts (none by default)."""
+    return tuple(getattr(unit, "needs", ()))
 
 
 @dataclass
@@ -174,16 +181,39 @@ class _Attempts:
         else:
             self.bar.update()
 
+    def ready(self, running: set[str]) -> Unit | None:
+        """The first queued unit whose needs have their records (taken off the queue);
+        one that needs a unit neither done, queued nor ``running`` fails, untried."""
+        waiting = {u.key for u in self.queue} | running
+        for unit in list(self.queue):
+            missing = [k for k in _needs(unit) if k not in self.outcome.results]
+            if not missing:
+                self.queue.remove(unit)
+                return unit
+            lost = [k for k in missing if k not in waiting]
+            if lost:
+                self.queue.remove(unit)
+                self.errors[unit.key].append(f"RunFailed: it needs {lost[0]}, which has no record")
+                self.bar.update()
+        return None
+
+    def give_up(self) -> None:
+        """Fail what is still queued when nothing can start or finish: needs in a cycle."""
+        for unit in self.queue:
+            self.errors[unit.key].append("RunFailed: its needs wait on each other")
+            self.bar.update()
+        self.queue.clear()
+
 
 def _in_process(attempts: _Attempts) -> None:
-    while attempts.queue:
-        s = attempts.queue.pop(0)
+    while (s := attempts.ready(set())) is not None:
         try:
             attempts.done(s, perform(s))
         except (KeyboardInterrupt, SystemExit, DataError, OptionError):
             raise  # the user's to fix (a data set missing, an option): not a run that failed
         except Exception:  # noqa: BLE001 - the run failed: recorded, retried
             attempts.fail(s, traceback.format_exc(limit=3))
+    attempts.give_up()
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
@@ -209,13 +239,17 @@ def _local(attempts: _Attempts, jobs: int) -> None:
         try:
             broken = False
             while (attempts.queue or inflight) and not broken:
-                while attempts.queue and len(inflight) < jobs and not broken:
+                while len(inflight) < jobs and not broken:
+                    s = attempts.ready({u.key for u in inflight.values()})
+                    if s is None:
+                        break
                     try:
-                        inflight[pool.submit(perform, attempts.queue[0], threads)] = attempts.queue[0]
-                        attempts.queue.pop(0)
+                        inflight[pool.submit(perform, s, threads)] = s
                     except BrokenProcessPool:  # a worker died before its run's result came in
+                        attempts.queue.insert(0, s)
                         broken = True
                 if not inflight:
+                    attempts.give_up()
                     break
                 finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
                 for fut in finished:
@@ -253,9 +287,11 @@ def _ray(attempts: _Attempts, address: str | None, resources: dict[str, float]) 
         threads = max(1, int(resources["num_cpus"]))
         pending = {}
         while attempts.queue or pending:
-            while attempts.queue:
-                s = attempts.queue.pop(0)
+            while (s := attempts.ready({u.key for u in pending.values()})) is not None:
                 pending[task.remote(s, threads)] = s
+            if not pending:
+                attempts.give_up()
+                break
             ready, _ = ray.wait(list(pending), num_returns=1)
             s = pending.pop(ready[0])
             try:

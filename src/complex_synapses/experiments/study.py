@@ -40,22 +40,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..errors import RunFailed
 from .analysis import analyse, search_lines
-from .config import check_keys, check_sections, read_toml, setting_keys
+from .config import check_keys, check_sections, read_toml, seed_list, setting_keys
 from .methods import is_treatment
 from .provenance import code_version
-from .report import CSV_COLUMNS, csv_columns, study_figure, study_table
+from .report import CSV_COLUMNS, csv_columns, study_figure, study_table, unit_line, write_outputs
 from .report import study_csv as csv_text
-from .results import read_json, write_json, write_text
+from .results import read_json, write_json
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
-from .stats import sem
+from .starts import check_offs, start_point, starts_from, widening
 from .study_checks import (
     check_baselines,
     check_cells_have,
@@ -70,7 +69,10 @@ __all__ += ["analyse", "csv_text"]
 __all__ += ["plot_study", "markdown_table", "write_outputs", "search_lines"]
 
 STUDY_KEYS = ("tune_seeds", "eval_seeds", "trials", "startup_trials", "results_dir", "csv", "figure")
-STUDY_KEYS += ("widen_rounds", "trials_per_dimension", "min_trials", "smallest_gain")
+STUDY_KEYS += ("widen_rounds", "trials_per_dimension", "min_trials", "smallest_gain", "start_from_baseline")
+
+
+Tuning = tuple[Tuned, dict[str, Param], dict[str, str], int]  # the last tuning, its space, edges, rounds
 
 
 @dataclass
@@ -82,6 +84,7 @@ class MethodSpec:
     space: dict[str, Param]
     baseline: str = "none"  # the method it is tested against at the same precision (a chain's)
     cells: tuple[str, ...] | None = None  # the cells it runs in (None: every cell)
+    off: dict[str, Any] = field(default_factory=dict)  # its own options' values where it is off (.starts)
 
 
 @dataclass
@@ -101,6 +104,7 @@ class StudyConfig:
     trials_per_dimension: int = 0  # where > 0: trials = max(min_trials, this x tuned options)
     min_trials: int = 16
     smallest_gain: float | None = None  # the least gain that matters (a fraction): "no gain" below it
+    start_from_baseline: bool = False  # each search's first trial: its baseline's, itself off (.starts)
 
     def units(self) -> list[tuple[str, str]]:
         """Every (cell, method) the study runs: each method in its cells."""
@@ -134,20 +138,19 @@ class StudyConfig:
             self.startup_trials,
             self.widen_rounds,
         ]
+        if baseline := starts_from(self, method):  # the baseline's outcome decides this one's start
+            what.append({"start_from": self.fingerprint(cell, baseline), "off": m.off})
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def _seeds(raw: Any, where: str) -> list[int]:
-    ok = isinstance(raw, list) and raw and all(isinstance(s, int) and not isinstance(s, bool) for s in raw)
-    if not ok or len(set(raw)) != len(raw):
-        raise OptionError(f"{where} must be a non-empty list of distinct integers, got {raw!r}")
-    return raw
 
 
 def _method(name: str, raw: Any, where: str) -> MethodSpec:
     if not isinstance(raw, dict) or "method" not in raw:
         raise OptionError(f'{where}: a method needs method = "..." (e.g. "ewc"), got {raw!r}')
-    fixed = setting_keys({k: v for k, v in raw.items() if k not in ("search", "baseline", "cells")}, where)
+    not_fixed = ("search", "baseline", "cells", "off")
+    fixed = setting_keys({k: v for k, v in raw.items() if k not in not_fixed}, where)
+    off = raw.get("off", {})
+    if not isinstance(off, dict):
+        raise OptionError(f"{where}: off must be a table of option values, e.g. {{alpha = 1e5}}, got {off!r}")
     space = parse_space(raw.get("search", {}), f"{where} search")
     if not space:
         raise OptionError(f"{where}: search is empty; give every method something to tune (at least lr)")
@@ -157,8 +160,9 @@ def _method(name: str, raw: Any, where: str) -> MethodSpec:
     ):
         raise OptionError(f"{where}: cells must be a non-empty list of cell names, got {cells!r}")
     return MethodSpec(
-        name, fixed, space, raw.get("baseline", "none"), None if cells is None else tuple(cells)
-    )
+        name, fixed, space, raw.get("baseline", "none"), None if cells is None else tuple(cells),
+        setting_keys(off, f"{where} off"),
+    )  # fmt: skip
 
 
 def load_study(path: str | Path) -> StudyConfig:
@@ -169,8 +173,8 @@ def load_study(path: str | Path) -> StudyConfig:
     check_sections(raw, ("study", "base", "cells", "methods"), str(path))
     study = raw.get("study", {})
     check_keys(study, STUDY_KEYS, f"{path} [study]")
-    tune_seeds = _seeds(study.get("tune_seeds", [0, 1, 2]), f"{path} [study] tune_seeds")
-    eval_seeds = _seeds(study.get("eval_seeds", list(range(10, 20))), f"{path} [study] eval_seeds")
+    tune_seeds = seed_list(study.get("tune_seeds", [0, 1, 2]), f"{path} [study] tune_seeds")
+    eval_seeds = seed_list(study.get("eval_seeds", list(range(10, 20))), f"{path} [study] eval_seeds")
     if set(tune_seeds) & set(eval_seeds):
         raise OptionError(f"{path} [study]: a seed is both a tuning and an evaluation seed; keep them apart")
     trials, startup = study.get("trials", 10), study.get("startup_trials", 4)
@@ -195,6 +199,9 @@ def load_study(path: str | Path) -> StudyConfig:
         Path(study["figure"]) if "figure" in study else None, widen, per_dim, least_trials,
     )  # fmt: skip
     config.smallest_gain = check_smallest_gain(study.get("smallest_gain"), f"{path} [study]")
+    config.start_from_baseline = start = study.get("start_from_baseline", False)
+    if not isinstance(start, bool):
+        raise OptionError(f"{path} [study]: start_from_baseline must be true or false, got {start!r}")
     check_task_order(config)
     check_baselines(config)
     check_validation(config)
@@ -203,6 +210,7 @@ def load_study(path: str | Path) -> StudyConfig:
         if unknown:
             raise OptionError(f"{path} [methods.{m}]: cells names no cell of the study: {', '.join(unknown)}")
     check_cells_have(config)
+    check_offs(config)
     for c, m in config.units():  # every unit at its search space's lower corner, checked
         spec = methods[m]
         try:
@@ -237,6 +245,12 @@ class StudyUnit:
     def key(self) -> str:
         return f"{self.cell}--{self.method}--{self.config.fingerprint(self.cell, self.method)}"
 
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The unit whose tuned setting this one's search starts from, if any."""
+        baseline = starts_from(self.config, self.method)
+        return () if baseline is None else (StudyUnit(self.config, self.cell, baseline).key,)
+
     def cached(self) -> dict[str, Any] | None:
         path = _unit_path(self.config, self.cell, self.method)
         if not path.exists():
@@ -246,7 +260,8 @@ class StudyUnit:
     def work(self) -> dict[str, Any]:
         config, cell, method = self.config, self.cell, self.method
         start = time.perf_counter()
-        tuned, space, edges, rounds = self._tune()
+        first = self._start()
+        tuned, space, edges, rounds = self._tune(first)
         runs = [config.settings(cell, method, tuned.params, s) for s in config.eval_seeds]
         results = run_many(runs, jobs=1, progress=False).ordered(runs)
         return {
@@ -262,6 +277,8 @@ class StudyUnit:
             "tune_se": tuned.score_se,
             "history": tuned.history,
             "converged": tuned.converged,
+            "start": first,
+            "start_score": tuned.start_value,
             "trials": tuned.trials,
             "args": " ".join(runs[0].run_args()),
             "eval_seeds": config.eval_seeds,
@@ -274,10 +291,21 @@ class StudyUnit:
             "wall_time_s": time.perf_counter() - start,
         }
 
-    def _tune(self) -> tuple[Tuned, dict[str, Param], dict[str, str], int]:
-        """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range
-        where the option allows and tune again, up to ``widen_rounds`` times. The last
-        tuning, its space, the values still at an edge, and the rounds of widening."""
+    def _start(self) -> dict[str, Any] | None:
+        """The first trial of this unit's searches (:mod:`.starts`), or None."""
+        baseline = starts_from(self.config, self.method)
+        if baseline is None:
+            return None
+        path = _unit_path(self.config, self.cell, baseline)
+        if not path.exists():
+            raise RunFailed(f"{self.key} starts from {baseline}'s tuned setting in {self.cell}, not finished")
+        return start_point(self.config, self.method, read_json(path)["params"])
+
+    def _tune(self, start: dict[str, Any] | None = None) -> Tuning:
+        """Tune (from ``start``); while a tuned value binds (:func:`.tuning.at_edges`; not
+        at its off value, :func:`.starts.widening`), widen its range where the option
+        allows and tune again, up to ``widen_rounds`` times. The last tuning, its space,
+        the values still at an edge, and the rounds of widening."""
         config, cell, method = self.config, self.cell, self.method
         base = config.settings(cell, method, {}, config.tune_seeds[0])
         seed = int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
@@ -286,11 +314,12 @@ class StudyUnit:
             name = self.key if rounds == 0 else f"{self.key}--widened{rounds}"
             tuned = tune(
                 base, space, config.tune_seeds, config.trials_for(self.method),
-                config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed,
+                config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed, start,
             )  # fmt: skip
             edges = at_edges(tuned.params, space)
-            wider = self._allowed(widened(space, edges), space) if edges else space
-            if not edges or rounds == config.widen_rounds or wider == space:
+            binding = widening(edges, tuned.params, config.methods[method].off)
+            wider = self._allowed(widened(space, binding), space) if binding else space
+            if not binding or rounds == config.widen_rounds or wider == space:
                 return tuned, space, edges, rounds
             space, rounds = wider, rounds + 1
 
@@ -325,8 +354,10 @@ def _range(p: Param) -> list:
 def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:
     """Tune ``method`` in ``cell``, run the best setting on the evaluation seeds; the
     unit's record (also written under ``results_dir/units``)."""
-    unit = StudyUnit(config, cell, method)
-    return execute([unit], progress=False).ordered([unit])[0]
+    units = [StudyUnit(config, cell, method)]
+    while baseline := starts_from(config, units[0].method):  # its start needs its baseline's record
+        units.insert(0, StudyUnit(config, cell, baseline))
+    return execute(units, progress=False).ordered(units)[-1]
 
 
 def finished_units(config: StudyConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -355,27 +386,8 @@ def run_study(
     tasks on the cluster at ``address``); the units in the config's order. RunFailed
     naming the first unit that failed, after the others have finished."""
     units = [StudyUnit(config, c, m) for c, m in config.units()]
-    outcome = execute(units, jobs, backend, address, 0, resources, progress, desc="study", report=_done)
+    outcome = execute(units, jobs, backend, address, 0, resources, progress, desc="study", report=unit_line)
     return outcome.ordered(units)
-
-
-def _done(unit: dict[str, Any]) -> str:
-    acc = np.array(unit["accuracy"])
-    return (
-        f"  {unit['cell']:>14s} {unit['method']:>14s}: tuned {100 * unit['tune_score']:.2f}%, "
-        f"test {100 * acc.mean():.2f} +- {100 * sem(acc):.2f}% ({unit['wall_time_s']:.0f} s)"
-    )
-
-
-def write_outputs(config: StudyConfig, rows: list[dict[str, Any]]) -> list[Path]:
-    """The CSV, the figure and ``study.json`` (rows and units) where the config says."""
-    out = [write_json(config.results_dir / "study.json", {"rows": rows})]
-    if config.csv is not None:
-        out.append(write_text(config.csv, csv_text(rows)))
-    if config.figure is not None:
-        out += study_figure(rows, config.figure, f"{config.path.stem}: tuned on seeds "
-                          f"{config.tune_seeds}, tested on {len(config.eval_seeds)} others")  # fmt: skip
-    return out
 
 
 markdown_table = study_table  # the names of release 0.2

@@ -161,6 +161,7 @@ class Tuned:
     history: list[float] = dataclasses.field(default_factory=list)  # best so far after each counted trial
     score_se: float = float("nan")  # the best trial's standard error over the tuning seeds
     converged: bool = True  # its last third improved the best by no more than score_se
+    start_value: float | None = None  # the score of the trial asked first (``start``), where it completed
 
 
 COUNTED = ("COMPLETE", "PRUNED", "DIVERGED")  # trial outcomes that use up the budget
@@ -248,10 +249,12 @@ def tune(
     name: str,
     startup_trials: int = 4,
     seed: int = 0,
+    start: dict[str, Any] | None = None,
 ) -> Tuned:
     """Tune ``space`` around ``base`` until ``trials`` trials have finished (completed,
     pruned or diverged); a trial left running by a stopped tuning is marked failed and
-    does not count. ``seed`` seeds TPE's draws."""
+    does not count. ``seed`` seeds TPE's draws. ``start`` (option values of every
+    dimension): the first trial asked, one of the budget, before TPE's own."""
     import optuna
     from optuna.trial import TrialState
 
@@ -263,6 +266,8 @@ def tune(
     study = _open_or_set_aside(path, name, startup_trials, seed)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)  # interrupted: not a result
+    if start is not None and not any(_is_start(t) for t in study.get_trials(deepcopy=False)):
+        study.enqueue_trial(_optuna_values(start, space), user_attrs={"start": True})
     while sum(_outcome(t) in COUNTED for t in study.get_trials(deepcopy=False)) < trials:
         trial = study.ask()
         params = suggest(trial, space)
@@ -280,7 +285,23 @@ def tune(
         raise RunFailed(f"tuning {name}: no trial completed ({counts}); widen or move its search space")
     best = max(complete, key=lambda t: t.value)
     history, se = _history(done), _seed_se(best)
-    return Tuned(_params(best.params, space), float(best.value), counts, history, se, converged(history, se))
+    firsts = [t.value for t in complete if t.user_attrs.get("start")]
+    return Tuned(
+        _params(best.params, space), float(best.value), counts, history, se, converged(history, se),
+        float(firsts[0]) if firsts else None,
+    )  # fmt: skip
+
+
+def _is_start(trial) -> bool:
+    """The start trial, asked or done (one interrupted is asked again; one that diverged is done)."""
+    return trial.user_attrs.get("start") and (trial.state.name != "FAIL" or trial.user_attrs.get("diverged"))
+
+
+def _optuna_values(params: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
+    """Option values under the names and on the scales Optuna keeps them (undoes :func:`_params`)."""
+    d = drawn(params, space)
+    out = {_key(n, p): d[n] for n, p in space.items() if not p.complement}
+    return out | {f"1-{n}": 1.0 - d[n] for n, p in space.items() if p.complement}
 
 
 def converged(history: list[float], se: float) -> bool:

@@ -1,0 +1,80 @@
+"""Where a method's search starts: the first trial its tuning asks.
+
+With ``start_from_baseline = true`` in a study's ``[study]`` table, every method but a
+baseline begins its search at its baseline's tuned setting with itself switched off: the
+options it shares with its baseline (lr) at the baseline's tuned values in the same cell,
+its own options at the values its ``off`` table declares (a chain whose alpha lies beyond
+the run's length, ewc's lambda near 0, an EMA over two steps). That trial is one of the
+method's budget; TPE then searches as before. Without it a search can miss its own off
+corner: the chain's, at 1 bit, is a corner of a 4-dimensional box that 32 trials did not
+find (docs/study.md), so a chain that does no good lost to a search that missed "off"
+rather than tying its baseline.
+
+A tuned value that is its declared off value is not widened at its edge: beyond "off"
+lies only "more off". It is still reported at its edge.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from .settings import OptionError
+from .tuning import drawn
+
+if TYPE_CHECKING:
+    from .study import StudyConfig
+
+__all__ = ["starts_from", "check_offs", "start_point", "widening"]
+
+
+def starts_from(config: StudyConfig, method: str) -> str | None:
+    """The method whose tuned setting ``method``'s search starts from, or None."""
+    baseline = config.methods[method].baseline
+    return baseline if config.start_from_baseline and baseline != method else None
+
+
+def check_offs(config: StudyConfig) -> None:
+    """Every method that starts from its baseline declares, inside its ranges, the values of
+    the options its baseline does not tune; ``off`` elsewhere is refused."""
+    for name, spec in config.methods.items():
+        where = f"{config.path} [methods.{name}]"
+        baseline = starts_from(config, name)
+        if baseline is None:
+            if spec.off:
+                raise OptionError(f"{where}: off applies only with start_from_baseline = true in [study]")
+            continue
+        own = [k for k in spec.space if k not in config.methods[baseline].space]
+        missing = [k for k in own if k not in spec.off]
+        unknown = [k for k in spec.off if k not in spec.space]
+        if missing or unknown:
+            raise OptionError(
+                f"{where}: start_from_baseline needs off = {{...}} with a value for each option it tunes "
+                f"and {baseline} does not ({', '.join(own) or 'none'}), no other; "
+                f"missing: {', '.join(missing) or '-'}, not tuned: {', '.join(unknown) or '-'}"
+            )
+        off = spec.off | {k: spec.space[k].low for k in spec.space if k not in spec.off}
+        for k, v in drawn(off, spec.space).items():
+            p = spec.space[k]
+            inside = v in p.choices if p.choices is not None else p.low <= v <= p.high
+            if k in spec.off and not inside:
+                raise OptionError(f"{where}: off {k} = {spec.off[k]!r} lies outside its search range")
+
+
+def start_point(config: StudyConfig, method: str, baseline_params: dict[str, Any]) -> dict[str, Any]:
+    """The first trial of ``method``'s search: its off values, and for the options it
+    shares with its baseline the baseline's tuned values (kept inside its own ranges)."""
+    spec = config.methods[method]
+    shared = {k: _inside(baseline_params[k], p) for k, p in spec.space.items() if k not in spec.off}
+    return shared | spec.off
+
+
+def _inside(v: Any, p) -> Any:
+    if p.choices is not None or p.times is not None:
+        return v
+    return min(max(v, p.low), p.high)
+
+
+def widening(edges: dict[str, str], params: dict[str, Any], off: dict[str, Any]) -> dict[str, str]:
+    """The edges to widen: ``edges`` less the options tuned to their off value."""
+    return {k: end for k, end in edges.items() if not (k in off and math.isclose(params[k], off[k]))}
