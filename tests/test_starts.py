@@ -172,7 +172,7 @@ def test_a_study_starts_each_search_at_its_baselines_setting(tmp_path, capsys):
         lr = units[(cell, "none")]["params"]["lr"]
         assert units[(cell, "cs")]["start"] == {"lr": lr, "alpha": 10}
         assert units[(cell, "ema")]["start"] == {"lr": lr, "ema_decay": 0.5}
-        assert units[(cell, "none")]["start"] is None
+        assert units[(cell, "none")]["start"] is None and units[(cell, "cs")]["off"] == {"alpha": 10}
         for m in ("cs", "ema"):
             u = units[(cell, m)]
             assert math.isfinite(u["start_score"]) and u["tune_score"] >= u["start_score"]
@@ -200,3 +200,20 @@ def test_a_value_at_its_off_edge_is_not_widened(tmp_path, monkeypatch):
     tuned, space, edges, rounds = StudyUnit(config, "split-task", "cs")._tune(start)
     assert rounds == 1 and edges == {"alpha": "high"} and calls == [start] * 3
     assert space["alpha"].high == 10 and space["lr"].low < 1e-3
+
+
+def test_the_search_lines_tell_an_off_value_from_a_range_that_binds():
+    from complex_synapses.experiments.analysis import search_lines
+
+    unit = {
+        "cell": "c", "method": "cs", "params": {"lr": 1e-3, "alpha": 1e5}, "widened": 0,
+        "space": {"lr": [1e-3, 1e-1], "alpha": [1.0, 1e5]}, "at_edge": {"lr": "low", "alpha": "high"},
+        "start": {"lr": 1e-3, "alpha": 1e5}, "start_score": 0.6, "off": {"alpha": 1e5},
+    }  # fmt: skip
+    (line,) = search_lines([unit])
+    assert "started off at 60.00% (its best)" in line
+    assert "at their off value: alpha" in line and line.endswith("STILL BINDS: lr at its low end")
+    (line,) = search_lines(
+        [unit | {"start": {"lr": 1e-2, "alpha": 1e5}, "params": {"lr": 1e-3, "alpha": 50.0}}]
+    )
+    assert "(its best)" not in line and "off value" not in line and "alpha at its high end" in line

@@ -109,11 +109,17 @@ def search_lines(units: list[dict[str, Any]]) -> list[str]:
         if "space" not in u:
             continue
         ranges = "; ".join(_search_range(k, u["params"][k], r) for k, r in u["space"].items())
-        edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items())
+        start = u.get("start") or {}
+        off = [k for k in u.get("at_edge", {}) if k in u.get("off", {}) and u["off"][k] == u["params"][k]]
+        edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items() if k not in off)
         widened = f", widened {u['widened']}x" if u.get("widened") else ""
-        lines.append(
-            f"{u['cell']} / {u['method']}: {ranges}{widened}" + (f" -- STILL BINDS: {edge}" if edge else "")
-        )
+        line = f"{u['cell']} / {u['method']}: {ranges}{widened}"
+        if start and u.get("start_score") is not None:
+            best = " (its best)" if start == u["params"] else ""
+            line += f"; started off at {100 * u['start_score']:.2f}%{best}"
+        if off:
+            line += f" -- at their off value: {', '.join(off)}"
+        lines.append(line + (f" -- STILL BINDS: {edge}" if edge else ""))
     return lines
 
 

@@ -278,6 +278,7 @@ class StudyUnit:
             "history": tuned.history,
             "converged": tuned.converged,
             "start": first,
+            "off": config.methods[method].off if first else {},
             "start_score": tuned.start_value,
             "trials": tuned.trials,
             "args": " ".join(runs[0].run_args()),
