@@ -198,17 +198,26 @@ def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_pat
     assert len(list((ray_dir / "r").glob("*.json"))) == 8  # written back by the driver
 
     # The study's (cell, method) units go to the same head through the same runner: the
-    # same table as here, the unit records written back by the driver.
-    from test_study import study_file
+    # same table as here, the unit records written back by the driver; the chain's units
+    # start from none's (the runner's needs), so each waits for its cell's none.
+    from test_starts import starting as study_file
 
     (tmp_path / "study-here").mkdir()
     (tmp_path / "study-ray").mkdir()
-    assert main(["study", str(study_file(tmp_path / "study-here")), "--json"]) == 0
+    assert main(["study", str(study_file(tmp_path / "study-here", ema="")), "--json"]) == 0
     here = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     driver = [sys.executable, str(Path(__file__).parent / "ray_driver.py"), "study"]
-    driver += [str(study_file(tmp_path / "study-ray")), "--json", "--backend", "ray", "--address", address]
+    driver += [
+        str(study_file(tmp_path / "study-ray", ema="")),
+        "--json",
+        "--backend",
+        "ray",
+        "--address",
+        address,
+    ]
     done = subprocess.run(driver, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     there = json.loads(done.stdout.strip().splitlines()[-1])
     assert [u["accuracy"] for u in there["units"]] == [u["accuracy"] for u in here["units"]]
     assert len(list((tmp_path / "study-ray" / "study" / "units").glob("*.json"))) == len(here["units"])
+    assert all(u["start"]["alpha"] == 10 for u in there["units"] if u["method"] == "cs")
