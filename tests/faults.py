@@ -24,3 +24,27 @@ def perform_crashing_once(unit, threads=None):
         Path(marker).write_text(unit.key)
         os._exit(17)
     return _perform(unit, threads)
+
+
+class Sleeper:
+    """A unit that writes its worker's pid to ``folder/KEY.pid`` and then sleeps: what a
+    long tuning looks like to the runner."""
+
+    def __init__(self, key: str, folder: str, seconds: float = 600.0) -> None:
+        self.key, self.folder, self.seconds = key, folder, seconds
+
+    def cached(self):
+        return None
+
+    def work(self):
+        import time
+
+        (Path(self.folder) / f"{self.key}.pid").write_text(str(os.getpid()))
+        time.sleep(self.seconds)
+        return {"key": self.key}
+
+    def store(self, record) -> None:
+        pass
+
+    def record_failure(self, errors) -> None:
+        pass

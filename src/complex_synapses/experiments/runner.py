@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -151,8 +152,18 @@ def run_one(settings: RunSettings, threads: int | None = None, progress: bool = 
 
 
 def _ignore_interrupt() -> None:
-    """Workers leave Ctrl-C to the driver, which stops them and says what was kept."""
+    """Workers leave Ctrl-C to the driver, which stops them and says what was kept; on
+    Linux a worker also ends with its driver, however that ends (a worker left behind
+    would go on tuning and running for hours, writing to the stores, unseen)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _terminate_as_interrupt(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # so that the pool is stopped and what was kept is said
 
 
 class _Attempts:
@@ -231,6 +242,17 @@ def _local(attempts: _Attempts, jobs: int) -> None:
     """At most ``jobs`` runs in flight, so that a worker's death costs an attempt only to
     the runs that were running; the pool is then made anew."""
     threads = max(1, (os.cpu_count() or 1) // jobs)
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminate_as_interrupt) if main else None
+    try:
+        _pools(attempts, jobs, threads)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _pools(attempts: _Attempts, jobs: int, threads: int) -> None:
+    """A pool of ``jobs`` workers until the queue is done, made anew where one breaks."""
     while attempts.queue:
         pool = ProcessPoolExecutor(
             max_workers=jobs, mp_context=get_context("spawn"), initializer=_ignore_interrupt
