@@ -1,7 +1,7 @@
-"""A search that starts at its baseline's tuned setting with its method off, and the
-runner's needs that let a unit wait for the unit it starts from."""
+"""A method's off point (its baseline's tuned setting with the method off), the better of
+it and the method's search, and the runner's needs that let a unit wait for the unit
+its off point comes from."""
 
-import math
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +11,7 @@ from complex_synapses.experiments.results import read_json
 from complex_synapses.experiments.runner import execute
 from complex_synapses.experiments.settings import OptionError, RunSettings
 from complex_synapses.experiments.study import StudyUnit, load_study
-from complex_synapses.experiments.tuning import parse_space, tune
+from complex_synapses.experiments.tuning import parse_space, tune, validation_score
 from test_study import study_file
 
 DONE: list[str] = []  # the order in which the driver kept records
@@ -68,41 +68,21 @@ def test_a_unit_whose_need_failed_or_is_missing_fails_untried():
     assert cycle.failed == {k: ["RunFailed: its needs wait on each other"] for k in ("x", "y")}
 
 
-def test_a_search_asks_its_start_first_once(tmp_path):
-    """The start trial is the first asked, with its values as given (a complement's and a
-    factor's too); one interrupted is asked again; a resumed tuning adds none."""
-    import optuna
+def test_an_off_point_is_scored_as_the_tuner_scores_a_trial(tmp_path, monkeypatch):
+    from complex_synapses.errors import RunFailed
+    from complex_synapses.experiments import tuning
 
-    base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000, method="cs",
+    base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
                             results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
-    space = parse_space(
-        {
-            "lr": {"low": 1e-3, "high": 1e-2, "log": True},
-            "alpha": {"low": 1.0, "high": 100.0, "log": True},
-            "beta": {"low": 1.0, "high": 100.0, "log": True, "times": "alpha"},
-        },
-        "t",
-    )
-    start = {"lr": 0.004, "alpha": 100.0, "beta": 400.0}
-    path = tmp_path / "t.db"
-    storage = f"sqlite:///{path}"
-    optuna.create_study(study_name="t", storage=storage, direction="maximize").enqueue_trial(
-        {"lr": 0.004, "alpha": 100.0, "beta/alpha": 4.0}, user_attrs={"start": True}
-    )
-    optuna.load_study(study_name="t", storage=storage).ask()  # the start, left running by a stop
-    tuned = tune(base, space, [0, 1], 3, path, "t", startup_trials=1, start=start)
-    trials = optuna.load_study(study_name="t", storage=storage).trials
-    assert [t.state.name for t in trials][:2] == ["FAIL", "COMPLETE"]
-    assert trials[1].user_attrs["start"] and trials[1].params == {
-        "lr": 0.004,
-        "alpha": 100.0,
-        "beta/alpha": 4.0,
-    }
-    assert tuned.start_value == trials[1].value
-    again = tune(base, space, [0, 1], 4, path, "t", startup_trials=1, start=start)
-    trials = optuna.load_study(study_name="t", storage=storage).trials
-    assert sum(bool(t.user_attrs.get("start")) for t in trials) == 2 and len(trials) == 5
-    assert again.start_value == tuned.start_value
+    space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
+    tuned = tune(base, space, [0, 1], 2, tmp_path / "t.db", "t", startup_trials=2)
+    assert validation_score(tuned.params, base, [0, 1]) == tuned.value
+
+    def diverges(*args, **kwargs):
+        raise RunFailed("the loss became nan")
+
+    monkeypatch.setattr(tuning, "run_many", diverges)
+    assert validation_score(tuned.params, base, [0, 1]) is None
 
 
 OFF = """
@@ -152,68 +132,58 @@ def test_off_without_a_start_is_refused(tmp_path):
         load_study(study_file(tmp_path, extra=OFF))
 
 
-def test_a_start_changes_the_fingerprints_of_the_units_that_start_and_no_other(tmp_path):
+def test_an_off_point_changes_the_units_fingerprints_and_no_search(tmp_path):
     plain = load_study(study_file(tmp_path, extra=OFF.replace("off = { ema_decay = 0.5 }", "")))
     config = load_study(starting(tmp_path))
     for cell in config.cells:
         assert config.fingerprint(cell, "none") == plain.fingerprint(cell, "none")
         assert config.fingerprint(cell, "cs") != plain.fingerprint(cell, "cs")
+        assert StudyUnit(config, cell, "cs").search_key == StudyUnit(plain, cell, "cs").key
         assert StudyUnit(config, cell, "cs").needs == (StudyUnit(config, cell, "none").key,)
         assert StudyUnit(config, cell, "none").needs == () and StudyUnit(plain, cell, "cs").needs == ()
 
 
-def test_a_study_starts_each_search_at_its_baselines_setting(tmp_path, capsys):
-    path = starting(tmp_path)
-    assert main(["study", str(path), "--jobs", "2"]) == 0
-    units = {
-        (u["cell"], u["method"]): u for u in map(read_json, (tmp_path / "study" / "units").glob("*.json"))
-    }
+def test_a_unit_takes_the_better_of_its_search_and_its_off_point(tmp_path, capsys):
+    """The search is the one the study makes without off points (its tuner store and
+    runs are used again); the unit's setting is the better of its best and the off
+    point, which is its baseline's setting with the method off."""
+    plain = study_file(tmp_path, extra=OFF.replace("off = { ema_decay = 0.5 }", ""))
+    assert main(["study", str(plain), "--jobs", "2"]) == 0
+    before = _units(tmp_path)
+    assert main(["study", str(starting(tmp_path)), "--jobs", "2"]) == 0
+    units = _units(tmp_path)  # the later record of each (cell, method)
     for cell in ("split-task", "perm-gradual"):
         lr = units[(cell, "none")]["params"]["lr"]
-        assert units[(cell, "cs")]["start"] == {"lr": lr, "alpha": 10}
-        assert units[(cell, "ema")]["start"] == {"lr": lr, "ema_decay": 0.5}
-        assert units[(cell, "none")]["start"] is None and units[(cell, "cs")]["off"] == {"alpha": 10}
+        assert units[(cell, "cs")]["off_point"] == {"lr": lr, "alpha": 10}
+        assert units[(cell, "ema")]["off_point"] == {"lr": lr, "ema_decay": 0.5}
+        assert units[(cell, "none")]["off_point"] is None and before[(cell, "cs")]["off_point"] is None
         for m in ("cs", "ema"):
-            u = units[(cell, m)]
-            assert math.isfinite(u["start_score"]) and u["tune_score"] >= u["start_score"]
+            u, search = units[(cell, m)], before[(cell, m)]
+            assert u["search_params"] == search["params"] and u["search_score"] == search["tune_score"]
+            assert u["off_won"] == (u["off_score"] > u["search_score"])
+            assert u["params"] == (u["off_point"] if u["off_won"] else search["params"])
+            assert u["tune_score"] == max(u["off_score"], u["search_score"])
 
 
-def test_a_value_at_its_off_edge_is_not_widened(tmp_path, monkeypatch):
-    """alpha tuned to its off value at the top of its range: reported, not widened; lr at
-    an edge: widened as before."""
-    from complex_synapses.experiments import study
-    from complex_synapses.experiments.tuning import Tuned
-
-    calls, lrs = [], []
-
-    def fake_tune(base, space, seeds, trials, path, name, startup, seed, start):
-        calls.append(start)
-        return Tuned({"lr": lrs.pop(0), "alpha": 10.0}, 0.5, {"COMPLETE": trials})
-
-    monkeypatch.setattr(study, "tune", fake_tune)
-    config = load_study(starting(tmp_path))
-    start = {"lr": 3e-3, "alpha": 10}
-    lrs[:] = [3e-3]
-    tuned, space, edges, rounds = StudyUnit(config, "split-task", "cs")._tune(start)
-    assert rounds == 0 and edges == {"alpha": "high"} and calls == [start]
-    lrs[:] = [1e-3, 3e-3]  # lr at its low end, then inside the widened range
-    tuned, space, edges, rounds = StudyUnit(config, "split-task", "cs")._tune(start)
-    assert rounds == 1 and edges == {"alpha": "high"} and calls == [start] * 3
-    assert space["alpha"].high == 10 and space["lr"].low < 1e-3
+def _units(tmp_path):
+    paths = (tmp_path / "study" / "units").glob("*.json")
+    return {
+        (u["cell"], u["method"]): u for u in map(read_json, sorted(paths, key=lambda p: p.stat().st_mtime))
+    }
 
 
-def test_the_search_lines_tell_an_off_value_from_a_range_that_binds():
+def test_the_search_lines_say_what_the_off_point_scored_and_whether_it_was_chosen():
     from complex_synapses.experiments.analysis import search_lines
 
     unit = {
         "cell": "c", "method": "cs", "params": {"lr": 1e-3, "alpha": 1e5}, "widened": 0,
-        "space": {"lr": [1e-3, 1e-1], "alpha": [1.0, 1e5]}, "at_edge": {"lr": "low", "alpha": "high"},
-        "start": {"lr": 1e-3, "alpha": 1e5}, "start_score": 0.6, "off": {"alpha": 1e5},
+        "search_params": {"lr": 1e-3, "alpha": 50.0}, "search_score": 0.55,
+        "space": {"lr": [1e-3, 1e-1], "alpha": [1.0, 1e5]}, "at_edge": {"lr": "low"},
+        "off_point": {"lr": 1e-3, "alpha": 1e5}, "off_score": 0.6, "off_won": True,
     }  # fmt: skip
     (line,) = search_lines([unit])
-    assert "started off at 60.00% (its best)" in line
-    assert "at their off value: alpha" in line and line.endswith("STILL BINDS: lr at its low end")
-    (line,) = search_lines(
-        [unit | {"start": {"lr": 1e-2, "alpha": 1e5}, "params": {"lr": 1e-3, "alpha": 50.0}}]
-    )
-    assert "(its best)" not in line and "off value" not in line and "alpha at its high end" in line
+    assert "alpha 50 in [1, 1e+05]" in line
+    assert "off point 60.00% against the search's 55.00%: CHOSEN" in line
+    assert line.endswith("STILL BINDS: lr at its low end")
+    (line,) = search_lines([unit | {"off_score": None, "off_won": False}])
+    assert "off point diverged against the search's 55.00% --" in line

@@ -220,4 +220,4 @@ def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_pat
     there = json.loads(done.stdout.strip().splitlines()[-1])
     assert [u["accuracy"] for u in there["units"]] == [u["accuracy"] for u in here["units"]]
     assert len(list((tmp_path / "study-ray" / "study" / "units").glob("*.json"))) == len(here["units"])
-    assert all(u["start"]["alpha"] == 10 for u in there["units"] if u["method"] == "cs")
+    assert all(u["off_point"]["alpha"] == 10 for u in there["units"] if u["method"] == "cs")

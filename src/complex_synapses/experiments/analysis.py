@@ -102,23 +102,22 @@ def analyse(units: list[dict[str, Any]], smallest_gain: float | None = None) -> 
 
 
 def search_lines(units: list[dict[str, Any]]) -> list[str]:
-    """Each unit's final search ranges and tuned values, and the values still at an edge
-    of their range after its widenings (units of earlier releases kept no ranges)."""
+    """Each unit's final search ranges and the search's best values, the values still at
+    an edge of their range after its widenings, and where the unit has one, its off
+    point's score and whether it was chosen (units of earlier releases kept no ranges)."""
     lines = []
     for u in units:
         if "space" not in u:
             continue
-        ranges = "; ".join(_search_range(k, u["params"][k], r) for k, r in u["space"].items())
-        start = u.get("start") or {}
-        off = [k for k in u.get("at_edge", {}) if k in u.get("off", {}) and u["off"][k] == u["params"][k]]
-        edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items() if k not in off)
+        best = u.get("search_params") or u["params"]
+        ranges = "; ".join(_search_range(k, best[k], r) for k, r in u["space"].items())
+        edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items())
         widened = f", widened {u['widened']}x" if u.get("widened") else ""
         line = f"{u['cell']} / {u['method']}: {ranges}{widened}"
-        if start and u.get("start_score") is not None:
-            best = " (its best)" if start == u["params"] else ""
-            line += f"; started off at {100 * u['start_score']:.2f}%{best}"
-        if off:
-            line += f" -- at their off value: {', '.join(off)}"
+        if u.get("off_point"):
+            score = "diverged" if u["off_score"] is None else f"{100 * u['off_score']:.2f}%"
+            line += f"; off point {score} against the search's {100 * u['search_score']:.2f}%"
+            line += ": CHOSEN" if u["off_won"] else ""
         lines.append(line + (f" -- STILL BINDS: {edge}" if edge else ""))
     return lines
 

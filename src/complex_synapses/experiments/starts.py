@@ -1,22 +1,21 @@
-"""Where a method's search starts: the first trial its tuning asks.
+"""A method's off point: where its tuned setting can fall back to.
 
 With ``start_from_baseline = true`` in a study's ``[study]`` table, every method but a
-baseline begins its search at its baseline's tuned setting with itself switched off: the
-options it shares with its baseline (lr) at the baseline's tuned values in the same cell,
-its own options at the values its ``off`` table declares (a chain whose alpha lies beyond
-the run's length, ewc's lambda near 0, an EMA over two steps). That trial is one of the
-method's budget; TPE then searches as before. Without it a search can miss its own off
-corner: the chain's, at 1 bit, is a corner of a 4-dimensional box that 32 trials did not
-find (docs/study.md), so a chain that does no good lost to a search that missed "off"
-rather than tying its baseline.
-
-A tuned value that is its declared off value is not widened at its edge: beyond "off"
-lies only "more off". It is still reported at its edge.
+baseline also scores its off point: its baseline's tuned setting in the same cell with
+itself switched off, the options it shares with its baseline (lr) at the baseline's
+tuned values, its own options at the values its ``off`` table declares (a chain whose
+alpha lies beyond the run's length, ewc's lambda near 0, an EMA over two steps). Its
+search runs as it would without (the same trials, the same seeds); the method's tuned
+setting is then the better of the search's best and the off point, both scored alike on
+the validation split of the tuning seeds. A search can miss its own off corner: the
+chain's at 1 bit is a corner of a 4-dimensional box that 32 trials did not find
+(docs/study.md), so a chain that does no good lost to a search that missed "off" rather
+than tying its baseline. The off point is not a trial of the search: put there, it drew
+TPE towards "off" and away from better settings (an EMA lost 3 points that way).
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from .settings import OptionError
@@ -25,11 +24,11 @@ from .tuning import drawn
 if TYPE_CHECKING:
     from .study import StudyConfig
 
-__all__ = ["starts_from", "check_offs", "start_point", "widening"]
+__all__ = ["starts_from", "check_offs", "start_point"]
 
 
 def starts_from(config: StudyConfig, method: str) -> str | None:
-    """The method whose tuned setting ``method``'s search starts from, or None."""
+    """The method whose tuned setting ``method``'s off point starts from, or None."""
     baseline = config.methods[method].baseline
     return baseline if config.start_from_baseline and baseline != method else None
 
@@ -62,8 +61,8 @@ def check_offs(config: StudyConfig) -> None:
 
 
 def start_point(config: StudyConfig, method: str, baseline_params: dict[str, Any]) -> dict[str, Any]:
-    """The first trial of ``method``'s search: its off values, and for the options it
-    shares with its baseline the baseline's tuned values (kept inside its own ranges)."""
+    """``method``'s off point: its off values, and for the options it shares with its
+    baseline the baseline's tuned values (kept inside its own ranges)."""
     spec = config.methods[method]
     shared = {k: _inside(baseline_params[k], p) for k, p in spec.space.items() if k not in spec.off}
     return shared | spec.off
@@ -73,8 +72,3 @@ def _inside(v: Any, p) -> Any:
     if p.choices is not None or p.times is not None:
         return v
     return min(max(v, p.low), p.high)
-
-
-def widening(edges: dict[str, str], params: dict[str, Any], off: dict[str, Any]) -> dict[str, str]:
-    """The edges to widen: ``edges`` less the options tuned to their off value."""
-    return {k: end for k, end in edges.items() if not (k in off and math.isclose(params[k], off[k]))}

@@ -4,10 +4,8 @@ For each (cell, method) the method's search space is tuned with Optuna (see
 :mod:`.tuning`) on the tuning seeds with the same budget of trials; the best setting is
 then run on the evaluation seeds, which no tuning ever saw. Per cell, each method is
 compared on those seeds (paired: a seed fixes the data order, the permutations and the
-initial weights) with ``none`` and with the best baseline, the best method that holds no
-method under test (``Method.treatment``; chosen by its tuning score, not by the
-evaluation seeds). All p-values of the
-table are Holm-corrected together.
+initial weights) with its baseline and with the best method that holds no method under
+test (``Method.treatment``; chosen by tuning score); Holm within each family (.analysis).
 
 The configuration is a TOML file::
 
@@ -54,7 +52,7 @@ from .report import study_csv as csv_text
 from .results import read_json, write_json
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
-from .starts import check_offs, start_point, starts_from, widening
+from .starts import check_offs, start_point, starts_from
 from .study_checks import (
     check_baselines,
     check_cells_have,
@@ -62,7 +60,7 @@ from .study_checks import (
     check_task_order,
     check_validation,
 )
-from .tuning import Param, Tuned, at_edges, corner, parse_space, tune, widened
+from .tuning import Param, Tuned, at_edges, corner, parse_space, record_range, tune, validation_score, widened
 
 __all__ = ["StudyConfig", "StudyUnit", "load_study", "run_unit", "run_study", "finished_units"]
 __all__ += ["analyse", "csv_text"]
@@ -127,8 +125,9 @@ class StudyConfig:
         values = {**self.base, **self.cells[cell], **m.fixed, **params, "seed": seed}
         return RunSettings().replace(**values, results_dir=str(self.results_dir / "runs"))
 
-    def fingerprint(self, cell: str, method: str) -> str:
-        """A hash of everything that decides a unit's outcome: a change starts it anew."""
+    def fingerprint(self, cell: str, method: str, search_only: bool = False) -> str:
+        """A hash of everything that decides a unit's outcome: a change starts it anew
+        (``search_only``: everything that decides its search, the off point left out)."""
         m = self.methods[method]
         what = [self.base, self.cells[cell], m.fixed, {k: p.record() for k, p in m.space.items()}]
         what += [
@@ -138,8 +137,8 @@ class StudyConfig:
             self.startup_trials,
             self.widen_rounds,
         ]
-        if baseline := starts_from(self, method):  # the baseline's outcome decides this one's start
-            what.append({"start_from": self.fingerprint(cell, baseline), "off": m.off})
+        if (baseline := starts_from(self, method)) and not search_only:  # and the baseline's outcome
+            what.append({"off_point_from": self.fingerprint(cell, baseline), "off": m.off})
         return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
@@ -246,8 +245,13 @@ class StudyUnit:
         return f"{self.cell}--{self.method}--{self.config.fingerprint(self.cell, self.method)}"
 
     @property
+    def search_key(self) -> str:
+        """What its search is known by: its tuner store's name, its draws' seed."""
+        return f"{self.cell}--{self.method}--{self.config.fingerprint(self.cell, self.method, True)}"
+
+    @property
     def needs(self) -> tuple[str, ...]:
-        """The unit whose tuned setting this one's search starts from, if any."""
+        """The unit whose tuned setting this one's off point starts from, if any."""
         baseline = starts_from(self.config, self.method)
         return () if baseline is None else (StudyUnit(self.config, self.cell, baseline).key,)
 
@@ -260,26 +264,31 @@ class StudyUnit:
     def work(self) -> dict[str, Any]:
         config, cell, method = self.config, self.cell, self.method
         start = time.perf_counter()
-        first = self._start()
-        tuned, space, edges, rounds = self._tune(first)
-        runs = [config.settings(cell, method, tuned.params, s) for s in config.eval_seeds]
+        tuned, space, edges, rounds = self._tune()
+        off = self._off_point()
+        off_score = None if off is None else validation_score(off, self._tuning_base(), config.tune_seeds)
+        off_won = off_score is not None and off_score > tuned.value
+        params = off if off_won else tuned.params
+        runs = [config.settings(cell, method, params, s) for s in config.eval_seeds]
         results = run_many(runs, jobs=1, progress=False).ordered(runs)
         return {
             "cell": cell,
             "method": method,
             "treatment": is_treatment(runs[0].method_spec),
             **legacy_flags(runs[0]),
-            "params": tuned.params,
-            "space": {k: _range(p) for k, p in space.items()},
+            "params": params,
+            "space": {k: record_range(p) for k, p in space.items()},
             "at_edge": edges,
             "widened": rounds,
-            "tune_score": tuned.value,
+            "tune_score": off_score if off_won else tuned.value,
+            "search_score": tuned.value,
             "tune_se": tuned.score_se,
             "history": tuned.history,
             "converged": tuned.converged,
-            "start": first,
-            "off": config.methods[method].off if first else {},
-            "start_score": tuned.start_value,
+            "search_params": tuned.params,
+            "off_point": off,
+            "off_score": off_score,
+            "off_won": off_won,
             "trials": tuned.trials,
             "args": " ".join(runs[0].run_args()),
             "eval_seeds": config.eval_seeds,
@@ -292,35 +301,36 @@ class StudyUnit:
             "wall_time_s": time.perf_counter() - start,
         }
 
-    def _start(self) -> dict[str, Any] | None:
-        """The first trial of this unit's searches (:mod:`.starts`), or None."""
+    def _tuning_base(self) -> RunSettings:
+        return self.config.settings(self.cell, self.method, {}, self.config.tune_seeds[0])
+
+    def _off_point(self) -> dict[str, Any] | None:
+        """This unit's off point (:mod:`.starts`), or None."""
         baseline = starts_from(self.config, self.method)
         if baseline is None:
             return None
         path = _unit_path(self.config, self.cell, baseline)
         if not path.exists():
-            raise RunFailed(f"{self.key} starts from {baseline}'s tuned setting in {self.cell}, not finished")
+            raise RunFailed(f"{self.key}: its off point needs {baseline}'s unit in {self.cell}, not finished")
         return start_point(self.config, self.method, read_json(path)["params"])
 
-    def _tune(self, start: dict[str, Any] | None = None) -> Tuning:
-        """Tune (from ``start``); while a tuned value binds (:func:`.tuning.at_edges`; not
-        at its off value, :func:`.starts.widening`), widen its range where the option
-        allows and tune again, up to ``widen_rounds`` times. The last tuning, its space,
-        the values still at an edge, and the rounds of widening."""
-        config, cell, method = self.config, self.cell, self.method
-        base = config.settings(cell, method, {}, config.tune_seeds[0])
-        seed = int(hashlib.sha256(self.key.encode()).hexdigest()[:8], 16)
+    def _tune(self) -> Tuning:
+        """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range
+        where the option allows and tune again, up to ``widen_rounds`` times. The last
+        tuning, its space, the values still at an edge, and the rounds of widening."""
+        config, method, key = self.config, self.method, self.search_key
+        base = self._tuning_base()
+        seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
         space, rounds = config.methods[method].space, 0
         while True:
-            name = self.key if rounds == 0 else f"{self.key}--widened{rounds}"
+            name = key if rounds == 0 else f"{key}--widened{rounds}"
             tuned = tune(
                 base, space, config.tune_seeds, config.trials_for(self.method),
-                config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed, start,
+                config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed,
             )  # fmt: skip
             edges = at_edges(tuned.params, space)
-            binding = widening(edges, tuned.params, config.methods[method].off)
-            wider = self._allowed(widened(space, binding), space) if binding else space
-            if not binding or rounds == config.widen_rounds or wider == space:
+            wider = self._allowed(widened(space, edges), space) if edges else space
+            if not edges or rounds == config.widen_rounds or wider == space:
                 return tuned, space, edges, rounds
             space, rounds = wider, rounds + 1
 
@@ -343,13 +353,6 @@ class StudyUnit:
     def record_failure(self, errors: list[str]) -> None:
         path = self.config.results_dir / "units" / "failed" / f"{self.key}.json"
         write_json(path, {"unit": self.key, "attempts": len(errors), "errors": errors})
-
-
-def _range(p: Param) -> list:
-    """A dimension's final range as the unit records it (a factor's with what it multiplies)."""
-    if p.choices is not None:
-        return list(p.choices)
-    return [p.low, p.high] + ([f"x {p.times}"] if p.times else [])
 
 
 def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:

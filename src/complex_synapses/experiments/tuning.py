@@ -37,7 +37,7 @@ from .runner import RunFailed, run_many
 from .settings import OptionError, RunSettings
 
 __all__ = ["Param", "parse_space", "suggest", "tune", "Tuned", "COUNTED", "at_edges", "widened", "EDGE"]
-__all__ += ["resolve", "drawn", "corner"]
+__all__ += ["resolve", "drawn", "corner", "validation_score", "record_range"]
 
 SPEC_KEYS = ("low", "high", "log", "int", "complement", "choices", "times")
 
@@ -144,6 +144,13 @@ def suggest(trial, space: dict[str, Param]) -> dict[str, Any]:
     return resolve(out, space)
 
 
+def record_range(p: Param) -> list:
+    """A dimension's final range as the unit records it (a factor's with what it multiplies)."""
+    if p.choices is not None:
+        return list(p.choices)
+    return [p.low, p.high] + ([f"x {p.times}"] if p.times else [])
+
+
 def _key(name: str, p: Param) -> str:
     """The name Optuna keeps a dimension under: a factor's is ``NAME/OTHER``, another
     quantity than the option."""
@@ -161,7 +168,6 @@ class Tuned:
     history: list[float] = dataclasses.field(default_factory=list)  # best so far after each counted trial
     score_se: float = float("nan")  # the best trial's standard error over the tuning seeds
     converged: bool = True  # its last third improved the best by no more than score_se
-    start_value: float | None = None  # the score of the trial asked first (``start``), where it completed
 
 
 COUNTED = ("COMPLETE", "PRUNED", "DIVERGED")  # trial outcomes that use up the budget
@@ -175,8 +181,7 @@ def _objective(trial, params, base: RunSettings, seeds: list[int]) -> float:
     import optuna
 
     values = []
-    for i, seed in enumerate(seeds):
-        s = base.replace(**params, seed=seed)
+    for i, s in enumerate(_on(params, base, seeds)):
         outcome = run_many([s], jobs=1, progress=False)
         result = outcome.ordered([s])[0]  # RunFailed where it diverged
         values.append(result["validation"]["average"])
@@ -249,12 +254,10 @@ def tune(
     name: str,
     startup_trials: int = 4,
     seed: int = 0,
-    start: dict[str, Any] | None = None,
 ) -> Tuned:
     """Tune ``space`` around ``base`` until ``trials`` trials have finished (completed,
     pruned or diverged); a trial left running by a stopped tuning is marked failed and
-    does not count. ``seed`` seeds TPE's draws. ``start`` (option values of every
-    dimension): the first trial asked, one of the budget, before TPE's own."""
+    does not count. ``seed`` seeds TPE's draws."""
     import optuna
     from optuna.trial import TrialState
 
@@ -266,8 +269,6 @@ def tune(
     study = _open_or_set_aside(path, name, startup_trials, seed)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study.tell(t.number, state=TrialState.FAIL)  # interrupted: not a result
-    if start is not None and not any(_is_start(t) for t in study.get_trials(deepcopy=False)):
-        study.enqueue_trial(_optuna_values(start, space), user_attrs={"start": True})
     while sum(_outcome(t) in COUNTED for t in study.get_trials(deepcopy=False)) < trials:
         trial = study.ask()
         params = suggest(trial, space)
@@ -285,23 +286,21 @@ def tune(
         raise RunFailed(f"tuning {name}: no trial completed ({counts}); widen or move its search space")
     best = max(complete, key=lambda t: t.value)
     history, se = _history(done), _seed_se(best)
-    firsts = [t.value for t in complete if t.user_attrs.get("start")]
-    return Tuned(
-        _params(best.params, space), float(best.value), counts, history, se, converged(history, se),
-        float(firsts[0]) if firsts else None,
-    )  # fmt: skip
+    return Tuned(_params(best.params, space), float(best.value), counts, history, se, converged(history, se))
 
 
-def _is_start(trial) -> bool:
-    """The start trial, asked or done (one interrupted is asked again; one that diverged is done)."""
-    return trial.user_attrs.get("start") and (trial.state.name != "FAIL" or trial.user_attrs.get("diverged"))
+def validation_score(params: dict[str, Any], base: RunSettings, seeds: list[int]) -> float | None:
+    """One setting's score as a tuning scores its trials: the mean final validation
+    accuracy over ``seeds`` (runs through the cache); None where it diverged."""
+    try:
+        results = [run_many([s], jobs=1, progress=False).ordered([s])[0] for s in _on(params, base, seeds)]
+    except RunFailed:
+        return None
+    return sum(r["validation"]["average"] for r in results) / len(results)
 
 
-def _optuna_values(params: dict[str, Any], space: dict[str, Param]) -> dict[str, Any]:
-    """Option values under the names and on the scales Optuna keeps them (undoes :func:`_params`)."""
-    d = drawn(params, space)
-    out = {_key(n, p): d[n] for n, p in space.items() if not p.complement}
-    return out | {f"1-{n}": 1.0 - d[n] for n, p in space.items() if p.complement}
+def _on(params: dict[str, Any], base: RunSettings, seeds: list[int]) -> list[RunSettings]:
+    return [base.replace(**params, seed=seed) for seed in seeds]
 
 
 def converged(history: list[float], se: float) -> bool:
