@@ -176,13 +176,14 @@ def test_the_search_lines_say_what_the_off_point_scored_and_whether_it_was_chose
     from complex_synapses.experiments.analysis import search_lines
 
     unit = {
-        "cell": "c", "method": "cs", "params": {"lr": 1e-3, "alpha": 1e5}, "widened": 0,
-        "search_params": {"lr": 1e-3, "alpha": 50.0}, "search_score": 0.55,
-        "space": {"lr": [1e-3, 1e-1], "alpha": [1.0, 1e5]}, "at_edge": {"lr": "low"},
-        "off_point": {"lr": 1e-3, "alpha": 1e5}, "off_score": 0.6, "off_won": True,
+        "cell": "c", "method": "cs", "params": {"lr": 1e-3, "alpha": 1e5, "beta": 1e5}, "widened": 0,
+        "search_params": {"lr": 1e-3, "alpha": 50.0, "beta": 5000.0}, "search_score": 0.55,
+        "space": {"lr": [1e-3, 1e-1], "alpha": [1.0, 1e5], "beta": [1.0, 1e4, "x alpha"]},
+        "at_edge": {"lr": "low"},
+        "off_point": {"lr": 1e-3, "alpha": 1e5, "beta": 1e5}, "off_score": 0.6, "off_won": True,
     }  # fmt: skip
     (line,) = search_lines([unit])
-    assert "alpha 50 in [1, 1e+05]" in line
+    assert "alpha 50 in [1, 1e+05]; beta 100 in [1, 1e+04] x alpha;" in line  # a factor as the factor
     assert "off point 60.00% against the search's 55.00%: CHOSEN" in line
     assert line.endswith("STILL BINDS: lr at its low end")
     (line,) = search_lines([unit | {"off_score": None, "off_won": False}])

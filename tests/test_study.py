@@ -172,6 +172,7 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     assert main(["study", str(path), "--report-only"]) == 0
     out = capsys.readouterr().out
     assert "| split-task | cs |" in out and "| perm-gradual" not in out
+    assert "searches (final ranges, tuned values):\n  split-task / none: lr " in out
     assert "cell perm-gradual: 1 of 2 units still to run" in out
     # that unit's tuner store cut short too: one line, and the study goes on from the cache
     (db,) = (config.results_dir / "tuning").glob("perm-gradual--cs--*.db")

@@ -90,13 +90,14 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _report(config, as_json: bool) -> int:
-    from ..experiments.study import analyse, finished_units, markdown_table
+    from ..experiments.study import analyse, finished_units, markdown_table, search_lines
 
     units, missing = finished_units(config)
     rows = analyse(units, config.smallest_gain) if units else []
     if rows:
         print(markdown_table(rows))
         print("\n(Holm-corrected over the finished cells only)")
+        print("\nsearches (final ranges, tuned values):\n  " + "\n  ".join(search_lines(units)))
     for cell, n in missing.items():
         print(f"cell {cell}: {n} of {sum(c == cell for c, _ in config.units())} units still to run")
     if as_json:

@@ -110,7 +110,7 @@ def search_lines(units: list[dict[str, Any]]) -> list[str]:
         if "space" not in u:
             continue
         best = u.get("search_params") or u["params"]
-        ranges = "; ".join(_search_range(k, best[k], r) for k, r in u["space"].items())
+        ranges = "; ".join(_search_range(k, _drawn(k, best, r), r) for k, r in u["space"].items())
         edge = ", ".join(f"{k} at its {end} end" for k, end in u.get("at_edge", {}).items())
         widened = f", widened {u['widened']}x" if u.get("widened") else ""
         line = f"{u['cell']} / {u['method']}: {ranges}{widened}"
@@ -120,6 +120,12 @@ def search_lines(units: list[dict[str, Any]]) -> list[str]:
             line += ": CHOSEN" if u["off_won"] else ""
         lines.append(line + (f" -- STILL BINDS: {edge}" if edge else ""))
     return lines
+
+
+def _drawn(name: str, values: dict[str, Any], r: list) -> Any:
+    """A value as its range is searched: a factor's (``[1, 1e4, "x alpha"]``) as the factor."""
+    factor = len(r) == 3 and isinstance(r[2], str) and r[2].startswith("x ")
+    return values[name] / values[r[2][2:]] if factor else values[name]
 
 
 def _search_range(name: str, value: Any, r: list) -> str:
