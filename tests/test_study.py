@@ -547,6 +547,7 @@ def test_verdicts_follow_the_registered_rule():
     gain >= G" where its 95% interval lies below the study's smallest_gain G, else
     "undecided"; secondary tests allow no claim."""
     from complex_synapses.experiments.analysis import analyse
+    from complex_synapses.experiments.study import markdown_table
 
     rng = np.random.default_rng(3)
     base = rng.normal(0.7, 0.02, 10)
@@ -568,6 +569,8 @@ def test_verdicts_follow_the_registered_rule():
     assert rows["none"]["verdict_vs_baseline"] == rows["ema"]["verdict_vs_best"] == ""
     plain = {r["method"]: r for r in analyse(units)}
     assert plain["cs-same"]["verdict_vs_baseline"] == "undecided"
+    table = {line.split(" | ")[1]: line for line in markdown_table(list(rows.values())).splitlines()[2:]}
+    assert table["cs-help"].endswith("| helps / helps |") and table["ema"].endswith("| — | — |  |")
 
 
 @pytest.mark.parametrize("gain", ["1", "1.5", "0", "true", '"a"'])

@@ -221,10 +221,12 @@ def _fmt(v: Any) -> str:
 
 def study_table(rows: list[dict[str, Any]]) -> str:
     """Accuracy (%) per cell and method, with the paired difference from none and from
-    the best baseline (Holm-corrected p in brackets)."""
+    the best baseline (Holm-corrected p in brackets), learning accuracy and forgetting,
+    and the claims a primary test allows (against its baseline / the best baseline)."""
     lines = [
-        "| cell | method | accuracy (%) | vs none (pp, 95% CI) [p] | vs best baseline (pp, 95% CI) [p] |",
-        "|---|---|---|---|---|",
+        "| cell | method | accuracy (%) | vs none (pp, 95% CI) [p] | vs best baseline (pp, 95% CI) [p] "
+        "| learning (%) | forgetting (pp) | claim (primary: vs baseline / vs best) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["cell"], r["method"], f"{100 * r['mean']:.2f} ± {100 * r['sem']:.2f}"]
@@ -236,8 +238,15 @@ def study_table(rows: list[dict[str, Any]]) -> str:
                 f"{100 * r[f'diff_vs_{tag}']:+.2f} ({100 * r[f'ci_low_vs_{tag}']:+.2f}, "
                 f"{100 * r[f'ci_high_vs_{tag}']:+.2f}) [{r[f'p_vs_{tag}']:.2g}]"
             )
+        cells += [_percent(r.get("learning")), _percent(r.get("forgetting"))]
+        claims = [r.get("verdict_vs_baseline") or "", r.get("verdict_vs_best") or ""]
+        cells.append(" / ".join(claims) if any(claims) else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _percent(v: float | None) -> str:
+    return "—" if v is None or _nan(v) else f"{100 * v:.1f}"
 
 
 def _cell_panels(cells: list[str]):
