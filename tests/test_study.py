@@ -157,6 +157,7 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     assert (tmp_path / "study.png").exists() and (tmp_path / "study-convergence.png").exists()
     config = load_study(path)
     units = {(u["cell"], u["method"]): u for u in _units(tmp_path)}
+    assert all(u["relearning"] == [None] * 3 for u in units.values())  # no task comes back here
     for r in rows:  # each row's args, on an evaluation seed, is the run that was reported
         args = build_parser().parse_args(["run", *r["args"].split(), "--seed", "11"])
         s = cli_settings(args).replace(results_dir=str(config.results_dir / "runs"))
@@ -580,3 +581,14 @@ def test_a_bad_smallest_gain_is_refused(tmp_path, gain):
     path.write_text(text)
     with pytest.raises(OptionError, match="smallest_gain must be a fraction"):
         load_study(path)
+
+
+def test_a_unit_keeps_each_seeds_relearning_and_the_table_its_mean():
+    from complex_synapses.experiments.analysis import analyse
+
+    base = {"cell": "c", "args": "", "treatment": False, "tune_score": 0.5, "trials": {"COMPLETE": 8}}
+    units = [base | {"method": "none", "accuracy": [0.5, 0.6, 0.7], "relearning": [4.0, 6.0, None]},
+             base | {"method": "ema", "accuracy": [0.5, 0.6, 0.8]}]  # fmt: skip
+    rows = {r["method"]: r for r in analyse(units)}
+    assert rows["none"]["relearning_steps"] == 5.0 and math.isnan(rows["ema"]["relearning_steps"])
+    assert "relearning_steps" in csv_columns()

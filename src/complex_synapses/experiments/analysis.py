@@ -46,9 +46,10 @@ def _row(cell: str, name: str, u: dict[str, Any], here: dict[str, dict], best: s
         row.update({f"diff_vs_{tag}": test["diff"], f"ci_low_vs_{tag}": test["ci_low"]})
         row.update({f"ci_high_vs_{tag}": test["ci_high"], f"d_vs_{tag}": test["d_z"]})
         row[f"p_vs_{tag}_raw"] = test["p"]
-    for key in ("learning", "forgetting"):
+    columns = {"learning": "learning", "forgetting": "forgetting", "relearning": "relearning_steps"}
+    for key, column in columns.items():
         values = [v for v in u.get(key, []) if v is not None]
-        row[key] = float(np.mean(values)) if values else float("nan")
+        row[column] = float(np.mean(values)) if values else float("nan")
     row["tune_score"] = u["tune_score"]
     row["code"] = u.get("code", "unknown")
     row.update({f"trials_{k.lower()}": v for k, v in u["trials"].items()})

@@ -33,6 +33,7 @@ CSV_COLUMNS = (
     "p_vs_none_raw", "p_vs_best_raw", "tune_score", "trials_complete", "trials_pruned", "trials_diverged",
     "family", "baseline", "p_vs_baseline", "diff_vs_baseline", "ci_low_vs_baseline", "ci_high_vs_baseline",
     "p_vs_baseline_raw", "learning", "forgetting", "code", "verdict_vs_baseline", "verdict_vs_best",
+    "relearning_steps",
 )  # fmt: skip
 
 

@@ -295,6 +295,7 @@ class StudyUnit:
             "accuracy": [r["accuracy"]["average"] for r in results],
             "learning": [r["accuracy"].get("learning") for r in results],
             "forgetting": [r["accuracy"].get("forgetting") for r in results],
+            "relearning": [r["relearning"]["mean_steps"] if "relearning" in r else None for r in results],
             "baseline": config.methods[method].baseline,
             "code": code_version(),
             "stamps": [s.stamp() for s in runs],
