@@ -123,15 +123,20 @@ def search_lines(units: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _factor_of(r: list) -> str | None:
+    """The option a recorded range (``[1, 1e4, "x alpha"]``) is a factor of, or None."""
+    return r[2][2:] if len(r) == 3 and isinstance(r[2], str) and r[2].startswith("x ") else None
+
+
 def _drawn(name: str, values: dict[str, Any], r: list) -> Any:
-    """A value as its range is searched: a factor's (``[1, 1e4, "x alpha"]``) as the factor."""
-    factor = len(r) == 3 and isinstance(r[2], str) and r[2].startswith("x ")
-    return values[name] / values[r[2][2:]] if factor else values[name]
+    """A value as its range is searched: a factor's as the factor."""
+    other = _factor_of(r)
+    return values[name] / values[other] if other else values[name]
 
 
 def _search_range(name: str, value: Any, r: list) -> str:
     """``beta 3000 in [300, 1e5]``; a factor's range as ``in [1, 1e4] x alpha``; choices bare."""
-    factor = len(r) == 3 and isinstance(r[2], str) and r[2].startswith("x ")
+    factor = _factor_of(r) is not None
     if len(r) == 2 or factor:
         return f"{name} {_fmt(value)} in [{_fmt(r[0])}, {_fmt(r[1])}]" + (f" {r[2]}" if factor else "")
     return f"{name} {value}"

@@ -247,7 +247,7 @@ def study_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _percent(v: float | None) -> str:
-    return "—" if v is None or _nan(v) else f"{100 * v:.1f}"
+    return "—" if _nan(v) else f"{100 * v:.1f}"
 
 
 def _cell_panels(cells: list[str]):

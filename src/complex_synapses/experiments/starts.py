@@ -24,7 +24,7 @@ from .tuning import drawn
 if TYPE_CHECKING:
     from .study import StudyConfig
 
-__all__ = ["starts_from", "check_offs", "start_point"]
+__all__ = ["starts_from", "check_offs", "off_point"]
 
 
 def starts_from(config: StudyConfig, method: str) -> str | None:
@@ -60,7 +60,7 @@ def check_offs(config: StudyConfig) -> None:
                 raise OptionError(f"{where}: off {k} = {spec.off[k]!r} lies outside its search range")
 
 
-def start_point(config: StudyConfig, method: str, baseline_params: dict[str, Any]) -> dict[str, Any]:
+def off_point(config: StudyConfig, method: str, baseline_params: dict[str, Any]) -> dict[str, Any]:
     """``method``'s off point: its off values, and for the options it shares with its
     baseline the baseline's tuned values (kept inside its own ranges)."""
     spec = config.methods[method]

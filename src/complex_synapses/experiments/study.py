@@ -52,7 +52,7 @@ from .report import study_csv as csv_text
 from .results import read_json, write_json
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
-from .starts import check_offs, start_point, starts_from
+from .starts import check_offs, off_point, starts_from
 from .study_checks import (
     check_baselines,
     check_cells_have,
@@ -102,7 +102,7 @@ class StudyConfig:
     trials_per_dimension: int = 0  # where > 0: trials = max(min_trials, this x tuned options)
     min_trials: int = 16
     smallest_gain: float | None = None  # the least gain that matters (a fraction): "no gain" below it
-    start_from_baseline: bool = False  # each search's first trial: its baseline's, itself off (.starts)
+    start_from_baseline: bool = False  # score each method's off point beside its search (.starts)
 
     def units(self) -> list[tuple[str, str]]:
         """Every (cell, method) the study runs: each method in its cells."""
@@ -313,7 +313,7 @@ class StudyUnit:
         path = _unit_path(self.config, self.cell, baseline)
         if not path.exists():
             raise RunFailed(f"{self.key}: its off point needs {baseline}'s unit in {self.cell}, not finished")
-        return start_point(self.config, self.method, read_json(path)["params"])
+        return off_point(self.config, self.method, read_json(path)["params"])
 
     def _tune(self) -> Tuning:
         """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range
@@ -360,7 +360,7 @@ def run_unit(config: StudyConfig, cell: str, method: str) -> dict[str, Any]:
     """Tune ``method`` in ``cell``, run the best setting on the evaluation seeds; the
     unit's record (also written under ``results_dir/units``)."""
     units = [StudyUnit(config, cell, method)]
-    while baseline := starts_from(config, units[0].method):  # its start needs its baseline's record
+    while baseline := starts_from(config, units[0].method):  # its off point needs its baseline's record
         units.insert(0, StudyUnit(config, cell, baseline))
     return execute(units, progress=False).ordered(units)[-1]
 
