@@ -17,14 +17,17 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "study",
         help="tune every method the same way (Optuna) in every cell, test on other seeds, compare",
-        description="Run the study in CONFIG.toml (see complex_synapses/experiments/study.py for the "
-        "format): for each cell and method, tune the method's search space with Optuna (TPE, median "
-        "pruning, stored "
-        "in SQLite) on the tuning seeds with the same number of trials, run the best setting on the "
-        "evaluation seeds, and compare each method with none and with the best baseline (the best "
-        "method that holds no method under test; paired "
-        "t-tests, Holm-corrected over the table, 95%% CIs, effect sizes). Resumable: run the same command "
-        "again after any stop.",
+        description="Run the study in CONFIG.toml (format: complex_synapses/experiments/study.py). For "
+        "each cell and method: tune the method's search space with Optuna (multivariate TPE, median "
+        "pruning, stored in SQLite) on the tuning seeds, scoring the validation split, with trials in "
+        "proportion to its tuned options where the file says so; widen a range whose best value lies "
+        "within 5% of an end and tune again (widen_rounds); with start_from_baseline, also score the "
+        "method's off point and keep the better; then run the chosen setting on the evaluation seeds, "
+        "which no tuning saw. Compare each method with its baseline and with the best method without a "
+        "method under test (chosen by tuning score): paired t-tests over the evaluation seeds, Holm "
+        "within the primary family (each method under test against both) and apart within the "
+        "secondary one, 95% intervals (not adjusted), learning accuracy and forgetting. Resumable: "
+        "run the same command again after any stop.",
     )
     p.add_argument("config", help="the study's TOML file, e.g. studies/where-it-helps.toml")
     p.add_argument(
