@@ -68,6 +68,7 @@ BAD_RUNS = [
     (["--drift-window", "3"], "--drift-window is the gradual stream's"),
     (["--stream", "gradual", "--drift-window", "6"], "--drift-window must be in 0..--iters (5"),
     (["--matrix-n", "-1"], "--matrix-n must be >= 0"),
+    (["--threads", "0"], "--threads must be >= 1, got 0"),
     (
         ["--fused", "--optimizer", "rmsprop"],
         "--fused: torch's rmsprop has no fused kernel; those that have one: ",

@@ -1,5 +1,6 @@
 """Every result says where it came from; a cached result from other code is said to be."""
 
+import json
 import re
 
 import torch
@@ -21,7 +22,23 @@ def test_results_record_the_code_and_the_kernels(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|release .+", v["code"]) and v["code"] == code_version()
     assert v["kernels"] and set(v["kernels"]) <= {"native", "compiled", "eager", "cuda-graph"}
     assert {"complex_synapses", "torch", "numpy", "python"} <= set(v)
+    assert v["threads"] == torch.get_num_threads()
     assert other_code(result) is None
+
+
+def test_run_threads_sets_and_records_the_thread_count(tmp_path, capsys):
+    """`run --threads 1` computes on one thread, as a study's runs do, and says so."""
+    from complex_synapses.cli import main
+
+    before = torch.get_num_threads()
+    argv = ["run", "--dataset", "digits", "--iters", "5", "--fc-units", "8", "--batch", "16", "--json"]
+    try:
+        code = main([*argv, "--threads", "1", "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)])
+        assert code == 0 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["versions"]["threads"] == 1
 
 
 def test_kernels_that_ran():

@@ -29,6 +29,14 @@ def add_parser(sub) -> None:
         help="run it even if its result is in the cache (--results-dir), and replace that result; "
         "--tensorboard and --visdom imply it, since they log the run as it goes",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's own choice, usually one per core). The thread "
+        "count changes the order of float sums, so a run gives the same bits only with the same "
+        "count; studies run one thread a run (--threads 1 reruns their rows bit for bit)",
+    )
 
 
 def loggers(args: argparse.Namespace, s) -> list:
@@ -75,10 +83,16 @@ def command(args: argparse.Namespace) -> int:
         raise OptionError(
             f"--{key.replace('_', '-')} is an option of --method {owner}, not of --method {s.method_spec}"
         )
+    if args.threads is not None and args.threads < 1:
+        raise OptionError(f"--threads must be >= 1, got {args.threads}")
     if args.get_stamp:
         print(s.stamp())
         return 0
     s.check()
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     draw = args.plot or s.pdf
     check_outputs(s, plots=draw)
     unit = RunUnit(s, progress=True, loggers=loggers(args, s))

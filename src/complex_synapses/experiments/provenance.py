@@ -1,7 +1,7 @@
 """Where a result came from: the package's version and the code's git commit, the
-libraries' versions, and the kernels the optimizer step ran on. Every result keeps
-them under ``"versions"``, so that a number is traced to the code that made it and a
-cached result from other code is told apart (:func:`other_code`)."""
+libraries' versions, the CPU threads torch used and the kernels the optimizer step ran
+on. Every result keeps them under ``"versions"``, so that a number is traced to the code
+that made it and a cached result from other code is told apart (:func:`other_code`)."""
 
 from __future__ import annotations
 
@@ -48,14 +48,16 @@ def kernels_ran(optimizer: torch.optim.Optimizer) -> list[str]:
 
 
 def versions(optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
-    """The provenance of a run: package, code, torch, numpy and Python versions, and the
-    kernels its step ran on (where ``optimizer`` is given)."""
+    """The provenance of a run: package, code, torch, numpy and Python versions, torch's
+    CPU threads (their count orders float sums, so the same bits need the same count), and
+    the kernels its step ran on (where ``optimizer`` is given)."""
     out: dict[str, Any] = {
         "complex_synapses": __version__,
         "code": code_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
         "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
     }
     if optimizer is not None:
         out["kernels"] = kernels_ran(optimizer)
