@@ -188,3 +188,24 @@ def test_the_search_lines_say_what_the_off_point_scored_and_whether_it_was_chose
     assert line.endswith("STILL BINDS: lr at its low end")
     (line,) = search_lines([unit | {"off_score": None, "off_won": False}])
     assert "off point diverged against the search's 55.00% --" in line
+
+
+def test_the_convergence_figure_draws_each_off_point_after_its_search(tmp_path, monkeypatch):
+    from complex_synapses.experiments import report
+
+    drawn = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path: drawn.append(fig) or [path])
+    base = {"cell": "c", "history": [0.5, 0.55, 0.55], "converged": True}
+    units = [
+        base | {"method": "none"},
+        base | {"method": "cs", "off_score": 0.6, "off_won": True},
+        base | {"method": "ema", "off_score": 0.4, "off_won": False},
+        base | {"method": "meta", "off_score": None, "off_won": False},  # its off point diverged
+    ]
+    report.convergence_figure(units, tmp_path / "conv")
+    marks = {
+        line.get_marker(): (line.get_xdata()[0], line.get_ydata()[0])
+        for line in drawn[0].axes[0].get_lines()
+        if line.get_linestyle() == "None"
+    }
+    assert marks == {"*": (4, 60.0), "x": (4, 40.0)}

@@ -287,7 +287,9 @@ def study_figure(rows: list[dict[str, Any]], path: Path, title: str) -> list[Pat
 def convergence_figure(units: list[dict[str, Any]], path: Path) -> list[Path]:
     """One panel per cell: each method's best tuning score against the trial, a search
     not seen to converge (its last third improved the best by more than the score's
-    standard error) drawn dashed and marked in the legend. Units of earlier releases,
+    standard error) drawn dashed and marked in the legend; where a unit scored an off
+    point (``start_from_baseline``), its score is drawn after the last trial, a star
+    where it was chosen, a cross where the search's best was. Units of earlier releases,
     which kept no history, are left out."""
     units = [u for u in units if u.get("history")]
     if not units:
@@ -296,17 +298,23 @@ def convergence_figure(units: list[dict[str, Any]], path: Path) -> list[Path]:
     fig, axes = _cell_panels(cells)
     for ax, cell in zip(axes, cells):
         for u in (u for u in units if u["cell"] == cell):
-            best = 100 * np.array(u["history"], dtype=float)
-            label = u["method"] + ("" if u.get("converged", True) else " (not converged)")
-            ax.plot(
-                np.arange(1, len(best) + 1), best, "--" if not u.get("converged", True) else "-", label=label
-            )
+            _search_curve(ax, u)
         ax.set_title(cell, fontsize=10)
-        ax.set_xlabel("trial")
+        ax.set_xlabel("trial (star: off point chosen, x: off point not chosen)", fontsize=8)
         ax.set_ylabel("best tuning score (%)")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def _search_curve(ax, unit: dict[str, Any]) -> None:
+    best = 100 * np.array(unit["history"], dtype=float)
+    converged = unit.get("converged", True)
+    label = unit["method"] + ("" if converged else " (not converged)")
+    (line,) = ax.plot(np.arange(1, len(best) + 1), best, "-" if converged else "--", label=label)
+    if unit.get("off_score") is not None:
+        won = unit.get("off_won", False)
+        ax.plot([len(best) + 1], [100 * unit["off_score"]], "*" if won else "x", color=line.get_color(), ms=9)
 
 
 def unit_line(unit: dict[str, Any]) -> str:
