@@ -3,6 +3,7 @@
 import csv
 import io
 import math
+import shutil
 import textwrap
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from complex_synapses.cli import build_parser, main
 from complex_synapses.cli.common import settings as cli_settings
-from complex_synapses.experiments.results import result_path
+from complex_synapses.experiments.results import read_json, result_path
 from complex_synapses.experiments.settings import OptionError, RunSettings
 from complex_synapses.experiments.stats import holm, paired
 from complex_synapses.experiments.study import CSV_COLUMNS, csv_columns, load_study
@@ -183,11 +184,21 @@ def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if "complex-synapses:" in line]
     assert len(err) == 1 and "is damaged" in err[0] and db.name in err[0], err
     assert sorted((config.results_dir / "runs").glob("*.json")) == runs
+    # a fresh checkout: the run cache and the unit records kept (in git), no tuner store at
+    # all; a unit not yet finished is tuned again by the same seeded draws, all from the cache
+    (record,) = (config.results_dir / "units").glob("perm-gradual--cs--*.json")
+    before = read_json(record)
+    record.unlink()
+    shutil.rmtree(config.results_dir / "tuning")
+    assert main(["study", str(path)]) == 0
+    assert sorted((config.results_dir / "runs").glob("*.json")) == runs
+    after = read_json(record)
+    assert {k: v for k, v in after.items() if k != "wall_time_s"} == {
+        k: v for k, v in before.items() if k != "wall_time_s"
+    }
 
 
 def _units(tmp_path):
-    from complex_synapses.experiments.results import read_json
-
     return [read_json(p) for p in (tmp_path / "study" / "units").glob("*.json")]
 
 
@@ -319,8 +330,6 @@ def test_the_validation_split_is_disjoint_from_training_and_test():
 def test_tuning_never_reads_test_accuracy(tmp_path):
     """A tuning's value is the mean validation accuracy of its best setting over the
     tuning seeds, not its test accuracy; without a validation split it is refused."""
-    from complex_synapses.experiments.results import read_json
-
     base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
                             results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
     space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
