@@ -124,22 +124,27 @@ def test_search_spaces_are_checked():
             parse_space(space, "here")
 
 
-def test_tuning_keeps_its_budget_and_resumes(tmp_path):
+def test_tuning_keeps_its_budget_and_resumes_as_if_run_whole(tmp_path):
+    """A tuning stopped (a trial left running) and resumed with a larger budget draws
+    what a tuning run whole draws: a sampler made anew would draw otherwise in the middle."""
     import optuna
 
     base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
                             results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
-    space = parse_space({"lr": {"low": 1e-3, "high": 1e-2, "log": True}}, "t")
+    space = parse_space({"lr": {"low": 1e-4, "high": 1e-1, "log": True}}, "t")
+
+    def draws(path):
+        return [t.params["lr"] for t in optuna.load_study(study_name="t", storage=f"sqlite:///{path}").trials]
+
+    whole = tune(base, space, [0, 1], 6, tmp_path / "whole.db", "t", startup_trials=2)
     path = tmp_path / "t.db"
-    first = tune(base, space, [0, 1], 3, path, "t", startup_trials=1)
-    assert sum(first.trials.values()) == 3 and 1e-3 <= first.params["lr"] <= 1e-2
-    study = optuna.load_study(study_name="t", storage=f"sqlite:///{path}")
-    study.ask()  # a trial left running by a stop: marked failed, not counted
-    again = tune(base, space, [0, 1], 4, path, "t", startup_trials=1)
-    assert sum(again.trials.values()) == 4
-    states = [t.state.name for t in optuna.load_study(study_name="t", storage=f"sqlite:///{path}").trials]
-    assert states.count("FAIL") == 1 and len(states) == 5
-    assert again.value >= first.value
+    first = tune(base, space, [0, 1], 3, path, "t", startup_trials=2)
+    assert sum(first.trials.values()) == 3 and 1e-4 <= first.params["lr"] <= 1e-1
+    optuna.load_study(study_name="t", storage=f"sqlite:///{path}").ask()  # left running by a stop
+    again = tune(base, space, [0, 1], 6, path, "t", startup_trials=2)
+    assert sum(again.trials.values()) == 6
+    assert draws(path) == draws(tmp_path / "whole.db")
+    assert again.params == whole.params and again.value == whole.value >= first.value
 
 
 def test_study_runs_resumes_and_every_row_reruns(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Tuning a method's hyperparameters with Optuna: TPE over a declared search space,
 median pruning of hopeless trials after their first seed, the study in SQLite so a
-stopped tuning resumes where it was.
+stopped tuning resumes: it draws its trials again from the first, by its seeded
+sampler, their runs from the cache, so that it ends as a tuning run whole would.
 
 A trial is one setting, run on every tuning seed in turn; its value is the mean final
 accuracy on the validation split (``validation.average``: each task's held-out training
@@ -177,6 +178,10 @@ def _outcome(t) -> str:
     return "DIVERGED" if t.user_attrs.get("diverged") else t.state.name
 
 
+def _counted(study) -> int:
+    return sum(_outcome(t) in COUNTED for t in study.get_trials(deepcopy=False))
+
+
 def _objective(trial, params, base: RunSettings, seeds: list[int]) -> float:
     import optuna
 
@@ -256,8 +261,10 @@ def tune(
     seed: int = 0,
 ) -> Tuned:
     """Tune ``space`` around ``base`` until ``trials`` trials have finished (completed,
-    pruned or diverged); a trial left running by a stopped tuning is marked failed and
-    does not count. ``seed`` seeds TPE's draws."""
+    pruned or diverged). ``seed`` seeds TPE's draws. A stopped tuning is drawn again from
+    its first trial: a sampler made anew draws from its seed, so resumed in the middle it
+    would draw other settings than the tuning run whole; drawn again, it asks for the same
+    settings, whose runs come from the cache."""
     import optuna
     from optuna.trial import TrialState
 
@@ -267,9 +274,10 @@ def tune(
             "(the fraction of each task's training data held out, e.g. 0.1) in the run settings"
         )
     study = _open_or_set_aside(path, name, startup_trials, seed)
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(t.number, state=TrialState.FAIL)  # interrupted: not a result
-    while sum(_outcome(t) in COUNTED for t in study.get_trials(deepcopy=False)) < trials:
+    if study.get_trials(deepcopy=False) and _counted(study) < trials:
+        optuna.delete_study(study_name=name, storage=f"sqlite:///{path}")
+        study = open_study(path, name, startup_trials, seed)
+    while _counted(study) < trials:
         trial = study.ask()
         params = suggest(trial, space)
         try:
