@@ -422,6 +422,31 @@ def test_a_study_widens_a_binding_range_and_tunes_again(tmp_path, monkeypatch):
     assert calls[1][2] == pytest.approx(1e-2 * math.sqrt(10))
 
 
+def test_a_widened_search_that_finds_less_keeps_the_earlier_rounds_best(tmp_path, monkeypatch):
+    """The first round's best lr binds at the top of its range (0.60 on validation); the
+    widened round, over a range that holds the first, finds only 0.50: the unit keeps the
+    first round's setting and score, its history the best so far over both rounds. A
+    widened round that finds more keeps its own."""
+    from complex_synapses.experiments import study
+    from complex_synapses.experiments.tuning import Tuned
+
+    def fake_tune(base, space, seeds, trials, path, name, *args):
+        if "--widened" not in name:
+            return Tuned({"lr": space["lr"].high, "alpha": 2.0}, 0.60, {"COMPLETE": 3}, [0.5, 0.6, 0.6], 0.01)
+        return Tuned({"lr": 5e-3, "alpha": 3.0}, later, {"COMPLETE": 4}, [0.3, 0.4, later, later], 0.02)
+
+    monkeypatch.setattr(study, "tune", fake_tune)
+    config = load_study(study_file(tmp_path))
+    later = 0.50
+    tuned, space, edges, rounds = study.StudyUnit(config, "split-task", "cs")._tune()
+    assert rounds == 1 and edges == {} and tuned.params == {"lr": 1e-2, "alpha": 2.0}
+    assert tuned.value == 0.60 and tuned.score_se == 0.01 and tuned.trials == {"COMPLETE": 4}
+    assert tuned.history == [0.6] * 4 and tuned.converged
+    later = 0.65
+    tuned, *_ = study.StudyUnit(config, "split-task", "cs")._tune()
+    assert tuned.params == {"lr": 5e-3, "alpha": 3.0} and tuned.value == 0.65
+
+
 def test_the_primary_family_and_holm_within_it_on_a_hand_made_table():
     """Two chains, one tested against none, one against a bounded none; the primary
     family is each chain against its baseline and against the best method without a

@@ -52,7 +52,7 @@ from .report import study_csv as csv_text
 from .results import read_json, write_json
 from .runner import execute, run_many
 from .settings import OptionError, RunSettings
-from .starts import check_offs, off_point, starts_from
+from .starts import best_of_rounds, check_offs, off_point, starts_from
 from .study_checks import (
     check_baselines,
     check_cells_have,
@@ -316,19 +316,19 @@ class StudyUnit:
         return off_point(self.config, self.method, read_json(path)["params"])
 
     def _tune(self) -> Tuning:
-        """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range
-        where the option allows and tune again, up to ``widen_rounds`` times. The last
-        tuning, its space, the values still at an edge, and the rounds of widening."""
+        """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range where the option
+        allows and tune again, up to ``widen_rounds`` times. The last tuning with the best of every round
+        (:func:`.starts.best_of_rounds`), its space, the values still at an edge, and the widenings."""
         config, method, key = self.config, self.method, self.search_key
         base = self._tuning_base()
         seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-        space, rounds = config.methods[method].space, 0
+        space, rounds, tuned = config.methods[method].space, 0, None
         while True:
             name = key if rounds == 0 else f"{key}--widened{rounds}"
-            tuned = tune(
+            tuned = best_of_rounds(tuned, tune(
                 base, space, config.tune_seeds, config.trials_for(self.method),
                 config.results_dir / "tuning" / f"{name}.db", name, config.startup_trials, seed,
-            )  # fmt: skip
+            ))  # fmt: skip
             edges = at_edges(tuned.params, space)
             wider = self._allowed(widened(space, edges), space) if edges else space
             if not edges or rounds == config.widen_rounds or wider == space:
