@@ -430,6 +430,8 @@ def test_a_widened_search_that_finds_less_keeps_the_earlier_rounds_best(tmp_path
     from complex_synapses.experiments import study
     from complex_synapses.experiments.tuning import Tuned
 
+    later = 0.50  # the widened round's best score, read by fake_tune at each call
+
     def fake_tune(base, space, seeds, trials, path, name, *args):
         if "--widened" not in name:
             return Tuned({"lr": space["lr"].high, "alpha": 2.0}, 0.60, {"COMPLETE": 3}, [0.5, 0.6, 0.6], 0.01)
@@ -437,7 +439,6 @@ def test_a_widened_search_that_finds_less_keeps_the_earlier_rounds_best(tmp_path
 
     monkeypatch.setattr(study, "tune", fake_tune)
     config = load_study(study_file(tmp_path))
-    later = 0.50
     tuned, space, edges, rounds = study.StudyUnit(config, "split-task", "cs")._tune()
     assert rounds == 1 and edges == {} and tuned.params == {"lr": 1e-2, "alpha": 2.0}
     assert tuned.value == 0.60 and tuned.score_se == 0.01 and tuned.trials == {"COMPLETE": 4}

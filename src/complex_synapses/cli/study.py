@@ -23,12 +23,11 @@ def add_parser(sub) -> None:
         "proportion to its tuned options where the file says so; widen a range whose best value lies "
         "within 5% of an end and tune again (widen_rounds), keeping the best of every round; with "
         "start_from_baseline, also score the method's off point and keep the better; then run the "
-        "chosen setting on the evaluation seeds, "
-        "which no tuning saw. Compare each method with its baseline and with the best method without a "
-        "method under test (chosen by tuning score): paired t-tests over the evaluation seeds, Holm "
-        "within the primary family (each method under test against both) and apart within the "
-        "secondary one, 95% intervals (not adjusted), learning accuracy and forgetting. Resumable: "
-        "run the same command again after any stop.",
+        "chosen setting on the evaluation seeds, which no tuning saw. Compare each method with its "
+        "baseline and with the best method without a method under test (chosen by tuning score): "
+        "paired t-tests over the evaluation seeds, Holm within the primary family (each method under "
+        "test against both) and apart within the secondary one, 95% intervals (not adjusted), "
+        "learning accuracy and forgetting. Resumable: run the same command again after any stop.",
     )
     p.add_argument("config", help="the study's TOML file, e.g. studies/where-it-helps.toml")
     p.add_argument(
