@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from complex_synapses.chain import impulse_response, weight_response
-from complex_synapses.lab.model import Synapse, impulse_stepped
+from complex_synapses.lab.memory import Synapse, impulse_stepped
 
 
 def best_of(fn, repeats: int) -> float:

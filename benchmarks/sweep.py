@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from complex_synapses.experiments.sweep import loopback_ray_environment
+from complex_synapses.experiments.designs.sweep import loopback_ray_environment
 
 CONFIG = """
 [base]

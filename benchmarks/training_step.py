@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from complex_synapses import ComplexSynapse
-from complex_synapses.experiments.model import Classifier
+from complex_synapses.experiments.run.network import Classifier
 
 
 def configs(device: torch.device):

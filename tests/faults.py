@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from complex_synapses.experiments import runner
+from complex_synapses.experiments.execution import runner
 
 CRASH_ONCE = "COMPLEX_SYNAPSES_CRASH_ONCE"  # the marker file's path: absent until a worker died
 _perform = runner.perform

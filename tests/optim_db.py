@@ -110,7 +110,7 @@ BAD_SETTINGS = [
     (dict(bound=1.0, grid_values=1), ValueError, "grid_values must be an integer >= 2 or None, got 1"),
     (dict(bound=1.0, grid_values=2.0), TypeError, "grid_values must be an integer >= 2 or None, got 2.0"),
     (dict(grid_values=4), ValueError, "grid_values needs a bound"),
-    (dict(levels=4, grid_values=4), ValueError, "give grid_values or its old name levels, not both"),
+    (dict(bound=1.0, levels=4), TypeError, "levels"),  # the grid is grid_values; levels are u_1..u_n
     (dict(seed=-1), ValueError, "seed must be an integer in 0..2^32-1, got -1"),
     (dict(optimizer_class="adam"), TypeError, "optimizer_class must be a subclass"),
     (dict(optimizer_class=torch.nn.Linear), TypeError, "optimizer_class must be a subclass"),

@@ -5,7 +5,7 @@ import sys
 
 import faults
 from complex_synapses.cli import main
-from complex_synapses.experiments import runner
+from complex_synapses.experiments.execution import runner
 
 if __name__ == "__main__":
     runner.perform = faults.perform_crashing_once

@@ -53,7 +53,7 @@ BAD_RUNS = [
     (["--seed", "-1"], "--seed must be in 0..4294967295"),
     (["--seed", str(2**32)], "--seed must be in 0..4294967295"),
     (["--device", "foo"], "--device must be a torch device"),
-    (["--cs", "--time-unit", "lr", "--optimizer", "nadam"], "--time-unit lr needs the step size"),
+    (["--cs", "--time-unit", "lr", "--optimizer", "nadam"], "--time-unit lr needs the effective step size"),
     (["--cs", "--alpha", "1e-300", "--beta", "1e300"], "beta / alpha must be <= 1e+12"),
     (["--cs", "--beakers", "1000"], "--beakers must be >= 0 and <= 32, got 1000"),
     (["--alpha", "3"], "--alpha is an option of --method cs, not of --method none"),

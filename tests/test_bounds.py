@@ -149,11 +149,7 @@ def test_replayed_bounded_steps_equal_launched_ones(monkeypatch):
         (dict(bound=1.0, grid_values=1), ValueError, "grid_values must be an integer >= 2"),
         (dict(bound=1.0, grid_values=2.5), TypeError, "grid_values must be an integer"),
         (dict(grid_values=4), ValueError, "grid_values needs a bound"),
-        (
-            dict(bound=1.0, grid_values=4, levels=4),
-            ValueError,
-            "grid_values or its old name levels, not both",
-        ),
+        (dict(bound=1.0, levels=4), TypeError, "levels"),  # never released as the optimizer's name
         (dict(seed=-1), ValueError, "seed must be an integer"),
     ],
 )
@@ -180,14 +176,12 @@ def test_per_group_bounds():
     assert copy.deepcopy(opt.state_dict())["param_groups"][0]["complex_synapse"]["grid_values"] == 3
 
 
-def test_levels_is_the_old_name_of_grid_values():
-    """``levels=`` (argument, flat or nested group key) warns and means grid_values; a
-    state saved with the old group key loads."""
+def test_a_state_saved_with_the_grids_old_key_loads():
+    """A state saved when the grid's group key was ``levels`` loads as ``grid_values``
+    (result files and checkpoints of the registered study stay readable)."""
     model = small_model()
-    with pytest.warns(DeprecationWarning, match="levels= is now grid_values="):
-        old = ComplexSynapse(model.parameters(), torch.optim.SGD, lr=0.5, bound=0.2, levels=3, **CHAIN)
-    with pytest.warns(DeprecationWarning, match="levels= is now grid_values="):
-        old.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, device=DEVICE))], "levels": 5})
+    old = ComplexSynapse(model.parameters(), torch.optim.SGD, lr=0.5, bound=0.2, grid_values=3, **CHAIN)
+    old.add_param_group({"params": [torch.nn.Parameter(torch.ones(2, device=DEVICE))], "grid_values": 5})
     assert [g["complex_synapse"]["grid_values"] for g in old.param_groups] == [3, 5]
     run(model, old, batches(3))
     sd = copy.deepcopy(old.state_dict())

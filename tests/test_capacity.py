@@ -9,7 +9,7 @@ import torch
 
 from complex_synapses.chain import generator
 from complex_synapses.cli import main
-from complex_synapses.lab.capacity import capacity_study, default_grids
+from complex_synapses.lab.capacity_study import capacity_study, default_grids
 from complex_synapses.lab.fits import crossing, crossings
 from complex_synapses.lab.writes import _write, burn_in, signal_curves, slowest_mode
 

@@ -8,7 +8,7 @@ import torch
 from complex_synapses.cli import main
 from complex_synapses.data import build_protocol, load_dataset
 from complex_synapses.experiments import RunSettings, run_experiment
-from complex_synapses.experiments.model import select_outputs
+from complex_synapses.experiments.run.network import select_outputs
 from devices import DEVICE
 from test_bad_input import SMALL
 
@@ -228,7 +228,7 @@ def test_bounded_cs_from_the_command_line(tmp_path, capsys):
 
 
 def test_gradual_stream_and_many_tasks_run(tmp_path):
-    from complex_synapses.experiments.train import run_experiment
+    from complex_synapses.experiments.run.train import run_experiment
 
     common = dict(dataset="digits", experiment="permMNIST", iters=6, batch=16, fc_units=16, eval_log=1000)
     s = RunSettings.make(**common, tasks=30, matrix_n=20, results_dir=str(tmp_path))
@@ -244,7 +244,7 @@ def test_one_test_pass_serves_the_curves_the_matrix_and_the_final_accuracy(tmp_p
     test samples, and the final accuracy is the last matrix row: each number must equal
     what evaluating it on its own gives (the curves' first eval_n samples, every sample for
     the matrix and the end) with the weights of that step."""
-    from complex_synapses.experiments import train
+    from complex_synapses.experiments.run import train
 
     seen = []  # per test pass: the curves' and the whole tests' accuracies, evaluated apart
 
@@ -288,7 +288,7 @@ def test_compiled_training_step_gives_the_same_numbers(tmp_path):
 
 
 def test_fused_optimizer_gives_the_same_numbers(tmp_path):
-    from complex_synapses.experiments.train import prepare
+    from complex_synapses.experiments.run.train import prepare
 
     """--fused (torch's fused Adam, the model eager) against the default Adam: the same
     losses within float rounding, torch's fused kernel in use, its own stamp, its flag in run_args,
@@ -333,8 +333,8 @@ def test_ademamix_from_a_kept_library_is_a_base_optimizer():
     (the slow momentum's weight) stays its own and the chain's is the chain's."""
     from pytorch_optimizer import AdEMAMix
 
-    from complex_synapses.experiments.optimizers import optimizer_class
-    from complex_synapses.experiments.train import make_optimizer
+    from complex_synapses.experiments.run.optimizers import optimizer_class
+    from complex_synapses.experiments.run.train import make_optimizer
 
     assert optimizer_class("ademamix") is AdEMAMix
     s = RunSettings.make(

@@ -8,9 +8,10 @@ import torch
 
 from complex_synapses.cli import main
 from complex_synapses.data import build_protocol, load_dataset
-from complex_synapses.experiments import RunSettings, methods, run_experiment
-from complex_synapses.experiments.methods.ewc import fisher_diagonal
-from complex_synapses.experiments.model import Classifier, select_outputs
+from complex_synapses.experiments import RunSettings, run_experiment
+from complex_synapses.experiments.run import methods
+from complex_synapses.experiments.run.methods.ewc import fisher_diagonal
+from complex_synapses.experiments.run.network import Classifier, select_outputs
 from devices import DEVICE
 
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -136,7 +137,7 @@ def test_a_method_is_one_new_file(tmp_path, monkeypatch, capsys):
     """A user's method: one file, found by name, its option in --help, no other change."""
     (tmp_path / "shrink.py").write_text(
         textwrap.dedent("""
-        from complex_synapses.experiments.methods import Method, Option
+        from complex_synapses.experiments.run.methods import Method, Option
 
         class Shrink(Method):
             name = "shrink"
@@ -282,7 +283,7 @@ def test_ema_with_decay_0_is_fine_tuning(tmp_path):
 
 
 def test_cs_skip_first_leaves_the_first_layer_to_the_base_optimizer(tmp_path, capsys):
-    from complex_synapses.experiments.train import prepare
+    from complex_synapses.experiments.run.train import prepare
 
     s = settings(method="cs", method_options={"cs_skip_first": True}, fc_units=8, results_dir=str(tmp_path))
     s.check()
@@ -300,8 +301,8 @@ def test_cs_skip_first_leaves_the_first_layer_to_the_base_optimizer(tmp_path, ca
 def test_layer_restricted_controls_leave_the_first_layer_alone():
     """--l2-skip-first and --ema-skip-first (the controls of --cs-skip-first): l2's pull
     and ema's average act on every layer but the first."""
-    from complex_synapses.experiments.methods import build
-    from complex_synapses.experiments.model import Classifier
+    from complex_synapses.experiments.run.methods import build
+    from complex_synapses.experiments.run.network import Classifier
 
     torch.manual_seed(0)
     model = Classifier(4, 2, 3, 8)

@@ -20,7 +20,7 @@ import torch
 
 from complex_synapses import ComplexSynapse
 from complex_synapses.experiments import RunSettings, run_experiment
-from complex_synapses.experiments.settings import ADDED_FIELDS
+from complex_synapses.experiments.run.settings import ADDED_FIELDS
 from optim_db import CONFIGS, batches, run, small_model
 
 PINNED = Path(__file__).parent / "data" / "before_redesign.json"

@@ -9,8 +9,8 @@ import torch
 
 from complex_synapses.cli import main
 from complex_synapses.experiments import RunSettings, run_experiment
-from complex_synapses.experiments.methods.meta import MetaplasticAdam
-from complex_synapses.experiments.model import Classifier, QuantLinear, quantize, sign_ste
+from complex_synapses.experiments.run.methods.meta import MetaplasticAdam
+from complex_synapses.experiments.run.network import Classifier, QuantLinear, quantize, sign_ste
 from devices import DEVICE
 
 SMALL = dict(dataset="digits", iters=20, fc_units=32, eval_log=20, device=str(DEVICE))
@@ -131,7 +131,7 @@ def test_a_bound_and_grid_on_the_plain_optimizer(tmp_path, capsys):
     (the simple synapse at the precision of cs --bound B --levels m), a result of its own;
     in a 2-bit network the bound is also the range of the weights' values."""
     s = RunSettings.make(**SMALL, bound=0.05, levels=5)
-    from complex_synapses.experiments.train import _train, prepare  # noqa: F401 (the loop's own pieces)
+    from complex_synapses.experiments.run.train import _train, prepare  # noqa: F401 (the loop's own pieces)
 
     result = run_experiment(s, progress=False)
     assert result["stamp"] != RunSettings.make(**SMALL).stamp() and "bound0.05" in result["stamp"]

@@ -2,14 +2,15 @@
 
 import json
 import re
+from pathlib import Path
 
 import torch
 
 from complex_synapses import ComplexSynapse
 from complex_synapses.experiments import RunSettings
-from complex_synapses.experiments.provenance import code_version, kernels_ran, other_code
-from complex_synapses.experiments.results import result_path, write_json
-from complex_synapses.experiments.runner import RunUnit, execute
+from complex_synapses.experiments.execution.cache import result_path, write_json
+from complex_synapses.experiments.execution.runner import RunUnit, execute
+from complex_synapses.experiments.run.provenance import code_version, kernels_ran, other_code
 from complex_synapses.readout import ReadoutSynapse
 
 SMALL = dict(dataset="digits", experiment="splitMNIST", tasks=2, iters=5, fc_units=8, batch=16)
@@ -70,7 +71,7 @@ def test_a_cached_result_from_other_code_is_used_and_said_to_be(tmp_path, capsys
 def test_an_installed_package_says_its_release(tmp_path, monkeypatch):
     """Outside a git checkout of its source (a wheel), the code is the release."""
     from complex_synapses import __version__
-    from complex_synapses.experiments import provenance
+    from complex_synapses.experiments.run import provenance
 
     monkeypatch.setattr(provenance, "SOURCE", tmp_path)
     provenance.code_version.cache_clear()
@@ -78,3 +79,12 @@ def test_an_installed_package_says_its_release(tmp_path, monkeypatch):
         assert provenance.code_version() == f"release {__version__}"
     finally:
         provenance.code_version.cache_clear()
+
+
+def test_the_code_version_is_the_whole_packages():
+    """The commit and its dirty mark are taken over the whole package's folder, wherever
+    the provenance module sits in it."""
+    import complex_synapses
+    from complex_synapses.experiments.run import provenance
+
+    assert provenance.SOURCE == Path(complex_synapses.__file__).resolve().parent

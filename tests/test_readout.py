@@ -10,7 +10,7 @@ import torch
 from complex_synapses import ComplexSynapse, chain_constants, propagator
 from complex_synapses.cli import main
 from complex_synapses.experiments import RunSettings, run_experiment
-from complex_synapses.experiments.train import make_optimizer
+from complex_synapses.experiments.run.train import make_optimizer
 from complex_synapses.readout import ReadoutSynapse, readout_coefficients
 
 CHAIN = dict(n_beakers=3, alpha=2.0, beta=50.0)

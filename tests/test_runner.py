@@ -14,7 +14,7 @@ import pytest
 DRIVER = """
 import sys
 from faults import Sleeper
-from complex_synapses.experiments.runner import execute
+from complex_synapses.experiments.execution.runner import execute
 execute([Sleeper("a", sys.argv[1]), Sleeper("b", sys.argv[1])], jobs=2, progress=False)
 """
 

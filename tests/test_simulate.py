@@ -8,7 +8,7 @@ import pytest
 
 from complex_synapses.chain import response_energy, weight_response
 from complex_synapses.cli import main
-from complex_synapses.lab.model import (
+from complex_synapses.lab.memory import (
     Synapse,
     best_lifetime,
     fitted_slope,
@@ -69,7 +69,7 @@ def test_projected_monte_carlo_has_the_full_ones_law():
 
 def test_monte_carlo_methods_are_the_clis_choices():
     from complex_synapses.cli import build_parser
-    from complex_synapses.lab.model import MC_METHODS
+    from complex_synapses.lab.memory import MC_METHODS
 
     for method in MC_METHODS:
         assert build_parser().parse_args(["simulate", "memory", "--mc", method]).mc == method
@@ -182,7 +182,7 @@ def test_simulate_bad_options(tmp_path, capsys, argv, match):
 
 def test_the_model_lab_does_not_import_training_code():
     code = (
-        "import sys, complex_synapses.lab.model, complex_synapses.lab.plots; "
+        "import sys, complex_synapses.lab.memory, complex_synapses.lab.plots; "
         "bad = [m for m in sys.modules if m.startswith('complex_synapses.experiments')]; "
         "assert not bad, bad"
     )
@@ -192,7 +192,7 @@ def test_the_model_lab_does_not_import_training_code():
 def test_binary_synapse_lifetime_grows_as_sqrt_n():
     """The textbook result, a check of the simulator: the real optimizer (one level, two
     values, write 2q) at each N's best q lives as the closed form says, about sqrt(N)/e."""
-    from complex_synapses.lab.capacity import best_binary, fit_exponent
+    from complex_synapses.lab.capacity_study import best_binary, fit_exponent
     from complex_synapses.lab.fits import crossings
     from complex_synapses.lab.writes import signal_curves
 
@@ -244,12 +244,12 @@ def test_a_lab_experiment_is_one_new_file(tmp_path, monkeypatch, capsys):
     """A new ``simulate`` subcommand: one file defining EXPERIMENT, found by the command
     line with its options and help; nothing else changes."""
     from complex_synapses import lab
-    from complex_synapses.lab import experiments
+    from complex_synapses.lab import commands as experiments
 
     (tmp_path / "halflife.py").write_text(
         textwrap.dedent("""
         from complex_synapses.lab import LabExperiment
-        from complex_synapses.lab.options import add_chain_options, synapse
+        from complex_synapses.lab.commands.chain_options import add_chain_options, synapse
 
         def add_options(k):
             add_chain_options(k)

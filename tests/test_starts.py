@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import pytest
 
 from complex_synapses.cli import main
-from complex_synapses.experiments.results import read_json
-from complex_synapses.experiments.runner import execute
-from complex_synapses.experiments.settings import OptionError, RunSettings
-from complex_synapses.experiments.study import StudyUnit, load_study
-from complex_synapses.experiments.tuning import parse_space, tune, validation_score
+from complex_synapses.experiments.designs.study import StudyUnit, load_study
+from complex_synapses.experiments.designs.tuning import parse_space, tune, validation_score
+from complex_synapses.experiments.execution.cache import read_json
+from complex_synapses.experiments.execution.runner import execute
+from complex_synapses.experiments.run.settings import OptionError, RunSettings
 from test_study import study_file
 
 DONE: list[str] = []  # the order in which the driver kept records
@@ -70,7 +70,7 @@ def test_a_unit_whose_need_failed_or_is_missing_fails_untried():
 
 def test_an_off_point_is_scored_as_the_tuner_scores_a_trial(tmp_path, monkeypatch):
     from complex_synapses.errors import RunFailed
-    from complex_synapses.experiments import tuning
+    from complex_synapses.experiments.designs import tuning
 
     base = RunSettings.make(dataset="digits", iters=8, batch=16, fc_units=16, eval_log=1000,
                             results_dir=str(tmp_path / "r"), tasks=2, validation=0.2)  # fmt: skip
@@ -173,7 +173,7 @@ def _units(tmp_path):
 
 
 def test_the_search_lines_say_what_the_off_point_scored_and_whether_it_was_chosen():
-    from complex_synapses.experiments.analysis import search_lines
+    from complex_synapses.experiments.designs.study.analysis import search_lines
 
     unit = {
         "cell": "c", "method": "cs", "params": {"lr": 1e-3, "alpha": 1e5, "beta": 1e5}, "widened": 0,
@@ -191,7 +191,7 @@ def test_the_search_lines_say_what_the_off_point_scored_and_whether_it_was_chose
 
 
 def test_the_convergence_figure_draws_each_off_point_after_its_search(tmp_path, monkeypatch):
-    from complex_synapses.experiments import report
+    from complex_synapses.experiments.reports import figures as report
 
     drawn = []
     monkeypatch.setattr(report, "save_figure", lambda fig, path: drawn.append(fig) or [path])

@@ -12,11 +12,12 @@ import torch
 
 from complex_synapses.cli import build_parser, main
 from complex_synapses.cli.common import settings as cli_settings
-from complex_synapses.experiments.results import read_json, result_path
-from complex_synapses.experiments.settings import OptionError, RunSettings
-from complex_synapses.experiments.stats import holm, paired
-from complex_synapses.experiments.study import CSV_COLUMNS, csv_columns, load_study
-from complex_synapses.experiments.tuning import parse_space, tune
+from complex_synapses.experiments.designs.study import load_study
+from complex_synapses.experiments.designs.tuning import parse_space, tune
+from complex_synapses.experiments.execution.cache import read_json, result_path
+from complex_synapses.experiments.reports.stats import holm, paired
+from complex_synapses.experiments.reports.tables import CSV_COLUMNS, csv_columns
+from complex_synapses.experiments.run.settings import OptionError, RunSettings
 
 SPACE = "{ lr = { low = 1e-3, high = 1e-2, log = true } }"
 
@@ -253,7 +254,8 @@ def test_a_study_without_a_validation_split_is_refused(tmp_path, capsys):
 
 
 def test_analysis_compares_with_none_and_the_best_plain_method_by_tuning_score():
-    from complex_synapses.experiments.study import analyse, markdown_table
+    from complex_synapses.experiments.designs.study import analyse
+    from complex_synapses.experiments.reports.tables import study_table as markdown_table
 
     rng = np.random.default_rng(0)
     base = rng.normal(0.7, 0.02, 10)
@@ -299,7 +301,7 @@ def test_a_damaged_tuner_store_is_set_aside_and_no_run_is_lost(tmp_path, capsys)
 
 
 def test_learning_accuracy_and_forgetting_from_the_matrix():
-    from complex_synapses.experiments.stats import learning_and_forgetting
+    from complex_synapses.experiments.run.metrics import learning_and_forgetting
 
     m = [[0.9, 0.1, 0.1], [0.6, 0.8, 0.1], [0.5, 0.4, 0.7]]
     got = learning_and_forgetting(m)
@@ -350,7 +352,7 @@ def test_the_edge_rule_fires_on_a_range_that_binds():
     """A tuned value within 5% of an end of its range (on the range's scale) binds; the
     widened range moves that end out by half its span, on its scale, and no further than
     the option allows."""
-    from complex_synapses.experiments.tuning import at_edges, widened
+    from complex_synapses.experiments.designs.tuning import at_edges, widened
 
     space = parse_space(
         {
@@ -377,7 +379,7 @@ def test_a_factor_dimension_keeps_beta_above_alpha_however_far_alpha_reaches():
     factor of an unknown option is refused."""
     import optuna
 
-    from complex_synapses.experiments.tuning import at_edges, corner, suggest
+    from complex_synapses.experiments.designs.tuning import at_edges, corner, suggest
 
     space = parse_space(
         {
@@ -404,8 +406,8 @@ def test_a_factor_dimension_keeps_beta_above_alpha_however_far_alpha_reaches():
 def test_a_study_widens_a_binding_range_and_tunes_again(tmp_path, monkeypatch):
     """A tuning whose best lr sits at the top of its range: the unit widens that end and
     tunes again (a tuner store of its own), and stops once nothing binds."""
-    from complex_synapses.experiments import study
-    from complex_synapses.experiments.tuning import Tuned
+    from complex_synapses.experiments.designs.study import units as study
+    from complex_synapses.experiments.designs.tuning import Tuned
 
     calls = []
 
@@ -427,8 +429,8 @@ def test_a_widened_search_that_finds_less_keeps_the_earlier_rounds_best(tmp_path
     widened round, over a range that holds the first, finds only 0.50: the unit keeps the
     first round's setting and score, its history the best so far over both rounds. A
     widened round that finds more keeps its own."""
-    from complex_synapses.experiments import study
-    from complex_synapses.experiments.tuning import Tuned
+    from complex_synapses.experiments.designs.study import units as study
+    from complex_synapses.experiments.designs.tuning import Tuned
 
     later = 0.50  # the widened round's best score, read by fake_tune at each call
 
@@ -452,7 +454,7 @@ def test_the_primary_family_and_holm_within_it_on_a_hand_made_table():
     """Two chains, one tested against none, one against a bounded none; the primary
     family is each chain against its baseline and against the best method without a
     chain, Holm-corrected among those four tests alone; the rest is secondary."""
-    from complex_synapses.experiments.analysis import analyse
+    from complex_synapses.experiments.designs.study.analysis import analyse
 
     rng = np.random.default_rng(1)
     base = rng.normal(0.7, 0.02, 8)
@@ -493,7 +495,7 @@ def test_searches_converge_or_are_marked():
     best by more than the best trial's standard error over seeds is not converged."""
     from types import SimpleNamespace
 
-    from complex_synapses.experiments.tuning import _history, _seed_se
+    from complex_synapses.experiments.designs.tuning import _history, _seed_se
 
     def trial(number, value, state="COMPLETE", seeds=(0.5, 0.7)):
         means = {i: float(np.mean(seeds[: i + 1])) for i in range(len(seeds))}
@@ -510,7 +512,7 @@ def test_searches_converge_or_are_marked():
     ]
     assert _history(done) == [0.6, 0.6, 0.65, 0.7, 0.7, 0.9]
     assert _seed_se(done[0]) == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2))
-    from complex_synapses.experiments.tuning import converged
+    from complex_synapses.experiments.designs.tuning import converged
 
     assert not converged(_history(done), 0.1)  # 0.7 -> 0.9 in the last third
     assert converged(_history(done), 0.25) and converged([0.6, 0.6, 0.6], float("nan"))
@@ -531,7 +533,7 @@ def test_relearning_steps_on_a_hand_made_run():
     """Two tasks, two rounds, 10 iterations a visit, evaluated every 5: task 1 first ends
     at 0.8, is down to 0.5 when it comes back and is at 0.75 (>= 0.72) 10 steps in; task 2
     never fell below 0.9 of its first 0.6; the learning accuracy is the first round's."""
-    from complex_synapses.experiments.stats import learning_and_forgetting, relearning
+    from complex_synapses.experiments.run.metrics import learning_and_forgetting, relearning
 
     matrix = [[0.8, 0.1], [0.5, 0.6], [0.75, 0.58], [0.7, 0.7]]
     eval_iters = [5, 10, 15, 20, 25, 30, 35, 40]
@@ -587,8 +589,8 @@ def test_verdicts_follow_the_registered_rule():
     """A primary test allows "helps" or "hurts" where its Holm-corrected p < 0.05, "no
     gain >= G" where its 95% interval lies below the study's smallest_gain G, else
     "undecided"; secondary tests allow no claim."""
-    from complex_synapses.experiments.analysis import analyse
-    from complex_synapses.experiments.study import markdown_table
+    from complex_synapses.experiments.designs.study.analysis import analyse
+    from complex_synapses.experiments.reports.tables import study_table as markdown_table
 
     rng = np.random.default_rng(3)
     base = rng.normal(0.7, 0.02, 10)
@@ -624,7 +626,7 @@ def test_a_bad_smallest_gain_is_refused(tmp_path, gain):
 
 
 def test_a_unit_keeps_each_seeds_relearning_and_the_table_its_mean():
-    from complex_synapses.experiments.analysis import analyse
+    from complex_synapses.experiments.designs.study.analysis import analyse
 
     base = {"cell": "c", "args": "", "treatment": False, "tune_score": 0.5, "trials": {"COMPLETE": 8}}
     units = [base | {"method": "none", "accuracy": [0.5, 0.6, 0.7], "relearning": [4.0, 6.0, None]},

@@ -12,9 +12,9 @@ import pytest
 
 import faults
 from complex_synapses.cli import main
-from complex_synapses.experiments import runner
-from complex_synapses.experiments.settings import OptionError
-from complex_synapses.experiments.sweep import load_config, loopback_ray_environment
+from complex_synapses.experiments.designs.sweep import load_config, loopback_ray_environment
+from complex_synapses.experiments.execution import runner
+from complex_synapses.experiments.run.settings import OptionError
 
 CONFIG = """
 [base]

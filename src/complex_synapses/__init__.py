@@ -7,18 +7,8 @@ class names and behaviour; :mod:`complex_synapses.lab` the model lab and
 :mod:`complex_synapses.experiments` the continual-learning experiments.
 """
 
-from . import _moved
 from .chain import chain_constants, impulse_response, propagator
 from .optimizer import ComplexSynapse
 
 __all__ = ["ComplexSynapse", "chain_constants", "impulse_response", "propagator"]
-__version__ = "0.1.0"
-
-_moved.install()
-
-
-def __getattr__(name: str):
-    """``complex_synapses.kernels`` and the other modules that moved (see :mod:`._moved`)."""
-    if name in _moved.MOVED:
-        return _moved.load(name)
-    raise AttributeError(f"module 'complex_synapses' has no attribute {name!r}")
+__version__ = "0.2.0"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -43,6 +44,11 @@ __all__ = [
     "max_rate",
     "validate_chain",
     "MAX_TIMESCALE_RATIO",
+    "ChainSetting",
+    "check_bound",
+    "TIME_UNITS",
+    "INTEGRATORS",
+    "INITS",
 ]
 
 
@@ -96,6 +102,68 @@ def _check_arguments(n_beakers: object, alpha: object, beta: object) -> None:
             f"alpha (the shortest timescale) must be <= beta (the longest) when "
             f"n_beakers >= 2, got alpha={alpha!r}, beta={beta!r}"
         )
+
+
+TIME_UNITS = ("iteration", "lr")  # what alpha and beta count: steps, or the base's step size
+INTEGRATORS = ("exact", "euler")  # the exact propagator P(dt), or the original's forward Euler
+INITS = ("same", "zero")  # hidden levels start as copies of the weight, or at 0
+
+
+def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") -> None:
+    """Raise TypeError / ValueError naming ``bound`` or the grid's option (``grid_name``:
+    ``grid_values`` here, ``levels`` on the command line) if not allowed."""
+    if bound is not None:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")
+        if not math.isfinite(bound) or bound <= 0:
+            raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r}")
+    if grid_values is not None:
+        if isinstance(grid_values, bool) or not isinstance(grid_values, int):
+            raise TypeError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
+        if grid_values < 2:
+            raise ValueError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
+        if bound is None:
+            raise ValueError(f"{grid_name} needs a bound: the values are evenly spaced in [-bound, bound]")
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ChainSetting:
+    """The chain of one parameter group, as a value: ``n_beakers`` levels with timescales
+    from ``alpha`` to ``beta`` (in ``time_unit``: iterations, or the base optimizer's step
+    size), integrated by ``integrator``, hidden levels started by ``init``, and every level
+    kept in [-``bound``, ``bound``], on ``grid_values`` evenly spaced values where given.
+
+    :meth:`validate` raises TypeError / ValueError naming the first field that is not
+    allowed; whether ``time_unit="lr"`` suits a base optimizer is the step's to say
+    (:func:`complex_synapses.step.bases.check_time_unit`)."""
+
+    n_beakers: int
+    alpha: float
+    beta: float
+    init: str = "same"
+    time_unit: str = "iteration"
+    integrator: str = "exact"
+    bound: float | None = None
+    grid_values: int | None = None
+
+    def validate(self, grid_name: str = "grid_values") -> ChainSetting:
+        """This setting, checked (``grid_name``: the grid's name in the message, e.g. the
+        command line's ``levels``)."""
+        validate_chain(self.n_beakers, self.alpha, self.beta)
+        _check_choice("init", self.init, INITS)
+        _check_choice("time_unit", self.time_unit, TIME_UNITS)
+        _check_choice("integrator", self.integrator, INTEGRATORS)
+        check_bound(self.bound, self.grid_values, grid_name)
+        return self
+
+    def constants(self) -> ChainConstants:
+        """Its capacities, tubes and timescales (:func:`chain_constants`)."""
+        return chain_constants(self.n_beakers, self.alpha, self.beta)
 
 
 @lru_cache(maxsize=256)

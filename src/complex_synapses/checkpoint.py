@@ -20,7 +20,7 @@ ELEMENTWISE_BASES = tuple(cls.__name__ for cls, record in BASES.items() if recor
 
 
 def renamed_keys(sd: dict[str, Any], chain_key: str, old_names: dict[str, str]) -> dict[str, Any]:
-    """A state saved by release 0.1 in today's keys: hidden levels under "beakers" (now
+    """A state saved in the first format in today's keys: hidden levels under "beakers" (now
     "hidden"), and chain settings under their old names (``old_names``: old -> new)."""
     state = {
         pid: {("hidden" if k == "beakers" else k): v for k, v in st.items()}

@@ -22,7 +22,6 @@ step itself is :mod:`complex_synapses.step`'s: the kernels, which of them runs
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,57 +30,25 @@ from torch import Tensor
 from torch.optim import SGD, Optimizer
 
 from . import checkpoint
-from .chain import ChainConstants, chain_constants, validate_chain
+from .chain import INITS, INTEGRATORS, TIME_UNITS, ChainConstants, ChainSetting
 from .step import bounds, calls, graphs, paths, state16
-from .step.bases import STEP_SIZE_RULES, step_size_rule
-from .step.calls import PARAMS_PER_CALL, Stepping
+from .step.bases import STEP_SIZE_RULES, check_time_unit
+from .step.calls import PARAMS_PER_CALL
 from .step.dispatch import KERNELS, Dispatcher
 from .step.kernels import compute_dtype
 
 __all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS", "PARAMS_PER_CALL"]
 
-TIME_UNITS = ("iteration", "lr")
-INTEGRATORS = ("exact", "euler")
-INITS = ("same", "zero")
 CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator", "bound", "grid_values")
 CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
-OLD_CHAIN_KEYS = {"levels": "grid_values"}  # names of releases up to 0.1
+OLD_CHAIN_KEYS = {"levels": "grid_values"}  # a key of saved states made before grid_values had its name
 LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
 __all__ += ["KERNELS", "TIME_UNITS", "INTEGRATORS", "INITS"]
 
 
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-
-
 def _check_settings(settings: dict[str, Any], optimizer_class: type[Optimizer]) -> None:
     """Raise TypeError / ValueError naming the chain setting that is not allowed."""
-    validate_chain(settings["n_beakers"], settings["alpha"], settings["beta"])
-    _check_choice("init", settings["init"], INITS)
-    _check_choice("time_unit", settings["time_unit"], TIME_UNITS)
-    _check_choice("integrator", settings["integrator"], INTEGRATORS)
-    bounds.check_bound(settings["bound"], settings["grid_values"])
-    if settings["time_unit"] == "lr" and step_size_rule(optimizer_class) is None:
-        raise ValueError(
-            f'time_unit="lr" needs the effective step size of the base optimizer, which is not '
-            f"known for {optimizer_class.__name__} (known: "
-            f"{', '.join(k.__name__ for k in STEP_SIZE_RULES)}; add a rule to "
-            'complex_synapses.step.bases.STEP_SIZE_RULES), or use time_unit="iteration"'
-        )
-
-
-def _renamed(settings: dict[str, Any]) -> dict[str, Any]:
-    """Chain settings with the names of releases up to 0.1 (``levels``) in today's, with
-    a DeprecationWarning; both names at once are refused."""
-    out = dict(settings)
-    for old, new in OLD_CHAIN_KEYS.items():
-        if old in out:
-            if new in out:
-                raise ValueError(f"give {new} or its old name {old}, not both")
-            warnings.warn(f"{old}= is now {new}=", DeprecationWarning, stacklevel=4)
-            out[new] = out.pop(old)
-    return out
+    check_time_unit(ChainSetting(**settings).validate().time_unit, optimizer_class)
 
 
 class ComplexSynapse(Optimizer):
@@ -140,7 +107,7 @@ class ComplexSynapse(Optimizer):
         bound: keep every level in [-bound, bound] (default None: unbounded).
         grid_values: with ``bound``, keep every level on this many evenly spaced values
             of [-bound, bound] (both ends included), rounded stochastically without
-            bias (see :mod:`complex_synapses.step.bounds`). ``levels=`` is its old name.
+            bias (see :mod:`complex_synapses.step.bounds`).
         seed: seeds the rounding streams onto the grid and of 16-bit levels (0..2**32-1).
         state_dtype: the hidden levels' dtype: torch.float32 (default), or torch.bfloat16
             for half their bytes, each stored value rounded stochastically without bias
@@ -182,15 +149,16 @@ class ComplexSynapse(Optimizer):
                 "optimizer_class must be a subclass of torch.optim.Optimizer "
                 f"(e.g. torch.optim.Adam), got {optimizer_class!r}"
             )
-        if "levels" in optimizer_kwargs:  # grid_values' name in releases up to 0.1
-            given = {"levels": optimizer_kwargs.pop("levels")}
-            grid_values = _renamed(given | ({} if grid_values is None else {"grid_values": grid_values}))[
-                "grid_values"
-            ]
         defaults = dict(
-            n_beakers=n_beakers, alpha=alpha, beta=beta, init=init, time_unit=time_unit,
-            integrator=integrator, bound=bound, grid_values=grid_values,
-        )  # fmt: skip
+            n_beakers=n_beakers,
+            alpha=alpha,
+            beta=beta,
+            init=init,
+            time_unit=time_unit,
+            integrator=integrator,
+            bound=bound,
+            grid_values=grid_values,
+        )
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed!r}")
         self.seed = seed
@@ -233,7 +201,7 @@ class ComplexSynapse(Optimizer):
         optimizer, so set the chain's in the nested form there. Settings not given are
         the constructor's. They are kept in ``group["complex_synapse"]``."""
         param_group = dict(param_group)
-        nested = _renamed(param_group.pop(CHAIN, {}))
+        nested = param_group.pop(CHAIN, {})
         unknown = set(nested) - set(CHAIN_KEYS)
         if unknown:
             raise ValueError(
@@ -249,8 +217,8 @@ class ComplexSynapse(Optimizer):
         group = self.base.param_groups[-1]
         try:
             # A flat key the base optimizer declares (RMSprop's alpha) is the base's.
-            keys = [k for k in (*CHAIN_KEYS, *OLD_CHAIN_KEYS) if k in group and k not in self.base.defaults]
-            flat = _renamed({k: group.pop(k) for k in keys})
+            keys = [k for k in CHAIN_KEYS if k in group and k not in self.base.defaults]
+            flat = {k: group.pop(k) for k in keys}
             group[CHAIN] = {k: nested.get(k, flat.get(k, self._chain_defaults[k])) for k in CHAIN_KEYS}
             _check_settings(group[CHAIN], self._optimizer_class)
             state16.check_state_dtype(self.state_dtype, group[CHAIN]["grid_values"])
@@ -266,8 +234,7 @@ class ComplexSynapse(Optimizer):
 
     def chain_constants(self, group: int = 0) -> ChainConstants:
         """The chain of parameter group ``group``: ``C``, ``g`` and ``timescales``."""
-        c = self.param_groups[group][CHAIN]
-        return chain_constants(c["n_beakers"], c["alpha"], c["beta"])
+        return ChainSetting(**self.param_groups[group][CHAIN]).constants()
 
     # -- state --------------------------------------------------------------------
 
@@ -311,11 +278,6 @@ class ComplexSynapse(Optimizer):
             : group[CHAIN]["n_beakers"]
         ]
 
-    def beakers(self, p: Tensor) -> Tensor:
-        """Deprecated: the name of :meth:`levels` in releases up to 0.1."""
-        warnings.warn("ComplexSynapse.levels(p) is now .levels(p)", DeprecationWarning, stacklevel=2)
-        return self.levels(p)
-
     def state_dict(self) -> dict[str, Any]:
         """This optimizer's state (hidden levels, settings) with the base optimizer's
         state under ``"base_state"`` and its class name under ``"base_optimizer"``;
@@ -351,30 +313,6 @@ class ComplexSynapse(Optimizer):
 
     # -- step ---------------------------------------------------------------------
 
-    def _stepping(self) -> list[Stepping]:
-        """Every parameter that steps now (see :class:`.step.calls.Stepping`)."""
-        out = []
-        for group in self.param_groups:
-            c = group[CHAIN]
-            if c["n_beakers"] == 0:
-                continue
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise RuntimeError("ComplexSynapse does not support sparse gradients")
-                state = self._init_state(p, group)
-                t = state["chain_step"] + 1
-                dt = 1.0 if c["time_unit"] == "iteration" else step_size_rule(type(self.base))(group, t)
-                dtype = compute_dtype(p.dtype)
-                alpha, beta = float(c["alpha"]), float(c["beta"])
-                coef = calls.coefficients(c["integrator"], c["n_beakers"], alpha, beta, dt, p.device, dtype)
-                bound = None
-                if c["bound"] is not None:
-                    bound = bounds.bound_tensor(c["bound"], c["grid_values"], p.device, dtype)
-                out.append(Stepping(p, group, state, t, self._weight(p, state), coef, bound))
-        return out
-
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One optimizer step; returns the loss from ``closure`` if given."""
@@ -384,7 +322,7 @@ class ComplexSynapse(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         plan = self._dispatch.plan(self.base, self.param_groups, CHAIN, pass_closure)
-        stepping = self._stepping()
+        stepping = calls.stepping(self.param_groups, CHAIN, type(self.base), self._init_state, self._weight)
         if plan.fused is not None:
             paths.fused_step(self._dispatch, plan, self.base, stepping, CHAIN)
         else:

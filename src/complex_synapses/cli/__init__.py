@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 
-from ..experiments.settings import OptionError
+from ..experiments.run.settings import OptionError
 from . import compare, run, simulate, study, sweep
 from .common import Parser
 
@@ -54,7 +54,7 @@ def _interrupted(args) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from ..data import DataError
-    from ..experiments.runner import RunFailed
+    from ..experiments.execution.runner import RunFailed
 
     args = build_parser().parse_args(argv)
     try:

@@ -8,8 +8,8 @@ import dataclasses
 from typing import Any
 
 from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS, TASK_ORDERS
-from ..experiments.model import WEIGHT_BITS
-from ..experiments.settings import OptionError, RunSettings, optimizer_names
+from ..experiments.run.network import WEIGHT_BITS
+from ..experiments.run.settings import OptionError, RunSettings, optimizer_names
 
 __all__ = ["Parser", "add_run_options", "add_output_options", "settings", "method_list", "int_list", "D"]
 
@@ -192,7 +192,7 @@ def add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
 
 def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
     """--method (or --methods) and every option a method declares (see experiments/methods)."""
-    from ..experiments.methods import registry, treatments
+    from ..experiments.run.methods import registry, treatments
 
     known = registry()
     listing = "; ".join(f"{name}: {cls.summary}" for name, cls in known.items())
@@ -250,7 +250,7 @@ def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
 
 def settings(args: argparse.Namespace, **overrides: Any) -> RunSettings:
     """The run's settings from parsed options (method options into method_options)."""
-    from ..experiments.methods import all_options, flags
+    from ..experiments.run.methods import all_options, flags
 
     fields = {f.name for f in dataclasses.fields(RunSettings)}
     values = {k: v for k, v in vars(args).items() if k in fields and k != "method_options"}
@@ -290,7 +290,7 @@ def name_list(text: str, option: str, allowed: tuple[str, ...]) -> list[str]:
 
 def int_list(text: str, option: str) -> list[int]:
     """A comma-separated list of integers >= 1 (OptionError naming ``option`` otherwise)."""
-    from ..lab.options import int_list as parse
+    from ..lab.commands.chain_options import int_list as parse
 
     try:
         return parse(text, option)

@@ -6,17 +6,17 @@ import argparse
 from pathlib import Path
 
 from ..data import EXPERIMENTS, SCENARIOS
-from ..experiments.checks import check_outputs, check_seed
-from ..experiments.config import presets
-from ..experiments.results import to_json
-from ..experiments.settings import OptionError, RunSettings
+from ..experiments.designs.toml_files import presets
+from ..experiments.execution.cache import to_json
+from ..experiments.run.checks import check_seed
+from ..experiments.run.settings import OptionError, RunSettings
 from .common import add_output_options, add_run_options, method_list, name_list, settings
 
 __all__ = ["add_parsers", "compare", "matrix", "demo"]
 
 
 def __getattr__(name: str):
-    # The defaults of release 0.2, now read from experiments/presets.toml.
+    # The defaults, read from experiments/presets.toml.
     if name == "MATRIX_METHODS":
         return presets()["matrix"]["methods"]
     if name == "DEMO":
@@ -60,7 +60,7 @@ def add_parsers(sub) -> None:
 
 def _both(args: argparse.Namespace) -> dict[str, str | None]:
     """The options that compare and matrix can split into their choices, as given."""
-    from ..experiments.methods import all_options
+    from ..experiments.run.methods import all_options
 
     return {k: getattr(args, k, None) for k, opt in all_options().items() if opt.both}
 
@@ -81,7 +81,7 @@ def _split(args: argparse.Namespace, base: RunSettings) -> tuple[dict[str, str],
 
 def _describe(base: RunSettings) -> str:
     """The methods under test in words, as the base's options set them."""
-    from ..experiments.methods import treatments
+    from ..experiments.run.methods import treatments
 
     values = {k: base.option(k) for cls in treatments() for k in cls.options}
     return "; ".join(cls.describe(values) for cls in treatments())
@@ -107,9 +107,12 @@ def run_compare(
 ) -> dict:
     """Every method of ``names`` (default: none and the methods under test) over the
     seeds, split over the ``both`` options of ``split``; the table, the summary file and
-    the bar plot. (A ``split`` given as a string is release 0.2's time unit.)"""
-    from ..experiments.compare import both_splits, collect, format_table, plot_summary, summarize, variants
-    from ..experiments.results import write_json
+    the bar plot. (A ``split`` given as a string is the time unit alone.)"""
+    from ..experiments.designs.compare import both_splits, collect, variants
+    from ..experiments.execution.cache import write_json
+    from ..experiments.reports.figures import compare_figure
+    from ..experiments.reports.stats import summarize
+    from ..experiments.reports.tables import compare_table
 
     if isinstance(split, str):
         split = {"time_unit": split}
@@ -117,7 +120,7 @@ def run_compare(
     methods = variants(names, both_splits(split))
     for m in methods:
         base.replace(**m.changes).check()
-    check_outputs(base)
+    base.check_outputs()
     results, n_run = collect(base, methods, seeds, jobs=jobs)
     summary = summarize(results, seeds)
     summary["title"] = title
@@ -127,10 +130,10 @@ def run_compare(
     suffix = "-".join(map(str, split.values()))
     name = f"compare--{base.replace(seed=seeds[0]).stamp()}--n{n_seeds}" + (f"-{suffix}" if suffix else "")
     summary["plots"] = [
-        str(p) for p in plot_summary(summary, title, Path(base.plot_dir) / name, pdf=base.pdf)
+        str(p) for p in compare_figure(summary, title, Path(base.plot_dir) / name, pdf=base.pdf)
     ]
     summary["summary_file"] = str(write_json(Path(base.results_dir) / f"{name}.json", summary))
-    print("\n" + format_table(summary, title))
+    print("\n" + compare_table(summary, title))
     print(f"({n_run} runs made, {n_seeds * len(methods) - n_run} taken from the cache in {base.results_dir})")
     print(f"plot: {', '.join(summary['plots'])}")
     return summary
@@ -153,10 +156,12 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def matrix(args: argparse.Namespace) -> int:
-    from ..experiments.compare import both_splits
-    from ..experiments.compare import variants as variants_of
-    from ..experiments.matrix import csv_text, markdown_table, plot_matrix, run_matrix
-    from ..experiments.results import write_json, write_text
+    from ..experiments.designs.compare import both_splits
+    from ..experiments.designs.compare import variants as variants_of
+    from ..experiments.designs.matrix import run_matrix
+    from ..experiments.execution.cache import write_json, write_text
+    from ..experiments.reports.figures import matrix_figure
+    from ..experiments.reports.tables import matrix_csv, matrix_table
 
     base = _base(args)
     split, unit = _split(args, base)
@@ -168,7 +173,7 @@ def matrix(args: argparse.Namespace) -> int:
         for sc in scenarios:
             for v in variants:
                 base.replace(experiment=e, scenario=sc, **v.changes).check()
-    check_outputs(base)
+    base.check_outputs()
     result = run_matrix(base, variants, experiments, scenarios, seeds, jobs=args.jobs)
     tag = base.replace(experiment="matrix", scenario="all", seed=seeds[0]).stamp().split("--")[-1]
     name = f"matrix--{base.dataset}-i{base.iters}-n{args.n_seeds}" + (f"-{unit}" if unit else "") + f"--{tag}"
@@ -176,13 +181,13 @@ def matrix(args: argparse.Namespace) -> int:
         f"{base.dataset}: {base.tasks} tasks x {base.iters} iterations, {base.optimizer} lr {base.lr:g}, "
         f"{len(seeds)} seeds; {_describe(base)}"
     )
-    table = markdown_table(result)
+    table = matrix_table(result)
     out = Path(base.results_dir)
     result["files"] = [
         str(write_text(out / f"{name}.md", f"{title}\n\n{table}\n")),
-        str(write_text(out / f"{name}.csv", csv_text(result))),
+        str(write_text(out / f"{name}.csv", matrix_csv(result))),
     ]
-    result["plots"] = [str(p) for p in plot_matrix(result, title, Path(base.plot_dir) / name, pdf=base.pdf)]
+    result["plots"] = [str(p) for p in matrix_figure(result, title, Path(base.plot_dir) / name, pdf=base.pdf)]
     result["files"].append(str(write_json(out / f"{name}.json", result)))
     print(f"\n{title}\naverage test accuracy (%), mean ± SEM over seeds\n\n{table}\n")
     print(f"({result['runs_made']} runs made, the rest from the cache in {base.results_dir})")

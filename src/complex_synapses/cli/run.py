@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 from ..errors import OptionError
-from ..experiments.checks import check_outputs
-from ..experiments.methods import stray_options
-from ..experiments.results import to_json
+from ..experiments.execution.cache import to_json
+from ..experiments.run.methods import stray_options
 from .common import add_run_options, settings
 
 __all__ = ["add_parser", "command"]
@@ -72,9 +71,9 @@ def loggers(args: argparse.Namespace, s) -> list:
 
 
 def command(args: argparse.Namespace) -> int:
-    from ..experiments.plots import plot_curves
-    from ..experiments.results import result_path
-    from ..experiments.runner import RunUnit, execute
+    from ..experiments.execution.cache import result_path
+    from ..experiments.execution.runner import RunUnit, execute
+    from ..experiments.reports.figures import plot_curves
 
     s = settings(args)
     stray = stray_options(s.method_spec, s.method_options)
@@ -94,7 +93,7 @@ def command(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     draw = args.plot or s.pdf
-    check_outputs(s, plots=draw)
+    s.check_outputs(plots=draw)
     unit = RunUnit(s, progress=True, loggers=loggers(args, s))
     fresh = args.fresh or bool(unit.loggers)
     outcome = execute([unit], progress=False, fresh=fresh)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..experiments.checks import check_writable
-from ..experiments.settings import OptionError
+from ..experiments.run.checks import check_writable
+from ..experiments.run.settings import OptionError
 from .common import add_output_options
 
 __all__ = ["add_parser", "command"]
@@ -37,7 +37,7 @@ def experiment(kind: str):
 
 
 def command(args: argparse.Namespace) -> int:
-    from ..experiments.results import to_json
+    from ..experiments.execution.cache import to_json
 
     check_writable(args.results_dir, "--results-dir")
     check_writable(args.plot_dir, "--plot-dir")

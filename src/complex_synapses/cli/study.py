@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..experiments.checks import check_writable
-from ..experiments.results import to_json
-from ..experiments.settings import OptionError
+from ..experiments.execution.cache import to_json
+from ..experiments.run.checks import check_writable
+from ..experiments.run.settings import OptionError
 from .common import add_cluster_options, check_cluster_options
 
 __all__ = ["add_parser", "command"]
@@ -51,15 +51,9 @@ def add_parser(sub) -> None:
 def command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..experiments.report import convergence_figure
-    from ..experiments.study import (
-        analyse,
-        load_study,
-        markdown_table,
-        run_study,
-        search_lines,
-        write_outputs,
-    )
+    from ..experiments.designs.study import analyse, load_study, run_study, search_lines, write_outputs
+    from ..experiments.reports.figures import convergence_figure
+    from ..experiments.reports.tables import study_table
 
     if args.jobs < 1:
         raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
@@ -82,7 +76,7 @@ def command(args: argparse.Namespace) -> int:
     written = write_outputs(config, rows)
     if config.figure is not None:
         written += convergence_figure(units, config.figure.with_name(config.figure.name + "-convergence"))
-    print(markdown_table(rows))
+    print(study_table(rows))
     print("\nsearches (final ranges, tuned values):\n  " + "\n  ".join(search_lines(units)))
     work = sum(u["wall_time_s"] for u in units)
     print(f"\n{len(units)} units; {time.perf_counter() - start:.0f} s now, {work:.0f} s of unit time in all")
@@ -93,12 +87,13 @@ def command(args: argparse.Namespace) -> int:
 
 
 def _report(config, as_json: bool) -> int:
-    from ..experiments.study import analyse, finished_units, markdown_table, search_lines
+    from ..experiments.designs.study import analyse, finished_units, search_lines
+    from ..experiments.reports.tables import study_table
 
     units, missing = finished_units(config)
     rows = analyse(units, config.smallest_gain) if units else []
     if rows:
-        print(markdown_table(rows))
+        print(study_table(rows))
         print("\n(Holm-corrected over the finished cells only)")
         print("\nsearches (final ranges, tuned values):\n  " + "\n  ".join(search_lines(units)))
     for cell, n in missing.items():

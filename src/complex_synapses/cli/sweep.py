@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..experiments.checks import check_device, check_writable
-from ..experiments.results import to_json
-from ..experiments.settings import OptionError, RunSettings
+from ..experiments.execution.cache import to_json
+from ..experiments.run.checks import check_device, check_writable
+from ..experiments.run.settings import OptionError, RunSettings
 from .common import D, add_cluster_options, add_output_options, check_cluster_options, device_default
 
 __all__ = ["add_parser", "command"]
@@ -51,7 +51,8 @@ def _print_summary(args, runs, out, axes, rows) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    from ..experiments.sweep import expand, load_config, plot_heatmap, run_sweep, summary_rows
+    from ..experiments.designs.sweep import expand, load_config, run_sweep, summary_rows
+    from ..experiments.reports.figures import heatmap
 
     check_cluster_options(args)
     config = load_config(args.config)
@@ -79,7 +80,7 @@ def command(args: argparse.Namespace) -> int:
     if len(axes) == 2 and rows:
         name = f"sweep--{Path(args.config).stem}--{axes[0]}-{axes[1]}"
         title = f"{Path(args.config).name}: mean over the other settings"
-        plots = plot_heatmap(rows, (axes[0], axes[1]), title, Path(args.plot_dir) / name, args.pdf)
+        plots = heatmap(rows, (axes[0], axes[1]), title, Path(args.plot_dir) / name, args.pdf)
         print(f"heat map: {', '.join(map(str, plots))}")
     if args.json:
         summary = {

@@ -207,6 +207,16 @@ def carve_validation(protocol: Protocol, fraction: float, seed: int) -> Protocol
         order = torch.randperm(len(t.train_rows), generator=gen).to(t.train_rows.device)
         k = max(1, int(round(fraction * len(order))))
         held, kept = order[:k].sort().values, order[k:].sort().values
-        tasks.append(Task(t.train_rows[kept], t.train_y[kept], t.test_rows, t.test_y, t.permutation,
-                          t.classes, t.train_rows[held], t.train_y[held]))  # fmt: skip
+        tasks.append(
+            Task(
+                t.train_rows[kept],
+                t.train_y[kept],
+                t.test_rows,
+                t.test_y,
+                t.permutation,
+                t.classes,
+                t.train_rows[held],
+                t.train_y[held],
+            )
+        )
     return dataclasses.replace(protocol, tasks=tasks)

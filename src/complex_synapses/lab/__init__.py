@@ -37,7 +37,7 @@ class LabExperiment:
 @cache
 def registry() -> dict[str, LabExperiment]:
     """Every experiment of ``lab/experiments/``, in the order of their ``order``."""
-    from . import experiments
+    from . import commands as experiments
 
     found = []
     for info in pkgutil.iter_modules(experiments.__path__):

@@ -10,7 +10,7 @@ from ..chain import chain_constants
 from ..figures import pyplot as _plt
 from ..figures import save_figure
 from ..files import atomic_path
-from .model import fit_window
+from .memory import fit_window
 
 __all__ = ["plot_impulse", "plot_memory", "plot_lifetimes", "plot_beakers"]
 
@@ -159,11 +159,15 @@ def plot_capacity(result: dict, path: Path, pdf: bool = False) -> list[Path]:
         local = np.array(m.get("local_slopes", [np.nan] * len(mid)), dtype=float)
         bounds = np.array(m.get("local_slopes_ci", [[np.nan, np.nan]] * len(mid)), dtype=float)
         err = np.abs(bounds.T - local)
-        slopes.errorbar(mid, local, yerr=np.nan_to_num(err), fmt=style + "o", ms=3, capsize=2,
-                        color=line[0].get_color())  # fmt: skip
+        slopes.errorbar(
+            mid, local, yerr=np.nan_to_num(err), fmt=style + "o", ms=3, capsize=2, color=line[0].get_color()
+        )
     if first is not None:
-        grid = np.geomspace(min(result["models"][k]["N"][0] for k in result["models"]),
-                            max(result["models"][k]["N"][-1] for k in result["models"]), 50)  # fmt: skip
+        grid = np.geomspace(
+            min(result["models"][k]["N"][0] for k in result["models"]),
+            max(result["models"][k]["N"][-1] for k in result["models"]),
+            50,
+        )
         ax.plot(grid, first[1] * np.sqrt(grid / first[0]), ":", color="grey", label="sqrt(N)")
         ax.plot(grid, first[1] * grid / first[0], "-.", color="grey", label="N")
     for ref in (0.5, 1.0):

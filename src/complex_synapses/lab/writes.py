@@ -78,9 +78,18 @@ def _optimizer(chains, writes, levels, synapses, dtype, seed) -> tuple[list, Com
     ws = [torch.nn.Parameter(torch.zeros(len(writes), synapses, dtype=dtype)) for _ in chains]
     groups = [{"params": [w], "n_beakers": n, "alpha": a, "beta": b} for w, (n, a, b) in zip(ws, chains)]
     opt = ComplexSynapse(
-        groups, torch.optim.SGD, lr=1.0, n_beakers=1, alpha=1.0, beta=NO_LEAK, bound=1.0,
-        grid_values=levels, init="zero", seed=seed, kernel="auto",
-    )  # fmt: skip
+        groups,
+        torch.optim.SGD,
+        lr=1.0,
+        n_beakers=1,
+        alpha=1.0,
+        beta=NO_LEAK,
+        bound=1.0,
+        grid_values=levels,
+        init="zero",
+        seed=seed,
+        kernel="auto",
+    )
     return ws, opt
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "fused_base",
     "is_elementwise",
     "adam_step_size",
+    "check_time_unit",
 ]
 
 Rule = Callable[[dict[str, Any], int], float]
@@ -202,6 +203,18 @@ def step_size_rule(cls: type) -> Rule | None:
     return None
 
 
+def check_time_unit(time_unit: str, cls: type, option: str = 'time_unit="lr"') -> None:
+    """Raise ValueError where ``time_unit`` is "lr" and the step size of base optimizer
+    ``cls`` is not known (``option``: how the message names the setting)."""
+    if time_unit == "lr" and step_size_rule(cls) is None:
+        known = ", ".join(k.__name__ for k in STEP_SIZE_RULES)
+        raise ValueError(
+            f"{option} needs the effective step size of the base optimizer, which is not known for "
+            f"{cls.__name__} (known: {known}; add a rule to complex_synapses.step.bases.STEP_SIZE_RULES), "
+            'or use time unit "iteration"'
+        )
+
+
 def is_elementwise(cls: type) -> bool:
     """Whether the state of ``cls`` (exactly) is elementwise (see the module's docstring)."""
     record = BASES.get(cls)
@@ -227,7 +240,7 @@ def fused_base(base: Optimizer, groups: list[dict[str, Any]], chain_key: str) ->
 
 class _StepSizeRules(MutableMapping):
     """The step-size rules of :data:`BASES` as a mapping from class to rule, the name
-    under which releases up to 0.1 kept them: ``STEP_SIZE_RULES[MyAdam] = rule`` adds or
+    under which the first result files kept them: ``STEP_SIZE_RULES[MyAdam] = rule`` adds or
     changes the record of ``MyAdam``."""
 
     def __getitem__(self, cls: type) -> Rule:

@@ -15,30 +15,14 @@ its state, so ``state_dict`` covers the stream and a resumed run continues it ex
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..chain import check_bound
+
 __all__ = ["check_bound", "bound_tensor", "round_key", "init_rounding"]
-
-
-def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") -> None:
-    """Raise TypeError / ValueError naming ``bound`` or the grid's option (``grid_name``:
-    ``grid_values`` here, ``levels`` on the command line) if not allowed."""
-    if bound is not None:
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")
-        if not math.isfinite(bound) or bound <= 0:
-            raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r}")
-    if grid_values is not None:
-        if isinstance(grid_values, bool) or not isinstance(grid_values, int):
-            raise TypeError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
-        if grid_values < 2:
-            raise ValueError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
-        if bound is None:
-            raise ValueError(f"{grid_name} needs a bound: the values are evenly spaced in [-bound, bound]")
 
 
 @functools.lru_cache(maxsize=64)

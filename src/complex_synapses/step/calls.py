@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,7 +20,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from ..chain import euler_coefficients, propagator
-from .bases import Base
+from . import bounds
+from .bases import Base, step_size_rule
 from .kernels import compute_dtype
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "coefficients",
     "fused_calls",
     "chain_calls",
+    "stepping",
 ]
 
 # Parameters per call of a multi-tensor kernel. The compiler unrolls the loop over the
@@ -180,3 +182,38 @@ def chain_calls(stepping: list[Stepping], chain_key: str) -> list[KernelCall]:
             call.add_levels(s.weight, s.state)
         calls.append(call)
     return calls
+
+
+def stepping(
+    groups: list[dict[str, Any]],
+    chain_key: str,
+    base: type[Optimizer],
+    init_state: Callable[[Tensor, dict[str, Any]], dict[str, Any]],
+    weight: Callable[[Tensor, dict[str, Any]], Tensor],
+) -> list[Stepping]:
+    """Every parameter that steps now, with a gradient and a chain (``group[chain_key]``):
+    its state (``init_state`` makes it on the first step), the level u_1 that steps
+    (``weight``: the parameter, or a 16-bit one's float32 master copy), the chain's
+    coefficients for this step's dt (1, or ``base``'s step size in learning-rate time)
+    and its bound."""
+    out = []
+    for group in groups:
+        c = group[chain_key]
+        if c["n_beakers"] == 0:
+            continue
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:
+                raise RuntimeError("ComplexSynapse does not support sparse gradients")
+            state = init_state(p, group)
+            t = state["chain_step"] + 1
+            dt = 1.0 if c["time_unit"] == "iteration" else step_size_rule(base)(group, t)
+            dtype = compute_dtype(p.dtype)
+            alpha, beta = float(c["alpha"]), float(c["beta"])
+            coef = coefficients(c["integrator"], c["n_beakers"], alpha, beta, dt, p.device, dtype)
+            bound = None
+            if c["bound"] is not None:
+                bound = bounds.bound_tensor(c["bound"], c["grid_values"], p.device, dtype)
+            out.append(Stepping(p, group, state, t, weight(p, state), coef, bound))
+    return out

@@ -110,8 +110,9 @@ def _pieces(call: KernelCall) -> list[KernelCall]:
         size = PIECE if all(t.is_contiguous() for t in tensors) else w.numel()
         for a in range(0, w.numel(), size):
             cut = functools.partial(_cut, start=a, size=size)
-            piece = KernelCall(call.coef, call.hyper, call.base, call.integrator, call.maximize,
-                               bound=call.bound)  # fmt: skip
+            piece = KernelCall(
+                call.coef, call.hyper, call.base, call.integrator, call.maximize, bound=call.bound
+            )
             piece.ws, piece.hiddens = [cut(w)], [[cut(h) for h in call.hiddens[i]]]
             for name in ("gs", "ms", "vs"):
                 if getattr(call, name):

@@ -1,0 +1,331 @@
+"""One continual-learning experiment: build the protocol, train on the stream, evaluate.
+
+``run_experiment(settings)`` returns the result as a plain dict (see ``result`` below);
+the command line writes it to JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...data import Protocol, build_protocol, carve_validation, load_dataset, stream
+from ...errors import RunFailed
+from . import methods
+from .methods import Method
+from .metrics import learning_and_forgetting, relearning
+from .network import Classifier, select_outputs
+from .optimizers import has_fused, optimizer_class
+from .provenance import versions
+from .settings import RunSettings
+
+__all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy", "prepare", "versions"]
+
+
+def make_optimizer(settings: RunSettings, params, method: Method | None = None) -> torch.optim.Optimizer:
+    """The base optimizer of ``--optimizer`` (lr, weight decay), or the one the method
+    makes of it (see experiments/methods)."""
+    cls = optimizer_class(settings.optimizer)
+    kwargs: dict[str, Any] = {"lr": settings.lr}
+    if settings.decay:
+        kwargs["weight_decay"] = settings.decay
+    if (settings.compile or settings.fused) and has_fused(cls):
+        kwargs["fused"] = True  # one kernel for the whole step (torch's Adam, AdamW, SGD, Adagrad)
+    method = method or methods.build(settings)
+    made = method.make_optimizer(params, cls, kwargs)
+    if made is not None:
+        return made
+    shared = methods.shared_values(settings.method_spec, settings.resolved_options())
+    if shared:  # a bound (and grid) on the weights alone: the same code as the chain's, without a chain
+        from .bounded import bounded_optimizer
+
+        bound, grid_values = shared.get("bound"), shared.get("levels")
+        return bounded_optimizer(params, cls, kwargs, bound, grid_values, settings.weight_bits, settings.seed)
+    return cls(params, **kwargs)
+
+
+@torch.no_grad()
+def correct(
+    model: torch.nn.Module,
+    protocol: Protocol,
+    task: int,
+    rows: torch.Tensor | None = None,
+    validation: bool = False,
+) -> torch.Tensor:
+    """Whether each test sample of ``task`` (its test rows, or the given subset ``rows``
+    of them, in that order; ``validation``: its held-out training rows instead) is
+    classified right: a bool tensor on the model's device. Task-IL uses the task's head,
+    Domain- and Class-IL all outputs."""
+    t = protocol.tasks[task]
+    sel = slice(None) if rows is None else rows
+    test_rows, labels = (t.val_rows, t.val_y) if validation else (t.test_rows, t.test_y)
+    test_rows, labels = test_rows[sel], labels[sel]
+    flags = []
+    for start in range(0, len(test_rows), 4096):
+        x = protocol.images(task, test_rows[start : start + 4096], test=not validation)
+        logits = select_outputs(model(x), protocol, task)
+        flags.append(logits.argmax(1) == labels[start : start + 4096])
+    return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool, device=labels.device)
+
+
+def accuracy(flags: torch.Tensor, n: int = 0) -> float:
+    """The fraction of the first ``n`` of ``flags`` (all where ``n`` is 0) that are true."""
+    flags = flags[:n] if n else flags
+    return float(flags.sum()) / max(1, len(flags))
+
+
+def evaluate(
+    model: torch.nn.Module, protocol: Protocol, task: int, rows: torch.Tensor | None = None
+) -> float:
+    """Test accuracy on ``task`` (its test rows, or the given subset ``rows`` of them);
+    Task-IL uses the task's head, Domain- and Class-IL all outputs."""
+    return accuracy(correct(model, protocol, task, rows))
+
+
+def prepare(
+    settings: RunSettings, device: torch.device
+) -> tuple[Protocol, Classifier, torch.optim.Optimizer, Method]:
+    """Seed everything, load the data, build the protocol, the model, the method and
+    the optimizer."""
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    data = load_dataset(settings.dataset, settings.data_dir)
+    protocol = build_protocol(
+        data,
+        settings.experiment,
+        settings.scenario,
+        settings.tasks,
+        settings.seed,
+        settings.singlehead,
+        settings.task_order,
+    )
+    if settings.validation:
+        protocol = carve_validation(protocol, settings.validation, settings.seed)
+    protocol = protocol.to(device)
+    torch.manual_seed(settings.seed)  # the model's initial weights do not depend on the data
+    model = Classifier(
+        protocol.input_size,
+        protocol.n_outputs,
+        settings.fc_layers,
+        settings.fc_units,
+        settings.weight_bits,
+        settings.float_activations,
+        settings.option("bound"),
+    ).to(device)
+    method = methods.build(settings)
+    return protocol, model, make_optimizer(settings, model.parameters(), method), method
+
+
+class _Curves:
+    """Loss and accuracy as training goes, for the result file, TensorBoard and visdom."""
+
+    def __init__(
+        self, protocol: Protocol, settings: RunSettings, loggers: list[Callable[[str, float, int], None]]
+    ):
+        gen = torch.Generator().manual_seed(settings.seed + 1)
+        # Each task's test samples in a random order: the first eval_n for the curves,
+        # the first matrix_n for the accuracy matrix.
+        self.full_rows = [
+            torch.randperm(len(t.test_rows), generator=gen).to(t.test_rows.device) for t in protocol.tasks
+        ]
+        self.eval_rows = [rows[: settings.eval_n] for rows in self.full_rows]
+        self.data: dict[str, list] = {
+            "eval_iters": [],
+            "accuracy_per_task": [[] for _ in protocol.tasks],
+            "accuracy_average": [],
+            "accuracy_so_far": [],
+            "loss_iters": [],
+            "loss": [],
+            "train_accuracy": [],
+        }
+        self.loggers = loggers
+
+    def log(self, name: str, value: float, it: int) -> None:
+        for logger in self.loggers:
+            logger(name, value, it)
+
+    def evaluate(self, model, protocol: Protocol, it: int, tasks_so_far: int) -> None:
+        self.record(
+            it, tasks_so_far, [evaluate(model, protocol, t, rows) for t, rows in enumerate(self.eval_rows)]
+        )
+
+    def record(self, it: int, tasks_so_far: int, accs: list[float]) -> None:
+        d = self.data
+        d["eval_iters"].append(it)
+        for t, a in enumerate(accs):
+            d["accuracy_per_task"][t].append(a)
+            self.log(f"accuracy/task_{t + 1}", a, it)
+        d["accuracy_average"].append(float(np.mean(accs)))
+        d["accuracy_so_far"].append(float(np.mean(accs[:tasks_so_far])))
+        self.log("accuracy/average", d["accuracy_average"][-1], it)
+
+    def loss(self, it: int, loss: float, acc: float) -> None:
+        self.data["loss_iters"].append(it)
+        self.data["loss"].append(loss)
+        self.data["train_accuracy"].append(acc)
+        self.log("loss/train", loss, it)
+        self.log("accuracy/train", acc, it)
+
+
+def training_forward(model: torch.nn.Module, settings: RunSettings) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The model's forward for training steps: ``torch.compile``'d with ``--compile``
+    (on CUDA as CUDA graphs, "reduce-overhead"), the model itself otherwise. Evaluation
+    runs the model itself, whose parameters the compiled forward shares."""
+    if not settings.compile:
+        return model
+    cuda = next(model.parameters()).device.type == "cuda"
+    return torch.compile(model, mode="reduce-overhead" if cuda else None)
+
+
+def _needed(settings: RunSettings, eval_due: bool, matrix_due: bool) -> int:
+    """How many of each task's test samples (in the curves' order) an evaluation needs: the
+    curves read the first ``eval_n``, the accuracy matrix the first ``matrix_n`` (0: all)."""
+    if matrix_due and not settings.matrix_n:
+        return 0
+    return max(settings.eval_n if eval_due else 0, settings.matrix_n if matrix_due else 0)
+
+
+def _test(
+    model, method: Method, full_rows: list[torch.Tensor | None], n: int, protocol: Protocol
+) -> list[torch.Tensor]:
+    """Per-sample correctness on the first ``n`` (0: all) of each task's test samples in
+    the order ``full_rows`` (None: the test set's own), as ``method`` evaluates. One pass
+    serves the curves and the accuracy matrix where both fall on one step (both read
+    prefixes of ``full_rows``); a sample's logits do not depend on which others share its
+    batch (checked on CPU)."""
+    model.eval()
+    with method.evaluating(model):
+        flags = [
+            correct(model, protocol, t, rows[:n] if n and rows is not None else rows)
+            for t, rows in enumerate(full_rows)
+        ]
+    model.train()
+    return flags
+
+
+def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[list[float]]:
+    """The training loop; returns the accuracy matrix after each task (task-based stream).
+    RunFailed where the loss stops being finite."""
+    device = next(model.parameters()).device
+    forward = training_forward(model, settings)
+    kind = method.stream(settings.stream)
+    penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
+    total = settings.iters * protocol.n_tasks * settings.rounds
+    matrix: list[list[float]] = []
+    loss_sum, correct_sum, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    model.train()
+    batches = stream(
+        protocol, kind, settings.iters, settings.batch, settings.seed, settings.drift_window, settings.rounds
+    )
+    graphs = settings.compile and device.type == "cuda"
+    for it, batch in enumerate(batches, 1):
+        if graphs:  # a new training step: the graphs' outputs of the last one may be overwritten
+            torch.compiler.cudagraph_mark_step_begin()
+        optimizer.zero_grad()
+        logits = select_outputs(forward(batch.x), protocol, batch.task, batch.active)
+        loss = F.cross_entropy(logits, batch.y)
+        extra = method.penalty(model) if penalty else None
+        (loss if extra is None else loss + extra).backward()
+        if before:
+            method.before_step(model)
+        optimizer.step()
+        if after:
+            method.after_step(model)
+        # Summed on the device: no host synchronisation per step.
+        loss_sum += loss.detach()
+        correct_sum += (logits.detach().argmax(1) == batch.y).sum()
+        seen += len(batch.y)
+        visit = (it - 1) // settings.iters  # tasks trained so far, less one (rounds: they come back)
+        current_task = visit % protocol.n_tasks if kind != "random" else protocol.n_tasks - 1
+        seen_tasks = min(visit, protocol.n_tasks - 1) if kind != "random" else current_task
+        if it % settings.loss_log == 0 or it == total:
+            n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
+            mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
+            if not math.isfinite(mean_loss):
+                raise RunFailed(
+                    f"the training loss became {mean_loss} by iteration {it} ({settings.stamp()}): the run "
+                    "diverged; try a smaller --lr, or --integrator exact"
+                )
+            curves.loss(it, mean_loss, acc)
+            bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{acc:.3f}", task=current_task + 1, refresh=False)
+            loss_sum.zero_()
+            correct_sum.zero_()
+            seen = 0
+        eval_due = it % settings.eval_log == 0 or it == total
+        matrix_due = kind == "task-based" and it % settings.iters == 0
+        if eval_due or matrix_due:
+            flags = _test(model, method, curves.full_rows, _needed(settings, eval_due, matrix_due), protocol)
+            if eval_due:
+                curves.record(it, seen_tasks + 1, [accuracy(f, settings.eval_n) for f in flags])
+            if matrix_due:
+                matrix.append([accuracy(f, settings.matrix_n) for f in flags])
+                method.after_task(model, protocol, current_task)
+        bar.update()
+    return matrix
+
+
+def run_experiment(
+    settings: RunSettings,
+    progress: bool = True,
+    loggers: list[Callable[[str, float, int], None]] | None = None,
+) -> dict[str, Any]:
+    """Train and test one model as ``settings`` say; return the result dict with
+    ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``, and
+    with a task-based stream ``learning`` and ``forgetting``, see
+    :func:`.stats.learning_and_forgetting`),
+    ``curves``, ``wall_time_s``, ``train_time_s`` and ``versions``. RunFailed where the
+    run diverges (its loss becomes NaN or infinite)."""
+    from tqdm import tqdm
+
+    settings.check()
+    start = time.perf_counter()
+    protocol, model, optimizer, method = prepare(settings, torch.device(settings.device))
+    curves = _Curves(protocol, settings, loggers or [])
+    curves.evaluate(model, protocol, 0, 1)
+    train_start = time.perf_counter()
+    total = settings.iters * protocol.n_tasks * settings.rounds
+    # Closed before an error or Ctrl-C goes on up: no bar is drawn after the message.
+    with tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5) as bar:
+        matrix = _train(settings, protocol, model, optimizer, method, curves, bar)
+    train_time = time.perf_counter() - train_start
+    if len(matrix) == protocol.n_tasks and not settings.matrix_n:
+        per_task = matrix[-1]  # every test sample, with the final weights: the same counts
+    else:
+        per_task = [accuracy(f) for f in _test(model, method, [None] * protocol.n_tasks, 0, protocol)]
+    result = {
+        "stamp": settings.stamp(),
+        "settings": settings.as_dict(),
+        "accuracy": {
+            "per_task": per_task,
+            "average": float(np.mean(per_task)),
+            "matrix": matrix,
+            **learning_and_forgetting(matrix),
+        },
+        "curves": curves.data,
+        "wall_time_s": time.perf_counter() - start,
+        "train_time_s": train_time,
+        "versions": versions(optimizer),
+    }
+    if settings.validation:
+        result["validation"] = _validation(model, method, protocol)
+    if settings.rounds > 1:
+        d = curves.data
+        result["relearning"] = relearning(matrix, d["eval_iters"], d["accuracy_per_task"], settings.iters)
+    return result
+
+
+def _validation(model, method: Method, protocol: Protocol) -> dict[str, Any]:
+    """The final accuracy on each task's held-out training rows, as ``method`` evaluates."""
+    model.eval()
+    with method.evaluating(model):
+        per_task = [accuracy(correct(model, protocol, t, validation=True)) for t in range(protocol.n_tasks)]
+    model.train()
+    return {"per_task": per_task, "average": float(np.mean(per_task))}

@@ -1,0 +1,236 @@
+"""``simulate capacity``: memory lifetime against the number of synapses N for bounded,
+discrete, simple and complex synapses, each N at its model's best setting (the paper's
+headline; the science is in :mod:`..capacity`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import LabExperiment
+from .chain_options import int_list, write_csv
+
+ORDER = 4
+
+
+def _description() -> str:
+    from ..capacity_study import MODELS
+
+    return (
+        "The paper's headline (Benna & Fusi 2016): memory lifetime (age at which a memory's SNR falls "
+        "below 1) against the number of synapses N, each N at the best setting of each model's grid "
+        "(complex_synapses/lab/capacity.py states the grids), with the exponent's bootstrap 95% interval "
+        "(the choice of the best setting redone in every resample). Models: "
+        + "; ".join(f"{m}: {t}" for m, t in MODELS.items())
+        + ". Monte Carlo with the real optimizer (bound 1, --grid-values values) where no closed form exists."
+    )
+
+
+def add_options(k) -> None:
+    from ..capacity_study import DEFAULT_COUNTS, DEFAULT_MAX_AGE, WRITES
+
+    k.description = _description()
+    k.add_argument(
+        "--writes",
+        choices=WRITES,
+        default="random",
+        help="how memories are written: random +-1 patterns at every step (the paper's setting), or a "
+        "perceptron's error-driven update on a random pattern with a random label, only where it is "
+        "classified wrong (each N then --groups perceptrons of N synapses) (default %(default)s)",
+    )
+    k.add_argument("--models", default=None, help="models to compute (default: all that apply)")
+    k.add_argument(
+        "--grid-values",
+        "--levels",
+        dest="levels",
+        type=int,
+        default=16,
+        help="values each level can take, m (--levels: its old name; default %(default)s)",
+    )
+    k.add_argument(
+        "--synapse-counts",
+        default=None,
+        help=f"N (default {DEFAULT_COUNTS['random']} with random writes, "
+        f"{DEFAULT_COUNTS['perceptron']} with perceptron writes)",
+    )
+    k.add_argument(
+        "--synapses",
+        type=int,
+        default=None,
+        help="simulated synapses per setting, random writes only (default 1024)",
+    )
+    k.add_argument(
+        "--steps", type=int, default=2000, help="memories whose signal is averaged (default %(default)s)"
+    )
+    k.add_argument(
+        "--max-age",
+        type=int,
+        default=None,
+        help=f"oldest age followed; a lifetime beyond it is cut off and left out of the fit (default "
+        f"{DEFAULT_MAX_AGE['random']} random, {DEFAULT_MAX_AGE['perceptron']} perceptron)",
+    )
+    k.add_argument(
+        "--groups",
+        type=int,
+        default=16,
+        help="groups of synapses (perceptrons) for standard errors and the bootstrap (default %(default)s)",
+    )
+    k.add_argument(
+        "--max-burn-in",
+        type=int,
+        default=None,
+        help="memories stored before any is followed: 3 slowest modes of each setting, at most this "
+        "(default: no cap)",
+    )
+    _add_chain_options(k)
+    k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+
+
+def _add_chain_options(k) -> None:
+    for axis, what in (("lengths", "n, levels per chain"), ("alphas", "alpha"), ("betas", "beta")):
+        k.add_argument(
+            f"--chain-{axis}",
+            default=None,
+            help=f"the chain models' {what} (comma-separated; the grid is every n, alpha, beta with "
+            f"alpha <= beta; default: the stated grid's)",
+        )
+
+
+def _models(args) -> list[str]:
+    from ..capacity_study import MODELS
+
+    if args.models is None:
+        return [m for m in MODELS if args.writes == "random" or not m.endswith("-unbounded")]
+    return [m.strip() for m in args.models.split(",") if m.strip()]
+
+
+def _table(r: dict, models: list[str], counts: np.ndarray) -> list[str]:
+    lines = [f"  {'N':>8s} " + " ".join(f"{m:>17s}" for m in models)]
+    for i, n in enumerate(counts):
+        cells = []
+        for m in models:
+            life, se = r["models"][m]["lifetime"][i], (r["models"][m].get("se") or [0.0] * len(counts))[i]
+            if math.isinf(life):
+                cells.append(f"> {r['max_age']}".rjust(17))
+            else:
+                cells.append(f"{life:9.4g} +- {se:<5.2g}" if se else f"{life:17.4g}")
+        lines.append(f"  {int(n):8d} " + " ".join(cells))
+    exps = []
+    for m in models:
+        ci = r["models"][m].get("exponent_ci")
+        interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+        exps.append(f"{r['models'][m]['exponent']:6.3f}{interval}".rjust(17))
+    lines.append("  exponent " + " ".join(exps))
+    for m in models:
+        cut, edges = r["models"][m].get("cut_off", []), r["models"][m].get("edges", [])
+        at_edge = [f"N={int(n)}: {', '.join(e)}" for n, e in zip(counts, edges, strict=False) if e]
+        if cut or at_edge:
+            lines.append(f"  {m}: " + "; ".join(([f"cut off at N = {cut}"] if cut else []) + at_edge))
+    return lines
+
+
+def run(args):
+    from ..capacity_study import DEFAULT_COUNTS, capacity_study
+    from ..plots import plot_capacity
+
+    if args.synapses is not None and args.writes == "perceptron":
+        raise ValueError(
+            "--synapses is for random writes: with perceptron writes each N is --groups perceptrons"
+        )
+    models = _models(args)
+    text = args.synapse_counts or DEFAULT_COUNTS[args.writes]
+    counts = np.array(int_list(text, "--synapse-counts"), dtype=float)
+    start = time.perf_counter()
+    r = capacity_study(
+        models,
+        counts,
+        args.levels,
+        args.synapses or 1024,
+        args.steps,
+        args.groups,
+        args.max_age,
+        args.seed,
+        max_burn_in=args.max_burn_in,
+        writes=args.writes,
+        chains=_chains(args, models),
+    )
+    r["wall_time_s"] = time.perf_counter() - start
+    r["grid_values"] = args.levels
+    name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
+    r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
+    rows = []
+    for m in models:
+        got = r["models"][m]
+        se = got.get("se") or [0.0] * len(counts)
+        edges = got.get("edges", [[]] * len(counts))
+        for i, n in enumerate(counts):
+            rows.append(
+                [
+                    m,
+                    int(n),
+                    float(got["lifetime"][i]),
+                    float(se[i]),
+                    float(got["bits"][i]),
+                    _setting(got["best"][i]),
+                    "; ".join(edges[i]),
+                ]
+            )
+    header = ["model", "N", "lifetime", "se", "bits", "best", "at_grid_edge"]
+    r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", header, rows))
+    lines = [
+        f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}, "
+        f"{args.writes} writes, ages followed to {r['max_age']}; exponent [bootstrap 95% interval]"
+    ]
+    lines += _table(r, models, counts)
+    lines.append(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
+    return r, lines
+
+
+def _chains(args, models: list[str]) -> tuple | None:
+    """The chain grid of --chain-lengths, --chain-alphas, --chain-betas (each defaulting
+    to the stated grid's axis), or None where none is given."""
+    from ..capacity_study import default_grids
+
+    given = {a: getattr(args, f"chain_{a}") for a in ("lengths", "alphas", "betas")}
+    if all(v is None for v in given.values()):
+        return None
+    if not {"complex", "complex-bounded"} & set(models):
+        raise ValueError(
+            "--chain-lengths, --chain-alphas and --chain-betas are for complex and complex-bounded"
+        )
+    stated = default_grids(args.levels, args.writes)["complex"].chains
+    axes = {}
+    for i, (axis, text) in enumerate(given.items()):
+        kind = int if axis == "lengths" else float
+        try:
+            values = sorted({kind(x) for x in text.split(",")}) if text else sorted({c[i] for c in stated})
+        except ValueError:
+            raise ValueError(f"--chain-{axis} must be comma-separated numbers, got {text!r}") from None
+        if (
+            not values
+            or min(values) <= 0
+            or (axis == "lengths" and not 2 <= min(values) <= max(values) <= 32)
+        ):
+            raise ValueError(f"--chain-{axis} must be numbers > 0 (lengths: integers 2..32), got {text!r}")
+        axes[axis] = values
+    chains = tuple(
+        (n, a, b) for n in axes["lengths"] for a in axes["alphas"] for b in axes["betas"] if a <= b
+    )
+    if not chains:
+        raise ValueError("no chain with alpha <= beta in --chain-alphas and --chain-betas")
+    return chains
+
+
+def _setting(best: dict) -> str:
+    return " ".join(f"{k}={v:g}" for k, v in best.items() if v is not None)
+
+
+EXPERIMENT = LabExperiment(
+    "capacity",
+    "memory lifetime against the number of synapses N: bounded, discrete, simple and complex",
+    add_options,
+    run,
+)
