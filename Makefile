@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo bench dist check-wheel clean docs
+.PHONY: install test lint demo bench dist check-wheel clean clean-results docs
 
 install: $(VENV)/.installed
 
@@ -40,8 +40,16 @@ bench: install
 	$(BIN)/python benchmarks/optimizer_step.py
 	$(BIN)/python benchmarks/experiment.py
 
+# Build outputs only: results, the data sets and the registered study's store stay.
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache store
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache docs/_build
+	find src tests benchmarks examples studies -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Results a user made (store/results, store/plots): asks first. The
+# registered study's store (tracked in git) and downloaded data sets are never touched.
+clean-results:
+	@printf 'delete store/results and store/plots? [y/N] '; read answer; \
+	if [ "$$answer" = y ]; then rm -rf store/results store/plots; echo deleted; else echo kept; fi
 
 # The documentation site, warnings as errors, into docs/_build/html.
 docs: install
