@@ -20,7 +20,7 @@ definite (the leak into the reservoir makes it definite), so ``A`` is diagonalis
 stably through the symmetric matrix ``C^{-1/2} L C^{-1/2}``.
 
 Everything here is float64 NumPy on the host: these are n x n matrices computed
-once per setting; the per-element work lives in :mod:`complex_synapses.kernels`.
+once per setting; the per-element work lives in :mod:`complex_synapses.step.kernels`.
 """
 
 from __future__ import annotations
