@@ -191,12 +191,12 @@ def add_run_options(p: argparse.ArgumentParser, compare: bool = False) -> None:
 
 
 def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
-    """--method (or --methods) and every option a method declares (see experiments/methods)."""
+    """--method (or --methods) and every option a method declares (see experiments/run/methods)."""
     from ..experiments.run.methods import registry, treatments
 
     known = registry()
     listing = "; ".join(f"{name}: {cls.summary}" for name, cls in known.items())
-    title = "continual-learning method (see experiments/methods; combine with +, e.g. l2+ema)"
+    title = "continual-learning method (see experiments/run/methods; combine with +, e.g. l2+ema)"
     g = p.add_argument_group(title)
     if compare:
         default = " vs ".join(["none", *(cls.name for cls in treatments())])

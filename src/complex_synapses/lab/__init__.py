@@ -2,7 +2,7 @@
 the optimizer (:mod:`.model`, :mod:`.capacity`) and drawn (:mod:`.plots`).
 
 Each experiment of ``complex-synapses simulate`` is one module in
-``lab/experiments/`` defining ``EXPERIMENT``, a :class:`LabExperiment`: its name, one
+``lab/commands/`` defining ``EXPERIMENT``, a :class:`LabExperiment`: its name, one
 line of help, the options it adds to its command, and ``run(args) -> (record, lines)``,
 which computes, writes its CSV and figures, and returns the JSON record and the lines to
 print. The command line finds it by name; nothing else changes when one is added.
@@ -36,7 +36,7 @@ class LabExperiment:
 
 @cache
 def registry() -> dict[str, LabExperiment]:
-    """Every experiment of ``lab/experiments/``, in the order of their ``order``."""
+    """Every experiment of ``lab/commands/``, in the order of their ``order``."""
     from . import commands as experiments
 
     found = []

@@ -20,9 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..chain import check_bound
-
-__all__ = ["check_bound", "bound_tensor", "round_key", "init_rounding"]
+__all__ = ["bound_tensor", "round_key", "init_rounding"]
 
 
 @functools.lru_cache(maxsize=64)

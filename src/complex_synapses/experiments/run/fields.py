@@ -18,7 +18,7 @@ F = TypeVar("F", bound="RunFields")
 
 # Settings that change where things go or what is shown, not the numbers.
 OUTPUT_ONLY = ("data_dir", "plot_dir", "results_dir", "time", "pdf", "visdom", "tensorboard", "json")
-# Fields added after 0.1, left out of stamps at these defaults so that older stamps stay.
+# Fields added after the first result files, left out of stamps at these defaults so that older stamps stay.
 ADDED_FIELDS = {
     "drift_window": 0,
     "matrix_n": 0,
@@ -52,14 +52,14 @@ class RunFields:
     fc_layers: int = 3
     fc_units: int = 400
     singlehead: bool = False
-    weight_bits: int = 32  # below 32: a network that computes with quantized hidden weights (model.py)
+    weight_bits: int = 32  # below 32: a network that computes with quantized hidden weights (network.py)
     float_activations: bool = False  # a 1-bit network with ReLU units instead of sign units
     lr: float = 0.001
     optimizer: str = "adam"
     decay: float = 0.0
     compile: bool = False  # the training step compiled, the base optimizer fused (see train.py)
     fused: bool = False  # the base optimizer's fused kernel, the model eager (see train.py)
-    method: str = "none"  # a method plug-in, or several joined by "+" (see experiments/methods)
+    method: str = "none"  # a method plug-in, or several joined by "+" (see experiments/run/methods)
     method_options: dict[str, Any] = field(default_factory=dict)  # their hyperparameters, as given
     seed: int = 0
     device: str = "cpu"

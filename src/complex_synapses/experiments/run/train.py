@@ -31,7 +31,7 @@ __all__ = ["run_experiment", "make_optimizer", "evaluate", "correct", "accuracy"
 
 def make_optimizer(settings: RunSettings, params, method: Method | None = None) -> torch.optim.Optimizer:
     """The base optimizer of ``--optimizer`` (lr, weight decay), or the one the method
-    makes of it (see experiments/methods)."""
+    makes of it (see experiments/run/methods)."""
     cls = optimizer_class(settings.optimizer)
     kwargs: dict[str, Any] = {"lr": settings.lr}
     if settings.decay:

@@ -1,15 +1,6 @@
 """A study file read: its TOML text into a checked :class:`.config.StudyConfig`.
 
-A study: every method tuned the same way in every cell, then tested on other seeds.
-
-For each (cell, method) the method's search space is tuned with Optuna (see
-:mod:`.tuning`) on the tuning seeds with the same budget of trials; the best setting is
-then run on the evaluation seeds, which no tuning ever saw. Per cell, each method is
-compared on those seeds (paired: a seed fixes the data order, the permutations and the
-initial weights) with its baseline and with the best method that holds no method under
-test (``Method.treatment``; chosen by tuning score); Holm within each family (.analysis).
-
-The configuration is a TOML file::
+The file::
 
     [study]
     tune_seeds = [0, 1, 2]
@@ -30,9 +21,6 @@ The configuration is a TOML file::
     [methods.ewc]                 # a method: its spec, fixed options, and search space
     method = "ewc"
     search = { lr = {low = 1e-4, high = 1e-2, log = true}, ewc_lambda = {low = 1, high = 1e4, log = true} }
-
-Everything is resumable: runs come from the cache, a tuning from its SQLite file, a
-finished (cell, method) from its unit file under ``results_dir/units``.
 """
 
 from __future__ import annotations

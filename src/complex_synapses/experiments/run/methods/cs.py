@@ -3,6 +3,7 @@ options are the chain's: --beakers, --alpha, --beta (in units of --time-unit) an
 --integrator; ``--cs`` is another way of saying ``--method cs``."""
 
 import dataclasses
+from typing import Any
 
 from ....chain import INTEGRATORS, MAX_TIMESCALE_RATIO, TIME_UNITS, ChainSetting
 from ....optimizer import ComplexSynapse
@@ -11,8 +12,12 @@ from ....step.bases import check_time_unit
 from ..network import precision_groups
 from . import Method, Option, check_skip_first
 
+# More beakers than this are refused: each one is n more multiply-adds per element
+# in the compiled kernel (n^2 in all), which compiles for minutes from about 50 up.
+MAX_BEAKERS = 32
 
-def chain_setting(values: dict) -> ChainSetting:
+
+def chain_setting(values: dict[str, Any]) -> ChainSetting:
     """The chain that the method's option values describe (the grid is ``--levels``)."""
     return ChainSetting(
         n_beakers=values["beakers"],
@@ -25,24 +30,14 @@ def chain_setting(values: dict) -> ChainSetting:
     )
 
 
-# More beakers than this are refused: each one is n more multiply-adds per element
-# in the compiled kernel (n^2 in all), which compiles for minutes from about 50 up.
-MAX_BEAKERS = 32
-
-
 class ComplexSynapseMethod(Method):
     name = "cs"
     summary = "the complex synapse around the base optimizer (--beakers, --alpha, --beta, --time-unit)"
     label = "Complex synapse"
     treatment = True  # what compare runs against the standard optimizer, and a study tests
     flag = "cs"  # the original's --cs, and the "cs" of result files
-    result_keys = (
-        "beakers",
-        "alpha",
-        "beta",
-        "time_unit",
-        "integrator",
-    )  # as the first result files wrote them
+    # its options at the top level of result settings, as the first result files wrote them
+    result_keys = ("beakers", "alpha", "beta", "time_unit", "integrator")
     options = {
         "beakers": Option(5, f"beakers per weight, 0..{MAX_BEAKERS} (cs)", int, low=0, high=MAX_BEAKERS),
         "alpha": Option(500.0, "shortest timescale of the chain, in --time-unit (cs)", low=0, low_open=True),
