@@ -109,12 +109,11 @@ def test_one_module_dispatches_runs():
 
 def test_one_function_decides_how_a_stage_runs():
     """The C library, compiled and eager kernels are chosen in step/dispatch.py alone, by
-    ``Dispatcher.plan`` (renaming it fails here, not silently)."""
+    its pure function ``choose`` (tests/test_dispatch.py tables its cases and shows that
+    ``Dispatcher.plan`` follows it)."""
     assert names_in(r"torch\.compile\(") <= {"step/kernels.py", "experiments/run/train.py"}
-    assert names_in(r"def (plan|_choose|choose_kernel)\b") == {"step/dispatch.py"}
-    from complex_synapses.step.dispatch import Dispatcher
-
-    assert callable(Dispatcher.plan)
+    assert names_in(r"def (plan|choose|_choose|choose_kernel)\b") == {"step/dispatch.py"}
+    assert names_in(r"AUTO_COMPILE_MIN_ELEMENTS") == {"step/dispatch.py"}
 
 
 def test_cs_is_named_only_by_its_own_method():

@@ -223,8 +223,17 @@ def test_bounded_cs_from_the_command_line(tmp_path, capsys):
     result = json.loads(out.strip().splitlines()[-1])
     assert code == 0 and "-B0.1-m9" in result["stamp"]
     assert result["settings"]["method_options"] == {"bound": 0.1, "levels": 9}
-    code, _, err = cli(capsys, "run", *common(tmp_path), "--cs", "--levels", "4")
-    assert code == 2 and "levels needs a bound" in err
+    from complex_synapses.cli import build_parser
+    from complex_synapses.cli.common import settings
+
+    parsed = build_parser().parse_args(["run", "--cs", "--bound", "0.1", "--grid-values", "9"])
+    assert "--levels 9" in " ".join(settings(parsed).run_args())  # the name stored args use
+    # --grid-values is the option's name; --levels (the stored name) the same option
+    new = ["run", *common(tmp_path), "--cs", "--bound", "0.1", "--grid-values", "9", "--get-stamp"]
+    assert cli(capsys, *new)[1].strip() == result["stamp"]
+    for flag in ("--grid-values", "--levels"):
+        code, _, err = cli(capsys, "run", *common(tmp_path), "--cs", flag, "4")
+        assert code == 2 and "--grid-values needs a bound" in err
 
 
 def test_gradual_stream_and_many_tasks_run(tmp_path):
@@ -342,4 +351,4 @@ def test_ademamix_from_a_kept_library_is_a_base_optimizer():
     )
     opt = make_optimizer(s, torch.nn.Linear(2, 2).parameters())
     assert isinstance(opt.base, AdEMAMix) and opt.base.defaults["alpha"] == 5.0
-    assert opt.param_groups[0]["complex_synapse"]["alpha"] == 50.0
+    assert opt.param_groups[0]["complex_synapse"].alpha == 50.0

@@ -289,8 +289,8 @@ def test_cs_skip_first_leaves_the_first_layer_to_the_base_optimizer(tmp_path, ca
     s.check()
     protocol, model, opt, _ = prepare(s, DEVICE)
     first = list(model.net[0].parameters())
-    assert opt.param_groups[0]["params"] == first and opt.param_groups[0]["complex_synapse"]["n_beakers"] == 0
-    assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5
+    assert opt.param_groups[0]["params"] == first and opt.param_groups[0]["complex_synapse"].n_beakers == 0
+    assert opt.param_groups[1]["complex_synapse"].n_beakers == 5
     code = main(["run", "--dataset", "digits", "--iters", "5", "--fc-units", "8", "--no-gpus", "--cs",
                  "--cs-skip-first", "--results-dir", str(tmp_path), "--get-stamp"])  # fmt: skip
     assert code == 0 and capsys.readouterr().out.strip().split("--")[-3].endswith("-skip1")

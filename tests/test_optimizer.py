@@ -1,3 +1,4 @@
+import dataclasses
 import io
 import math
 import re
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from complex_synapses import ComplexSynapse
-from complex_synapses.chain import impulse_response
+from complex_synapses.chain import ChainSetting, impulse_response
 from complex_synapses.optimizer import CHAIN_KEYS
 from devices import DEVICE
 from optim_db import BAD_SETTINGS, CHAIN, batches, case, grid, pick, run, small_model
@@ -226,7 +227,7 @@ def test_any_base_optimizer_and_per_group_settings():
         opt.levels(a).shape == (2, 4) and opt.levels(b).shape == (5, 2, 3) and opt.levels(c).shape == (0, 5)
     )
     assert opt.param_groups[1]["lr"] == 0.5 and opt.base.param_groups[1] is opt.param_groups[1]
-    assert opt.param_groups[1]["complex_synapse"]["n_beakers"] == 5
+    assert opt.param_groups[1]["complex_synapse"].n_beakers == 5
     torch.testing.assert_close(c, torch.full((5,), 0.9, device=DEVICE))  # n=0: SignSGD alone
     np.testing.assert_allclose(opt.chain_constants(1).timescales[[0, -1]], [3.0, 20.0])
     # Group 0 against the chain by hand: propagate, then the SignSGD step.
@@ -248,10 +249,44 @@ def test_base_setting_with_a_chain_name_goes_to_the_base():
         lr=1e-3,
     )
     group = opt.param_groups[0]
-    assert group["alpha"] == 0.9 and group["complex_synapse"]["alpha"] == 2.0
-    assert group["complex_synapse"]["beta"] == 40.0
+    assert group["alpha"] == 0.9 and group["complex_synapse"].alpha == 2.0
+    assert group["complex_synapse"].beta == 40.0
     with pytest.raises(ValueError, match="unknown complex_synapse settings"):
         opt.add_param_group({"params": [torch.nn.Parameter(torch.ones(1))], "complex_synapse": {"gamma": 1}})
+
+
+def test_a_groups_chain_is_a_typed_value_saved_as_plain_values():
+    """Each group holds a ChainSetting; a saved state holds its fields as a plain dict
+    (torch.load with weights_only reads it) and loads as a ChainSetting again; a setting
+    changed with dataclasses.replace is the one the next step uses; a plain dict put in
+    its place is refused with one line, not misread."""
+    model = small_model()
+    opt = ComplexSynapse(model.parameters(), torch.optim.SGD, lr=0.1, **CHAIN)
+    assert isinstance(opt.param_groups[0]["complex_synapse"], ChainSetting)
+    run(model, opt, batches(2))
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    assert saved["param_groups"][0]["complex_synapse"] == dataclasses.asdict(
+        opt.param_groups[0]["complex_synapse"]
+    )
+    again = ComplexSynapse(small_model().parameters(), torch.optim.SGD, lr=0.1, **CHAIN)
+    again.load_state_dict(saved)
+    assert again.param_groups[0]["complex_synapse"] == opt.param_groups[0]["complex_synapse"]
+    edited, built = small_model(), small_model()
+    opt_edited = ComplexSynapse(edited.parameters(), torch.optim.SGD, lr=0.1, **CHAIN)
+    group = opt_edited.param_groups[0]
+    group["complex_synapse"] = dataclasses.replace(group["complex_synapse"], beta=500.0)
+    opt_built = ComplexSynapse(built.parameters(), torch.optim.SGD, lr=0.1, **(CHAIN | dict(beta=500.0)))
+    run(edited, opt_edited, batches(3))
+    run(built, opt_built, batches(3))
+    assert torch.equal(opt_edited.levels(edited[0].weight), opt_built.levels(built[0].weight))
+    assert opt_edited.chain_constants().beta == 500.0 != CHAIN["beta"]
+    group = opt.param_groups[0]
+    group["complex_synapse"] = {"alpha": 2.0}
+    with pytest.raises(TypeError, match="must be a ChainSetting"):
+        run(model, opt, batches(1))
 
 
 def test_lr_scheduler_reaches_the_base_step():
@@ -316,7 +351,6 @@ def steps_like_eager(case, steps: int):
     """The case's optimizer and its eager reference, ``steps`` steps each on the same
     data: the same weights and levels within float rounding, and fused where the table
     says the base is."""
-    from complex_synapses.optimizer import CHAIN as GROUP_KEY
     from complex_synapses.step.bases import fused_base
 
     a, b = small_model(), small_model()
@@ -327,7 +361,7 @@ def steps_like_eager(case, steps: int):
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(q, p, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(opt_b.levels(q), opt_a.levels(p), atol=1e-5, rtol=1e-5)
-    assert (fused_base(opt_b.base, opt_b.param_groups, GROUP_KEY) is not None) == case.config.fused
+    assert (fused_base(opt_b.base, opt_b.param_groups) is not None) == case.config.fused
     return opt_a, opt_b
 
 
@@ -517,11 +551,10 @@ def test_state_of_release_0_1_loads():
 def test_fusion_is_decided_from_an_allow_list():
     """A base option the fused kernel does not implement (one a newer torch might add)
     sends the step to the base optimizer's own code instead of being ignored."""
-    from complex_synapses.optimizer import CHAIN as GROUP_KEY
     from complex_synapses.step.bases import fused_base
 
     def fused_kind(opt):
-        record = fused_base(opt.base, opt.param_groups, GROUP_KEY)
+        record = fused_base(opt.base, opt.param_groups)
         return None if record is None else record.kernel
 
     model = small_model()

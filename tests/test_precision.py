@@ -157,7 +157,8 @@ def test_a_bound_and_grid_on_the_plain_optimizer(tmp_path, capsys):
         (["--float-activations"], "--float-activations is for 1-bit networks"),
         (["--method", "meta", "--bound", "0.1"], "--bound: not with --method meta"),
         (["--method", "meta", "--optimizer", "sgd"], "--method meta is a metaplastic Adam"),
-        (["--levels", "5"], "levels needs a bound"),
+        (["--grid-values", "5"], "--grid-values needs a bound"),
+        (["--levels", "5"], "--grid-values needs a bound"),  # the stored name, an alias
         (["--cs", "--cs-skip-first", "--weight-bits", "1"], "--cs-skip-first is for the full-precision MLP"),
         (["--method", "ewc", "--weight-bits", "1"], "--method ewc: its Fisher is made of per-sample"),
         (["--method", "online-ewc", "--weight-bits", "1"], "--method ewc: its Fisher is made of per-sample"),

@@ -15,7 +15,8 @@ DRIVER = """
 import sys
 from faults import Sleeper
 from complex_synapses.experiments.execution.runner import execute
-execute([Sleeper("a", sys.argv[1]), Sleeper("b", sys.argv[1])], jobs=2, progress=False)
+from complex_synapses.experiments.execution.where import Execution
+execute([Sleeper("a", sys.argv[1]), Sleeper("b", sys.argv[1])], Execution(jobs=2), progress=False)
 """
 
 
@@ -47,3 +48,35 @@ def test_workers_end_with_their_driver(tmp_path, how):
     for w in left:
         os.kill(w, signal.SIGKILL)
     assert not left, f"workers {left} outlived their driver ({how.name})"
+
+
+@pytest.mark.parametrize(
+    "given,words",
+    [
+        (dict(jobs=0), "--jobs must be >= 1, got 0"),
+        (dict(jobs=True), "--jobs must be >= 1"),
+        (dict(backend="slurm"), "--backend must be one of local, ray, got 'slurm'"),
+        (dict(address="auto"), "--address applies to --backend ray only"),
+        (dict(retries=-1), "--retries must be >= 0, got -1"),
+        (
+            dict(backend="ray", resources={"num_gpu": 1}),
+            "resources: num_gpu = 1; allowed: num_cpus, num_gpus",
+        ),
+        (dict(backend="ray", resources={"num_cpus": float("nan")}), "resources: num_cpus = nan"),
+    ],
+)
+def test_an_execution_that_is_not_allowed_is_named_in_one_line(given, words):
+    from complex_synapses.errors import OptionError
+    from complex_synapses.experiments.execution.where import Execution
+
+    with pytest.raises(OptionError) as info:
+        Execution(**given).check()
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_execution_fills_what_a_ray_task_asks_for():
+    from complex_synapses.experiments.execution.where import Execution
+
+    how = Execution(backend="ray", address="auto", resources={"num_gpus": 1}).check()
+    assert how.task_resources == {"num_cpus": 1, "num_gpus": 1}
+    assert Execution().check().task_resources == {"num_cpus": 1, "num_gpus": 0}

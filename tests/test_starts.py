@@ -11,6 +11,7 @@ from complex_synapses.experiments.designs.study import StudyUnit, load_study
 from complex_synapses.experiments.designs.tuning import parse_space, tune, validation_score
 from complex_synapses.experiments.execution.cache import read_json
 from complex_synapses.experiments.execution.runner import execute
+from complex_synapses.experiments.execution.where import Execution
 from complex_synapses.experiments.run.settings import OptionError, RunSettings
 from test_study import study_file
 
@@ -52,7 +53,7 @@ class Step:
 def test_a_unit_starts_after_the_units_it_needs(jobs):
     DONE.clear()
     units = [Step("c", ("a", "b")), Step("b", ("a",)), Step("a"), Step("d")]
-    outcome = execute(units, jobs=jobs, progress=False)
+    outcome = execute(units, Execution(jobs=jobs), progress=False)
     assert sorted(outcome.results) == ["a", "b", "c", "d"] and not outcome.failed
     assert DONE.index("a") < DONE.index("b") < DONE.index("c")
 

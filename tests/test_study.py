@@ -411,7 +411,7 @@ def test_a_study_widens_a_binding_range_and_tunes_again(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_tune(base, space, seeds, trials, path, name, *args):
+    def fake_tune(base, space, seeds, trials, path, name, **kwargs):
         calls.append((name, space["lr"].low, space["lr"].high))
         lr = space["lr"].high if len(calls) == 1 else math.sqrt(space["lr"].low * space["lr"].high)
         return Tuned({"lr": lr, "alpha": 2.0}, 0.5, {"COMPLETE": trials})
@@ -434,7 +434,7 @@ def test_a_widened_search_that_finds_less_keeps_the_earlier_rounds_best(tmp_path
 
     later = 0.50  # the widened round's best score, read by fake_tune at each call
 
-    def fake_tune(base, space, seeds, trials, path, name, *args):
+    def fake_tune(base, space, seeds, trials, path, name, **kwargs):
         if "--widened" not in name:
             return Tuned({"lr": space["lr"].high, "alpha": 2.0}, 0.60, {"COMPLETE": 3}, [0.5, 0.6, 0.6], 0.01)
         return Tuned({"lr": 5e-3, "alpha": 3.0}, later, {"COMPLETE": 4}, [0.3, 0.4, later, later], 0.02)

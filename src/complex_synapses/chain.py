@@ -111,7 +111,7 @@ INITS = ("same", "zero")  # hidden levels start as copies of the weight, or at 0
 
 def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") -> None:
     """Raise TypeError / ValueError naming ``bound`` or the grid's option (``grid_name``:
-    ``grid_values`` here, ``levels`` on the command line) if not allowed."""
+    ``grid_values`` here, ``--grid-values`` on the command line) if not allowed."""
     if bound is not None:
         if isinstance(bound, bool) or not isinstance(bound, (int, float)):
             raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")

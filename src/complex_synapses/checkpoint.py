@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from .step.bases import BASES, is_elementwise
+from .step.groups import CHAIN_KEYS, GROUP_KEY, chain_of, plain
 
 __all__ = ["check_loadable", "renamed_keys", "keep_saved_dtypes", "ELEMENTWISE_BASES"]
 
@@ -19,7 +20,7 @@ __all__ = ["check_loadable", "renamed_keys", "keep_saved_dtypes", "ELEMENTWISE_B
 ELEMENTWISE_BASES = tuple(cls.__name__ for cls, record in BASES.items() if record.elementwise)
 
 
-def renamed_keys(sd: dict[str, Any], chain_key: str, old_names: dict[str, str]) -> dict[str, Any]:
+def renamed_keys(sd: dict[str, Any], old_names: dict[str, str]) -> dict[str, Any]:
     """A state saved in the first format in today's keys: hidden levels under "beakers" (now
     "hidden"), and chain settings under their old names (``old_names``: old -> new)."""
     state = {
@@ -28,15 +29,13 @@ def renamed_keys(sd: dict[str, Any], chain_key: str, old_names: dict[str, str]) 
     }
     groups = []
     for g in sd.get("param_groups", []):
-        if chain_key in g:
-            g = {**g, chain_key: {old_names.get(k, k): v for k, v in g[chain_key].items()}}
+        if GROUP_KEY in g:
+            g = {**g, GROUP_KEY: {old_names.get(k, k): v for k, v in g[GROUP_KEY].items()}}
         groups.append(g)
     return {**sd, "state": state, "param_groups": groups}
 
 
-def _check_chain(
-    sd: dict[str, Any], groups: list[dict[str, Any]], chain_key: str, keys: tuple[str, ...]
-) -> None:
+def _check_chain(sd: dict[str, Any], groups: list[dict[str, Any]]) -> None:
     saved = sd["param_groups"]
     if len(saved) != len(groups):
         raise ValueError(f"the state has {len(saved)} parameter groups, this optimizer {len(groups)}")
@@ -46,14 +45,14 @@ def _check_chain(
                 f"group {i}: the state has {len(old['params'])} parameters, "
                 f"this optimizer {len(new['params'])}"
             )
-        saved_chain = old.get(chain_key, {})
-        for key in keys:
-            if saved_chain.get(key) != new[chain_key][key]:
+        saved_chain, chain = old.get(GROUP_KEY, {}), plain(chain_of(new))
+        for key in CHAIN_KEYS:
+            if saved_chain.get(key) != chain[key]:
                 raise ValueError(
                     f"group {i}: the state was saved with {key}={saved_chain.get(key)!r}, this optimizer "
-                    f"has {key}={new[chain_key][key]!r}; construct the optimizer with the saved settings"
+                    f"has {key}={chain[key]!r}; construct the optimizer with the saved settings"
                 )
-        n = new[chain_key]["n_beakers"]
+        n = chain["n_beakers"]
         for pid, p in zip(old["params"], new["params"]):
             st = sd["state"].get(pid)
             if not st:
@@ -93,12 +92,10 @@ def _check_base(sd: dict[str, Any], groups: list[dict[str, Any]], base: Optimize
                     )
 
 
-def check_loadable(
-    sd: dict[str, Any], groups: list[dict[str, Any]], base: Optimizer, chain_key: str, keys: tuple[str, ...]
-) -> None:
+def check_loadable(sd: dict[str, Any], groups: list[dict[str, Any]], base: Optimizer) -> None:
     """Raise ValueError naming what in state ``sd`` does not fit the optimizer whose
-    parameter groups are ``groups`` (chain settings under ``chain_key``) around ``base``."""
-    _check_chain(sd, groups, chain_key, keys)
+    parameter groups are ``groups`` around ``base``."""
+    _check_chain(sd, groups)
     _check_base(sd, groups, base)
 
 

@@ -35,20 +35,23 @@ from .step import bounds, calls, graphs, paths, state16
 from .step.bases import STEP_SIZE_RULES, check_time_unit
 from .step.calls import PARAMS_PER_CALL
 from .step.dispatch import KERNELS, Dispatcher
+from .step.groups import CHAIN_KEYS, chain_of, plain, setting_from
+from .step.groups import GROUP_KEY as CHAIN
 from .step.kernels import compute_dtype
 
 __all__ = ["ComplexSynapse", "STEP_SIZE_RULES", "CHAIN", "CHAIN_KEYS", "PARAMS_PER_CALL"]
 
-CHAIN_KEYS = ("n_beakers", "alpha", "beta", "init", "time_unit", "integrator", "bound", "grid_values")
-CHAIN = "complex_synapse"  # the group key that holds a group's chain settings
 OLD_CHAIN_KEYS = {"levels": "grid_values"}  # a key of saved states made before grid_values had its name
 LOW_PRECISION = (torch.float16, torch.bfloat16)  # parameters whose chain is kept in float32
 __all__ += ["KERNELS", "TIME_UNITS", "INTEGRATORS", "INITS"]
 
 
-def _check_settings(settings: dict[str, Any], optimizer_class: type[Optimizer]) -> None:
-    """Raise TypeError / ValueError naming the chain setting that is not allowed."""
-    check_time_unit(ChainSetting(**settings).validate().time_unit, optimizer_class)
+def _checked(settings: dict[str, Any], optimizer_class: type[Optimizer]) -> ChainSetting:
+    """The chain of ``settings``; TypeError / ValueError naming the first setting that is
+    not allowed (with ``optimizer_class``: ``time_unit="lr"`` needs its step-size rule)."""
+    setting = ChainSetting(**settings).validate()
+    check_time_unit(setting.time_unit, optimizer_class)
+    return setting
 
 
 class ComplexSynapse(Optimizer):
@@ -166,12 +169,11 @@ class ComplexSynapse(Optimizer):
         self.state_dtype = state_dtype
         self._optimizer_class = optimizer_class
         self._dispatch = Dispatcher(kernel, cuda_graph)
-        _check_settings(defaults, optimizer_class)
-        self._chain_defaults = defaults
+        self._chain_defaults = _checked(defaults, optimizer_class)
         self._optimizer_kwargs = optimizer_kwargs
         self._versions: dict[Tensor, int] = {}  # 16-bit parameters: version after our last write
         self.base: Optimizer | None = None
-        super().__init__(params, {CHAIN: defaults})
+        super().__init__(params, {CHAIN: self._chain_defaults})
 
     @property
     def kernel(self) -> str:
@@ -199,9 +201,12 @@ class ComplexSynapse(Optimizer):
         "alpha": 3.0}``) or nested (``{"complex_synapse": {"alpha": 3.0}}``); a flat key
         that the base optimizer itself uses (RMSprop's ``alpha``) goes to the base
         optimizer, so set the chain's in the nested form there. Settings not given are
-        the constructor's. They are kept in ``group["complex_synapse"]``."""
+        the constructor's. They are kept in ``group["complex_synapse"]`` as a
+        :class:`~complex_synapses.chain.ChainSetting` (see :mod:`.step.groups`)."""
         param_group = dict(param_group)
         nested = param_group.pop(CHAIN, {})
+        if isinstance(nested, ChainSetting):
+            nested = plain(nested)
         unknown = set(nested) - set(CHAIN_KEYS)
         if unknown:
             raise ValueError(
@@ -219,12 +224,13 @@ class ComplexSynapse(Optimizer):
             # A flat key the base optimizer declares (RMSprop's alpha) is the base's.
             keys = [k for k in CHAIN_KEYS if k in group and k not in self.base.defaults]
             flat = {k: group.pop(k) for k in keys}
-            group[CHAIN] = {k: nested.get(k, flat.get(k, self._chain_defaults[k])) for k in CHAIN_KEYS}
-            _check_settings(group[CHAIN], self._optimizer_class)
-            state16.check_state_dtype(self.state_dtype, group[CHAIN]["grid_values"])
+            defaults = plain(self._chain_defaults)
+            settings = {k: nested.get(k, flat.get(k, defaults[k])) for k in CHAIN_KEYS}
+            group[CHAIN] = _checked(settings, self._optimizer_class)
+            state16.check_state_dtype(self.state_dtype, group[CHAIN].grid_values)
             self._dispatch.forget()
             if first:
-                self.defaults = {**self.base.defaults, CHAIN: dict(self._chain_defaults)}
+                self.defaults = {**self.base.defaults, CHAIN: self._chain_defaults}
             super().add_param_group(group)
         except Exception:
             self.base.param_groups.pop()
@@ -234,7 +240,7 @@ class ComplexSynapse(Optimizer):
 
     def chain_constants(self, group: int = 0) -> ChainConstants:
         """The chain of parameter group ``group``: ``C``, ``g`` and ``timescales``."""
-        return ChainSetting(**self.param_groups[group][CHAIN]).constants()
+        return chain_of(self.param_groups[group]).constants()
 
     # -- state --------------------------------------------------------------------
 
@@ -242,8 +248,8 @@ class ComplexSynapse(Optimizer):
         state = self.state[p]
         if not state:
             state["chain_step"] = 0
-            state["hidden"] = state16.initial_hidden(p, group[CHAIN], self.state_dtype)
-            if group[CHAIN]["grid_values"] is not None:
+            state["hidden"] = state16.initial_hidden(p, chain_of(group), self.state_dtype)
+            if chain_of(group).grid_values is not None:
                 bounds.init_rounding(state, p, self.seed, self._index(p))
             if self.state_dtype != torch.float32:
                 state16.init_stream(state, p, self.seed, self._index(p))
@@ -272,17 +278,17 @@ class ComplexSynapse(Optimizer):
         if group is None:
             raise ValueError("p is not a parameter of this optimizer")
         state = self.state.get(p)
-        hidden = state["hidden"] if state else state16.initial_hidden(p, group[CHAIN], self.state_dtype)
+        hidden = state["hidden"] if state else state16.initial_hidden(p, chain_of(group), self.state_dtype)
         weight = self._weight(p, state) if state else p.detach().to(compute_dtype(p.dtype))
-        return torch.stack([weight.detach(), *(h.to(weight.dtype) for h in hidden)])[
-            : group[CHAIN]["n_beakers"]
-        ]
+        levels = torch.stack([weight.detach(), *(h.to(weight.dtype) for h in hidden)])
+        return levels[: chain_of(group).n_beakers]
 
     def state_dict(self) -> dict[str, Any]:
         """This optimizer's state (hidden levels, settings) with the base optimizer's
         state under ``"base_state"`` and its class name under ``"base_optimizer"``;
-        only tensors and plain Python values."""
+        only tensors and plain Python values (each group's chain as a dict)."""
         sd = super().state_dict()
+        sd["param_groups"] = [{**g, CHAIN: plain(g[CHAIN])} for g in sd["param_groups"]]
         sd["base_state"] = self.base.state_dict()["state"]
         sd["base_optimizer"] = type(self.base).__name__
         sd["seed"] = self.seed
@@ -293,12 +299,14 @@ class ComplexSynapse(Optimizer):
         optimizer, shape or chain setting, before anything changes."""
         if not isinstance(state_dict, dict) or "base_state" not in state_dict:
             raise ValueError("not a ComplexSynapse state_dict: it has no 'base_state' entry")
-        state_dict = checkpoint.renamed_keys(state_dict, CHAIN, OLD_CHAIN_KEYS)
-        checkpoint.check_loadable(state_dict, self.param_groups, self.base, CHAIN, CHAIN_KEYS)
+        state_dict = checkpoint.renamed_keys(state_dict, OLD_CHAIN_KEYS)
+        checkpoint.check_loadable(state_dict, self.param_groups, self.base)
         base_sd = {"state": state_dict["base_state"], "param_groups": state_dict["param_groups"]}
         own_sd = {k: v for k, v in state_dict.items() if k not in ("base_state", "base_optimizer", "seed")}
         self.base.load_state_dict(base_sd)
         super().load_state_dict(own_sd)
+        for group in self.param_groups:  # the saved dicts, as typed settings again
+            group[CHAIN] = setting_from(group[CHAIN])
         checkpoint.keep_saved_dtypes(state_dict, self.param_groups, self.state, self.base.state)
         self.seed = state_dict.get("seed", self.seed)
         order = {id(q): i for i, q in enumerate(q for g in self.param_groups for q in g["params"])}
@@ -321,16 +329,16 @@ class ComplexSynapse(Optimizer):
         if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
-        plan = self._dispatch.plan(self.base, self.param_groups, CHAIN, pass_closure)
-        stepping = calls.stepping(self.param_groups, CHAIN, type(self.base), self._init_state, self._weight)
+        plan = self._dispatch.plan(self.base, self.param_groups, pass_closure)
+        stepping = calls.stepping(self.param_groups, type(self.base), self._init_state, self._weight)
         if plan.fused is not None:
-            paths.fused_step(self._dispatch, plan, self.base, stepping, CHAIN)
+            paths.fused_step(self._dispatch, plan, self.base, stepping)
         else:
             given = closure if pass_closure else None
-            loss = paths.generic_step(self._dispatch, plan, self.base, stepping, CHAIN, given) or loss
+            loss = paths.generic_step(self._dispatch, plan, self.base, stepping, given) or loss
         for s in stepping:
             s.state["chain_step"] = s.t
             if "master" in s.state:
                 self._versions[s.p] = s.p._version
-        paths.chainless_bound(self._dispatch, self.param_groups, CHAIN, self._init_state)
+        paths.chainless_bound(self._dispatch, self.param_groups, self._init_state)
         return loss

@@ -36,7 +36,8 @@ from torch import Tensor
 from torch.optim import SGD, Optimizer
 
 from .chain import chain_constants
-from .optimizer import CHAIN, ComplexSynapse
+from .optimizer import ComplexSynapse
+from .step.groups import chain_of
 from .step.paths import needs_closure
 
 __all__ = ["ReadoutSynapse", "READOUTS", "readout_coefficients", "check_readout"]
@@ -126,11 +127,11 @@ class ReadoutSynapse(Optimizer):
     def _read_out(self, group: dict[str, Any]) -> None:
         """A chain group's parameters replaced by their levels u_1 (before its first
         step: no state refers to them yet), each recorded with the readout's weights."""
-        chain = group[CHAIN]
+        chain = chain_of(group)
         self._params += group["params"]
-        if chain["n_beakers"] == 0:
+        if chain.n_beakers == 0:
             return
-        c = readout_coefficients(self.readout, chain["n_beakers"], chain["alpha"], chain["beta"]).tolist()
+        c = readout_coefficients(self.readout, chain.n_beakers, chain.alpha, chain.beta).tolist()
         firsts = []
         for p in group["params"]:
             u1 = p.detach().clone().requires_grad_(p.requires_grad)

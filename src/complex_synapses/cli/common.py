@@ -8,6 +8,7 @@ import dataclasses
 from typing import Any
 
 from ..data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS, TASK_ORDERS
+from ..experiments.execution.where import Execution
 from ..experiments.run.network import WEIGHT_BITS
 from ..experiments.run.settings import OptionError, RunSettings, optimizer_names
 
@@ -237,13 +238,14 @@ def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
             choices = opt.choices
             if compare and opt.both:
                 choices = (*choices, "both")  # compare and matrix run one variant per choice
+            alias = f" ({opt.flags(key)[1]}: its stored name)" if opt.flag else ""
             g.add_argument(
-                f"--{key.replace('_', '-')}",
+                *opt.flags(key),
                 type=opt.type,
                 choices=choices,
                 default=None,
                 dest=key,
-                help=f"{opt.help}{' (both: compare the two)' if choices != opt.choices else ''} "
+                help=f"{opt.help}{' (both: compare the two)' if choices != opt.choices else ''}{alias} "
                 f"[{cls.name}; default: {default}]",
             )
 
@@ -321,10 +323,10 @@ def add_cluster_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def check_cluster_options(args: argparse.Namespace) -> None:
-    """--address only with --backend ray."""
-    if args.address is not None and args.backend != "ray":
-        raise OptionError("--address applies to --backend ray only")
+def execution(args: argparse.Namespace, **more: Any) -> Execution:
+    """Where the runner sends its units, from ``--jobs``, ``--backend`` and ``--address``
+    (``more``: a file's resources and retries), checked: one line naming what is wrong."""
+    return Execution(jobs=args.jobs, backend=args.backend, address=args.address, **more).check()
 
 
-__all__ += ["add_cluster_options", "check_cluster_options"]
+__all__ += ["add_cluster_options", "execution"]

@@ -8,7 +8,7 @@ import time
 from ..experiments.execution.cache import to_json
 from ..experiments.run.checks import check_writable
 from ..experiments.run.settings import OptionError
-from .common import add_cluster_options, check_cluster_options
+from .common import add_cluster_options, execution
 
 __all__ = ["add_parser", "command"]
 
@@ -55,9 +55,7 @@ def command(args: argparse.Namespace) -> int:
     from ..experiments.reports.figures import convergence_figure
     from ..experiments.reports.tables import study_table
 
-    if args.jobs < 1:
-        raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
-    check_cluster_options(args)
+    how = execution(args)
     if args.report_only and args.backend != "local":
         raise OptionError("--report-only runs nothing: --backend does not apply")
     config = load_study(args.config)
@@ -71,7 +69,7 @@ def command(args: argparse.Namespace) -> int:
     if args.report_only:
         return _report(config, args.json)
     start = time.perf_counter()
-    units = run_study(config, args.jobs, backend=args.backend, address=args.address)
+    units = run_study(config, how)
     rows = analyse(units, config.smallest_gain)
     written = write_outputs(config, rows)
     if config.figure is not None:

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..experiments.execution.cache import to_json
 from ..experiments.run.checks import check_device, check_writable
-from ..experiments.run.settings import OptionError, RunSettings
-from .common import D, add_cluster_options, add_output_options, check_cluster_options, device_default
+from ..experiments.run.settings import RunSettings
+from .common import D, add_cluster_options, add_output_options, device_default, execution
 
 __all__ = ["add_parser", "command"]
 
@@ -54,12 +54,8 @@ def command(args: argparse.Namespace) -> int:
     from ..experiments.designs.sweep import expand, load_config, run_sweep, summary_rows
     from ..experiments.reports.figures import heatmap
 
-    check_cluster_options(args)
+    execution(args, retries=args.retries or 0)  # the command line's options, before the file is read
     config = load_config(args.config)
-    if args.jobs < 1:
-        raise OptionError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.retries is not None and args.retries < 0:
-        raise OptionError(f"--retries must be >= 0, got {args.retries}")
     device = "cpu" if args.no_gpus else config.base.get("device", device_default())
     check_device(device)
     defaults = RunSettings(
@@ -69,7 +65,7 @@ def command(args: argparse.Namespace) -> int:
     check_writable(args.results_dir, "--results-dir")
     check_writable(args.plot_dir, "--plot-dir")
     retries = config.retries if args.retries is None else args.retries
-    out = run_sweep(runs, args.backend, args.address, args.jobs, retries, config.resources)
+    out = run_sweep(runs, execution(args, resources=config.resources, retries=retries))
     varying = [
         k for k in list(config.grid) + [k for k in config.random if k not in ("n", "seed")] if k != "seed"
     ]

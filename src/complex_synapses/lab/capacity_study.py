@@ -384,7 +384,7 @@ def _check(models, ns, levels, synapses, steps, groups, max_age, writes, max_bur
             f"--models must name some of {', '.join(MODELS)}, got {', '.join(unknown) or 'none'}"
         )
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"--levels must be an integer >= 2, got {levels!r}")
+        raise ValueError(f"--grid-values must be an integer >= 2, got {levels!r}")
     if len(ns) < 3 or np.any(np.asarray(ns) < 1):
         raise ValueError(f"--synapse-counts needs at least 3 values >= 1, got {list(ns)}")
     if groups < 2 or synapses < groups or synapses % groups:

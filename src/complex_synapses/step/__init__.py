@@ -2,6 +2,7 @@
 
 - :mod:`.bases`: one record per base optimizer (step size in learning-rate time, the
   fused kernel's allow-list, its numbers and state, elementwise state or not);
+- :mod:`.groups`: where a parameter group keeps its chain (a typed setting);
 - :mod:`.calls`: the parameters that step now, grouped into kernel calls;
 - :mod:`.paths`: the fused path and the generic path, as functions;
 - :mod:`.dispatch`: how each stage runs (C library, compiled, eager, CUDA graph),

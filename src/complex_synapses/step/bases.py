@@ -48,6 +48,7 @@ from torch.optim import (
     Rprop,
 )
 
+from .groups import chain_of
 from .kernels import compute_dtype
 
 __all__ = [
@@ -221,7 +222,7 @@ def is_elementwise(cls: type) -> bool:
     return record is not None and record.elementwise
 
 
-def fused_base(base: Optimizer, groups: list[dict[str, Any]], chain_key: str) -> Base | None:
+def fused_base(base: Optimizer, groups: list[dict[str, Any]]) -> Base | None:
     """The record of ``base`` where every group's step can run in the fused kernel, else None.
 
     Keys of a group that the base optimizer does not declare (a scheduler's
@@ -231,7 +232,7 @@ def fused_base(base: Optimizer, groups: list[dict[str, Any]], chain_key: str) ->
         return None
     allowed = record.options
     for g in groups:
-        if g[chain_key]["n_beakers"] == 0:  # must be the base optimizer, bit for bit
+        if chain_of(g).n_beakers == 0:  # must be the base optimizer, bit for bit
             return None
         if any(key not in allowed or not allowed[key](g.get(key)) for key in base.defaults):
             return None

@@ -19,9 +19,10 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ..chain import euler_coefficients, propagator
+from ..chain import ChainSetting, euler_coefficients, propagator
 from . import bounds
 from .bases import Base, step_size_rule
+from .groups import chain_of
 from .kernels import compute_dtype
 
 __all__ = [
@@ -87,10 +88,12 @@ class KernelCall:
 class Stepping:
     """A parameter that steps now: ``t`` counts its steps from 1; ``weight`` is the level
     u_1 (``p``, or a 16-bit parameter's float32 master copy); ``coef`` the chain's
-    coefficients and ``bound`` its ``[B, m]`` (None: unbounded) for this step."""
+    coefficients and ``bound`` its ``[B, m]`` (None: unbounded) for this step; ``chain``
+    its group's setting."""
 
     p: Tensor
     group: dict[str, Any]
+    chain: ChainSetting
     state: dict[str, Any]
     t: int
     weight: Tensor
@@ -138,7 +141,7 @@ def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.
 
 
 def fused_calls(
-    record: Base, base: Optimizer, stepping: list[Stepping], chain_key: str
+    record: Base, base: Optimizer, stepping: list[Stepping]
 ) -> tuple[list[KernelCall], list[Tensor]]:
     """The fused kernel's calls, parameters that share every constant in one call, and
     the base's step counters (for the caller to advance): each parameter's base state
@@ -150,7 +153,7 @@ def fused_calls(
             counters.append(counter)
         dtype = compute_dtype(s.p.dtype)
         hyper = _hyper_tensor(record.hyper(base, s.group, s.t), s.p.device, dtype)
-        flags = (record.kernel, s.group[chain_key]["integrator"], s.group["maximize"])
+        flags = (record.kernel, s.chain.integrator, s.group["maximize"])
         items.append(((id(s.coef), id(hyper), id(s.bound), *flags), (s, hyper, flags, moments)))
     calls = []
     for chunk in batched(items):
@@ -168,11 +171,11 @@ def fused_calls(
     return calls, counters
 
 
-def chain_calls(stepping: list[Stepping], chain_key: str) -> list[KernelCall]:
+def chain_calls(stepping: list[Stepping]) -> list[KernelCall]:
     """The generic path's calls of the chain's own kernels (base "chain")."""
     items = []
     for s in stepping:
-        integrator = s.group[chain_key]["integrator"]
+        integrator = s.chain.integrator
         items.append(((id(s.coef), integrator, id(s.bound)), (s, integrator)))
     calls = []
     for chunk in batched(items):
@@ -186,20 +189,19 @@ def chain_calls(stepping: list[Stepping], chain_key: str) -> list[KernelCall]:
 
 def stepping(
     groups: list[dict[str, Any]],
-    chain_key: str,
     base: type[Optimizer],
     init_state: Callable[[Tensor, dict[str, Any]], dict[str, Any]],
     weight: Callable[[Tensor, dict[str, Any]], Tensor],
 ) -> list[Stepping]:
-    """Every parameter that steps now, with a gradient and a chain (``group[chain_key]``):
+    """Every parameter that steps now, with a gradient and a chain (:func:`.chain_of`):
     its state (``init_state`` makes it on the first step), the level u_1 that steps
     (``weight``: the parameter, or a 16-bit one's float32 master copy), the chain's
     coefficients for this step's dt (1, or ``base``'s step size in learning-rate time)
     and its bound."""
     out = []
     for group in groups:
-        c = group[chain_key]
-        if c["n_beakers"] == 0:
+        c = chain_of(group)
+        if c.n_beakers == 0:
             continue
         for p in group["params"]:
             if p.grad is None:
@@ -208,12 +210,11 @@ def stepping(
                 raise RuntimeError("ComplexSynapse does not support sparse gradients")
             state = init_state(p, group)
             t = state["chain_step"] + 1
-            dt = 1.0 if c["time_unit"] == "iteration" else step_size_rule(base)(group, t)
+            dt = 1.0 if c.time_unit == "iteration" else step_size_rule(base)(group, t)
             dtype = compute_dtype(p.dtype)
-            alpha, beta = float(c["alpha"]), float(c["beta"])
-            coef = coefficients(c["integrator"], c["n_beakers"], alpha, beta, dt, p.device, dtype)
+            coef = coefficients(c.integrator, c.n_beakers, float(c.alpha), float(c.beta), dt, p.device, dtype)
             bound = None
-            if c["bound"] is not None:
-                bound = bounds.bound_tensor(c["bound"], c["grid_values"], p.device, dtype)
-            out.append(Stepping(p, group, state, t, weight(p, state), coef, bound))
+            if c.bound is not None:
+                bound = bounds.bound_tensor(c.bound, c.grid_values, p.device, dtype)
+            out.append(Stepping(p, group, c, state, t, weight(p, state), coef, bound))
     return out

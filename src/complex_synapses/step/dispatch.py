@@ -16,8 +16,10 @@ stage runs in one of four ways, decided here and nowhere else:
   with ``cuda_graph=True``: recorded on the second step in a row with the same layout
   (the first compiles the kernels), replayed while the layout stays, dropped otherwise.
 
-Whether the fused path serves at all is :func:`.bases.fused_base`'s allow-list, asked
-from :meth:`Dispatcher.plan` too.
+The decision is one pure function, :func:`choose`, of what a step has (the ``kernel``
+asked for, the device, whether the C library builds, the model's size, whether the base
+and its options are on the fused kernel's allow-list of :func:`.bases.fused_base`, whether
+its step needs the closure); :meth:`Dispatcher.plan` gathers those facts and asks it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,17 @@ from . import graphs, kernels, native
 from .bases import Base, fused_base
 from .calls import KernelCall
 
-__all__ = ["KERNELS", "AUTO_COMPILE_MIN_ELEMENTS", "Plan", "Dispatcher", "launch", "launch_chain", "flat"]
+__all__ = [
+    "KERNELS",
+    "AUTO_COMPILE_MIN_ELEMENTS",
+    "Choice",
+    "choose",
+    "Plan",
+    "Dispatcher",
+    "launch",
+    "launch_chain",
+    "flat",
+]
 
 KERNELS = ("auto", "compiled", "eager", "native")
 
@@ -61,6 +73,42 @@ class Plan:
     fused: Base | None
     library: ctypes.CDLL | None
     compiled: bool
+
+
+@dataclass(frozen=True)
+class Choice:
+    """How a step runs, as :func:`choose` decides it: the fused path or the generic one,
+    with the C library where it may serve, and torch's kernels compiled or eager."""
+
+    fused: bool
+    library: bool
+    compiled: bool
+
+
+def choose(
+    kernel: str, *, on_cpu: bool, library_built: bool, elements: int, fusable: bool, needs_closure: bool
+) -> Choice:
+    """How a step runs, from what it has; a pure function (the table of its cases is in
+    ``tests/test_dispatch.py``).
+
+    Args:
+        kernel: the optimizer's ``kernel``: "auto", "native", "compiled" or "eager".
+        on_cpu: every parameter is on the CPU (the C library serves the CPU alone).
+        library_built: the C library builds and loads on this machine.
+        elements: parameter elements in all (``"auto"`` compiles from
+            :data:`AUTO_COMPILE_MIN_ELEMENTS` up).
+        fusable: the base optimizer and every group's options are on the fused kernel's
+            allow-list (:func:`.bases.fused_base`).
+        needs_closure: the base's step must be given the closure (LBFGS): the generic path,
+            which gives it.
+    """
+    library = kernel in ("auto", "native") and on_cpu and library_built
+    if kernel in ("compiled", "eager"):
+        compiled = kernel == "compiled"
+    else:
+        compiled = elements >= AUTO_COMPILE_MIN_ELEMENTS
+    fused = fusable and not needs_closure and (compiled or library)
+    return Choice(fused, library, compiled)
 
 
 def flat(tensors: list[Tensor]) -> list[Tensor]:
@@ -202,24 +250,24 @@ class Dispatcher:
         self.warned_native = False
         self.ran: set[str] = set()  # the kernels that ran, for a result's provenance
 
-    def plan(self, base: Optimizer, groups: list[dict[str, Any]], chain_key: str, pass_closure: bool) -> Plan:
-        """This step's plan (see the module's docstring). A base whose step needs the
-        closure (LBFGS) takes the generic path, which gives it the closure."""
+    def plan(self, base: Optimizer, groups: list[dict[str, Any]], pass_closure: bool) -> Plan:
+        """This step's plan: :func:`choose` asked with what this step has."""
         params = [p for g in groups for p in g["params"]]
-        library = self._library(params)
-        if self.kernel in ("compiled", "eager"):
-            compiled = self.kernel == "compiled"
-        else:
-            compiled = sum(p.numel() for p in params) >= AUTO_COMPILE_MIN_ELEMENTS
-        record = None
-        if (compiled or library is not None) and not pass_closure:
-            record = fused_base(base, groups, chain_key)
-        return Plan(record, library, compiled)
+        on_cpu = all(p.device.type == "cpu" for p in params)
+        library = self._library() if self.kernel in ("auto", "native") and on_cpu else None
+        record = fused_base(base, groups)
+        choice = choose(
+            self.kernel,
+            on_cpu=on_cpu,
+            library_built=library is not None,
+            elements=sum(p.numel() for p in params),
+            fusable=record is not None,
+            needs_closure=pass_closure,
+        )
+        return Plan(record if choice.fused else None, library if choice.library else None, choice.compiled)
 
-    def _library(self, params: list[Tensor]) -> ctypes.CDLL | None:
-        """The C library where this step may run in it, else None."""
-        if self.kernel not in ("auto", "native") or any(p.device.type != "cpu" for p in params):
-            return None
+    def _library(self) -> ctypes.CDLL | None:
+        """The C library, built (once per machine) and loaded; None where it cannot be."""
         lib = native.library()
         if lib is None and self.kernel == "native" and not self.warned_native:
             self.warned_native = True

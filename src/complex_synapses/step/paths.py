@@ -23,6 +23,7 @@ from torch.optim import Optimizer
 from .bounds import bound_tensor
 from .calls import KernelCall, Stepping, chain_calls, fused_calls
 from .dispatch import Dispatcher, Plan
+from .groups import chain_of
 from .state16 import has_16bit, run_in_pieces
 
 __all__ = ["fused_step", "generic_step", "chainless_bound", "needs_closure"]
@@ -34,12 +35,10 @@ def needs_closure(base: Optimizer) -> bool:
     return closure is not None and closure.default is inspect.Parameter.empty
 
 
-def fused_step(
-    dispatcher: Dispatcher, plan: Plan, base: Optimizer, stepping: list[Stepping], chain_key: str
-) -> None:
+def fused_step(dispatcher: Dispatcher, plan: Plan, base: Optimizer, stepping: list[Stepping]) -> None:
     """Chain and base update in one kernel call per :class:`.KernelCall`; the base's step
     counters and the rounding streams' counters advance first."""
-    calls, counters = fused_calls(plan.fused, base, stepping, chain_key)
+    calls, counters = fused_calls(plan.fused, base, stepping)
     if counters:
         torch._foreach_add_(counters, 1)
     round_steps = [t for b in calls for t in b.round_steps]
@@ -63,7 +62,6 @@ def generic_step(
     plan: Plan,
     base: Optimizer,
     stepping: list[Stepping],
-    chain_key: str,
     closure: Callable | None = None,
 ) -> float | None:
     """The chain (stage "pre"), the base optimizer's own step (given ``closure`` where
@@ -76,7 +74,7 @@ def generic_step(
             f"16-bit parameters with {type(base).__name__}, whose step needs the closure, "
             "are not supported: use float32 parameters"
         )
-    calls = chain_calls(stepping, chain_key)
+    calls = chain_calls(stepping)
     _run(dispatcher, "pre", calls, plan)
     with on_masters(masters):
         loss = base.step(closure) if closure is not None else base.step()
@@ -108,19 +106,19 @@ def on_masters(masters: list[tuple[Tensor, Tensor]]):
             p.data, p.grad = data, grad
 
 
-def chainless_bound(dispatcher: Dispatcher, groups: list[dict], chain_key: str, init_state: Callable) -> None:
+def chainless_bound(dispatcher: Dispatcher, groups: list[dict], init_state: Callable) -> None:
     """Groups with no chain but a bound (a simple synapse of limited precision): after
     the base's step, their weights into [-B, B], and onto the grid from each weight's
     rounding stream (``init_state(p, group)`` makes its key and counter)."""
     for group in groups:
-        c = group[chain_key]
-        if c["n_beakers"] or c["bound"] is None:
+        c = chain_of(group)
+        if c.n_beakers or c.bound is None:
             continue
         for p in group["params"]:
             if p.grad is None:
                 continue
             state = init_state(p, group)
-            limit = bound_tensor(c["bound"], c["grid_values"], p.device, p.dtype)
+            limit = bound_tensor(c.bound, c.grid_values, p.device, p.dtype)
             keys, steps = [], []
             if "round_key" in state:
                 state["round_step"] += 1

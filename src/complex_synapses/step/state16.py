@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..chain import ChainSetting
 from . import native
 from .bounds import round_key
 from .calls import KernelCall
@@ -153,7 +154,7 @@ def _store(kept: list[list[Tensor]], copies: list[list[Tensor]], streams: list, 
     native.launch(lib.cs_round_bf16_many, lib, [r[0].numel() for r in rounded], *args)
 
 
-def initial_hidden(p: Tensor, chain_settings: dict[str, Any], state_dtype: torch.dtype) -> list[Tensor]:
+def initial_hidden(p: Tensor, chain: ChainSetting, state_dtype: torch.dtype) -> list[Tensor]:
     """The hidden levels u_2..u_n of a new parameter: in the chain's compute dtype, or in
     bfloat16 (rounded to nearest from the weight: the first rounding has no history to
     be unbiased about)."""
@@ -163,9 +164,9 @@ def initial_hidden(p: Tensor, chain_settings: dict[str, Any], state_dtype: torch
             raise ValueError(f"state_dtype={state_dtype} is for float32 chains, not {p.dtype} parameters")
         dtype = state_dtype
     w = p.detach()
-    if chain_settings["init"] == "same":
-        return [w.to(dtype, copy=True) for _ in range(chain_settings["n_beakers"] - 1)]
-    return [torch.zeros_like(w, dtype=dtype) for _ in range(chain_settings["n_beakers"] - 1)]
+    if chain.init == "same":
+        return [w.to(dtype, copy=True) for _ in range(chain.n_beakers - 1)]
+    return [torch.zeros_like(w, dtype=dtype) for _ in range(chain.n_beakers - 1)]
 
 
 def conform(state: dict[str, Any], p: Tensor, state_dtype: torch.dtype, seed: int, index: int) -> None:

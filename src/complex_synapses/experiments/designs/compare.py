@@ -9,6 +9,7 @@ from typing import Any
 
 from ..execution.cache import cached, result_path, write_json
 from ..execution.runner import run_many, run_one
+from ..execution.where import Execution
 from ..reports.stats import summarize
 from ..run.settings import RunSettings
 
@@ -82,7 +83,7 @@ def run_all(
     """The result of every settings, from the cache where present, else run (in ``jobs``
     processes; see :func:`runner.run_many`). Returns the results in order and how many
     were run; RunFailed if one failed."""
-    outcome = run_many(settings, jobs=jobs, progress=progress)
+    outcome = run_many(settings, Execution(jobs=jobs), progress=progress)
     return outcome.ordered(settings), outcome.runs_made
 
 

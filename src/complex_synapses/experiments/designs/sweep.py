@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..execution.runner import run_many
+from ..execution.where import BACKENDS, Execution
 from ..reports.stats import group_rows
 from ..run.settings import OptionError, RunSettings
 from .toml_files import FIELDS, check_keys, check_sections, read_toml, setting_key, setting_keys
@@ -52,9 +53,7 @@ __all__ = [
     "read_toml",
 ]
 
-BACKENDS = ("local", "ray")
 SWEEP_KEYS = ("retries", "heatmap", "resources")
-RESOURCE_KEYS = ("num_cpus", "num_gpus")
 __all__ += ["BACKENDS"]
 
 
@@ -100,12 +99,7 @@ def load_config(path: str | Path) -> SweepConfig:
     retries = sweep.get("retries", 2)
     if not isinstance(retries, int) or retries < 0:
         raise OptionError(f"{path} [sweep]: retries must be an int >= 0, got {retries!r}")
-    resources = {"num_cpus": 1, "num_gpus": 0, **sweep.get("resources", {})}
-    for k, v in resources.items():
-        if k not in RESOURCE_KEYS or isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise OptionError(
-                f"{path} [sweep] resources: {k} = {v!r}; allowed: {', '.join(RESOURCE_KEYS)}, numbers >= 0"
-            )
+    resources = Execution(resources=dict(sweep.get("resources", {}))).check(f"{path} [sweep]").task_resources
     return SweepConfig(base, grid, random, retries, heatmap, resources)
 
 
@@ -158,21 +152,11 @@ def loopback_ray_environment(token_file: Path) -> dict[str, str]:
     }
 
 
-def run_sweep(
-    runs: list[RunSettings],
-    backend: str = "local",
-    address: str | None = None,
-    jobs: int = 1,
-    retries: int = 2,
-    resources: dict[str, float] | None = None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Run what is not in the cache (see :func:`runner.run_many`); the driver writes each
-    result as it arrives. Returns ``results`` (stamp -> result), ``failed`` (stamp ->
-    errors), counts and time."""
-    if backend not in BACKENDS:
-        raise OptionError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    out = run_many(runs, jobs, backend, address, retries, resources, progress, desc=f"sweep ({backend})")
+def run_sweep(runs: list[RunSettings], how: Execution, progress: bool = True) -> dict[str, Any]:
+    """Run what is not in the cache as ``how`` says (see :func:`runner.run_many`); the driver
+    writes each result as it arrives. Returns ``results`` (stamp -> result), ``failed``
+    (stamp -> errors), counts and time."""
+    out = run_many(runs, how.check(), progress=progress, desc=f"sweep ({how.backend})")
     return {
         "results": out.results,
         "failed": out.failed,

@@ -187,7 +187,7 @@ def _objective(trial, params, base: RunSettings, seeds: list[int]) -> float:
 
     values = []
     for i, s in enumerate(_on(params, base, seeds)):
-        outcome = run_many([s], jobs=1, progress=False)
+        outcome = run_many([s], progress=False)
         result = outcome.ordered([s])[0]  # RunFailed where it diverged
         values.append(result["validation"]["average"])
         trial.report(sum(values) / len(values), i)
@@ -257,6 +257,7 @@ def tune(
     trials: int,
     path: Path,
     name: str,
+    *,
     startup_trials: int = 4,
     seed: int = 0,
 ) -> Tuned:
@@ -301,7 +302,7 @@ def validation_score(params: dict[str, Any], base: RunSettings, seeds: list[int]
     """One setting's score as a tuning scores its trials: the mean final validation
     accuracy over ``seeds`` (runs through the cache); None where it diverged."""
     try:
-        results = [run_many([s], jobs=1, progress=False).ordered([s])[0] for s in _on(params, base, seeds)]
+        results = [run_many([s], progress=False).ordered([s])[0] for s in _on(params, base, seeds)]
     except RunFailed:
         return None
     return sum(r["validation"]["average"] for r in results) / len(results)

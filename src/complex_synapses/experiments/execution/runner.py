@@ -34,6 +34,7 @@ from ...errors import DataError, OptionError, RunFailed
 from ..run.provenance import code_version, other_code
 from ..run.settings import RunSettings
 from .cache import cached, record_failure, result_path, write_json
+from .where import Execution
 
 __all__ = ["Unit", "RunUnit", "Outcome", "execute", "perform", "run_many", "run_one", "RunFailed"]
 
@@ -327,22 +328,20 @@ def _ray(attempts: _Attempts, address: str | None, resources: dict[str, float]) 
 
 def execute(
     units: list[Unit],
-    jobs: int = 1,
-    backend: str = "local",
-    address: str | None = None,
-    retries: int = 0,
-    resources: dict[str, float] | None = None,
+    how: Execution | None = None,
+    *,
     progress: bool = True,
     desc: str = "runs",
     fresh: bool = False,
     report: Callable[[Record], str | None] | None = None,
 ) -> Outcome:
     """The record of every unit: from the cache where it is there (unless ``fresh``),
-    else done in this process (``jobs=1``), in ``jobs`` local processes, or as Ray tasks
-    (``backend="ray"``, on the cluster at ``address``, each task asking ``resources``).
-    ``report(record)``: a line to print as each record arrives."""
+    else done as ``how`` says (see :class:`.Execution`): in this process (``jobs=1``), in
+    ``jobs`` local processes, or as Ray tasks. ``report(record)``: a line to print as each
+    record arrives."""
     from tqdm import tqdm
 
+    how = Execution() if how is None else how
     start = time.perf_counter()
     outcome = Outcome()
     todo: list[Unit] = []
@@ -363,14 +362,14 @@ def execute(
     _say_other_code(outcome.other_code)
     if todo:
         bar = tqdm(total=len(todo), desc=desc, unit="unit" if desc != "runs" else "run", disable=not progress)
-        attempts = _Attempts(todo, retries, outcome, bar, report)
+        attempts = _Attempts(todo, how.retries, outcome, bar, report)
         try:
-            if backend == "ray":
-                _ray(attempts, address, resources or {"num_cpus": 1, "num_gpus": 0})
-            elif jobs <= 1:
+            if how.backend == "ray":
+                _ray(attempts, how.address, how.task_resources)
+            elif how.jobs <= 1:
                 _in_process(attempts)
             else:
-                _local(attempts, jobs)
+                _local(attempts, how.jobs)
         finally:
             bar.close()
         outcome.failed = {k: v for k, v in attempts.errors.items() if k not in outcome.results}
@@ -384,15 +383,7 @@ def execute(
 
 
 def run_many(
-    settings: list[RunSettings],
-    jobs: int = 1,
-    backend: str = "local",
-    address: str | None = None,
-    retries: int = 0,
-    resources: dict[str, float] | None = None,
-    progress: bool = True,
-    desc: str = "runs",
+    settings: list[RunSettings], how: Execution | None = None, *, progress: bool = True, desc: str = "runs"
 ) -> Outcome:
     """The result of every settings (:func:`execute` of their :class:`RunUnit`)."""
-    units = [RunUnit(s) for s in settings]
-    return execute(units, jobs, backend, address, retries, resources, progress, desc)
+    return execute([RunUnit(s) for s in settings], how, progress=progress, desc=desc)

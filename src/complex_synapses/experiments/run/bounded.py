@@ -3,7 +3,7 @@ evenly spaced values where asked, for any method, without a chain.
 
 It is the chain's own bounded step with no hidden level (``n_beakers=0``), so a bounded
 network steps the same way whether or not a chain sits behind its weights; the bound and
-the grid are the options ``--bound`` and ``--levels`` that every method shares."""
+the grid are the options ``--bound`` and ``--grid-values`` (stored as ``levels``) that every method shares."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from typing import Any
 from ....errors import RunFailed
 from ...execution.cache import read_json, write_json, write_text
 from ...execution.runner import execute, run_many
+from ...execution.where import Execution
 from ...reports.figures import study_figure
 from ...reports.tables import study_csv, unit_line
 from ...run.methods import is_treatment
@@ -83,7 +84,7 @@ class StudyUnit:
         off_won = off_score is not None and off_score > tuned.value
         params = off if off_won else tuned.params
         runs = [config.settings(cell, method, params, s) for s in config.eval_seeds]
-        results = run_many(runs, jobs=1, progress=False).ordered(runs)
+        results = run_many(runs, progress=False).ordered(runs)
         return {
             "cell": cell,
             "method": method,
@@ -143,12 +144,12 @@ class StudyUnit:
                 tune(
                     base,
                     space,
-                    config.tune_seeds,
-                    config.trials_for(self.method),
-                    config.results_dir / "tuning" / f"{name}.db",
-                    name,
-                    config.startup_trials,
-                    seed,
+                    seeds=config.tune_seeds,
+                    trials=config.trials_for(self.method),
+                    path=config.results_dir / "tuning" / f"{name}.db",
+                    name=name,
+                    startup_trials=config.startup_trials,
+                    seed=seed,
                 ),
             )
             edges = at_edges(tuned.params, space)
@@ -202,18 +203,14 @@ def finished_units(config: StudyConfig) -> tuple[list[dict[str, Any]], dict[str,
 
 
 def run_study(
-    config: StudyConfig,
-    jobs: int = 1,
-    progress: bool = True,
-    backend: str = "local",
-    address: str | None = None,
-    resources: dict[str, float] | None = None,
+    config: StudyConfig, how: Execution | None = None, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Every (cell, method) unit through the runner (``jobs`` local processes, or Ray
-    tasks on the cluster at ``address``); the units in the config's order. RunFailed
+    """Every (cell, method) unit through the runner, as ``how`` says (local processes, or
+    Ray tasks; by default in this process, a failed unit not tried again: its tuning is
+    long, and a failure says something); the units in the config's order. RunFailed
     naming the first unit that failed, after the others have finished."""
     units = [StudyUnit(config, c, m) for c, m in config.units()]
-    outcome = execute(units, jobs, backend, address, 0, resources, progress, desc="study", report=unit_line)
+    outcome = execute(units, how, progress=progress, desc="study", report=unit_line)
     return outcome.ordered(units)
 
 

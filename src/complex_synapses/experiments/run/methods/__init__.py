@@ -42,7 +42,8 @@ class Option:
     declares it checks it, and a run whose methods do not declare it keeps it in its
     options (and stamp) where it is set. ``added``: added to a method after the first result files,
     left out of stamps and ``args`` at its default, so that earlier results keep their
-    names."""
+    names. ``flag``: the command line's name where it is not the key's (the key's own
+    flag stays an alias: stored ``args`` and study files use it)."""
 
     default: Any
     help: str
@@ -52,15 +53,21 @@ class Option:
     low_open: bool = False
     high: float | None = None
     both: bool = False
-    shared: bool = False  # applies to the hidden weights whatever method runs (--bound, --levels)
+    shared: bool = False  # applies to the hidden weights whatever method runs (--bound, --grid-values)
     added: bool = False  # added after the first result files: left out of stamps and args at its default
+    flag: str | None = None  # the command line's name, where it is not the key's (e.g. grid-values)
+
+    def flags(self, name: str) -> list[str]:
+        """The command line's flags of option ``name``: its own first, the key's as an alias."""
+        key = f"--{name.replace('_', '-')}"
+        return [f"--{self.flag}", key] if self.flag else [key]
 
     def default_for(self, scenario: str) -> Any:
         return self.default[scenario] if isinstance(self.default, dict) else self.default
 
     def check(self, name: str, value: Any) -> Any:
         """``value`` as this option's type; ValueError naming ``--name`` and what is allowed."""
-        flag = f"--{name.replace('_', '-')}"
+        flag = self.flags(name)[0]
         if self.type is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"{flag} must be true or false, got {value!r}")

@@ -18,7 +18,8 @@ MAX_BEAKERS = 32
 
 
 def chain_setting(values: dict[str, Any]) -> ChainSetting:
-    """The chain that the method's option values describe (the grid is ``--levels``)."""
+    """The chain that the method's option values describe (the grid is ``--grid-values``,
+    kept under its stored key ``levels``)."""
     return ChainSetting(
         n_beakers=values["beakers"],
         alpha=values["alpha"],
@@ -72,6 +73,7 @@ class ComplexSynapseMethod(Method):
             int,
             low=2,
             shared=True,
+            flag="grid-values",
         ),
         "readout": Option(
             "first",
@@ -90,7 +92,7 @@ class ComplexSynapseMethod(Method):
     @classmethod
     def check(cls, values, optimizer_class) -> None:
         """The chain as a whole, and lr time's need of the base's step size."""
-        setting = chain_setting(values).validate(grid_name="levels")
+        setting = chain_setting(values).validate(grid_name="--grid-values")
         try:
             check_readout(values["readout"], values["beakers"])
         except ValueError as e:
