@@ -1,35 +1,53 @@
 """The README and the documentation site: the README is short and every link in it
 resolves; every ``complex-synapses`` command line in them parses with the command's own
-parser and every ``make`` target exists. (Their Python
-blocks run as tests of their own, through Sybil: see the repository's conftest.py.)"""
+parser, and runs here (in a temporary folder, on the embedded digits) unless its block
+is marked ``<!-- shown, not run -->`` because it takes minutes or a cluster; the numbers
+a page shows after a command that runs are the ones it prints; every ``make`` target
+exists. (Their Python blocks run as tests of their own, through Sybil: see the
+repository's conftest.py.) Lines of other programs (pip, ray, git, python scripts of
+studies) are shown only."""
 
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+import torch
 
-from complex_synapses.cli import build_parser
+from complex_synapses.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```", re.M | re.S)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+SHOWN = "<!-- shown, not run"
+NUMBER = re.compile(r"-?\d+\.\d+")
 
 
-def shell_lines(page: Path) -> list[str]:
-    """The command lines of a page's shell blocks (fences with no language, or
-    console / bash / sh), continuation lines joined and comments removed."""
-    lines = []
-    for lang, body in FENCE.findall(page.read_text()):
+def shell_blocks(page: Path) -> list[tuple[list[list[str]], bool, str]]:
+    """The shell blocks of a page (fences with no language, or console / bash / sh):
+    their command lines (continuation lines joined, comments removed), whether the block
+    is marked shown-only, and the page's text after the block up to the next fence."""
+    text = page.read_text()
+    out = []
+    for m in FENCE.finditer(text):
+        lang, body = m.group(1), m.group(2)
         if lang not in ("", "console", "bash", "sh", "shell"):
             continue
+        lines = []
         for line in body.replace("\\\n", " ").splitlines():
             line = line.strip().removeprefix("$ ")
             words = shlex.split(line, comments=True) if line else []
             if words:
                 lines.append(words)
-    return lines
+        shown = text[: m.start()].rstrip().endswith("-->") and SHOWN in text[: m.start()].rstrip()[-200:]
+        after = text[m.end() :].split("```", 1)[0]
+        out.append((lines, shown, after))
+    return out
+
+
+def shell_lines(page: Path) -> list[list[str]]:
+    return [words for lines, _, _ in shell_blocks(page) for words in lines]
 
 
 def commands(prog: str) -> list:
@@ -62,6 +80,60 @@ def test_every_command_line_parses(argv):
     assert args.command
 
 
+def shown_output(after: str) -> list[str]:
+    """The numbers of the indented block (the output a page shows) right after a command."""
+    block = []
+    for line in after.lstrip("\n").splitlines():
+        if line.startswith("    ") or (block and not line.strip()):
+            block.append(line)
+        else:
+            break
+    return [n for line in block if "%" in line or "SEM" in line for n in NUMBER.findall(line)]
+
+
+def runnable() -> list:
+    return [
+        pytest.param(
+            words[1:],
+            shown_output(after) if words is lines[-1] else [],
+            id=f"{page.name}: {' '.join(words)[:70]}",
+        )
+        for page in PAGES
+        for lines, shown, after in shell_blocks(page)
+        if not shown
+        for words in lines
+        if words[0] == "complex-synapses"
+    ]
+
+
+@pytest.mark.parametrize("argv,numbers", runnable())
+def test_every_command_not_marked_shown_runs_and_prints_what_the_page_shows(
+    argv, numbers, tmp_path, monkeypatch, capsys
+):
+    """In a fresh folder, on one thread (the tutorial's outputs were made so; the thread
+    count changes the last bits of float sums)."""
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # --help
+        code = exc.code
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert code == 0, f"complex-synapses {' '.join(argv)}"
+    printed = set(NUMBER.findall(out))
+    missing = [n for n in numbers if n not in printed]
+    assert not missing, f"the page shows {missing}, the command printed:\n{out[-2000:]}"
+
+
+def test_the_tutorial_runs_its_commands_and_checks_their_numbers():
+    """The tutorial's commands are not shown-only, and each shows what it prints."""
+    steps = [p for p in runnable() if p.id.startswith("tutorial.md")]
+    assert len(steps) >= 3 and all(p.values[1] for p in steps)
+
+
 @pytest.mark.parametrize("argv", commands("make"))
 def test_every_make_target_exists(argv):
     makefile = (ROOT / "Makefile").read_text()
@@ -92,3 +164,23 @@ def test_every_link_resolves(page):
         assert file.exists(), f"{page.name}: {target}"
         if anchor:
             assert anchor in anchors(file), f"{page.name}: {target}"
+
+
+def test_the_result_files_page_names_every_key_a_run_writes_and_every_study_column(tmp_path, capsys):
+    """docs/results.md against a real result (with the optional keys: validation,
+    relearning) and the registered study's CSV header."""
+    import csv
+    import json
+
+    page = (ROOT / "docs" / "results.md").read_text()
+    named = set(re.findall(r"`([\w.-]+)`", page))
+    argv = ["run", "--dataset", "digits", "--iters", "5", "--tasks", "2", "--validation", "0.1"]
+    argv += ["--rounds", "2", "--no-gpus", "--results-dir", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    keys = set(result) | set(result["accuracy"]) | set(result["curves"]) | set(result["versions"])
+    keys |= set(result["relearning"]) | set(result["validation"])
+    assert keys - named == set()
+    with open(ROOT / "docs" / "results" / "study.csv") as f:
+        columns = next(csv.reader(f))
+    assert set(columns) - named == set()

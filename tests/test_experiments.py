@@ -167,6 +167,18 @@ def test_compare_caches_and_reports_paired_statistics(tmp_path, capsys):
     assert again["runs_made"] == 0 and again["methods"] == summary["methods"]
 
 
+def test_comparisons_whose_methods_differ_write_files_of_their_own(tmp_path, capsys):
+    """The same base and seeds with another --alpha for the chain: another summary and
+    another plot (they were once named by the base alone, and the second overwrote the
+    first)."""
+    base = ["compare", *common(tmp_path), "--methods", "none,cs", "--n-seeds", "1", "--json"]
+    first, second = (
+        json.loads(cli(capsys, *base, "--alpha", alpha)[1].strip().splitlines()[-1]) for alpha in ("10", "20")
+    )
+    assert first["summary_file"] != second["summary_file"] and first["plots"] != second["plots"]
+    assert all(Path(p).exists() for p in [first["summary_file"], second["summary_file"], *first["plots"]])
+
+
 def test_compare_in_parallel_processes_gives_the_same_numbers(tmp_path, capsys):
     base = ["compare", *common(tmp_path), "--n-seeds", "2", "--json"]
     _, out, _ = cli(capsys, *base, "--results-dir", str(tmp_path / "serial"))

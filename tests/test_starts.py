@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from complex_synapses.cli import main
+from complex_synapses.experiments.designs.search_space import parse_space
 from complex_synapses.experiments.designs.study import StudyUnit, load_study
-from complex_synapses.experiments.designs.tuning import parse_space, tune, validation_score
+from complex_synapses.experiments.designs.tuning import tune, validation_score
 from complex_synapses.experiments.execution.cache import read_json
 from complex_synapses.experiments.execution.runner import execute
 from complex_synapses.experiments.execution.where import Execution

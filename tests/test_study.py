@@ -12,8 +12,9 @@ import torch
 
 from complex_synapses.cli import build_parser, main
 from complex_synapses.cli.common import settings as cli_settings
+from complex_synapses.experiments.designs.search_space import parse_space
 from complex_synapses.experiments.designs.study import load_study
-from complex_synapses.experiments.designs.tuning import parse_space, tune
+from complex_synapses.experiments.designs.tuning import tune
 from complex_synapses.experiments.execution.cache import read_json, result_path
 from complex_synapses.experiments.reports.stats import holm, paired
 from complex_synapses.experiments.reports.tables import CSV_COLUMNS, csv_columns
@@ -352,7 +353,7 @@ def test_the_edge_rule_fires_on_a_range_that_binds():
     """A tuned value within 5% of an end of its range (on the range's scale) binds; the
     widened range moves that end out by half its span, on its scale, and no further than
     the option allows."""
-    from complex_synapses.experiments.designs.tuning import at_edges, widened
+    from complex_synapses.experiments.designs.search_space import at_edges, widened
 
     space = parse_space(
         {
@@ -379,7 +380,7 @@ def test_a_factor_dimension_keeps_beta_above_alpha_however_far_alpha_reaches():
     factor of an unknown option is refused."""
     import optuna
 
-    from complex_synapses.experiments.designs.tuning import at_edges, corner, suggest
+    from complex_synapses.experiments.designs.search_space import at_edges, corner, suggest
 
     space = parse_space(
         {

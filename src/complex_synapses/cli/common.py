@@ -241,6 +241,7 @@ def _add_method_options(p: argparse.ArgumentParser, compare: bool) -> None:
             alias = f" ({opt.flags(key)[1]}: its stored name)" if opt.flag else ""
             g.add_argument(
                 *opt.flags(key),
+                metavar=opt.flag.upper().replace("-", "_") if opt.flag else None,
                 type=opt.type,
                 choices=choices,
                 default=None,

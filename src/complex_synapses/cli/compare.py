@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 from pathlib import Path
 
 from ..data import EXPERIMENTS, SCENARIOS
@@ -97,6 +99,12 @@ def _check(base: RunSettings, n_seeds: int, jobs: int) -> list[int]:
     return list(range(base.seed, base.seed + n_seeds))
 
 
+def _runs_digest(stamps: object) -> str:
+    """A short hash of every run's stamp: two comparisons of the same base and seeds whose
+    methods differ in a setting (the chain's alpha) write files of their own."""
+    return hashlib.sha256(json.dumps(stamps, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def run_compare(
     base: RunSettings,
     split: dict[str, str] | str,
@@ -129,6 +137,7 @@ def run_compare(
     summary["wall_time_s"] = {m: [r["wall_time_s"] for r in rs] for m, rs in results.items()}
     suffix = "-".join(map(str, split.values()))
     name = f"compare--{base.replace(seed=seeds[0]).stamp()}--n{n_seeds}" + (f"-{suffix}" if suffix else "")
+    name += f"--{_runs_digest(summary['stamps'])}"  # the methods' settings: another --alpha, another file
     summary["plots"] = [
         str(p) for p in compare_figure(summary, title, Path(base.plot_dir) / name, pdf=base.pdf)
     ]
@@ -176,6 +185,7 @@ def matrix(args: argparse.Namespace) -> int:
     base.check_outputs()
     result = run_matrix(base, variants, experiments, scenarios, seeds, jobs=args.jobs)
     tag = base.replace(experiment="matrix", scenario="all", seed=seeds[0]).stamp().split("--")[-1]
+    tag += f"-{_runs_digest(result['stamps'])}"
     name = f"matrix--{base.dataset}-i{base.iters}-n{args.n_seeds}" + (f"-{unit}" if unit else "") + f"--{tag}"
     title = (
         f"{base.dataset}: {base.tasks} tasks x {base.iters} iterations, {base.optimizer} lr {base.lr:g}, "

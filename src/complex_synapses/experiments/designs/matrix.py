@@ -30,6 +30,7 @@ def run_matrix(
         "methods": [v.name for v in variants],
         "cells": {},
         "runs_made": n_run,
+        "stamps": [r["stamp"] for r in flat],
     }
     for e, sc in cells:
         results = {v.name: [] for v in variants}

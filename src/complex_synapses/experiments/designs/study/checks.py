@@ -10,7 +10,7 @@ from typing import Any
 
 from ...run.methods import is_treatment
 from ...run.settings import OptionError
-from ..tuning import corner, drawn
+from ..search_space import corner, drawn
 from .config import StudyConfig
 
 __all__ = ["check_task_order", "check_baselines", "check_validation", "check_cells_have"]

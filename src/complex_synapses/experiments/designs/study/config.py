@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ...run.settings import RunSettings
-from ..tuning import Param
+from ..search_space import Param
 
 __all__ = ["MethodSpec", "StudyConfig"]
 

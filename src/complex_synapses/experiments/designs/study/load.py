@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ...run.settings import OptionError
+from ..search_space import parse_space
 from ..toml_files import check_keys, check_sections, read_toml, seed_list, setting_keys
-from ..tuning import parse_space
 from .checks import check_smallest_gain, check_study
 from .config import MethodSpec, StudyConfig
 

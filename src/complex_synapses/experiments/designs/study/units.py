@@ -24,7 +24,8 @@ from ...reports.tables import study_csv, unit_line
 from ...run.methods import is_treatment
 from ...run.provenance import code_version
 from ...run.settings import OptionError, RunSettings
-from ..tuning import Param, Tuned, at_edges, corner, record_range, tune, validation_score, widened
+from ..search_space import Param, at_edges, corner, record_range, widened
+from ..tuning import Tuned, tune, validation_score
 from .config import StudyConfig
 from .fallbacks import best_of_rounds, off_point
 
@@ -130,7 +131,7 @@ class StudyUnit:
         return off_point(self.config, self.method, read_json(path)["params"])
 
     def _tune(self) -> Tuning:
-        """Tune; while a tuned value binds (:func:`.tuning.at_edges`), widen its range where the option
+        """Tune; while a tuned value binds (:func:`.search_space.at_edges`), widen its range where the option
         allows and tune again, up to ``widen_rounds`` times. The last tuning with the best of every round
         (:func:`.fallbacks.best_of_rounds`), its space, the values still at an edge, and the widenings."""
         config, method, key = self.config, self.method, self.search_key
