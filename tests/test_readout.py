@@ -47,6 +47,42 @@ def test_the_mean_readout_weighs_the_levels_by_capacity():
     assert c.sum() == pytest.approx(1.0) and np.all(np.diff(c) > 0)  # the slow levels weigh most
 
 
+@pytest.mark.parametrize("n", [3, 5])
+def test_the_mean_readout_is_adam_at_a_smaller_learning_rate(n):
+    """An identity, not a finding: the flows between levels conserve sum_k C_k u_k, so
+    the capacity-weighted mean moves only by C_1 / sum C times the base's update and by
+    the leak at beta. With the leak negligible (beta 1e12 iterations), a network read
+    out by the mean steps exactly as plain Adam at lr C_1 / sum C (float64, 40 steps),
+    whatever the chain's alpha and length."""
+    alpha, beta, lr = 3.0, 1e12, 0.5
+    c1 = float(readout_coefficients("mean", n, alpha, beta)[0])
+    start = torch.linspace(-0.5, 0.7, 7, dtype=torch.float64)
+    read, plain = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    opt = ReadoutSynapse([read], torch.optim.Adam, readout="mean", lr=lr, n_beakers=n, alpha=alpha, beta=beta)
+    adam = torch.optim.Adam([plain], lr=lr * c1)
+    target = torch.linspace(1.0, -1.0, 7, dtype=torch.float64)
+    for _ in range(40):
+        for w, o in ((read, opt), (plain, adam)):
+            o.zero_grad()
+            ((w - target) ** 2 * torch.arange(1, 8)).sum().backward()  # gradients at the readout
+            o.step()
+    moved = (plain - start).abs().max()
+    assert moved > 1e-6  # it did move: the comparison is not of two still weights
+    # apart from the leak: at most g_n |u_n| / sum C a step (about 1e-12 here), 40 steps
+    constants = chain_constants(n, alpha, beta)
+    leak = 40 * constants.g[-1] / constants.C.sum() * 2.0  # |u_n| < 2 throughout
+    difference = float((read - plain).abs().max())
+    assert difference <= leak and difference < 1e-5 * float(moved)
+    # the same chain read out by its first level is not Adam at any one learning rate
+    first = torch.nn.Parameter(start.clone())
+    chained = ComplexSynapse([first], torch.optim.Adam, lr=lr, n_beakers=n, alpha=alpha, beta=beta)
+    for _ in range(40):
+        chained.zero_grad()
+        ((first - target) ** 2 * torch.arange(1, 8)).sum().backward()
+        chained.step()
+    assert not torch.allclose(first, plain, atol=1e-3 * float(moved))
+
+
 def test_the_first_level_readout_is_the_plain_chain():
     a, b = (torch.nn.Parameter(torch.linspace(-1, 1, 6)) for _ in range(2))
     plain = ComplexSynapse([a], torch.optim.Adam, lr=0.01, **CHAIN)

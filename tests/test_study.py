@@ -635,3 +635,54 @@ def test_a_unit_keeps_each_seeds_relearning_and_the_table_its_mean():
     rows = {r["method"]: r for r in analyse(units)}
     assert rows["none"]["relearning_steps"] == 5.0 and math.isnan(rows["ema"]["relearning_steps"])
     assert "relearning_steps" in csv_columns()
+
+
+def test_transfer_and_forgetting_as_the_field_defines_them():
+    """BWT (Lopez-Paz & Ranzato), forgetting from each task's best (Chaudhry; Mammoth's
+    computation) and the project's forgetting (-BWT, Avalanche's StreamForgetting), by hand."""
+    from complex_synapses.experiments.run.metrics import learning_and_forgetting, transfer
+
+    m = [[0.9, 0.1, 0.1], [0.7, 0.8, 0.1], [0.8, 0.5, 0.95]]  # task 1 dips, then recovers
+    got = transfer(m)
+    assert got["bwt"] == pytest.approx(((0.8 - 0.9) + (0.5 - 0.8)) / 2)
+    assert got["max_forgetting"] == pytest.approx(((0.9 - 0.8) + (0.8 - 0.5)) / 2)
+    assert learning_and_forgetting(m)["forgetting"] == pytest.approx(-got["bwt"])
+    # a task that ends above its first accuracy: negative forgetting, no max-forgetting
+    up = transfer([[0.5, 0.0], [0.7, 0.9]])
+    assert up["bwt"] == pytest.approx(0.2) and up["max_forgetting"] == 0.0
+    assert transfer([[0.5]]) == {} and transfer([[0.5, 0.5]]) == {}
+
+
+def test_retention_points_are_ages_after_each_tasks_training():
+    from complex_synapses.experiments.run.metrics import retention_points
+
+    iters, evals = 10, [0, 5, 10, 15, 20, 25, 30]
+    curves = [[0.1, 0.5, 0.9, 0.8, 0.7, 0.6, 0.5], [0.1] * 3 + [0.6, 0.9, 0.8, 0.7], [0.1] * 7]
+    points = retention_points(evals, curves, iters)
+    assert points[:4] == [(0, 5, 0.8), (0, 10, 0.7), (0, 15, 0.6), (0, 20, 0.5)]
+    assert points[4:] == [(1, 5, 0.8), (1, 10, 0.7)]  # the last task has no age yet
+
+
+@pytest.mark.parametrize("law", ["power", "exponential"])
+def test_a_retention_fit_recovers_its_law_and_tells_the_two_apart(law):
+    """Synthetic retention curves, 12 tasks with noise of their own: a power law of
+    exponent 0.5 is recovered inside its interval and judged a power law; an exponential
+    of timescale 400 is judged one."""
+    from complex_synapses.experiments.reports.retention import fit_retention
+
+    rng = np.random.default_rng(3)
+    ages = np.tile(np.geomspace(10, 5000, 15), 12)
+    tasks = np.repeat(np.arange(12), 15)
+    if law == "power":
+        excess = 0.8 * (ages / 10) ** -0.5
+    else:
+        excess = 0.8 * np.exp(-ages / 400)
+    accuracy = 0.1 + excess * np.exp(rng.normal(0, 0.05, len(ages)) + rng.normal(0, 0.05, 12)[tasks])
+    fit = fit_retention(tasks, ages, accuracy, chance=0.1, n_boot=300)
+    assert fit.better == law and fit.n_tasks == 12
+    if law == "power":
+        assert fit.exponent_ci[0] < 0.5 < fit.exponent_ci[1] and abs(fit.exponent - 0.5) < 0.03
+    else:
+        assert 300 < fit.timescale < 550
+    with pytest.raises(ValueError, match="4 points above chance"):
+        fit_retention(tasks[:3], ages[:3], accuracy[:3], chance=0.1)

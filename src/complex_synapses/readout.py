@@ -18,7 +18,9 @@ chain relax and take the base's update as :class:`ComplexSynapse` does, then wri
 - ``"mean"``: :math:`c_k = C_k / \sum_j C_j`, the chain's content per unit of capacity
   (:math:`C_k` the capacities of :func:`~complex_synapses.chain.chain_constants`), the
   quantity the flows between levels conserve: it moves only by the base's updates,
-  weighted :math:`C_1 / \sum C`, and by the leak at beta;
+  weighted :math:`C_1 / \sum C`, and by the leak at beta. So it is an identity, not a
+  memory: the base optimizer at learning rate :math:`\mathrm{lr}\, C_1 / \sum C` with a
+  slow decay (``tests/test_readout.py`` shows it step for step); kept for that check;
 - an integer k in 1..n: level k.
 
 Why: the literature's gains from multi-timescale synapses come from reading out slow

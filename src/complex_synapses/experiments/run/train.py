@@ -20,7 +20,7 @@ from ...data import Protocol, build_protocol, carve_validation, load_dataset, st
 from ...errors import RunFailed
 from . import methods
 from .methods import Method
-from .metrics import learning_and_forgetting, relearning
+from .metrics import learning_and_forgetting, relearning, transfer
 from .network import Classifier, select_outputs
 from .optimizers import has_fused, optimizer_class
 from .provenance import versions
@@ -279,8 +279,8 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Train and test one model as ``settings`` say; return the result dict with
     ``settings``, ``stamp``, ``accuracy`` (``per_task``, ``average``, ``matrix``, and
-    with a task-based stream ``learning`` and ``forgetting``, see
-    :func:`.stats.learning_and_forgetting`),
+    with a task-based stream ``learning``, ``forgetting``, ``bwt`` and ``max_forgetting``,
+    see :mod:`.metrics`),
     ``curves``, ``wall_time_s``, ``train_time_s`` and ``versions``. RunFailed where the
     run diverges (its loss becomes NaN or infinite)."""
     from tqdm import tqdm
@@ -308,6 +308,7 @@ def run_experiment(
             "average": float(np.mean(per_task)),
             "matrix": matrix,
             **learning_and_forgetting(matrix),
+            **transfer(matrix),
         },
         "curves": curves.data,
         "wall_time_s": time.perf_counter() - start,

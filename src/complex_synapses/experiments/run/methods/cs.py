@@ -78,7 +78,8 @@ class ComplexSynapseMethod(Method):
         "readout": Option(
             "first",
             "the weight the network computes with: the first level (the chain as published), the "
-            "slowest (last), the capacity-weighted mean of the levels (mean) or level K (cs)",
+            "slowest (last), the capacity-weighted mean of the levels (mean: the base optimizer at "
+            "lr C_1/sum C by construction, not a memory) or level K (cs)",
             str,
             added=True,
         ),
