@@ -155,6 +155,9 @@ def test_a_bound_and_grid_on_the_plain_optimizer(tmp_path, capsys):
         (["--weight-bits", "3"], "--weight-bits must be one of 1, 2, 4, 8, 32, got 3"),
         (["--weight-bits", "4"], "--weight-bits 4 needs --bound"),
         (["--float-activations"], "--float-activations is for 1-bit networks"),
+        (["--bn-per-task"], "--bn-per-task keeps each task's batch normalisation"),
+        (["--weight-bits", "1", "--bn-per-task", "--stream", "gradual"], "(--stream task-based, --rounds 1)"),
+        (["--weight-bits", "1", "--bn-per-task", "--rounds", "2"], "(--stream task-based, --rounds 1)"),
         (["--method", "meta", "--bound", "0.1"], "--bound: not with --method meta"),
         (["--method", "meta", "--optimizer", "sgd"], "--method meta is a metaplastic Adam"),
         (["--grid-values", "5"], "--grid-values needs a bound"),
@@ -171,3 +174,40 @@ def test_low_precision_options_that_do_not_apply_are_refused(tmp_path, capsys, a
     err = capsys.readouterr().err
     assert code == 2 and words in err, err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_task_norms_test_each_finished_task_with_its_own_batch_norm():
+    """Saved at a task's end, loaded to test it, the current ones restored after; a task
+    not finished is tested with the current ones."""
+    from complex_synapses.experiments.run.network import TaskNorms
+
+    net = Classifier(6, 3, fc_layers=2, fc_units=4, weight_bits=1)
+    norms = TaskNorms(net)
+    bn = norms.norms[0]
+    with torch.no_grad():
+        bn.weight.fill_(2.0)
+    norms.save()  # task 0 ends
+    with torch.no_grad():
+        bn.weight.fill_(5.0)
+    with norms.of_task(0):
+        assert torch.all(bn.weight == 2.0)
+    with norms.of_task(1):
+        assert torch.all(bn.weight == 5.0)
+    assert torch.all(bn.weight == 5.0)
+    with pytest.raises(ValueError, match="no batch normalisation"):
+        TaskNorms(Classifier(6, 3, fc_layers=2, fc_units=4))
+
+
+def test_per_task_batch_norm_changes_only_the_tests_of_finished_tasks():
+    """--bn-per-task (Laborieux et al.'s protocol): the same training, so the same
+    accuracy of each task right after it and of the task being trained; the old tasks
+    tested with their own batch normalisation. A stamp of its own; the default's unchanged."""
+    common = dict(experiment="permMNIST", dataset="digits", scenario="domain", tasks=3, iters=40)
+    common |= dict(fc_units=32, weight_bits=1, lr=0.005, method="meta", device=str(DEVICE))
+    shared = run_experiment(RunSettings.make(**common), progress=False)
+    own = run_experiment(RunSettings.make(**common, bn_per_task=True), progress=False)
+    a, b = shared["accuracy"]["matrix"], own["accuracy"]["matrix"]
+    for i in range(3):
+        assert a[i][i:] == b[i][i:]  # the task just trained and those not yet trained
+    assert any(a[i][j] != b[i][j] for i in range(3) for j in range(i))
+    assert "-bnpertask" in own["stamp"] and "bnpertask" not in shared["stamp"]

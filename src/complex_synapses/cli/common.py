@@ -89,6 +89,13 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
             None,
         ),
         ("float_activations", "a 1-bit network with ReLU units instead of sign units", None),
+        (
+            "bn_per_task",
+            "test each task with the batch normalisation parameters saved at the end of that task, as "
+            "Laborieux et al.'s code does: the test then uses the task's identity, a protocol of its own "
+            "beside Domain-IL (networks below 32 bits, a task-based stream)",
+            None,
+        ),
     ],
     "training": [
         ("lr", "learning rate", None),

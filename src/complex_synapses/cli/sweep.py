@@ -19,9 +19,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "sweep",
         help="a grid / random search over run options, locally or on a Ray cluster",
-        description="Run every combination in CONFIG.toml (see complex_synapses/experiments/sweep.py for the "
-        "format) through the result cache; retry failed runs; print a summary table and draw a heat map over "
-        "two settings.",
+        description="Run every combination in CONFIG.toml (see complex_synapses/experiments/designs/sweep.py "
+        "for the format) through the result cache; retry failed runs; print a summary table and draw a heat "
+        "map over two settings.",
     )
     p.add_argument("config", help="the sweep's TOML file")
     add_cluster_options(p)

@@ -139,6 +139,11 @@ def _check_precision(s: RunFields) -> None:
         raise OptionError(f"--weight-bits must be one of {allowed}, got {s.weight_bits}")
     if s.float_activations and s.weight_bits != 1:
         raise OptionError("--float-activations is for 1-bit networks (sign units): add --weight-bits 1")
+    if s.bn_per_task and (s.weight_bits == 32 or s.stream != "task-based" or s.rounds > 1):
+        raise OptionError(
+            "--bn-per-task keeps each task's batch normalisation: it needs a network that has one "
+            "(--weight-bits below 32) and tasks that each come once (--stream task-based, --rounds 1)"
+        )
     if 1 < s.weight_bits < 32 and s.option("bound") is None:
         raise OptionError(f"--weight-bits {s.weight_bits} needs --bound: the weights lie in [-bound, bound]")
 

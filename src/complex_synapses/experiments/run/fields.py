@@ -29,6 +29,7 @@ ADDED_FIELDS = {
     "task_order": "original",
     "validation": 0.0,
     "rounds": 1,
+    "bn_per_task": False,
 }
 
 
@@ -54,6 +55,7 @@ class RunFields:
     singlehead: bool = False
     weight_bits: int = 32  # below 32: a network that computes with quantized hidden weights (network.py)
     float_activations: bool = False  # a 1-bit network with ReLU units instead of sign units
+    bn_per_task: bool = False  # test each task with its own batch normalisation (Laborieux et al.'s protocol)
     lr: float = 0.001
     optimizer: str = "adam"
     decay: float = 0.0

@@ -17,6 +17,8 @@ the hidden weights, which the gradient reaches through the straight-through esti
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor, nn
 
@@ -175,3 +177,40 @@ def select_outputs(
     if active is not None:
         return logits[:, :active]
     return logits
+
+
+class TaskNorms:
+    """Each finished task's batch normalisation parameters, to test that task with them:
+    Laborieux et al.'s code (``--scenario task``) saves every BatchNorm's state at the end
+    of each task and loads a task's own when it tests that task, so the test uses the
+    task's identity (a protocol of its own beside Domain-IL; ``--bn-per-task``). A task not
+    yet finished is tested with the current parameters."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not self.norms:
+            raise ValueError("the network has no batch normalisation to keep per task")
+        self.saved: list[list[dict[str, Tensor]]] = []
+
+    def _state(self) -> list[dict[str, Tensor]]:
+        return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in self.norms]
+
+    def save(self) -> None:
+        """Keep the current parameters as the task just finished's."""
+        self.saved.append(self._state())
+
+    @contextlib.contextmanager
+    def of_task(self, task: int):
+        """Within the block, the network's batch normalisation is task ``task``'s (saved
+        at its end; the current one where it has not finished), restored after."""
+        if task >= len(self.saved):
+            yield
+            return
+        current = self._state()
+        for m, state in zip(self.norms, self.saved[task]):
+            m.load_state_dict(state)
+        try:
+            yield
+        finally:
+            for m, state in zip(self.norms, current):
+                m.load_state_dict(state)

@@ -105,6 +105,7 @@ class RunSettings(RunFields):
         model = f"fc{self.fc_layers}x{self.fc_units}{'-single' if self.singlehead else ''}"
         if self.weight_bits != 32:
             model += f"-w{self.weight_bits}" + ("-floatact" if self.float_activations else "")
+            model += "-bnpertask" if self.bn_per_task else ""
         train = f"lr{self.lr:g}-{self.optimizer}" + (f"-decay{self.decay:g}" if self.decay else "")
         values = self.resolved_options()
         tags = [get_method(p).tag(values) for p in self.method_spec.split("+") if p != "none"]

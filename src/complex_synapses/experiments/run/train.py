@@ -6,6 +6,7 @@ the command line writes it to JSON.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -21,7 +22,7 @@ from ...errors import RunFailed
 from . import methods
 from .methods import Method
 from .metrics import learning_and_forgetting, relearning, transfer
-from .network import Classifier, select_outputs
+from .network import Classifier, TaskNorms, select_outputs
 from .optimizers import has_fused, optimizer_class
 from .provenance import versions
 from .settings import RunSettings
@@ -194,25 +195,32 @@ def _needed(settings: RunSettings, eval_due: bool, matrix_due: bool) -> int:
 
 
 def _test(
-    model, method: Method, full_rows: list[torch.Tensor | None], n: int, protocol: Protocol
+    model,
+    method: Method,
+    full_rows: list[torch.Tensor | None],
+    n: int,
+    protocol: Protocol,
+    norms: TaskNorms | None = None,
 ) -> list[torch.Tensor]:
     """Per-sample correctness on the first ``n`` (0: all) of each task's test samples in
-    the order ``full_rows`` (None: the test set's own), as ``method`` evaluates. One pass
+    the order ``full_rows`` (None: the test set's own), as ``method`` evaluates (with
+    ``norms``: each task with its own batch normalisation, ``--bn-per-task``). One pass
     serves the curves and the accuracy matrix where both fall on one step (both read
     prefixes of ``full_rows``); a sample's logits do not depend on which others share its
     batch (checked on CPU)."""
     model.eval()
     with method.evaluating(model):
-        flags = [
-            correct(model, protocol, t, rows[:n] if n and rows is not None else rows)
-            for t, rows in enumerate(full_rows)
-        ]
+        flags = []
+        for t, rows in enumerate(full_rows):
+            with norms.of_task(t) if norms is not None else contextlib.nullcontext():
+                flags.append(correct(model, protocol, t, rows[:n] if n and rows is not None else rows))
     model.train()
     return flags
 
 
-def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[list[float]]:
+def _train(settings, protocol, model, optimizer, method, curves, bar, norms=None) -> list[list[float]]:
     """The training loop; returns the accuracy matrix after each task (task-based stream).
+    ``norms``: each finished task's batch normalisation kept, and used to test it.
     RunFailed where the loss stops being finite."""
     device = next(model.parameters()).device
     forward = training_forward(model, settings)
@@ -262,12 +270,15 @@ def _train(settings, protocol, model, optimizer, method, curves, bar) -> list[li
         eval_due = it % settings.eval_log == 0 or it == total
         matrix_due = kind == "task-based" and it % settings.iters == 0
         if eval_due or matrix_due:
-            flags = _test(model, method, curves.full_rows, _needed(settings, eval_due, matrix_due), protocol)
+            needed = _needed(settings, eval_due, matrix_due)
+            flags = _test(model, method, curves.full_rows, needed, protocol, norms)
             if eval_due:
                 curves.record(it, seen_tasks + 1, [accuracy(f, settings.eval_n) for f in flags])
             if matrix_due:
                 matrix.append([accuracy(f, settings.matrix_n) for f in flags])
                 method.after_task(model, protocol, current_task)
+                if norms is not None:
+                    norms.save()
         bar.update()
     return matrix
 
@@ -293,13 +304,14 @@ def run_experiment(
     train_start = time.perf_counter()
     total = settings.iters * protocol.n_tasks * settings.rounds
     # Closed before an error or Ctrl-C goes on up: no bar is drawn after the message.
+    norms = TaskNorms(model) if settings.bn_per_task else None
     with tqdm(total=total, disable=not progress, desc=settings.experiment, unit="it", mininterval=0.5) as bar:
-        matrix = _train(settings, protocol, model, optimizer, method, curves, bar)
+        matrix = _train(settings, protocol, model, optimizer, method, curves, bar, norms)
     train_time = time.perf_counter() - train_start
     if len(matrix) == protocol.n_tasks and not settings.matrix_n:
         per_task = matrix[-1]  # every test sample, with the final weights: the same counts
     else:
-        per_task = [accuracy(f) for f in _test(model, method, [None] * protocol.n_tasks, 0, protocol)]
+        per_task = [accuracy(f) for f in _test(model, method, [None] * protocol.n_tasks, 0, protocol, norms)]
     result = {
         "stamp": settings.stamp(),
         "settings": settings.as_dict(),
@@ -316,17 +328,21 @@ def run_experiment(
         "versions": versions(optimizer),
     }
     if settings.validation:
-        result["validation"] = _validation(model, method, protocol)
+        result["validation"] = _validation(model, method, protocol, norms)
     if settings.rounds > 1:
         d = curves.data
         result["relearning"] = relearning(matrix, d["eval_iters"], d["accuracy_per_task"], settings.iters)
     return result
 
 
-def _validation(model, method: Method, protocol: Protocol) -> dict[str, Any]:
-    """The final accuracy on each task's held-out training rows, as ``method`` evaluates."""
+def _validation(model, method: Method, protocol: Protocol, norms: TaskNorms | None = None) -> dict[str, Any]:
+    """The final accuracy on each task's held-out training rows, as ``method`` evaluates
+    (with ``norms``: each task with its own batch normalisation)."""
     model.eval()
+    per_task = []
     with method.evaluating(model):
-        per_task = [accuracy(correct(model, protocol, t, validation=True)) for t in range(protocol.n_tasks)]
+        for t in range(protocol.n_tasks):
+            with norms.of_task(t) if norms is not None else contextlib.nullcontext():
+                per_task.append(accuracy(correct(model, protocol, t, validation=True)))
     model.train()
     return {"per_task": per_task, "average": float(np.mean(per_task))}
