@@ -1,0 +1,61 @@
+"""The scripts under studies/ that turn result files into the docs' tables, on result
+files made here with known numbers."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from complex_synapses.experiments.run.settings import RunSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "studies" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_result(folder: Path, m: float, kept: bool, own: bool, seed: int, average: float) -> None:
+    settings = RunSettings.make(
+        experiment="permMNIST",
+        dataset="digits",
+        scenario="domain",
+        tasks=2,
+        weight_bits=1,
+        method="meta",
+        meta_m=m,
+        meta_keep_state=kept,
+        bn_per_task=own,
+        seed=seed,
+    )
+    per_task = [average - 0.1, average + 0.1]
+    accuracy = {"per_task": per_task, "average": average, "matrix": [[0.9, 0.1], per_task]}
+    accuracy |= {"learning": 0.9, "forgetting": 0.9 - per_task[0], "bwt": per_task[0] - 0.9}
+    result = {"stamp": settings.stamp(), "settings": settings.as_dict(), "accuracy": accuracy}
+    (folder / f"{settings.stamp()}.json").write_text(json.dumps(result))
+
+
+def test_positive_control_arms_table_contrasts_and_csv(tmp_path, capsys):
+    arms = script("positive_control_arms")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed, noise in enumerate([0.0, 0.01, -0.01]):
+        for kept in (False, True):
+            fake_result(runs, 0.0, kept, False, seed, 0.50 + 0.1 * kept + noise)
+            fake_result(runs, 1.35, kept, False, seed, 0.70 + noise / 2)
+    arms.main([str(runs), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert "| m 1.35, Adam reset, shared BN | 3 |" in out
+    assert "rule: m 1.35 - m 0, Adam reset, shared BN: +20.00" in out
+    assert "Adam kept - reset at m 0, shared BN: +10.00" in out
+    rows = (tmp_path / "out" / "positive-control-protocol.csv").read_text().splitlines()
+    assert len(rows) == 1 + 12 and rows[0].startswith("meta_m,adam_state,batch_norm,seed,args,average")
+    kept_row = next(r for r in rows if ",kept," in r)
+    assert "--meta-keep-state" in kept_row and "--bn-per-task" not in kept_row
+    assert (tmp_path / "out" / "positive-control-protocol.png").exists()
+    with pytest.raises(SystemExit, match="no 1-bit meta results"):
+        arms.main([str(tmp_path / "out"), "--out", str(tmp_path)])
