@@ -269,7 +269,7 @@ def test_one_test_pass_serves_the_curves_the_matrix_and_the_final_accuracy(tmp_p
 
     seen = []  # per test pass: the curves' and the whole tests' accuracies, evaluated apart
 
-    def checked(model, method, full_rows, n, protocol):
+    def checked(model, method, full_rows, n, protocol, norms=None):
         with method.evaluating(model):
             seen.append(
                 (
@@ -277,7 +277,7 @@ def test_one_test_pass_serves_the_curves_the_matrix_and_the_final_accuracy(tmp_p
                     [train.evaluate(model, protocol, t) for t in range(protocol.n_tasks)],
                 )
             )
-        return real(model, method, full_rows, n, protocol)
+        return real(model, method, full_rows, n, protocol, norms)
 
     real = train._test
     monkeypatch.setattr(train, "_test", checked)

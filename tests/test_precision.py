@@ -211,3 +211,69 @@ def test_per_task_batch_norm_changes_only_the_tests_of_finished_tasks():
         assert a[i][i:] == b[i][i:]  # the task just trained and those not yet trained
     assert any(a[i][j] != b[i][j] for i in range(3) for j in range(i))
     assert "-bnpertask" in own["stamp"] and "bnpertask" not in shared["stamp"]
+
+
+def _beaker_by_hand(w, grads, lr, m_meta, feedback, betas=(0.9, 0.999), eps=1e-8):
+    """Laborieux et al.'s Adam_bk, its equations in numpy (float64), for one weight matrix."""
+    import numpy as np
+
+    ratios, areas = (1e-2, 1e-3, 1e-4, 1e-5), (1.0, 2.0, 4.0, 8.0)
+    b = [w.copy() for _ in range(4)] + [np.zeros_like(w)]
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    for t, g in enumerate(grads, 1):
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+        step = lr * np.sqrt(1 - betas[1] ** t) / (1 - betas[0] ** t)
+        old = [x.copy() for x in b]
+        new_w = old[0] - step * m / (np.sqrt(v) + eps) + ratios[0] / areas[0] * (old[1] - old[0])
+        pull = old[3] - old[0]
+        new_w += np.where(pull * np.sign(old[3]) > 0, feedback * pull, 0.0)
+        for k in (1, 2, 3):
+            inflow = ratios[k - 1] / areas[k] * (old[k - 1] - old[k])
+            if k == 3:
+                gate = 1 - np.tanh(m_meta * old[k]) ** 2
+                inflow = np.where((old[k - 1] - old[k]) * old[k] < 0, inflow * gate, inflow)
+            b[k] = old[k] + inflow + ratios[k] / areas[k] * (old[k + 1] - old[k])
+        b[0] = new_w
+    return b
+
+
+@pytest.mark.parametrize("m_meta", [0.0, 1.35])
+def test_the_beaker_rule_by_hand(m_meta):
+    """Their Adam_bk's update, step by step (float64, 25 steps of gradients that push the
+    weights both ways, so that the feedback and the gate both act): the weight and every
+    beaker; a vector steps as plain Adam in their form."""
+    import numpy as np
+
+    from complex_synapses.experiments.run.methods.beaker import BeakerAdam
+
+    gen = torch.Generator().manual_seed(4)
+    w0 = torch.randn(3, 4, generator=gen, dtype=torch.float64) * 0.5
+    grads = [torch.randn(3, 4, generator=gen, dtype=torch.float64) * (1 if t < 12 else -3) for t in range(25)]
+    w = torch.nn.Parameter(w0.clone())
+    bias = torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))
+    opt = BeakerAdam([w, bias], lr=0.05, meta_m=m_meta, feedback=5e-3)
+    for g in grads:
+        w.grad, bias.grad = g.clone(), g[0].clone()
+        opt.step()
+    expected = _beaker_by_hand(w0.numpy(), [g.numpy() for g in grads], 0.05, m_meta, 5e-3)
+    np.testing.assert_allclose(w.detach().numpy(), expected[0], rtol=1e-12, atol=1e-14)
+    for got, want in zip(opt.state[w]["beakers"], expected[1:4]):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-14)
+    assert not np.allclose(expected[3], w0.numpy())  # the slow beakers moved
+    plain = MetaplasticAdam([torch.nn.Parameter(torch.zeros(4, dtype=torch.float64))], lr=0.05, meta_m=0.0)
+    q = plain.param_groups[0]["params"][0]
+    for g in grads:
+        q.grad = g[0].clone()
+        plain.step()
+    torch.testing.assert_close(bias.detach(), q.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_the_beaker_method_runs_a_binarized_network(tmp_path, capsys):
+    argv = ["run", "--dataset", "digits", "--iters", "20", "--weight-bits", "1", "--method", "beaker"]
+    argv += ["--beaker-m", "1.35", "--results-dir", str(tmp_path), "--no-gpus", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "beaker1.35-fb0.005" in result["stamp"] and 0 < result["accuracy"]["average"] <= 1
+    assert main([*argv[:-1], "--optimizer", "sgd"]) == 2
+    assert "--method beaker is an Adam" in capsys.readouterr().err

@@ -228,7 +228,7 @@ def _train(settings, protocol, model, optimizer, method, curves, bar, norms=None
     penalty, before, after = (method.uses(h) for h in ("penalty", "before_step", "after_step"))
     total = settings.iters * protocol.n_tasks * settings.rounds
     matrix: list[list[float]] = []
-    loss_sum, correct_sum, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    running = _Running(device)
     model.train()
     batches = stream(
         protocol, kind, settings.iters, settings.batch, settings.seed, settings.drift_window, settings.rounds
@@ -247,40 +247,63 @@ def _train(settings, protocol, model, optimizer, method, curves, bar, norms=None
         optimizer.step()
         if after:
             method.after_step(model)
-        # Summed on the device: no host synchronisation per step.
-        loss_sum += loss.detach()
-        correct_sum += (logits.detach().argmax(1) == batch.y).sum()
-        seen += len(batch.y)
+        running.add(loss, logits, batch.y)
         visit = (it - 1) // settings.iters  # tasks trained so far, less one (rounds: they come back)
         current_task = visit % protocol.n_tasks if kind != "random" else protocol.n_tasks - 1
         seen_tasks = min(visit, protocol.n_tasks - 1) if kind != "random" else current_task
         if it % settings.loss_log == 0 or it == total:
             n_batches = settings.loss_log if it % settings.loss_log == 0 else total % settings.loss_log
-            mean_loss, acc = loss_sum.item() / n_batches, correct_sum.item() / seen
-            if not math.isfinite(mean_loss):
-                raise RunFailed(
-                    f"the training loss became {mean_loss} by iteration {it} ({settings.stamp()}): the run "
-                    "diverged; try a smaller --lr, or --integrator exact"
-                )
+            mean_loss, acc = running.take(n_batches, it, settings)
             curves.loss(it, mean_loss, acc)
             bar.set_postfix(loss=f"{mean_loss:.3f}", acc=f"{acc:.3f}", task=current_task + 1, refresh=False)
-            loss_sum.zero_()
-            correct_sum.zero_()
-            seen = 0
         eval_due = it % settings.eval_log == 0 or it == total
         matrix_due = kind == "task-based" and it % settings.iters == 0
         if eval_due or matrix_due:
-            needed = _needed(settings, eval_due, matrix_due)
-            flags = _test(model, method, curves.full_rows, needed, protocol, norms)
+            flags = _test(
+                model, method, curves.full_rows, _needed(settings, eval_due, matrix_due), protocol, norms
+            )
             if eval_due:
                 curves.record(it, seen_tasks + 1, [accuracy(f, settings.eval_n) for f in flags])
             if matrix_due:
                 matrix.append([accuracy(f, settings.matrix_n) for f in flags])
-                method.after_task(model, protocol, current_task)
-                if norms is not None:
-                    norms.save()
+                _end_task(model, protocol, method, current_task, norms)
         bar.update()
     return matrix
+
+
+class _Running:
+    """The training loss and accuracy between two logs, summed on the device (no host
+    synchronisation per step), read and reset at each log."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.loss, self.correct, self.seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss += loss.detach()
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def take(self, n_batches: int, it: int, settings: RunSettings) -> tuple[float, float]:
+        """The mean loss over ``n_batches`` and the accuracy since the last log, then reset;
+        RunFailed where the loss is not finite."""
+        mean_loss, acc = self.loss.item() / n_batches, self.correct.item() / self.seen
+        if not math.isfinite(mean_loss):
+            raise RunFailed(
+                f"the training loss became {mean_loss} by iteration {it} ({settings.stamp()}): the run "
+                "diverged; try a smaller --lr, or --integrator exact"
+            )
+        self.loss.zero_()
+        self.correct.zero_()
+        self.seen = 0
+        return mean_loss, acc
+
+
+def _end_task(model, protocol: Protocol, method: Method, task: int, norms: TaskNorms | None) -> None:
+    """What follows the test at the end of a task: the method's own step (EWC's Fisher, a
+    new anchor, Adam afresh) and, with ``--bn-per-task``, the task's batch norm kept."""
+    method.after_task(model, protocol, task)
+    if norms is not None:
+        norms.save()
 
 
 def run_experiment(
