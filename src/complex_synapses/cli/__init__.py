@@ -4,6 +4,7 @@
 - ``compare``, ``matrix``, ``demo`` (:mod:`.compare`): methods over seeds;
 - ``sweep`` (:mod:`.sweep`): a grid / random search, locally or on Ray;
 - ``study`` (:mod:`.study`): every method tuned alike in every cell, tested on other seeds;
+- ``frontier`` (:mod:`.frontier`): every method over a fixed grid, no tuner;
 - ``simulate`` (:mod:`.simulate`): the synapse model itself.
 
 Every failure the user can fix ends in one line on stderr and a non-zero exit: 2 for
@@ -16,7 +17,7 @@ from __future__ import annotations
 import sys
 
 from ..experiments.run.settings import OptionError
-from . import compare, run, simulate, study, sweep
+from . import compare, frontier, run, simulate, study, sweep
 from .common import Parser
 
 __all__ = ["main", "build_parser"]
@@ -29,6 +30,7 @@ COMMANDS = {
     "simulate": simulate.command,
     "sweep": sweep.command,
     "study": study.command,
+    "frontier": frontier.command,
 }
 
 
@@ -43,6 +45,7 @@ def build_parser() -> Parser:
     simulate.add_parser(sub, Parser)
     sweep.add_parser(sub)
     study.add_parser(sub)
+    frontier.add_parser(sub)
     return parser
 
 

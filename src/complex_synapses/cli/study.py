@@ -17,9 +17,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "study",
         help="tune every method the same way (Optuna) in every cell, test on other seeds, compare",
-        description="Run the study in CONFIG.toml (format: complex_synapses/experiments/study.py). For "
-        "each cell and method: tune the method's search space with Optuna (multivariate TPE, median "
-        "pruning, stored in SQLite) on the tuning seeds, scoring the validation split, with trials in "
+        description="Run the study in CONFIG.toml (format: "
+        "complex_synapses/experiments/designs/study/load.py). For each cell and method: tune the "
+        "method's search space with Optuna (multivariate TPE, median pruning, stored in SQLite) on "
+        "the tuning seeds, scoring the validation split, with trials in "
         "proportion to its tuned options where the file says so; widen a range whose best value lies "
         "within 5% of an end and tune again (widen_rounds), keeping the best of every round; with "
         "start_from_baseline, also score the method's off point and keep the better; then run the "

@@ -223,3 +223,38 @@ def _search_curve(ax, unit: dict[str, Any]) -> None:
     if unit.get("off_score") is not None:
         won = unit.get("off_won", False)
         ax.plot([len(best) + 1], [100 * unit["off_score"]], "*" if won else "x", color=line.get_color(), ms=9)
+
+
+def frontier_figure(rows: list[dict[str, Any]], path: Path, title: str) -> list[Path]:
+    """The stability-plasticity plane, one panel per cell: each setting's learning accuracy
+    against its retention (old tasks' final accuracy), mean and SEM over seeds, one colour
+    per method, its non-dominated settings joined; `none` (its learning rates) in grey,
+    the reference a method must lie above."""
+    cells = list(dict.fromkeys(r["cell"] for r in rows))
+    fig, axes = _cell_panels(cells)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colors = {m: ("0.4" if m == "none" else f"C{i % 10}") for i, m in enumerate(methods)}
+    for ax, cell in zip(axes, cells):
+        for method in methods:
+            mine = [r for r in rows if r["cell"] == cell and r["method"] == method]
+            if not mine:
+                continue
+            x = 100 * np.array([r["learning"] for r in mine])
+            y = 100 * np.array([r["retention"] for r in mine])
+            xerr = 100 * np.nan_to_num(np.array([r["learning_sem"] for r in mine]))
+            yerr = 100 * np.nan_to_num(np.array([r["retention_sem"] for r in mine]))
+            ax.errorbar(
+                x, y, xerr=xerr, yerr=yerr, fmt="o", color=colors[method], label=method, ms=4, alpha=0.8
+            )
+            # none: every learning rate joined, the reference; the others: their frontier
+            front = sorted((a, b) for a, b, r in zip(x, y, mine) if r["on_frontier"] or method == "none")
+            if len(front) > 1:
+                ax.plot(*zip(*front), "-", color=colors[method], alpha=0.7)
+        ax.set_title(cell)
+        ax.set_xlabel("learning accuracy (%)")
+        ax.set_ylabel("old tasks' final accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(textwrap.fill(title, 110), fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
