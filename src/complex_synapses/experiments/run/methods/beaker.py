@@ -30,11 +30,10 @@ geometrically with pipes chosen for a power law), these are their fixed pipes an
 with the feedback and the gate their rule adds.
 """
 
-import math
-
 import torch
 
 from . import Method, Option
+from .meta import their_moments
 
 RATIOS = (1e-2, 1e-3, 1e-4, 1e-5)  # their pipes r_0..r_3 (r_3 joins the last beaker to b_4 = 0)
 AREAS = (1.0, 2.0, 4.0, 8.0)  # their areas A_0..A_3
@@ -63,28 +62,17 @@ class BeakerAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                    if p.dim() > 1:
-                        state["beakers"] = [p.detach().clone() for _ in range(len(AREAS) - 1)]  # b_1..b_{n-1}
-                state["step"] += 1
-                grad = p.grad + group["weight_decay"] * p if group["weight_decay"] else p.grad
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                t = state["step"]
-                step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-                adam = m / (v.sqrt() + group["eps"]) * step_size
+                m, denominator, step_size = their_moments(p, state, group)
+                adam = m / denominator * step_size
                 if p.dim() == 1:
                     p.sub_(adam)
                     continue
+                if "beakers" not in state:  # b_1..b_{n-1}, started at the weight
+                    state["beakers"] = [p.detach().clone() for _ in range(len(AREAS) - 1)]
                 self._beakers(p, state["beakers"], adam, group)
         return loss
 

@@ -23,6 +23,25 @@ import torch
 from . import Method, Option
 
 
+def their_moments(p: torch.Tensor, state: dict, group: dict) -> tuple[torch.Tensor, torch.Tensor, float]:
+    r"""Adam's moments of ``p`` as Laborieux et al.'s code keeps them, advanced by one step
+    (``state`` made on the first): ``m``, the denominator :math:`\sqrt{v} + \epsilon` and
+    the step size :math:`\eta \sqrt{1 - \beta_2^t} / (1 - \beta_1^t)`; L2 decay added to
+    the gradient. Their Adam's update is ``-step_size * m / denominator``."""
+    beta1, beta2 = group["betas"]
+    if not state:
+        state["step"] = 0
+        state["exp_avg"] = torch.zeros_like(p)
+        state["exp_avg_sq"] = torch.zeros_like(p)
+    state["step"] += 1
+    grad = p.grad + group["weight_decay"] * p if group["weight_decay"] else p.grad
+    m, v = state["exp_avg"], state["exp_avg_sq"]
+    m.mul_(beta1).add_(grad, alpha=1 - beta1)
+    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    t = state["step"]
+    return m, v.sqrt().add_(group["eps"]), group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+
+
 class MetaplasticAdam(torch.optim.Optimizer):
     """Adam whose updates towards zero are scaled by 1 - tanh^2(meta_m |w|) (weight
     matrices only); see the module's docstring."""
@@ -39,28 +58,16 @@ class MetaplasticAdam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            beta1, beta2 = group["betas"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                grad = p.grad + group["weight_decay"] * p if group["weight_decay"] else p.grad
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                m.mul_(beta1).add_(grad, alpha=1 - beta1)
-                v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                t = state["step"]
-                step_size = group["lr"] * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+                m, denominator, step_size = their_moments(p, self.state[p], group)
                 update = m
                 if p.dim() >= 2:  # a weight matrix: its updates towards zero are attenuated
                     shrinks = p.sign() * m > 0
                     attenuated = (1 - torch.tanh(group["meta_m"] * p.abs()) ** 2) * m
                     update = torch.where(shrinks, attenuated, m)
-                p.addcdiv_(update, v.sqrt().add_(group["eps"]), value=-step_size)
+                p.addcdiv_(update, denominator, value=-step_size)
         return loss
 
 
