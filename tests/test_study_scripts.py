@@ -3,6 +3,7 @@ files made here with known numbers."""
 
 import importlib.util
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,46 @@ def test_positive_control_arms_table_contrasts_and_csv(tmp_path, capsys):
     assert (tmp_path / "out" / "positive-control-protocol.png").exists()
     with pytest.raises(SystemExit, match="no 1-bit meta results"):
         arms.main([str(tmp_path / "out"), "--out", str(tmp_path)])
+
+
+def test_retention_curves_from_a_frontier_files_runs(tmp_path, capsys):
+    """The long-stream script on a tiny frontier: every point written, one fit per (cell,
+    method) with its interval around its exponent, and the figure."""
+    import csv
+
+    from complex_synapses.cli import main
+
+    config = tmp_path / "r.toml"
+    config.write_text(
+        textwrap.dedent(f"""
+        [frontier]
+        seeds = [0]
+        results_dir = "{tmp_path}/runs"
+        [base]
+        experiment = "permMNIST"
+        dataset = "digits"
+        scenario = "domain"
+        tasks = 4
+        iters = 20
+        fc_units = 16
+        eval_log = 5
+        [cells.float]
+        lr = 0.003
+        [methods.none]
+        [methods.ema]
+        fixed = {{ ema_decay = 0.9 }}
+        """)
+    )
+    assert main(["frontier", str(config)]) == 0
+    script("retention_curves").main([str(config), "--out", str(tmp_path / "out"), "--boot", "50"])
+    with open(tmp_path / "out" / "retention-r.csv") as f:
+        points = list(csv.DictReader(f))
+    # task j (1-based) of 4 has (4 - j) * 20 / 5 evaluations after its end
+    assert len(points) == 2 * sum((4 - j) * 4 for j in range(1, 5))
+    assert {p["method"] for p in points} == {"none", "ema"} and min(int(p["age"]) for p in points) == 5
+    with open(tmp_path / "out" / "retention-r-fits.csv") as f:
+        fits = list(csv.DictReader(f))
+    for fit in fits:
+        assert float(fit["exponent_low"]) <= float(fit["exponent_high"]) and int(fit["n_tasks"]) >= 2
+        assert fit["better"] in ("power", "exponential")
+    assert (tmp_path / "out" / "retention-r.png").exists()
