@@ -206,8 +206,12 @@ def _test(
     the order ``full_rows`` (None: the test set's own), as ``method`` evaluates (with
     ``norms``: each task with its own batch normalisation, ``--bn-per-task``). One pass
     serves the curves and the accuracy matrix where both fall on one step (both read
-    prefixes of ``full_rows``); a sample's logits do not depend on which others share its
-    batch (checked on CPU)."""
+    prefixes of ``full_rows``). At full precision a sample's logits do not depend on which
+    others share its batch (checked on CPU); below 32 bits they do: the network's batch
+    normalisation uses the statistics of the batch it is given (as Laborieux et al.'s,
+    ``track_running_stats=False``), here chunks of 4,096 test samples in this order, so
+    the curves' first ``eval_n`` samples and the whole test set may classify a sample
+    differently."""
     model.eval()
     with method.evaluating(model):
         flags = []
