@@ -325,3 +325,15 @@ def test_layer_restricted_controls_leave_the_first_layer_alone():
     )
     with pytest.raises(Exception, match="--l2-skip-first is for the full-precision MLP"):
         RunSettings.make(dataset="digits", method="l2", l2_skip_first=True, weight_bits=1).check()
+
+
+@pytest.mark.parametrize("bits", [32, 1])
+def test_the_chain_with_no_levels_is_a_true_off_point(bits):
+    """`cs --beakers 0` trains exactly as `none` (every accuracy to the bit, full precision
+    and 1 bit): an off point that does not leak, unlike 2 levels with alpha = beta = 1e5
+    iterations, the 2026-12 study's (0.68 points in its drifting 1-bit cell)."""
+    kwargs = dict(iters=20, tasks=3, fc_units=16, weight_bits=bits, lr=0.005 if bits == 1 else 0.001)
+    off = run_experiment(settings(method="cs", beakers=0, **kwargs), progress=False)
+    plain = run_experiment(settings(method="none", **kwargs), progress=False)
+    assert off["accuracy"]["matrix"] == plain["accuracy"]["matrix"]
+    assert off["curves"]["loss"] == plain["curves"]["loss"]
