@@ -221,3 +221,11 @@ def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_pat
     assert [u["accuracy"] for u in there["units"]] == [u["accuracy"] for u in here["units"]]
     assert len(list((tmp_path / "study-ray" / "study" / "units").glob("*.json"))) == len(here["units"])
     assert all(u["off_point"]["alpha"] == 10 for u in there["units"] if u["method"] == "cs")
+
+
+def test_a_files_setting_may_use_an_options_command_line_name():
+    """grid_values (the command line's --grid-values) is the option stored as levels."""
+    from complex_synapses.experiments.designs.toml_files import setting_key
+
+    assert setting_key("grid_values", "f") == "levels" == setting_key("grid-values", "f")
+    assert setting_key("levels", "f") == "levels"

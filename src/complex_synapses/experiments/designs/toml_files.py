@@ -54,10 +54,18 @@ def check_keys(section: dict[str, Any], allowed: tuple[str, ...], where: str) ->
 
 def setting_key(name: str, where: str) -> str:
     """``name`` as a setting (``ewc-lambda`` -> ``ewc_lambda``): a run field, a method's
-    option or a method's flag; OptionError naming it otherwise."""
+    option (by its key, or by its command-line name where that differs: ``grid_values`` is
+    the option stored as ``levels``) or a method's flag; OptionError naming it otherwise."""
     from ..run.methods import flags, registry
 
     key = name.replace("-", "_")
+    renamed = {
+        opt.flag.replace("-", "_"): k
+        for cls in registry().values()
+        for k, opt in cls.options.items()
+        if opt.flag
+    }
+    key = renamed.get(key, key)
     options = {k for cls in registry().values() for k in cls.options} | set(flags())
     if key not in FIELDS and key not in options:
         raise OptionError(
