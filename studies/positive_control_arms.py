@@ -63,6 +63,19 @@ def load(results: Path) -> dict[tuple[float, bool, bool], dict[int, dict]]:
     return dict(sorted(arms.items()))
 
 
+def load_beakers(results: Path) -> dict[tuple[float, bool], dict[int, dict]]:
+    """The beaker rule's results (their Adam_bk, kept across tasks) by (m, per-task batch
+    norm) and seed."""
+    out: dict[tuple[float, bool], dict[int, dict]] = {}
+    for path in sorted(results.glob("*.json")):
+        r = read_json(path)
+        s = r.get("settings", {})
+        if s.get("weight_bits") == 1 and s.get("method") == "beaker":
+            key = (float(s["method_options"].get("beaker_m", 0.0)), bool(s.get("bn_per_task", False)))
+            out.setdefault(key, {})[s["seed"]] = r
+    return dict(sorted(out.items()))
+
+
 def args_of(settings: dict) -> str:
     """The ``complex-synapses run`` options of a run, less its seed."""
     return " ".join(RunSettings(**{k: v for k, v in settings.items() if k in FIELDS}).run_args())
@@ -85,16 +98,20 @@ def paired(a: dict[int, dict], b: dict[int, dict]) -> tuple[float, float, float,
     return mean, half, p, len(d)
 
 
-def rows_of(arms) -> tuple[list[str], list[list]]:
+def rows_of(arms, beakers=None) -> tuple[list[str], list[list]]:
+    """One row per run: the eight arms' (method meta), then the beaker rule's."""
     tasks = len(next(iter(next(iter(arms.values())).values()))["accuracy"]["per_task"])
-    header = ["meta_m", "adam_state", "batch_norm", "seed", "args", "average"]
+    header = ["method", "m", "adam_state", "batch_norm", "seed", "args", "average"]
     header += [f"task_{j + 1}" for j in range(tasks)] + ["learning", "forgetting", "bwt", "max_forgetting"]
     rows = []
-    for (m, kept, own), by_seed in arms.items():
+    runs = [(("meta", *arm), by) for arm, by in arms.items()]
+    runs += [(("beaker", m, True, own), by) for (m, own), by in (beakers or {}).items()]
+    for (method, m, kept, own), by_seed in runs:
         for seed, r in sorted(by_seed.items()):
             a = r["accuracy"]
             rows.append(
                 [
+                    method,
                     m,
                     "kept" if kept else "reset",
                     "per-task" if own else "shared",
@@ -134,8 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("results", type=Path, help="the folder of the sweep's result files")
     p.add_argument("--out", type=Path, default=Path("."), help="where the CSV and the figure go")
     args = p.parse_args(argv)
-    arms = load(args.results)
-    header, rows = rows_of(arms)
+    arms, beakers = load(args.results), load_beakers(args.results)
+    header, rows = rows_of(arms, beakers)
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "positive-control-protocol.csv", csv_text(header, rows, digits=5))
     figure(arms, args.out / "positive-control-protocol")
@@ -146,6 +163,16 @@ def main(argv: list[str] | None = None) -> None:
         forget = 100 * np.array([r["accuracy"].get("forgetting", np.nan) for r in by.values()])
         cells = [f"{m:.1f} ± {h:.1f}" for m, h in (ci(acc), ci(first), ci(forget))]
         print(f"| {label(arm)} | {len(by)} | " + " | ".join(cells) + " |")
+    for (m, own), by in beakers.items():
+        acc = 100 * np.array([r["accuracy"]["average"] for r in by.values()])
+        first = 100 * np.array([r["accuracy"]["per_task"][0] for r in by.values()])
+        forget = 100 * np.array([r["accuracy"].get("forgetting", np.nan) for r in by.values()])
+        cells = [f"{v:.1f} ± {h:.1f}" for v, h in (ci(acc), ci(first), ci(forget))]
+        print(
+            f"| beaker rule, m {m:g}, kept, {'per-task' if own else 'shared'} BN | {len(by)} | "
+            + " | ".join(cells)
+            + " |"
+        )
     print("\ncontrasts in final average accuracy (points, paired by seed, 95% CI, t-test p):")
     family = []
     for kept in (False, True):
@@ -167,6 +194,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"  Adam kept - reset at m 0, {'per-task' if own else 'shared'} BN: {mean:+.2f} ± {half:.2f}"
                 f" (n {n}), p {p:.2g}"
             )
+    for (m, own), by in beakers.items():
+        for ref_m, ref_kept in ((0.0, True), (1.35, False)):
+            if (ref_m, ref_kept, own) in arms:
+                mean, half, p, n = paired(by, arms[(ref_m, ref_kept, own)])
+                print(
+                    f"  beaker rule m {m:g} - meta m {ref_m:g} Adam {'kept' if ref_kept else 'reset'}, "
+                    f"{'per-task' if own else 'shared'} BN: {mean:+.2f} ± {half:.2f} (n {n}), p {p:.2g}"
+                )
     for m in (0.0, 1.35):
         for kept in (False, True):
             if (m, kept, True) in arms and (m, kept, False) in arms:

@@ -20,18 +20,21 @@ def script(name: str):
     return module
 
 
-def fake_result(folder: Path, m: float, kept: bool, own: bool, seed: int, average: float) -> None:
+def fake_result(
+    folder: Path, m: float, kept: bool, own: bool, seed: int, average: float, beaker=False
+) -> None:
+    rule = (
+        dict(method="beaker", beaker_m=m) if beaker else dict(method="meta", meta_m=m, meta_keep_state=kept)
+    )
     settings = RunSettings.make(
         experiment="permMNIST",
         dataset="digits",
         scenario="domain",
         tasks=2,
         weight_bits=1,
-        method="meta",
-        meta_m=m,
-        meta_keep_state=kept,
         bn_per_task=own,
         seed=seed,
+        **rule,
     )
     per_task = [average - 0.1, average + 0.1]
     accuracy = {"per_task": per_task, "average": average, "matrix": [[0.9, 0.1], per_task]}
@@ -48,13 +51,16 @@ def test_positive_control_arms_table_contrasts_and_csv(tmp_path, capsys):
         for kept in (False, True):
             fake_result(runs, 0.0, kept, False, seed, 0.50 + 0.1 * kept + noise)
             fake_result(runs, 1.35, kept, False, seed, 0.70 + noise / 2)
+        fake_result(runs, 1.35, True, False, seed, 0.65 + noise, beaker=True)
     arms.main([str(runs), "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert "| m 1.35, Adam reset, shared BN | 3 |" in out
     assert "rule: m 1.35 - m 0, Adam reset, shared BN: +20.00" in out
     assert "Adam kept - reset at m 0, shared BN: +10.00" in out
+    assert "| beaker rule, m 1.35, kept, shared BN | 3 |" in out
+    assert "beaker rule m 1.35 - meta m 0 Adam kept, shared BN: +5.00" in out
     rows = (tmp_path / "out" / "positive-control-protocol.csv").read_text().splitlines()
-    assert len(rows) == 1 + 12 and rows[0].startswith("meta_m,adam_state,batch_norm,seed,args,average")
+    assert len(rows) == 1 + 12 + 3 and rows[0].startswith("method,m,adam_state,batch_norm,seed,args,average")
     kept_row = next(r for r in rows if ",kept," in r)
     assert "--meta-keep-state" in kept_row and "--bn-per-task" not in kept_row
     assert (tmp_path / "out" / "positive-control-protocol.png").exists()
