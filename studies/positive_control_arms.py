@@ -146,6 +146,17 @@ def figure(arms, path: Path) -> list[Path]:
     return save_figure(fig, path)
 
 
+def table_row(name: str, by_seed: dict[int, dict]) -> str:
+    """A Markdown row: the arm, its seeds, and the mean ± 95% half-width of its final
+    average, first task's final accuracy and forgetting (%)."""
+    runs = [r["accuracy"] for r in by_seed.values()]
+    acc = 100 * np.array([a["average"] for a in runs])
+    first = 100 * np.array([a["per_task"][0] for a in runs])
+    forget = 100 * np.array([a.get("forgetting", np.nan) for a in runs])
+    cells = [f"{m:.1f} ± {h:.1f}" for m, h in (ci(acc), ci(first), ci(forget))]
+    return f"| {name} | {len(runs)} | " + " | ".join(cells) + " |"
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", type=Path, help="the folder of the sweep's result files")
@@ -158,21 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     figure(arms, args.out / "positive-control-protocol")
     print("| arm | seeds | average (%) | task 1 (%) | forgetting (pp) |\n|---|---:|---:|---:|---:|")
     for arm, by in arms.items():
-        acc = 100 * np.array([r["accuracy"]["average"] for r in by.values()])
-        first = 100 * np.array([r["accuracy"]["per_task"][0] for r in by.values()])
-        forget = 100 * np.array([r["accuracy"].get("forgetting", np.nan) for r in by.values()])
-        cells = [f"{m:.1f} ± {h:.1f}" for m, h in (ci(acc), ci(first), ci(forget))]
-        print(f"| {label(arm)} | {len(by)} | " + " | ".join(cells) + " |")
+        print(table_row(label(arm), by))
     for (m, own), by in beakers.items():
-        acc = 100 * np.array([r["accuracy"]["average"] for r in by.values()])
-        first = 100 * np.array([r["accuracy"]["per_task"][0] for r in by.values()])
-        forget = 100 * np.array([r["accuracy"].get("forgetting", np.nan) for r in by.values()])
-        cells = [f"{v:.1f} ± {h:.1f}" for v, h in (ci(acc), ci(first), ci(forget))]
-        print(
-            f"| beaker rule, m {m:g}, kept, {'per-task' if own else 'shared'} BN | {len(by)} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        print(table_row(f"beaker rule, m {m:g}, kept, {'per-task' if own else 'shared'} BN", by))
     print("\ncontrasts in final average accuracy (points, paired by seed, 95% CI, t-test p):")
     family = []
     for kept in (False, True):

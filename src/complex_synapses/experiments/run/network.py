@@ -214,3 +214,9 @@ class TaskNorms:
         finally:
             for m, state in zip(self.norms, current):
                 m.load_state_dict(state)
+
+
+def tested_as(norms: TaskNorms | None, task: int) -> contextlib.AbstractContextManager:
+    """The context to test ``task`` in: its own batch normalisation where ``norms`` are
+    kept (``--bn-per-task``), else the network as it is."""
+    return norms.of_task(task) if norms is not None else contextlib.nullcontext()

@@ -6,7 +6,6 @@ the command line writes it to JSON.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
@@ -22,7 +21,7 @@ from ...errors import RunFailed
 from . import methods
 from .methods import Method
 from .metrics import learning_and_forgetting, relearning, transfer
-from .network import Classifier, TaskNorms, select_outputs
+from .network import Classifier, TaskNorms, select_outputs, tested_as
 from .optimizers import has_fused, optimizer_class
 from .provenance import versions
 from .settings import RunSettings
@@ -216,7 +215,7 @@ def _test(
     with method.evaluating(model):
         flags = []
         for t, rows in enumerate(full_rows):
-            with norms.of_task(t) if norms is not None else contextlib.nullcontext():
+            with tested_as(norms, t):
                 flags.append(correct(model, protocol, t, rows[:n] if n and rows is not None else rows))
     model.train()
     return flags
@@ -369,7 +368,7 @@ def _validation(model, method: Method, protocol: Protocol, norms: TaskNorms | No
     per_task = []
     with method.evaluating(model):
         for t in range(protocol.n_tasks):
-            with norms.of_task(t) if norms is not None else contextlib.nullcontext():
+            with tested_as(norms, t):
                 per_task.append(accuracy(correct(model, protocol, t, validation=True)))
     model.train()
     return {"per_task": per_task, "average": float(np.mean(per_task))}
