@@ -97,6 +97,26 @@ def test_the_frontier_command_writes_its_rows_and_resumes_from_the_cache(tmp_pat
         table = list(csv.DictReader(f))
     assert len(table) == 3 and {"cell", "method", "args", "n_seeds", "learning", "retention"} <= set(table[0])
     assert (tmp_path / "out" / "frontier-t.png").exists()
+    # a row reruns from its args and a seed alone, to the digit written
+    last = rows[-1]
+    assert "--threads" in last["args"]
+    seed = int(last["seeds"].split()[1])
+    assert (
+        main(
+            [
+                "run",
+                *last["args"].split(),
+                "--seed",
+                str(seed),
+                "--results-dir",
+                str(tmp_path / "again"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert f"{again['accuracy']['average']:.6g}" == last["per_seed_average"].split()[1]
     runs = sorted((tmp_path / "runs").glob("*.json"))
     assert len(runs) == 6
     mtimes = [p.stat().st_mtime_ns for p in runs]

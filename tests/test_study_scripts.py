@@ -109,3 +109,111 @@ def test_retention_curves_from_a_frontier_files_runs(tmp_path, capsys):
         assert float(fit["exponent_low"]) <= float(fit["exponent_high"]) and int(fit["n_tasks"]) >= 2
         assert fit["better"] in ("power", "exponential")
     assert (tmp_path / "out" / "retention-r.png").exists()
+
+
+def test_frontier_study_registers_once_confirms_on_fresh_seeds_and_tests(tmp_path, capsys, monkeypatch):
+    """The registered study end to end on tiny runs: a grid, its registration (claim points,
+    power), the confirmation file run on the fresh seeds, and the three primary tests of
+    each cell with Holm's p never below the raw p; registering twice is refused."""
+    import csv
+
+    from complex_synapses.cli import main
+    from complex_synapses.experiments.designs.frontier import load_frontier
+
+    monkeypatch.chdir(tmp_path)
+    base = """
+        [base]
+        experiment = "permMNIST"
+        dataset = "digits"
+        scenario = "domain"
+        tasks = 3
+        iters = 15
+        fc_units = 16
+        eval_log = 5
+        [cells.float]
+        lr = 0.003
+    """
+    (tmp_path / "grid.toml").write_text(
+        textwrap.dedent(
+            """
+            [frontier]
+            seeds = [0, 1, 2]
+            results_dir = "runs"
+            csv = "out/grid.csv"
+            """
+            + base
+            + """
+            [methods.none]
+            grid = { lr = [0.001, 0.003, 0.01] }
+            [methods.meta]
+            grid = { meta_m = [0.5, 2.0] }
+            [methods.cs]
+            points = [ { beakers = 4, alpha = "0.5 tasks", beta = "1 runs" } ]
+            """
+        )
+    )
+    (tmp_path / "stream.toml").write_text(
+        textwrap.dedent(
+            """
+            [frontier]
+            seeds = [0, 1, 2]
+            results_dir = "runs"
+            """
+            + base
+            + """
+            [methods.none]
+            [methods.meta]
+            fixed = { meta_m = 1.35 }
+            [methods.cs]
+            fixed = { beakers = 4, alpha = "0.5 tasks", beta = "1 runs" }
+            """
+        )
+    )
+    (tmp_path / "frontier-study-t.toml").write_text(
+        textwrap.dedent(
+            """
+            [study]
+            margin = 0.01
+            alpha = 0.025
+            power = 0.8
+            fresh_seeds = [10, 11, 12]
+            control = "meta"
+            chain = "cs"
+            results = "out"
+            [cells.float]
+            grid = "grid.toml"
+            [cells.s]
+            stream = "stream.toml"
+            """
+        )
+    )
+    study = script("frontier_study")
+    with pytest.raises(SystemExit, match="a cell with a grid"):
+        study.main(["register", "frontier-study-t.toml", "--cell", "s"])
+    with pytest.raises(SystemExit, match="run the grid first"):
+        study.main(["register", "frontier-study-t.toml", "--cell", "float"])
+    assert main(["frontier", "grid.toml"]) == 0
+    study.main(["register", "frontier-study-t.toml", "--cell", "float"])
+    with open(tmp_path / "out" / "grid-registration.csv") as f:
+        registered = {r["method"]: r for r in csv.DictReader(f)}
+    assert {r["role"] for r in registered.values()} == {"control", "chain"}
+    assert float(registered["cs"]["detectable_gain"]) > 0 and registered["cs"]["n_fresh"] == "3"
+    confirm = load_frontier(tmp_path / "grid-confirm.toml")
+    assert confirm.seeds == [10, 11, 12] and set(confirm.methods) == {"none", "meta", "cs"}
+    assert 1 <= len(confirm.methods["none"]) <= 2
+    assert confirm.methods["cs"][0]["alpha"] == "0.5 tasks"  # the point as written
+    with pytest.raises(SystemExit, match="registered once"):
+        study.main(["register", "frontier-study-t.toml", "--cell", "float"])
+    assert main(["frontier", "grid-confirm.toml"]) == 0
+    capsys.readouterr()
+    study.main(["test", "frontier-study-t.toml"])
+    with open(tmp_path / "out" / "frontier-verdicts-t.csv") as f:
+        verdicts = list(csv.DictReader(f))
+    assert [(v["cell"], v["test"]) for v in verdicts] == [
+        (cell, test) for cell in ("float", "s/float") for test in ("control", "chain", "no-gain")
+    ]
+    for v in verdicts:
+        assert float(v["p_holm"]) >= float(v["p"]) - 1e-12
+        assert len(v["per_seed_gain"].split()) == int(v["n_seeds"]) == 3
+    assert verdicts[0]["seeds"] == "10 11 12"
+    assert verdicts[1]["verdict"] == verdicts[2]["verdict"]  # one answer for the chain

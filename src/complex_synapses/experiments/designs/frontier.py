@@ -55,6 +55,7 @@ import numpy as np
 
 from ..execution.runner import run_many
 from ..execution.where import Execution
+from ..reports.frontier import non_dominated
 from ..run.metrics import retention_points
 from ..run.settings import OptionError, RunSettings
 from .toml_files import check_keys, check_sections, read_toml, seed_list, setting_keys
@@ -183,6 +184,11 @@ def frontier_rows(runs: list[tuple[str, str, RunSettings]], results: list[dict])
     rows = []
     for (cell, method, args), members in groups.items():
         measures = [_measures(r, s) for s, r in members]
+        # the threads the runs had (their sums' order, so their last bits), so that a row
+        # reruns exactly from its args and a seed
+        threads = {r.get("versions", {}).get("threads") for _, r in members}
+        if len(threads) == 1 and None not in threads:
+            args = f"{args} --threads {threads.pop()}"
         row = {"cell": cell, "method": method, "args": args, "n_seeds": len(members)}
         for name in ("learning", "retention", "retention_auc", "average"):
             values = np.array([m[name] for m in measures], dtype=float)
@@ -197,17 +203,6 @@ def frontier_rows(runs: list[tuple[str, str, RunSettings]], results: list[dict])
         for i, r in enumerate(mine):
             r["on_frontier"] = i in front
     return rows
-
-
-def non_dominated(points: list[tuple[float, float]]) -> set[int]:
-    """The indices of the points no other point beats in both coordinates (higher is
-    better in each; a point equal in both to another is kept)."""
-    out = set()
-    for i, (x, y) in enumerate(points):
-        beaten = any((a >= x and b >= y) and (a > x or b > y) for j, (a, b) in enumerate(points) if j != i)
-        if not beaten:
-            out.add(i)
-    return out
 
 
 def run_frontier(config: FrontierConfig, how: Execution | None = None, progress: bool = True) -> list[dict]:
