@@ -39,7 +39,13 @@ RUN_OPTIONS: dict[str, list[tuple[str, str, Any]]] = {
             "split: classes in pairs over the tasks; perm: a pixel permutation per task",
             EXPERIMENTS,
         ),
-        ("dataset", "images to build the protocol from; digits is scikit-learn's bundled 8x8 set", DATASETS),
+        (
+            "dataset",
+            f"images to build the protocol from ({', '.join(DATASETS)}; digits is scikit-learn's bundled "
+            "8x8 set), or a file of your own, PATH.npz, with arrays x_train, y_train, x_test, y_test "
+            "(images (N, H, W) or feature vectors (N, D); integer labels 0..C-1)",
+            None,
+        ),
         ("scenario", "Task-, Domain- or Class-incremental learning", SCENARIOS),
         (
             "stream",

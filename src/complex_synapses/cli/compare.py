@@ -186,7 +186,11 @@ def matrix(args: argparse.Namespace) -> int:
     result = run_matrix(base, variants, experiments, scenarios, seeds, jobs=args.jobs)
     tag = base.replace(experiment="matrix", scenario="all", seed=seeds[0]).stamp().split("--")[-1]
     tag += f"-{_runs_digest(result['stamps'])}"
-    name = f"matrix--{base.dataset}-i{base.iters}-n{args.n_seeds}" + (f"-{unit}" if unit else "") + f"--{tag}"
+    name = (
+        f"matrix--{base.dataset_label}-i{base.iters}-n{args.n_seeds}"
+        + (f"-{unit}" if unit else "")
+        + f"--{tag}"
+    )
     title = (
         f"{base.dataset}: {base.tasks} tasks x {base.iters} iterations, {base.optimizer} lr {base.lr:g}, "
         f"{len(seeds)} seeds; {_describe(base)}"

@@ -74,7 +74,8 @@ DATASETS = ("mnist", "fashion-mnist", "digits")
 
 @dataclass
 class Dataset:
-    """Images as float32 in [0, 1], shape (N, side, side); labels int64 (N,)."""
+    """Images as float32 in [0, 1], shape (N, H, W), or feature vectors (N, D) (a file of
+    one's own, :mod:`.npz`); labels int64 (N,) in 0..n_classes-1."""
 
     name: str
     train_x: torch.Tensor
@@ -87,6 +88,11 @@ class Dataset:
     @property
     def side(self) -> int:
         return self.train_x.shape[-1]
+
+    @property
+    def images(self) -> bool:
+        """Images (N, H, W), padded in the permuted protocols; else feature vectors."""
+        return self.train_x.ndim == 3
 
 
 def _find_local(source: IdxSource, data_dir: Path, stem: str) -> Path | None:
@@ -246,7 +252,12 @@ def _load_digits(test_fraction: float = 1 / 3, split_seed: int = 0) -> Dataset:
 
 
 def load_dataset(name: str, data_dir: str | Path = "./store/datasets", download: bool = True) -> Dataset:
-    """Load data set ``name`` ("mnist", "fashion-mnist" or "digits")."""
+    """Load data set ``name`` ("mnist", "fashion-mnist" or "digits"), or a file of one's
+    own, ``PATH.npz`` (:mod:`.npz`)."""
+    from .npz import is_npz, load_npz  # npz builds on this module's Dataset
+
+    if is_npz(name):
+        return load_npz(name)
     if name == "digits":
         return _load_digits()
     if name not in SOURCES:

@@ -5,7 +5,8 @@
   per task; for seeds below 10 the class order is not shuffled.
 - permuted: every task holds all classes, its images (padded by 2 pixels on each side,
   MNIST's 28x28 to 32x32) under a fixed pixel permutation of its own; for seeds below 10
-  the first task's permutation is the identity.
+  the first task's permutation is the identity. Feature vectors (a data set of one's own)
+  are permuted as they are, without padding.
 
 Scenarios: ``task`` (Task-IL: the task is known; one output head per task, only that
 task's outputs active), ``domain`` (Domain-IL: one set of outputs shared by all tasks,
@@ -147,10 +148,16 @@ def _split(
     return tasks
 
 
+def _padded(x: Tensor, images: bool) -> Tensor:
+    """The permuted protocols' inputs: images padded by 2 pixels on each side, flattened;
+    feature vectors as they are."""
+    return torch.nn.functional.pad(x, (2, 2, 2, 2)).flatten(1) if images else x.flatten(1)
+
+
 def _permuted(
     data: Dataset, scenario: str, n_tasks: int, rng: np.random.Generator, keep_first: bool
 ) -> list[Task]:
-    n_pixels = (data.side + 4) ** 2
+    n_pixels = _padded(data.train_x[:1], data.images).shape[1]
     cpt = data.n_classes
     all_tr, all_te = torch.arange(len(data.train_y)), torch.arange(len(data.test_y))
     tasks = []
@@ -187,8 +194,7 @@ def build_protocol(
     else:
         tasks = _permuted(data, scenario, n_tasks, rng, keep_first=keep)
         cpt = data.n_classes
-        pad = lambda x: torch.nn.functional.pad(x, (2, 2, 2, 2)).flatten(1)  # noqa: E731
-        train_images, test_images = pad(data.train_x), pad(data.test_x)
+        train_images, test_images = _padded(data.train_x, data.images), _padded(data.test_x, data.images)
     multi_head = scenario == "task" and not singlehead
     n_outputs = n_tasks * cpt if (scenario == "class" or multi_head) else cpt
     return Protocol(experiment, scenario, tasks, cpt, n_outputs, multi_head, train_images, test_images)

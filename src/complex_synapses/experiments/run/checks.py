@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from ...data import DATASETS, EXPERIMENTS, SCENARIOS, STREAMS, TASK_ORDERS
-from ...errors import OptionError
+from ...data.npz import is_npz, npz_info
+from ...errors import DataError, OptionError
 from .fields import RunFields
 from .optimizers import fused_names, has_fused, optimizer_class
 
@@ -22,7 +23,6 @@ CHOICES = {
     "experiment": EXPERIMENTS,
     "scenario": SCENARIOS,
     "stream": STREAMS,
-    "dataset": DATASETS,
     "task_order": TASK_ORDERS,
 }
 MAX_TASKS = 100  # permuted protocols: each task is evaluated after each task, tasks^2 evaluations
@@ -155,6 +155,27 @@ def _number(name: str, value: Any, positive: bool) -> None:
         )
 
 
+def _check_dataset(s: RunFields) -> None:
+    """A built-in data set, or a file of one's own that reads and checks (its faults named
+    before any work), with classes enough for a split protocol's tasks."""
+    if is_npz(s.dataset):
+        try:
+            n_classes = npz_info(s.dataset).n_classes
+        except DataError as exc:
+            raise OptionError(f"--dataset {exc}") from None
+        where = f"{s.dataset} has {n_classes} classes"
+    elif s.dataset in DATASETS:
+        n_classes, where = 10, f"{s.dataset} has 10 classes"
+    else:
+        raise OptionError(
+            f"--dataset must be one of {', '.join(DATASETS)} or a file PATH.npz, got {s.dataset!r}"
+        )
+    if s.experiment == "splitMNIST" and s.tasks > n_classes:
+        raise OptionError(
+            f"--tasks: splitMNIST needs a class per task at least; {where}, got {s.tasks} tasks"
+        )
+
+
 def check_settings(s: RunFields) -> None:
     """Raise OptionError naming the first setting of ``s`` that is not allowed."""
     _check_types(s)
@@ -164,8 +185,7 @@ def check_settings(s: RunFields) -> None:
     for name in POSITIVE:
         if getattr(s, name) < 1:
             raise OptionError(f"{_flag(name)} must be >= 1, got {getattr(s, name)}")
-    if s.experiment == "splitMNIST" and s.tasks > 10:
-        raise OptionError(f"--tasks: splitMNIST has 10 classes, so at most 10 tasks, got {s.tasks}")
+    _check_dataset(s)
     if s.tasks > MAX_TASKS:
         raise OptionError(f"--tasks must be at most {MAX_TASKS}, got {s.tasks}")
     if s.matrix_n < 0:

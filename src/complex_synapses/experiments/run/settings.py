@@ -6,8 +6,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
+from pathlib import Path
 from typing import Any
 
+from ...data.npz import is_npz, npz_info
 from ...errors import OptionError
 from .checks import SEED_MAX, check_settings, check_writable
 from .fields import ADDED_FIELDS, OUTPUT_ONLY, RunFields
@@ -44,6 +47,8 @@ class RunSettings(RunFields):
             d.pop(key)
         d["method"] = self.method_spec
         d["method_options"] = self.counted_options()
+        if is_npz(self.dataset):  # a file of one's own counts by its contents, not its path
+            d["dataset"] = f"npz:{npz_info(self.dataset).sha256}"
         for key, default in ADDED_FIELDS.items():  # left out at their defaults: older stamps stay
             if d[key] == default:
                 d.pop(key)
@@ -92,12 +97,20 @@ class RunSettings(RunFields):
             if not (options[k].added and v == options[k].default_for(self.scenario))
         }
 
+    @property
+    def dataset_label(self) -> str:
+        """The data set's name in file names: a built-in set's name, or ``npz-<stem>`` for
+        a file of one's own."""
+        if is_npz(self.dataset):
+            return "npz-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.dataset).stem)
+        return self.dataset
+
     def stamp(self) -> str:
         """A readable name of the run, with a hash of every setting that matters."""
         from .methods import get_method, shared_values
 
         digest = hashlib.sha256(json.dumps(self.result_settings(), sort_keys=True).encode()).hexdigest()[:10]
-        task = f"{self.experiment}-{self.dataset}-{self.stream}-{self.scenario}IL"
+        task = f"{self.experiment}-{self.dataset_label}-{self.stream}-{self.scenario}IL"
         task += f"-t{self.tasks}-i{self.iters}-b{self.batch}"
         task += ("-random-order" if self.task_order == "random" else "") + (
             f"-rounds{self.rounds}" if self.rounds > 1 else ""
