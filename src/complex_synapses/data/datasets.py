@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .idx import DataError, read_idx
+from .npz import is_npz, read_npz
 
 __all__ = ["Dataset", "IdxSource", "SOURCES", "DATASETS", "load_dataset", "fetch_idx_files"]
 
@@ -251,13 +252,26 @@ def _load_digits(test_fraction: float = 1 / 3, split_seed: int = 0) -> Dataset:
     )
 
 
+def _load_npz(path: Path) -> Dataset:
+    """A file of one's own (:mod:`.npz`), checked, as tensors."""
+    info, a = read_npz(path)
+    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in a.items()}
+    return Dataset(
+        path.stem,
+        t["x_train"],
+        t["y_train"],
+        t["x_test"],
+        t["y_test"],
+        n_classes=info.n_classes,
+        origin={"npz": str(path), "sha256": info.sha256},
+    )
+
+
 def load_dataset(name: str, data_dir: str | Path = "./store/datasets", download: bool = True) -> Dataset:
     """Load data set ``name`` ("mnist", "fashion-mnist" or "digits"), or a file of one's
     own, ``PATH.npz`` (:mod:`.npz`)."""
-    from .npz import is_npz, load_npz  # npz builds on this module's Dataset
-
     if is_npz(name):
-        return load_npz(name)
+        return _load_npz(Path(name))
     if name == "digits":
         return _load_digits()
     if name not in SOURCES:

@@ -21,12 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import DataError
-from .datasets import Dataset
 
-__all__ = ["KEYS", "NpzInfo", "is_npz", "npz_info", "load_npz"]
+__all__ = ["KEYS", "NpzInfo", "is_npz", "npz_info", "read_npz"]
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -143,22 +141,16 @@ def npz_info(path: str | Path) -> NpzInfo:
     return _info(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def load_npz(path: str | Path) -> Dataset:
-    """The file as a :class:`Dataset` (float32 inputs, int64 labels), checked first."""
+def read_npz(path: str | Path) -> tuple[NpzInfo, dict[str, np.ndarray]]:
+    """The file's four arrays, checked first (:func:`npz_info`), inputs as float32
+    (``uint8`` divided by 255) and labels as int64."""
     path = Path(path)
     info = npz_info(path)
     a = _arrays(path)
-
-    def inputs(x: np.ndarray) -> torch.Tensor:
-        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(x))
-
-    return Dataset(
-        path.stem,
-        inputs(a["x_train"]),
-        torch.from_numpy(a["y_train"].astype(np.int64)),
-        inputs(a["x_test"]),
-        torch.from_numpy(a["y_test"].astype(np.int64)),
-        n_classes=info.n_classes,
-        origin={"npz": str(path), "sha256": info.sha256},
-    )
+    out = {}
+    for k, v in a.items():
+        if k.startswith("x_"):
+            out[k] = v.astype(np.float32) / 255.0 if v.dtype == np.uint8 else v.astype(np.float32)
+        else:
+            out[k] = v.astype(np.int64)
+    return info, out
