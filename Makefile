@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test lint demo bench dist check-wheel clean clean-results docs
+.PHONY: install test lint demo bench dist check-wheel clean clean-results docs avalanche test-avalanche
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,24 @@ $(VENV)/.installed: pyproject.toml Makefile
 JOBS ?= auto
 test: install
 	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
+
+# A second environment for the Avalanche tests (tests/in_avalanche/, docs/avalanche.md):
+# avalanche-lib needs torchvision, and PyPI's torchvision does not import beside the CPU
+# torch 2.13 wheel; torch 2.14.1 with torchvision 0.29.1 is the pair that does here (a
+# CUDA build that runs on the CPU; about 6 GB, 3 minutes from this machine's wheels).
+AVALANCHE_VENV := .venv-avalanche
+AVALANCHE_TORCH ?= torch==2.14.1 torchvision==0.29.1
+avalanche: $(AVALANCHE_VENV)/.installed
+
+$(AVALANCHE_VENV)/.installed: pyproject.toml Makefile
+	test -x $(AVALANCHE_VENV)/bin/python || $(PYTHON) -m venv $(AVALANCHE_VENV)
+	$(AVALANCHE_VENV)/bin/python -m pip install -q $(AVALANCHE_TORCH) "avalanche-lib==0.6.0"
+	$(AVALANCHE_VENV)/bin/python -m pip install -q -e ".[experiments]" "pytest>=7" "sybil>=6.0"  # sybil: the root conftest
+	touch $@
+
+# The Avalanche tests in their environment (in the main one they skip).
+test-avalanche: avalanche
+	$(AVALANCHE_VENV)/bin/python -m pytest -q tests/in_avalanche
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples studies conftest.py docs/conf.py
@@ -42,7 +60,7 @@ bench: install
 
 # Build outputs only: results, the data sets and the registered study's store stay.
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache docs/_build
+	rm -rf $(VENV) $(AVALANCHE_VENV) build dist *.egg-info src/*.egg-info .pytest_cache .ruff_cache docs/_build
 	find src tests benchmarks examples studies -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Results a user made (store/results, store/plots): asks first. The
