@@ -14,6 +14,7 @@ an option that is not allowed, 1 for data that cannot be read or a run that fail
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from ..experiments.run.settings import OptionError
@@ -55,10 +56,23 @@ def _interrupted(args) -> str:
     return f"complex-synapses {args.command}: interrupted; {kept}run the same command again to resume"
 
 
+def _interruptible() -> None:
+    """Make SIGINT stop a command, however it was started. A shell without job control
+    starts a background command (``cmd &`` in a script, ``nohup cmd &``) with SIGINT
+    ignored, and Python keeps an inherited ignore; Ctrl-C and ``kill -INT`` would then be
+    lost while the command trains for hours. Every command here stops on SIGINT within a
+    second or two and keeps what finished, so SIGINT is made Python's KeyboardInterrupt
+    again. (A run that must not see a terminal's Ctrl-C is started in a session of its
+    own, with ``setsid``.)"""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..data import DataError
     from ..experiments.execution.runner import RunFailed
 
+    _interruptible()
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
