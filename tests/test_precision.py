@@ -165,6 +165,8 @@ def test_a_bound_and_grid_on_the_plain_optimizer(tmp_path, capsys):
         (["--cs", "--cs-skip-first", "--weight-bits", "1"], "--cs-skip-first is for the full-precision MLP"),
         (["--method", "ewc", "--weight-bits", "1"], "--method ewc: its Fisher is made of per-sample"),
         (["--method", "online-ewc", "--weight-bits", "1"], "--method ewc: its Fisher is made of per-sample"),
+        (["--weight-bits", "1", "--eval-n", "1"], "--eval-n 1: below 32 bits the network is tested on"),
+        (["--weight-bits", "1", "--matrix-n", "1"], "--matrix-n 1: below 32 bits"),
     ],
 )
 def test_low_precision_options_that_do_not_apply_are_refused(tmp_path, capsys, argv, words):
@@ -277,3 +279,34 @@ def test_the_beaker_method_runs_a_binarized_network(tmp_path, capsys):
     assert "beaker1.35-fb0.005" in result["stamp"] and 0 < result["accuracy"]["average"] <= 1
     assert main([*argv[:-1], "--optimizer", "sgd"]) == 2
     assert "--method beaker is an Adam" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "n,chunk,bounds",
+    [
+        (10000, 4096, [(0, 4096), (4096, 8192), (8192, 10000)]),
+        (4097, 4096, [(0, 4097)]),  # a last chunk of one sample joins the one before
+        (9, 4, [(0, 4), (4, 9)]),
+        (1, 4096, [(0, 1)]),
+        (0, 4096, []),
+    ],
+)
+def test_the_test_chunks(n, chunk, bounds):
+    from complex_synapses.experiments.run.train import test_chunks
+
+    assert test_chunks(n, chunk) == bounds
+
+
+def test_a_binarized_network_is_tested_on_any_number_of_samples_but_one():
+    """A test set whose size leaves one sample after the last full chunk (it crashed the
+    batch normalisation on test statistics): the sample joins the chunk before."""
+    from complex_synapses.data import load_dataset
+    from complex_synapses.data.protocols import build_protocol
+    from complex_synapses.experiments.run.train import correct
+
+    protocol = build_protocol(load_dataset("digits"), "permMNIST", "domain", 1, seed=0)
+    torch.manual_seed(0)
+    model = Classifier(protocol.input_size, protocol.n_outputs, 3, 16, weight_bits=1)
+    rows = torch.arange(9)
+    flags = correct(model, protocol, 0, rows, chunk=4)
+    assert flags.shape == (9,)

@@ -144,6 +144,12 @@ def _check_precision(s: RunFields) -> None:
             "--bn-per-task keeps each task's batch normalisation: it needs a network that has one "
             "(--weight-bits below 32) and tasks that each come once (--stream task-based, --rounds 1)"
         )
+    for name in ("eval_n", "matrix_n"):
+        if s.weight_bits != 32 and getattr(s, name) == 1:
+            raise OptionError(
+                f"{_flag(name)} 1: below 32 bits the network is tested on the statistics of its test "
+                "batch, which one sample does not have; use 2 or more"
+            )
     if 1 < s.weight_bits < 32 and s.option("bound") is None:
         raise OptionError(f"--weight-bits {s.weight_bits} needs --bound: the weights lie in [-bound, bound]")
 

@@ -51,6 +51,21 @@ def make_optimizer(settings: RunSettings, params, method: Method | None = None) 
     return cls(params, **kwargs)
 
 
+# Test samples per forward pass. Below 32 bits the network normalises each pass on its
+# own statistics, so this is part of the test protocol: fixed, the same for every run.
+TEST_CHUNK = 4096
+
+
+def test_chunks(n: int, chunk: int = TEST_CHUNK) -> list[tuple[int, int]]:
+    """(start, end) of each forward pass over ``n`` test samples: ``chunk`` at a time,
+    except that a last chunk of one sample joins the one before (batch normalisation on
+    batch statistics cannot normalise a single sample)."""
+    bounds = [(s, min(s + chunk, n)) for s in range(0, n, chunk)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
 @torch.no_grad()
 def correct(
     model: torch.nn.Module,
@@ -58,20 +73,23 @@ def correct(
     task: int,
     rows: torch.Tensor | None = None,
     validation: bool = False,
+    chunk: int = TEST_CHUNK,
 ) -> torch.Tensor:
     """Whether each test sample of ``task`` (its test rows, or the given subset ``rows``
     of them, in that order; ``validation``: its held-out training rows instead) is
     classified right: a bool tensor on the model's device. Task-IL uses the task's head,
-    Domain- and Class-IL all outputs."""
+    Domain- and Class-IL all outputs. The samples go through the model ``chunk`` at a
+    time, in order: the same chunks for every method and run (below 32 bits they set
+    the batch normalisation's statistics; see :func:`_test`)."""
     t = protocol.tasks[task]
     sel = slice(None) if rows is None else rows
     test_rows, labels = (t.val_rows, t.val_y) if validation else (t.test_rows, t.test_y)
     test_rows, labels = test_rows[sel], labels[sel]
     flags = []
-    for start in range(0, len(test_rows), 4096):
-        x = protocol.images(task, test_rows[start : start + 4096], test=not validation)
+    for start, end in test_chunks(len(test_rows), chunk):
+        x = protocol.images(task, test_rows[start:end], test=not validation)
         logits = select_outputs(model(x), protocol, task)
-        flags.append(logits.argmax(1) == labels[start : start + 4096])
+        flags.append(logits.argmax(1) == labels[start:end])
     return torch.cat(flags) if flags else torch.zeros(0, dtype=torch.bool, device=labels.device)
 
 
