@@ -16,11 +16,17 @@ Avalanche is run two ways:
   ``lambda' sum F (...)^2`` with ``lambda' = lambda/2``); SI with the project's damping
   (epsilon 0.1), no clipping of the importance (Avalanche clips it at 0.001) and its
   scale (the project's ``c sum Omega (...)^2`` is Avalanche's ``lambda'/2 sum ...`` with
-  ``lambda' = 2c``).
+  ``lambda' = 2c``), and its one defect on the CPU mended (below).
 - ``own``: Avalanche's own estimators at the same nominal strength: EWC's importance from
   the squared gradients of each minibatch's mean loss on the true labels, averaged over
   every minibatch of the experience; SI with its defaults (epsilon 1e-7, importance
   clipped at 0.001).
+
+Avalanche 0.6.0's SI does nothing on the CPU: it keeps the weights before a step as
+``param.detach().cpu().flatten()``, which on the CPU is the parameter itself (``.cpu()``
+copies only from another device), so the weights "before" move with the step, every
+path-integral term is 0 and so is every importance (tests/in_avalanche shows it). The
+``matched`` SI copies them; the ``own`` SI is Avalanche's as shipped.
 
 Writes ``avalanche-baselines.csv`` (one row per run: implementation, variant, method,
 seed, the final accuracy of each task and their average; the project's rows carry the
@@ -30,6 +36,7 @@ seed, the final accuracy of each task and their average; the project's rows carr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 
@@ -123,7 +130,31 @@ def _plugins(method: str, variant: str, protocol, seed: int) -> list:
     return [MatchedSI()] if variant == "matched" else [SynapticIntelligencePlugin(si_lambda=2 * C)]
 
 
+@contextlib.contextmanager
+def copied_weights():
+    """Avalanche's SI with the weights it keeps copied (see the module docstring)."""
+    from avalanche.training.plugins import SynapticIntelligencePlugin
+
+    def extract_weights(model, target, excluded_parameters):
+        for name, param in SynapticIntelligencePlugin.allowed_parameters(model, excluded_parameters):
+            target[name].data = param.detach().flatten().clone()
+
+    shipped = SynapticIntelligencePlugin.__dict__["extract_weights"]
+    SynapticIntelligencePlugin.extract_weights = staticmethod(extract_weights)
+    try:
+        yield
+    finally:
+        SynapticIntelligencePlugin.extract_weights = shipped
+
+
 def theirs(method: str, variant: str, seed: int) -> list[float]:
+    if method == "si" and variant == "matched":
+        with copied_weights():
+            return _theirs(method, variant, seed)
+    return _theirs(method, variant, seed)
+
+
+def _theirs(method: str, variant: str, seed: int) -> list[float]:
     from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
     from avalanche.training.plugins import EvaluationPlugin
     from avalanche.training.supervised import Naive

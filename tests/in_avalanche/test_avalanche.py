@@ -130,3 +130,45 @@ def test_the_chain_under_avalanches_ewc():
         s.train(exp)
     assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()))
     assert opt.state[next(model.parameters())]["chain_step"] == 9
+
+
+def _si_importance(copy: bool) -> float:
+    import importlib.util
+    from pathlib import Path
+
+    from avalanche.training.plugins import SynapticIntelligencePlugin
+
+    spec = importlib.util.spec_from_file_location(
+        "avalanche_baselines", Path(__file__).parents[2] / "studies" / "avalanche_baselines.py"
+    )
+    baselines = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(baselines)
+    si = SynapticIntelligencePlugin(si_lambda=1.0, eps=0.1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    s = Naive(
+        model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=1e-2),
+        criterion=torch.nn.CrossEntropyLoss(),
+        train_mb_size=BATCH,
+        train_epochs=1,
+        device="cpu",
+        plugins=[si],
+        evaluator=EvaluationPlugin(loggers=[]),
+    )
+    experience = next(iter(benchmark().train_stream))
+    if copy:
+        with baselines.copied_weights():
+            s.train(experience)
+    else:
+        s.train(experience)
+    return float(sum(v.data.abs().sum() for v in si.ewc_data[1].values()))
+
+
+def test_avalanches_si_learns_no_importance_on_the_cpu_unless_its_weights_are_copied():
+    """Avalanche 0.6.0's SI keeps the weights before a step as param.detach().cpu()
+    .flatten(): on the CPU the parameter itself, so "before" moves with the step and
+    every importance is 0 (its SI then trains exactly as Naive). The baseline study's
+    matched SI copies them."""
+    assert _si_importance(copy=False) == 0.0
+    assert _si_importance(copy=True) > 0.0
