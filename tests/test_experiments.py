@@ -349,6 +349,23 @@ def test_address_without_ray_is_refused(tmp_path, capsys):
         assert code == 2 and "--address applies to --backend ray only" in err
 
 
+def test_the_command_line_names_a_kept_librarys_optimizer_without_importing_it():
+    """Listing --optimizer's choices (every command's parser) imports no kept library;
+    choosing one does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from complex_synapses.cli import build_parser; build_parser(); "
+        "assert 'pytorch_optimizer' not in sys.modules, 'imported to list the choices'; "
+        "from complex_synapses.experiments.run.optimizers import optimizer_class, optimizer_names; "
+        "assert 'ademamix' in optimizer_names() and 'pytorch_optimizer' not in sys.modules; "
+        "optimizer_class('ademamix'); assert 'pytorch_optimizer' in sys.modules"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_ademamix_from_a_kept_library_is_a_base_optimizer():
     """--optimizer ademamix: pytorch-optimizer's AdEMAMix; under the chain its own alpha
     (the slow momentum's weight) stays its own and the chain's is the chain's."""

@@ -5,21 +5,28 @@ evidence that a slow timescale pays), a control for the chain's slow levels."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import inspect
 
 import torch
 
 from ...errors import OptionError
 
-__all__ = ["optimizer_class", "optimizer_names", "has_fused", "fused_names", "UNUSABLE_OPTIMIZERS"]
+__all__ = ["optimizer_class", "optimizer_names", "has_fused", "fused_names", "UNUSABLE_OPTIMIZERS", "KEPT"]
 
 # torch.optim classes that cannot be the base of a run: SparseAdam needs sparse
 # gradients, LBFGS a closure that re-evaluates the loss, Muon 2-D parameters only.
 UNUSABLE_OPTIMIZERS = ("sparseadam", "lbfgs", "muon")
 
 
-def _optimizers() -> dict[str, type[torch.optim.Optimizer]]:
-    found = {
+# Optimizers of kept libraries, by name: (module, class). Named here so that listing the
+# choices (every command's --help) imports nothing; the library is imported when chosen.
+KEPT = {"ademamix": ("pytorch_optimizer", "AdEMAMix")}
+
+
+def _torch_optimizers() -> dict[str, type[torch.optim.Optimizer]]:
+    return {
         k.lower(): v
         for k, v in vars(torch.optim).items()
         if isinstance(v, type)
@@ -27,29 +34,29 @@ def _optimizers() -> dict[str, type[torch.optim.Optimizer]]:
         and v is not torch.optim.Optimizer
         and k.lower() not in UNUSABLE_OPTIMIZERS
     }
-    return found | _kept_library()
 
 
-def _kept_library() -> dict[str, type[torch.optim.Optimizer]]:
-    """AdEMAMix from pytorch-optimizer where it is installed."""
-    try:
-        from pytorch_optimizer import AdEMAMix
-    except ImportError:
-        return {}
-    return {"ademamix": AdEMAMix}
+def _kept_installed() -> list[str]:
+    """The kept libraries' optimizers whose library is installed (found, not imported)."""
+    return [name for name, (module, _) in KEPT.items() if importlib.util.find_spec(module) is not None]
 
 
 def optimizer_names() -> list[str]:
     """The base optimizers a run can use, by their --optimizer name."""
-    return sorted(_optimizers())
+    return sorted([*_torch_optimizers(), *_kept_installed()])
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """A torch.optim optimizer by name, case-insensitively ("adam", "sgd", "adamw", ...)."""
-    known = _optimizers()
-    if not isinstance(name, str) or name.lower() not in known:
-        raise OptionError(f"--optimizer must be one of {', '.join(sorted(known))}, got {name!r}")
-    return known[name.lower()]
+    """A torch.optim optimizer by name, case-insensitively ("adam", "sgd", "adamw", ...), or
+    a kept library's (imported now)."""
+    key = name.lower() if isinstance(name, str) else None
+    found = _torch_optimizers()
+    if key in found:
+        return found[key]
+    if key in _kept_installed():
+        module, cls = KEPT[key]
+        return getattr(importlib.import_module(module), cls)
+    raise OptionError(f"--optimizer must be one of {', '.join(optimizer_names())}, got {name!r}")
 
 
 def has_fused(cls: type[torch.optim.Optimizer]) -> bool:
@@ -58,5 +65,6 @@ def has_fused(cls: type[torch.optim.Optimizer]) -> bool:
 
 
 def fused_names() -> list[str]:
-    """The ``--optimizer`` names whose optimizer has a fused kernel."""
-    return sorted(name for name, cls in _optimizers().items() if has_fused(cls))
+    """The ``--optimizer`` names whose optimizer has a fused kernel (torch's own: the kept
+    libraries' have none)."""
+    return sorted(name for name, cls in _torch_optimizers().items() if has_fused(cls))
