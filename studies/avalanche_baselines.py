@@ -187,6 +187,35 @@ def _theirs(method: str, variant: str, seed: int) -> list[float]:
         return [evaluate(model, protocol, t) for t in range(protocol.n_tasks)]
 
 
+def fisher_scale(seed: int = 0) -> tuple[float, float]:
+    """The two EWC importances on one network, summed over every weight: the project's
+    Fisher (per-sample, predicted label, 1,000 samples) and Avalanche's (the squared
+    gradient of each minibatch's mean loss, averaged over the experience's minibatches),
+    after one epoch of the stream's first task (the project's run of ``none`` made it)."""
+    from avalanche.training.plugins import EWCPlugin
+
+    from complex_synapses.experiments.run.train import prepare
+
+    settings = RunSettings.make(**{**STREAM, "tasks": 1}, seed=seed)
+    protocol, model, optimizer, method = prepare(settings, torch.device("cpu"))
+    task = protocol.tasks[0]
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(settings.iters):
+        i = torch.randint(0, len(task.train_rows), (settings.batch,), generator=g)
+        loss = torch.nn.functional.cross_entropy(
+            model(protocol.images(0, task.train_rows[i])), task.train_y[i]
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    ours_ = sum(float(f.sum()) for f in fisher_diagonal(model, protocol, 0, FISHER_N, seed))
+    data = _dataset(protocol.images(0, task.train_rows), task.train_y)
+    importances = EWCPlugin(ewc_lambda=1.0).compute_importances(
+        model, torch.nn.CrossEntropyLoss(), optimizer, data, "cpu", settings.batch
+    )
+    return ours_, sum(float(v.data.sum()) for v in importances.values())
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
@@ -198,8 +227,17 @@ def main(argv: list[str] | None = None) -> None:
         default=STREAM["iters"],
         help="the project's batches per task (Avalanche runs one epoch)",
     )
+    p.add_argument(
+        "--fisher-scale", action="store_true", help="only compare the two EWC importances' scales (one task)"
+    )
     args = p.parse_args(argv)
     STREAM.update(dataset=args.dataset, iters=args.iters, eval_log=args.iters)
+    if args.fisher_scale:
+        torch.set_num_threads(1)
+        a, b = fisher_scale()
+        print(f"summed importance after one epoch of task 1: the project's Fisher {a:.4g}, ", end="")
+        print(f"Avalanche's {b:.4g}, ratio {a / b:.1f}")
+        return
     torch.set_num_threads(1)
     arms = [("complex-synapses", "", m) for m in ("none", "ewc", "si")]
     arms += [("avalanche", "matched", m) for m in ("none", "ewc", "si")]
