@@ -16,8 +16,8 @@ base optimizer's state (Adam's moments) lives in ``optimizer.base``, which Avala
 reset does not reach; ``KeepChain(reset_base=True)`` starts it afresh at each experience
 (as the metaplastic rule's protocol resets Adam), the chain kept.
 
-To leave the first layer out of the chain (the project's ``--cs-skip-first`` control),
-give it a parameter group with ``n_beakers=0``.
+To leave the first layer out of the chain (the project's control of the chain without its
+first layer), give that layer a parameter group with ``n_beakers=0``.
 
 Avalanche calls a plugin's methods by name (``before_training_exp`` and
 ``after_training_exp`` here), so this module does not import Avalanche.
