@@ -124,6 +124,10 @@ def test_vectorised_crossings_agree_with_the_scalar_one():
             ["--models", "complex", "--chain-alphas", "50", "--chain-betas", "10"],
             "no chain with alpha <= beta",
         ),
+        (
+            ["--selection", "cross-fit", "--groups", "2", "--synapses", "64"],
+            "it needs --groups >= 4, got 2",
+        ),
     ],
 )
 def test_bad_capacity_options_are_refused(tmp_path, capsys, argv, words):
@@ -162,3 +166,63 @@ def test_the_chain_grid_from_the_command_line(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["models"]["complex"]["grid"]["chains"] == [[3, 2.0, 20.0], [3, 2.0, 40.0]]
     assert {b["n_beakers"] for b in r["models"]["complex"]["best"]} == {3}
+
+
+def test_an_in_sample_choice_among_equal_settings_is_biased_and_a_cross_fit_one_is_not():
+    """Forty settings with one and the same true signal curve, each group's curve that
+    curve scaled by a noise of its own (a group's memories are stronger or weaker all
+    along): the true lifetime is that curve's. Choosing the best on every group and
+    crediting it with its lifetime there overstates it; cross-fitting (chosen on one
+    half, measured on the other, both ways) does not, over many draws."""
+    from complex_synapses.lab.fits import crossings as cross
+    from complex_synapses.lab.selection import best
+
+    rng = np.random.default_rng(0)
+    ages = np.arange(0, 400, dtype=float)
+    true = np.exp(-ages / 100.0)
+    power, ns = np.ones(40), np.array([400.0])
+    truth = float(cross(ages, np.sqrt(400.0) * true[None, :])[0])
+    in_sample, cross_fit = [], []
+    for _ in range(60):
+        signal = true[None, None, :] * (1 + rng.normal(0, 0.2, (16, 40, 1)))
+        in_sample.append(best(signal, power, ages, ns, "in-sample")[0][0])
+        cross_fit.append(best(signal, power, ages, ns, "cross-fit")[0][0])
+    assert np.mean(in_sample) > truth * 1.02  # the best of 40 noisy estimates
+    assert abs(np.mean(cross_fit) - truth) < 0.01 * truth
+
+
+def test_a_cross_fit_bootstrap_resamples_within_each_half():
+    from complex_synapses.lab.selection import resample
+
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        draw = resample(rng, 10, "cross-fit")
+        assert len(draw) == 10 and draw[:5].max() < 5 and draw[5:].min() >= 5
+    assert len(resample(rng, 10, "in-sample")) == 10
+
+
+def test_the_basic_interval_reflects_the_percentile_one_about_the_estimate():
+    """basic = [2 theta - hi, 2 theta - lo] of the percentile interval [lo, hi]; a
+    bootstrap whose resamples sit above the estimate (as the best of noisy settings do)
+    moves the basic interval down, the percentile one up."""
+    from complex_synapses.lab.fits import bootstrap, fit_exponent
+
+    ns = np.array([100.0, 1000.0, 10000.0])
+    point = ns**0.5
+    rng = np.random.default_rng(2)
+    biased = lambda draws: ns ** (0.6 + 0.02 * rng.normal())  # noqa: E731 - resamples around 0.6
+    r = bootstrap([8], biased, ns, seed=0, point=point)
+    (lo, hi), (b_lo, b_hi) = r["exponent_ci"], r["exponent_ci_basic"]
+    theta = fit_exponent(ns, point)[0]
+    assert b_lo == pytest.approx(2 * theta - hi) and b_hi == pytest.approx(2 * theta - lo)
+    assert hi > lo > 0.5 and b_lo < b_hi < 0.5
+    assert len(r["local_slopes_ci_basic"]) == len(ns) - 1
+
+
+def test_a_cross_fit_capacity_study_says_so_and_gives_both_intervals():
+    r = capacity_study(["simple-m"], np.array([64.0, 256.0, 1024.0]), selection="cross-fit", **SMALL)
+    got = r["models"]["simple-m"]
+    assert got["selection"] == "cross-fit"
+    assert len(got["exponent_ci"]) == 2 and len(got["exponent_ci_basic"]) == 2
+    with pytest.raises(ValueError, match="--selection must be one of in-sample, cross-fit"):
+        capacity_study(["simple-m"], np.array([64.0, 256.0, 1024.0]), selection="best", **SMALL)

@@ -37,15 +37,17 @@ followed; such an N is left out of the fit and listed.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .fits import bootstrap, crossings, fit_exponent, local_slopes
+from .capacity_checks import check_memory, check_study
+from .fits import bootstrap, fit_exponent, local_slopes
 from .memory import BETA_GRID, best_lifetime
+from .selection import best as choose_best
+from .selection import resample
 from .writes import NO_LEAK, WRITES, burn_in, signal_curves
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
@@ -138,6 +140,7 @@ class Run:
     seed: int
     max_burn_in: int | None
     tick: Callable[[int], None] | None = None
+    selection: str = "in-sample"
 
 
 @dataclass
@@ -184,15 +187,6 @@ def _simulate(grid: Grid, levels: int | None, run: Run, per_group: int | None, s
     return np.concatenate(signals, 1), np.concatenate(powers), settings, max(burns)
 
 
-def _best(signal: np.ndarray, power: np.ndarray, ages: np.ndarray, ns) -> tuple[np.ndarray, np.ndarray]:
-    """Lifetime of the best setting at each N (inf where any setting is cut off: its
-    SNR still above 1 at the oldest age) and its index; ``signal`` (settings, ages)."""
-    lives = np.stack([crossings(ages, math.sqrt(n) * signal / np.sqrt(power)[:, None]) for n in ns])
-    index = np.argmax(np.where(np.isfinite(lives), lives, -1), -1)
-    best = lives[np.arange(len(ns)), index]
-    return np.where(np.isinf(lives).any(-1), np.inf, best), index
-
-
 def _parts(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> list[Part]:
     """The simulations of a model: with random writes one per number of values (a
     model has one, simple-bits one per chain length), answering every N that uses it;
@@ -209,12 +203,15 @@ def _parts(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> li
     return parts
 
 
-def _evaluate(parts: list[Part], ns: np.ndarray, ages: np.ndarray, draws=None) -> tuple[np.ndarray, list]:
-    """Best lifetime and setting at every N, from every group or from the groups drawn."""
+def _evaluate(
+    parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None
+) -> tuple[np.ndarray, list]:
+    """Best lifetime and setting at every N, from every group or from the groups drawn,
+    chosen and credited by ``selection`` (:mod:`.selection`)."""
     life, chosen = np.zeros(len(ns)), [None] * len(ns)
     for k, part in enumerate(parts):
         signal = part.signal if draws is None else part.signal[draws[k]]
-        best, index = _best(signal.mean(0), part.power, ages, ns[part.answers])
+        best, index = choose_best(signal, part.power, ages, ns[part.answers], selection)
         for i, j in enumerate(part.answers):
             life[j], chosen[j] = best[i], part.settings[index[i]]
     return life, chosen
@@ -222,10 +219,16 @@ def _evaluate(parts: list[Part], ns: np.ndarray, ages: np.ndarray, draws=None) -
 
 def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
     parts = _parts(grid, ns, run, values)
-    life, chosen = _evaluate(parts, ns, run.ages)
+    life, chosen = _evaluate(parts, ns, run.ages, run.selection)
     out = bootstrap(
-        [p.signal.shape[0] for p in parts], lambda d: _evaluate(parts, ns, run.ages, d)[0], ns, run.seed
+        [p.signal.shape[0] for p in parts],
+        lambda d: _evaluate(parts, ns, run.ages, run.selection, d)[0],
+        ns,
+        run.seed,
+        draw=lambda rng, g: resample(rng, g, run.selection),
+        point=life,
     )
+    out["selection"] = run.selection
     out["lifetime"] = life.tolist()
     out["best"] = [
         {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen
@@ -281,24 +284,27 @@ def capacity_study(
     max_burn_in: int | None = None,
     writes: str = "random",
     chains: tuple[tuple[int, float, float], ...] | None = None,
+    selection: str = "in-sample",
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
     {name: {"N", "lifetime", "se", "exponent", "exponent_se", "exponent_ci",
     "local_slopes", "local_slopes_ci", "best", "bits", "edges", "cut_off", ...}}, ...}``.
     ``max_age`` None: ``DEFAULT_MAX_AGE`` of the writes; ``chains``: the chain models'
-    (n, alpha, beta) instead of the stated grid's."""
+    (n, alpha, beta) instead of the stated grid's; ``selection``: how each N's best
+    setting is chosen and credited (:mod:`.selection`; its result's ``selection``, and
+    ``exponent_ci_basic`` beside the percentile ``exponent_ci``)."""
     from tqdm import tqdm
 
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
-    _check(models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in)
+    check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
     grids = default_grids(levels, writes)
     if chains is not None:
         for name in ("complex", "complex-bounded"):
             grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels)
     per_setting = synapses if writes == "random" else int(max(ns)) * groups
-    _check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2)
+    check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2)
     order = sorted(models, key=lambda m: m != "complex")  # simple-bits takes the chain's lengths
     out: dict = {
         "models": {},
@@ -311,21 +317,24 @@ def capacity_study(
         "max_age": max_age,
     }
     with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
-        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update)
+        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection)
         for name in order:
-            if name in grids:
-                best = out["models"].get("complex", {}).get("best")
-                r = _monte_carlo(grids[name], ns, run, _values(name, grids, ns, best, levels))
-            else:
-                r = _closed_form(name, ns)
-            if name == "simple" and writes == "random":
-                r["closed_form"] = _closed_form("simple", ns)
-            r["N"] = ns.tolist()
-            r["exponent"], r["exponent_se"] = fit_exponent(ns, np.array(r["lifetime"]))
-            r["local_slopes"] = local_slopes(ns, np.array(r["lifetime"])).tolist()
-            out["models"][name] = r
+            best = out["models"].get("complex", {}).get("best")
+            values = _values(name, grids, ns, best, levels) if name in grids else []
+            out["models"][name] = _model(name, grids, ns, run, values)
     out["models"] = {m: out["models"][m] for m in models}
     return out
+
+
+def _model(name: str, grids: dict[str, Grid], ns: np.ndarray, run: Run, values: list) -> dict:
+    """One model's result: by Monte Carlo on its grid, or its closed form; its fit."""
+    r = _monte_carlo(grids[name], ns, run, values) if name in grids else _closed_form(name, ns)
+    if name == "simple" and run.writes == "random":
+        r["closed_form"] = _closed_form("simple", ns)
+    r["N"] = ns.tolist()
+    r["exponent"], r["exponent_se"] = fit_exponent(ns, np.array(r["lifetime"]))
+    r["local_slopes"] = local_slopes(ns, np.array(r["lifetime"])).tolist()
+    return r
 
 
 def _closed_form(name: str, ns: np.ndarray) -> dict:
@@ -347,49 +356,3 @@ def _closed_form(name: str, ns: np.ndarray) -> dict:
         "best": [b[1] for b in best],
         "bits": [32.0 * b[1]["n_beakers"] for b in best],
     }
-
-
-def _check_memory(grids: list[Grid], synapses: int, kept: int) -> None:
-    """Refuse, before any work, a setting whose tensors would not fit in half of this
-    machine's memory: per synapse, the probes kept (1 byte each), and for each chain of
-    the largest batch of one beta and each write, its levels, gradient and rounding
-    (8 bytes each, float64 at most)."""
-    if not grids:
-        return
-    batch = max(
-        len(g.writes) * sum(c[0] + 3 for c in g.chains if c[2] == beta)
-        for g in grids
-        for beta in {c[2] for c in g.chains}
-    )
-    need = synapses * (kept + 8 * batch)
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    if need > total / 2:
-        raise ValueError(
-            f"--synapses {synapses} needs about {need / 1e9:,.1f} GB for one setting, more than half of "
-            f"this machine's {total / 1e9:,.0f} GB: use fewer --synapses (or a smaller --max-age)"
-        )
-
-
-def _check(models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in) -> None:
-    if writes not in WRITES:
-        raise ValueError(f"--writes must be one of {', '.join(WRITES)}, got {writes!r}")
-    closed = [m for m in models if m.endswith("-unbounded")]
-    if writes == "perceptron" and closed:
-        raise ValueError(f"--writes perceptron: {closed[0]} is a closed form for random writes; leave it out")
-    if max_burn_in is not None and max_burn_in < 0:
-        raise ValueError(f"--max-burn-in must be >= 0, got {max_burn_in}")
-    unknown = [m for m in models if m not in MODELS]
-    if unknown or not models:
-        raise ValueError(
-            f"--models must name some of {', '.join(MODELS)}, got {', '.join(unknown) or 'none'}"
-        )
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"--grid-values must be an integer >= 2, got {levels!r}")
-    if len(ns) < 3 or np.any(np.asarray(ns) < 1):
-        raise ValueError(f"--synapse-counts needs at least 3 values >= 1, got {list(ns)}")
-    if groups < 2 or synapses < groups or synapses % groups:
-        raise ValueError(f"--synapses must be a multiple of --groups (>= 2), got {synapses} and {groups}")
-    if steps < 1 or max_age < 1 or steps + max_age > 10**6:
-        raise ValueError(
-            f"--steps and --max-age must be >= 1 and at most 10^6 together, got {steps}, {max_age}"
-        )

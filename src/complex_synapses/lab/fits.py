@@ -4,7 +4,9 @@ the exponent of lifetime against N with its bootstrap interval, and local slopes
 The bootstrap resamples the groups of synapses (the independent units of a Monte
 Carlo run) with replacement and redoes everything downstream in each resample,
 including the choice of each N's best setting, so that the interval carries the
-selection's noise too; intervals are percentile intervals.
+selection's noise too; intervals are percentile intervals, and basic (reverse-percentile)
+ones beside them where the estimate is given: the right ones where the estimate is
+biased, as an in-sample choice of the best of many settings is (:mod:`.selection`).
 """
 
 from __future__ import annotations
@@ -76,17 +78,39 @@ def _interval(values: np.ndarray) -> list[float]:
     return np.where(enough, lo, np.nan).tolist(), np.where(enough, hi, np.nan).tolist()
 
 
+def _draw_all(rng: np.random.Generator, g: int) -> np.ndarray:
+    return rng.integers(0, g, g)
+
+
+def _basic(point: float | np.ndarray, lo, hi) -> tuple[list, list]:
+    """The basic (reverse-percentile) interval from a percentile one: 2 x the estimate
+    less each bound, so that a bias of the resamples about the estimate is turned back
+    on the estimate instead of added to it."""
+    point = np.asarray(point, dtype=float)
+    return (2 * point - np.asarray(hi, dtype=float)).tolist(), (
+        2 * point - np.asarray(lo, dtype=float)
+    ).tolist()
+
+
 def bootstrap(
-    groups: list[int], best: Callable[[list[np.ndarray]], np.ndarray], ns: np.ndarray, seed: int
+    groups: list[int],
+    best: Callable[[list[np.ndarray]], np.ndarray],
+    ns: np.ndarray,
+    seed: int,
+    draw: Callable[[np.random.Generator, int], np.ndarray] = _draw_all,
+    point: np.ndarray | None = None,
 ) -> dict:
     """Resample the groups of each of the simulations (``groups[k]`` groups in the
-    k-th) ``BOOTSTRAP`` times; ``best(indices)`` gives the lifetime at every N from
-    them. Returns the lifetimes' standard errors, the exponent's interval and the local
-    slopes' intervals, keyed as in a capacity result."""
+    k-th) ``BOOTSTRAP`` times (``draw(rng, g)``: the indices of one resample, all
+    groups with replacement by default); ``best(indices)`` gives the lifetime at every N
+    from them. Returns the lifetimes' standard errors, the exponent's interval and the
+    local slopes' intervals, keyed as in a capacity result; with ``point`` (the
+    lifetimes from every group) also their basic intervals (``exponent_ci_basic``,
+    ``local_slopes_ci_basic``)."""
     rng = np.random.default_rng(seed)
     lives, exps, slopes = [], [], []
     for _ in range(BOOTSTRAP):
-        life = best([rng.integers(0, g, g) for g in groups])
+        life = best([draw(rng, g) for g in groups])
         lives.append(life)
         exps.append(fit_exponent(ns, life)[0])
         slopes.append(local_slopes(ns, life))
@@ -96,8 +120,14 @@ def bootstrap(
         se = np.nanstd(np.where(np.isfinite(lives), lives, np.nan), axis=0)
     (lo,), (hi,) = _interval(np.array(exps)[:, None])
     slope_lo, slope_hi = _interval(np.array(slopes))
-    return {
+    out = {
         "se": [0.0 if math.isnan(s) else float(s) for s in se],
         "exponent_ci": [lo, hi],
         "local_slopes_ci": [list(p) for p in zip(slope_lo, slope_hi, strict=True)],
     }
+    if point is not None:
+        (b_lo,), (b_hi,) = _basic([fit_exponent(ns, point)[0]], [lo], [hi])
+        s_lo, s_hi = _basic(local_slopes(ns, point), slope_lo, slope_hi)
+        out["exponent_ci_basic"] = [b_lo, b_hi]
+        out["local_slopes_ci_basic"] = [list(p) for p in zip(s_lo, s_hi, strict=True)]
+    return out

@@ -86,6 +86,15 @@ def add_options(k) -> None:
         "(default: no cap)",
     )
     _add_chain_options(k)
+    k.add_argument(
+        "--selection",
+        choices=("in-sample", "cross-fit"),
+        default="in-sample",
+        help="how each N's best setting is chosen and credited: on every group, credited with its "
+        "lifetime there (biased upward: the best of noisy estimates), or cross-fit: chosen on one half "
+        "of the groups, its lifetime measured on the other, both ways, averaged (needs --groups >= 4); "
+        "basic bootstrap intervals are given beside the percentile ones (default %(default)s)",
+    )
     k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
 
 
@@ -156,10 +165,12 @@ def run(args):
         max_burn_in=args.max_burn_in,
         writes=args.writes,
         chains=_chains(args, models),
+        selection=args.selection,
     )
     r["wall_time_s"] = time.perf_counter() - start
     r["grid_values"] = args.levels
     name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
+    name += "-crossfit" if args.selection == "cross-fit" else ""
     r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
     rows = []
     for m in models:

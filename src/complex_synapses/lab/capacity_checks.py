@@ -1,0 +1,67 @@
+"""The checks of a capacity study's settings (:mod:`.capacity_study`), made before any
+work: each failure is one ValueError naming the option, the value and what is allowed."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .selection import SELECTIONS
+from .writes import WRITES
+
+__all__ = ["check_study", "check_memory"]
+
+
+def check_memory(grids: list, synapses: int, kept: int) -> None:
+    """Refuse, before any work, a setting whose tensors would not fit in half of this
+    machine's memory: per synapse, the probes kept (1 byte each), and for each chain of
+    the largest batch of one beta and each write, its levels, gradient and rounding
+    (8 bytes each, float64 at most)."""
+    if not grids:
+        return
+    batch = max(
+        len(g.writes) * sum(c[0] + 3 for c in g.chains if c[2] == beta)
+        for g in grids
+        for beta in {c[2] for c in g.chains}
+    )
+    need = synapses * (kept + 8 * batch)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total / 2:
+        raise ValueError(
+            f"--synapses {synapses} needs about {need / 1e9:,.1f} GB for one setting, more than half of "
+            f"this machine's {total / 1e9:,.0f} GB: use fewer --synapses (or a smaller --max-age)"
+        )
+
+
+def check_study(
+    known, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection
+) -> None:
+    """Refuse, before any work, a capacity study's settings that are not allowed, each
+    with one message naming the option; ``known``: the models by name."""
+    if writes not in WRITES:
+        raise ValueError(f"--writes must be one of {', '.join(WRITES)}, got {writes!r}")
+    closed = [m for m in models if m.endswith("-unbounded")]
+    if writes == "perceptron" and closed:
+        raise ValueError(f"--writes perceptron: {closed[0]} is a closed form for random writes; leave it out")
+    if max_burn_in is not None and max_burn_in < 0:
+        raise ValueError(f"--max-burn-in must be >= 0, got {max_burn_in}")
+    unknown = [m for m in models if m not in known]
+    if unknown or not models:
+        raise ValueError(f"--models must name some of {', '.join(known)}, got {', '.join(unknown) or 'none'}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"--grid-values must be an integer >= 2, got {levels!r}")
+    if len(ns) < 3 or np.any(np.asarray(ns) < 1):
+        raise ValueError(f"--synapse-counts needs at least 3 values >= 1, got {list(ns)}")
+    if groups < 2 or synapses < groups or synapses % groups:
+        raise ValueError(f"--synapses must be a multiple of --groups (>= 2), got {synapses} and {groups}")
+    if steps < 1 or max_age < 1 or steps + max_age > 10**6:
+        raise ValueError(
+            f"--steps and --max-age must be >= 1 and at most 10^6 together, got {steps}, {max_age}"
+        )
+    if selection not in SELECTIONS:
+        raise ValueError(f"--selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    if selection == "cross-fit" and groups < 4:
+        raise ValueError(
+            f"--selection cross-fit splits the groups in halves: it needs --groups >= 4, got {groups}"
+        )
