@@ -133,6 +133,10 @@ def _table(r: dict, models: list[str], counts: np.ndarray) -> list[str]:
         interval = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
         exps.append(f"{r['models'][m]['exponent']:6.3f}{interval}".rjust(17))
     lines.append("  exponent " + " ".join(exps))
+    basic = [r["models"][m].get("exponent_ci_basic") for m in models]
+    if any(basic):
+        cells = [(f"[{b[0]:.2f}, {b[1]:.2f}]" if b else "").rjust(17) for b in basic]
+        lines.append("  basic CI " + " ".join(cells))
     for m in models:
         cut, edges = r["models"][m].get("cut_off", []), r["models"][m].get("edges", [])
         at_edge = [f"N={int(n)}: {', '.join(e)}" for n, e in zip(counts, edges, strict=False) if e]
