@@ -72,6 +72,14 @@ def add_options(k) -> None:
         help=f"oldest age followed; a lifetime beyond it is cut off and left out of the fit (default "
         f"{DEFAULT_MAX_AGE['random']} random, {DEFAULT_MAX_AGE['perceptron']} perceptron)",
     )
+    _add_chain_options(k)
+    _add_estimate_options(k)
+    k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+
+
+def _add_estimate_options(k) -> None:
+    """How the lifetimes are estimated: the groups, the burn-in, the choice of each N's
+    best setting."""
     k.add_argument(
         "--groups",
         type=int,
@@ -85,7 +93,6 @@ def add_options(k) -> None:
         help="memories stored before any is followed: 3 slowest modes of each setting, at most this "
         "(default: no cap)",
     )
-    _add_chain_options(k)
     k.add_argument(
         "--selection",
         choices=("in-sample", "cross-fit"),
@@ -95,7 +102,6 @@ def add_options(k) -> None:
         "of the groups, its lifetime measured on the other, both ways, averaged (needs --groups >= 4); "
         "basic bootstrap intervals are given beside the percentile ones (default %(default)s)",
     )
-    k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
 
 
 def _add_chain_options(k) -> None:
