@@ -142,8 +142,9 @@ def register(study_path: Path, cell: str) -> None:
         raise SystemExit(f"register: the grid of {cell} is not complete ({len(rows)} of {expected} settings)")
     n_fresh, alpha, power = len(study["fresh_seeds"]), study["alpha"], study["power"]
     claims: dict[str, Gain] = {}
-    for method in dict.fromkeys(g.method for g in gains(rows)):
-        claims[method] = claim_point([g for g in gains(rows) if g.method == method])
+    every = gains(rows)
+    for method in dict.fromkeys(g.method for g in every):
+        claims[method] = claim_point([g for g in every if g.method == method])
     header = ["cell", "role", "method", "args", "learning", "retention", "reference", "grid_gain"]
     header += ["grid_gain_sem", "grid_seeds", "per_seed_gain", "inside", "lo", "hi", "n_fresh"]
     header += ["alpha_first_step", "detectable_gain", "margin", "margin_reachable"]
