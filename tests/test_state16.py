@@ -257,3 +257,67 @@ def test_a_parameter_that_is_not_contiguous_steps_whole():
             opt.step()
         levels.append(opt.levels(p))
     torch.testing.assert_close(levels[0], levels[1], atol=2**-7, rtol=2**-7)
+
+
+FUSED_CASES = [(n, integrator, base) for n in (2, 5, 10, 11, 16, 32) for integrator in ("exact", "euler")
+               for base in ("adam", "sgd")]  # fmt: skip
+
+
+@pytest.mark.parametrize("n,integrator,base", FUSED_CASES)
+def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, integrator, base):
+    """The C library's bfloat16 step (levels widened, stepped and rounded in one pass)
+    against float32 copies stepped in pieces of 1,000 elements and rounded after: every
+    weight, moment and level the same bits, for the unrolled lengths (2..10), the blocked
+    ones (11..32), both integrators, Adam (maximize, weight decay) and SGD, tensors whose
+    sizes are not multiples of the C library's block, on 2 threads."""
+    from complex_synapses.step import native, paths, state16
+
+    if native.library() is None or DEVICE.type != "cpu":
+        pytest.skip("the C library: a C compiler, and CPU tensors")
+    fused = []
+    monkeypatch.setattr(native, "step16_call", lambda call, lib, real=native.step16_call: (
+        fused.append(len(call.ws)), real(call, lib)))  # fmt: skip
+
+    def run(whole: bool):
+        if not whole:
+            monkeypatch.setattr(paths, "step_native", lambda call, lib: False)
+            monkeypatch.setattr(state16, "PIECE", 1000)
+        torch.manual_seed(0)
+        params = [torch.nn.Parameter(torch.randn(size) * 0.1) for size in (70_001, 513, 3)]
+        extra = {"maximize": True, "weight_decay": 0.01} if base == "adam" else {"weight_decay": 0.01}
+        cls = torch.optim.Adam if base == "adam" else torch.optim.SGD
+        chain = dict(n_beakers=n, alpha=1.0, beta=min(4.0 ** (n - 1), 1e11), integrator=integrator)
+        opt = ComplexSynapse(
+            params, cls, lr=1e-2, kernel="native", state_dtype=torch.bfloat16, **chain, **extra
+        )
+        g = torch.Generator().manual_seed(1)
+        with torch_threads(2):
+            for _ in range(4):
+                for p in params:
+                    p.grad = torch.randn(p.shape, generator=g)
+                opt.step()
+        out = [p.detach().clone() for p in params]
+        for p in params:
+            out += [h.view(torch.int16).clone() for h in opt.state[p]["hidden"]]
+            out += [opt.base.state[p][k].clone() for k in ("exp_avg", "exp_avg_sq") if k in opt.base.state[p]]
+        return out
+
+    whole = run(True)
+    assert fused, "the fused bfloat16 kernel did not run"
+    pieces = run(False)
+    assert len(whole) == len(pieces)
+    for a, b in zip(whole, pieces):
+        assert torch.equal(a, b)
+
+
+class torch_threads:  # noqa: N801 - used as a context manager, like torch's own
+    """torch's intra-op threads set to ``n`` within the block, restored after."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.saved = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.saved)

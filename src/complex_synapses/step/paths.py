@@ -24,7 +24,7 @@ from .bounds import bound_tensor
 from .calls import KernelCall, Stepping, chain_calls, fused_calls
 from .dispatch import Dispatcher, Plan
 from .groups import chain_of
-from .state16 import has_16bit, run_in_pieces
+from .state16 import has_16bit, run_in_pieces, step_native
 
 __all__ = ["fused_step", "generic_step", "chainless_bound", "needs_closure"]
 
@@ -48,12 +48,16 @@ def fused_step(dispatcher: Dispatcher, plan: Plan, base: Optimizer, stepping: li
 
 
 def _run(dispatcher: Dispatcher, stage: str, calls: list[KernelCall], plan: Plan) -> None:
-    """``stage`` over ``calls``; a call with 16-bit levels in pieces (see :mod:`.state16`)."""
+    """``stage`` over ``calls``; a call with 16-bit levels by the C library's bfloat16
+    step where it takes it, else in pieces (see :mod:`.state16`)."""
     sixteen = [has_16bit(b) for b in calls]
     plain = [b for b, half in zip(calls, sixteen) if not half]
     if plain or not calls:
         dispatcher.run(stage, plain, plan)
     for call in (b for b, half in zip(calls, sixteen) if half):
+        if stage == "step" and plan.library is not None and step_native(call, plan.library):
+            dispatcher.ran.add("native")
+            continue
         run_in_pieces(lambda pieces: dispatcher.run(stage, pieces, plan), call)
 
 

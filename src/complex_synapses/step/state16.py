@@ -8,10 +8,13 @@ nearest value would leave it where it is for good. Rounded stochastically withou
 float32 level would be, with an error of at most one spacing at any step.
 
 The stored levels take half the bytes: a parameter's chain of n levels costs
-4 + 2(n - 1) bytes besides its base optimizer's state, against 4n in float32. The step
-reads them into float32 copies :data:`PIECE` elements of one parameter at a time
-(:func:`run_in_pieces`), so the float32 copies never take more than 4 (n - 1) PIECE
-bytes, whatever the model.
+4 + 2(n - 1) bytes besides its base optimizer's state, against 4n in float32. On the
+CPU, where the C library is built and the base is Adam or SGD, the fused step reads
+each level as bfloat16, steps it in float32 registers and stores it rounded, in one
+pass over memory (:func:`step_native`). Elsewhere (the generic path, torch's kernels,
+a bound) the step reads them into float32 copies :data:`PIECE` elements of one
+parameter at a time (:func:`run_in_pieces`), so the float32 copies never take more
+than 4 (n - 1) PIECE bytes, whatever the model. Both give the same bits.
 
 The random numbers come from a counter-based stream of each parameter (a key from the
 optimizer's ``seed`` and the parameter's place, a counter advanced once a stage, both in
@@ -36,7 +39,7 @@ from .calls import KernelCall
 from .kernels import compute_dtype, round_bfloat16_
 
 __all__ = ["STATE_DTYPES", "check_state_dtype", "init_stream", "run_in_pieces", "has_16bit", "PIECE"]
-__all__ += ["initial_hidden", "conform"]
+__all__ += ["initial_hidden", "conform", "step_native"]
 
 STATE_DTYPES = (torch.float32, torch.bfloat16)
 STREAM_OFFSET = 0x5BD1E995  # keeps this stream apart from the grid's rounding stream of the same key
@@ -85,6 +88,30 @@ def run_in_pieces(run: Callable[[list[KernelCall]], None], call: KernelCall) -> 
         _widen(kept[0], piece.hiddens[0])
         run([piece])
         _store(kept, piece.hiddens, piece.state_streams, piece.offsets)
+
+
+def step_native(call: KernelCall, lib: ctypes.CDLL) -> bool:
+    """The fused step ("step" stage) of ``call`` by the C library's bfloat16 kernel
+    (:func:`.native.step16_call`), each parameter's stream advanced once as
+    :func:`run_in_pieces` does: the same result, bit for bit, in one pass over memory.
+    False (nothing done) where the kernel does not take the call: a base other than Adam
+    or SGD, a bound, 16-bit parameters, levels not all bfloat16, tensors off the CPU or
+    not contiguous."""
+    if call.base not in native.BASE_KERNELS or call.hyper is None or call.bound is not None or call.rounded:
+        return False
+    hidden = [h for levels in call.hiddens for h in levels]
+    floats = [call.coef, call.hyper, *call.ws, *call.gs, *call.ms, *call.vs]
+    if (
+        any(s is None for s in call.state_streams)
+        or not all(h.dtype == torch.bfloat16 and h.device.type == "cpu" and h.is_contiguous() for h in hidden)
+        or floats[0].dtype != torch.float32
+        or not native.supports(floats, len(call.hiddens[0]) + 1)
+    ):
+        return False
+    for stream in call.state_streams:
+        stream[1].add_(1)
+    native.step16_call(call, lib)
+    return True
 
 
 def _widen(levels: list[Tensor], copies: list[Tensor]) -> None:

@@ -98,28 +98,53 @@ static inline uint64_t cs_hash32(uint64_t x) {
 #if !defined(CS_ONLY) || CS_ONLY == 32
 /* kernels.round_bfloat16_ on elements [start, end) of one level, bit for bit: float32
  * ``src`` rounded stochastically into bfloat16 ``dst`` (its upper 16 bits), 16 random
- * bits added below them from the stream of kernels.random_bits. A NaN stays a NaN. */
+ * bits added below them from the stream of kernels.random_bits. A NaN stays a NaN.
+ * In 32-bit arithmetic, which vectorises: kernels._hash32's products are taken modulo
+ * 2^32 and its sums wrap there, so every value is the one of the 64-bit expressions
+ * masked to 32 bits; ``bits`` plus 16 random bits does not carry past 32 bits for any
+ * value but a NaN (the largest other, -inf, is 0xFF800000), which is taken apart. */
+static inline uint32_t cs_hash32u(uint32_t x) {
+    x = x ^ (x >> 16);
+    x = x * 0x7FEB352Du;
+    x = x ^ (x >> 15);
+    x = x * 0x2C1B3C6Du;
+    return x ^ (x >> 16);
+}
+
+/* float32 ``x`` rounded stochastically into bfloat16, element ``index`` of a stream
+ * whose counter is ``mix`` (see cs_round_bf16). */
+static inline uint16_t cs_to_bf16(float x, uint32_t index, uint32_t mix) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    const uint32_t h = cs_hash32u(cs_hash32u(index) ^ mix);
+    return (uint16_t)(x != x ? (bits >> 16) | 0x0040u : (bits + (h & 0xFFFFu)) >> 16);
+}
+
+/* A bfloat16 value as float32, exactly: its upper 16 bits. */
+static inline float cs_from_bf16(uint16_t half) {
+    const uint32_t bits = (uint32_t)half << 16;
+    float x;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+/* The stream's value of element 0 of level ``level`` (cs_round_bf16's index origin). */
+static inline uint32_t cs_stream_first(int64_t key, int level) {
+    return (uint32_t)cs_hash32((uint64_t)key & CS_MASK32) + (uint32_t)level * 0x3C6EF372u;
+}
+
 static void cs_round_bf16(int64_t start, int64_t end, const float *src, uint16_t *dst, int64_t key,
                           int64_t step, int level, int64_t offset) {
-    const uint64_t base = (cs_hash32((uint64_t)key & CS_MASK32) + (uint64_t)level * 0x3C6EF372u);
-    const uint64_t mix = (uint64_t)step & CS_MASK32;
-    for (int64_t i = start; i < end; i++) {
-        uint32_t bits;
-        memcpy(&bits, src + i, sizeof bits);
-        const uint64_t h = cs_hash32(cs_hash32(((uint64_t)(i + offset) + base) & CS_MASK32) ^ mix);
-        const uint32_t up = (uint32_t)(((uint64_t)bits + (h & 0xFFFFu)) & 0xFFFF0000u);
-        dst[i] = src[i] != src[i] ? (uint16_t)((bits >> 16) | 0x0040u) : (uint16_t)(up >> 16);
-    }
+    const uint32_t first = cs_stream_first(key, level) + (uint32_t)offset, mix = (uint32_t)step;
+#pragma GCC ivdep
+    for (int64_t i = start; i < end; i++) dst[i] = cs_to_bf16(src[i], first + (uint32_t)i, mix);
 }
 
 /* dst (float32) <- src (bfloat16), exactly: its upper 16 bits, on elements [start, end). */
 static void cs_widen_range(int t, int64_t start, int64_t end, const void *args) {
     uint16_t *const *src = ((uint16_t *const *const *)args)[0];
     float *const *dst = ((float *const *const *)args)[1];
-    for (int64_t i = start; i < end; i++) {
-        const uint32_t bits = (uint32_t)src[t][i] << 16;
-        memcpy(dst[t] + i, &bits, sizeof bits);
-    }
+    for (int64_t i = start; i < end; i++) dst[t][i] = cs_from_bf16(src[t][i]);
 }
 
 void cs_widen_bf16_many(int count, const int64_t *numel, uint16_t **src, float **dst, int threads,
@@ -175,4 +200,58 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #define CS_NEGLIGIBLE 0x1p-64
 #define NAME(x) cs_##x##_f64
 #include "step.h"
+#endif
+
+#if !defined(CS_ONLY) || CS_ONLY == 32
+#undef REAL
+#undef SQRT
+#undef FLOOR
+#undef FABS
+#undef CS_NEGLIGIBLE
+#undef NAME
+#define REAL float
+#define SQRT sqrtf
+#define FLOOR floorf
+#define FABS fabsf
+#define CS_NEGLIGIBLE 0x1p-32f
+#define NAME(x) cs_##x##_bf16
+#define CS_HALF
+#include "step.h"
+#undef CS_HALF
+
+/* The fused step of a chain whose hidden levels are stored in bfloat16 (state16), in
+ * one pass over memory: step.h's step (cs_step_any_bf16) with each level widened as it
+ * is loaded and rounded as it is stored (cs_to_bf16, from element e's place in the
+ * parameter's stream), so that the float32 values rounded are those of
+ * state16.run_in_pieces (float32 copies of the levels stepped by cs_step_f32, then
+ * rounded by cs_round_bf16): the same result bit for bit, without the passes over
+ * memory between them. Tensor t's levels are hidden[t * (n - 1) ..], its stream key[t]
+ * at counter step[t]. */
+struct cs_step16_args {
+    int n;
+    float **p, **g;
+    uint16_t **hidden;
+    const float *coef, *hyper;
+    float **m, **v;
+    int exact, adam, maximize;
+    const int64_t *key, *step;
+};
+
+static void cs_step16_range(int t, int64_t start, int64_t end, const void *args) {
+    const struct cs_step16_args *a = args;
+    const int n = a->n;
+    uint32_t first[CS_MAX_LEVELS] = {0};
+    for (int k = 1; k < n; k++) first[k] = cs_stream_first(a->key[t], k);
+    cs_step_any_bf16(start, end, n, a->p[t], a->g[t], a->hidden + (int64_t)t * (n - 1), a->coef, a->hyper,
+                     a->adam ? a->m[t] : 0, a->adam ? a->v[t] : 0, a->exact, a->adam, a->maximize, first,
+                     (uint32_t)a->step[t]);
+}
+
+void cs_step_bf16_many(int count, const int64_t *numel, int n, float **p, float **g, uint16_t **hidden,
+                       const float *coef, const float *hyper, float **m, float **v, int exact, int adam,
+                       int maximize, const int64_t *key, const int64_t *step, int threads, int part,
+                       int parts) {
+    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
+    cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
+}
 #endif

@@ -4,6 +4,21 @@
  * operations, so that results agree with the eager and compiled kernels within
  * float rounding. */
 
+/* How a hidden level is read and written: as REAL; or, in step.c's third inclusion
+ * (CS_HALF: float32 levels stored in bfloat16), widened on load and rounded
+ * stochastically on store from the parameter's stream (level k's element e from the
+ * stream's value first[k] + e, the counter mixed in as ``mix``: cs_round_bf16's). Only
+ * the step is compiled there (step_any), not the generic path's stages or the bound. */
+#ifdef CS_HALF
+#define CS_LEVEL uint16_t
+#define CS_LOAD(h, e) cs_from_bf16((h)[e])
+#define CS_STORE(h, e, k, x) ((h)[e] = cs_to_bf16((x), first[k] + (uint32_t)(e), mix))
+#else
+#define CS_LEVEL REAL
+#define CS_LOAD(h, e) ((h)[e])
+#define CS_STORE(h, e, k, x) ((h)[e] = (x))
+#endif
+
 /* The next block of a stream asked for ahead of its use. A chain of n levels streams
  * 2n + 5 arrays at once, more than the hardware prefetcher follows from 16 levels up;
  * a prefetch past an array's end is harmless (it does not fault). */
@@ -13,14 +28,14 @@ static inline void NAME(prefetch)(const REAL *next) {
 
 /* A block of ``len`` elements from element ``b`` on: every level into u[0..n-1] (and
  * the next block of each asked for). */
-static inline void NAME(load)(REAL u[][CS_ROW], int n, const REAL *p, REAL **hidden, int64_t b,
+static inline void NAME(load)(REAL u[][CS_ROW], int n, const REAL *p, CS_LEVEL **hidden, int64_t b,
                               int len) {
     NAME(prefetch)(p + b + CS_BLOCK);
     for (int e = 0; e < len; e++) u[0][e] = p[b + e];
     for (int k = 1; k < n; k++) {
-        const REAL *restrict in = hidden[k - 1] + b;
-        NAME(prefetch)(in + CS_BLOCK);
-        for (int e = 0; e < len; e++) u[k][e] = in[e];
+        const CS_LEVEL *restrict in = hidden[k - 1] + b;
+        for (int e = 0; e < CS_BLOCK; e += 64 / (int)sizeof(CS_LEVEL)) __builtin_prefetch(in + CS_BLOCK + e, 1, 3);
+        for (int e = 0; e < len; e++) u[k][e] = CS_LOAD(in, e);
     }
 }
 
@@ -107,12 +122,24 @@ static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, co
     }
 }
 
+/* Where a block's new level k (k >= 1) is written: straight to memory; in bfloat16 to
+ * a row of its own, stored rounded once the block is stepped. */
+#ifdef CS_HALF
+#define CS_NEW(k, b) (rows[k])
+#else
+#define CS_NEW(k, b) (hidden[(k) - 1] + (b))
+#endif
+
 static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict p,
-                               const REAL *restrict g, REAL **hidden, const REAL *coef,
+                               const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
                                const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
-                               int adam, int maximize) {
+                               int adam, int maximize, const uint32_t *first, const uint32_t mix) {
     REAL u[CS_MAX_LEVELS + 1][CS_ROW]; /* u[n] stays 0: u_{n+1} */
     REAL w[CS_BLOCK];
+#ifdef CS_HALF
+    REAL rows[CS_MAX_LEVELS][CS_ROW];
+#endif
+    (void)first, (void)mix;
     REAL *out[CS_MAX_LEVELS];
     int lo[CS_MAX_LEVELS], hi[CS_MAX_LEVELS];
     const REAL sign = maximize ? (REAL)-1 : (REAL)1; /* -g exactly: a product by -1 is exact */
@@ -125,7 +152,7 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
         if (adam) NAME(prefetch)(m + b + CS_BLOCK), NAME(prefetch)(v + b + CS_BLOCK);
         if (exact) { /* u <- P u: u_1 into w, the others straight to memory */
             out[0] = w;
-            for (int k = 1; k < n; k++) out[k] = hidden[k - 1] + b;
+            for (int k = 1; k < n; k++) out[k] = CS_NEW(k, b);
             NAME(propagate)(out, u, n, coef, lo, hi, len);
         } else { /* the original's first half-step: u_1 + b_1 (u_2 - u_1) */
             const REAL b1 = coef[n];
@@ -157,7 +184,7 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
             const REAL *a = coef, *bb = coef + n;
             const REAL *prev = w;
             for (int k = 1; k < n; k++) {
-                REAL *restrict level = hidden[k - 1] + b;
+                REAL *restrict level = CS_NEW(k, b);
                 const REAL *restrict before = prev;
                 const REAL ak = a[k], bk = bb[k];
                 for (int e = 0; e < len; e++)
@@ -165,8 +192,17 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
                 prev = level;
             }
         }
+#ifdef CS_HALF
+        for (int k = 1; k < n; k++) {
+            CS_LEVEL *restrict level = hidden[k - 1];
+            const REAL *restrict row = rows[k];
+#pragma GCC ivdep
+            for (int e = 0; e < len; e++) CS_STORE(level, b + e, k, row[e]);
+        }
+#endif
     }
 }
+#undef CS_NEW
 
 /* The same step one element at a time, for a chain length ``n`` (at most CS_UNROLLED),
  * integrator and base known when it is inlined: the levels then live in registers and
@@ -174,10 +210,11 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
  * above, which serves any n up to CS_MAX_LEVELS. */
 static inline __attribute__((always_inline)) void NAME(step_n)(
     int64_t start, int64_t end, const int n, REAL *restrict p, const REAL *restrict g,
-    REAL **hidden, const REAL *coef, const REAL *hyper, REAL *restrict m, REAL *restrict v,
-    const int exact, const int adam, const int maximize) {
+    CS_LEVEL **hidden, const REAL *coef, const REAL *hyper, REAL *restrict m, REAL *restrict v,
+    const int exact, const int adam, const int maximize, const uint32_t *first, const uint32_t mix) {
     REAL P[CS_UNROLLED * CS_UNROLLED], a[CS_UNROLLED], bb[CS_UNROLLED];
-    REAL *h[CS_UNROLLED];
+    CS_LEVEL *h[CS_UNROLLED];
+    (void)first, (void)mix;
     for (int k = 1; k < n; k++) h[k] = hidden[k - 1];
     if (exact)
         for (int i = 0; i < n * n; i++) P[i] = coef[i];
@@ -192,7 +229,7 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
     for (int64_t e = start; e < end; e++) {
         REAL u[CS_UNROLLED], nu[CS_UNROLLED];
         u[0] = p[e];
-        for (int k = 1; k < n; k++) u[k] = h[k][e];
+        for (int k = 1; k < n; k++) u[k] = CS_LOAD(h[k], e);
         REAL w;
         if (exact) {
             for (int i = 0; i < n; i++) {
@@ -218,44 +255,66 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
         }
         p[e] = w;
         if (exact) {
-            for (int k = 1; k < n; k++) h[k][e] = nu[k];
+            for (int k = 1; k < n; k++) CS_STORE(h[k], e, k, nu[k]);
         } else {
             REAL prev = w;
             for (int k = 1; k < n; k++) {
                 const REAL nxt = k + 1 < n ? u[k + 1] : (REAL)0;
                 const REAL x = u[k] + a[k] * (prev - u[k]) + bb[k] * (nxt - u[k]);
-                h[k][e] = x;
+                CS_STORE(h[k], e, k, x);
                 prev = x;
             }
         }
     }
 }
 
-void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL *restrict g,
-                REAL **hidden, const REAL *coef, const REAL *hyper, REAL *restrict m,
-                REAL *restrict v, int exact, int adam, int maximize) {
-#define CS_CALL(N, E, A) NAME(step_n)(start, end, N, p, g, hidden, coef, hyper, m, v, E, A, maximize)
+/* step_n for the chain length ``n`` where it has one (every n up to 8, and 9 and 10 for
+ * the exact integrator): 1 where it stepped, 0 where n has none. */
+static inline int NAME(step_unrolled)(int64_t start, int64_t end, int n, REAL *restrict p,
+                                      const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
+                                      const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
+                                      int adam, int maximize, const uint32_t *first, uint32_t mix) {
+#define CS_CALL(N, E, A)                                                                           \
+    NAME(step_n)(start, end, N, p, g, hidden, coef, hyper, m, v, E, A, maximize, first, mix)
 #define CS_CASE(N)                                                                                 \
     case N:                                                                                        \
         if (exact && adam) CS_CALL(N, 1, 1);                                                       \
         else if (exact) CS_CALL(N, 1, 0);                                                          \
         else if (adam) CS_CALL(N, 0, 1);                                                           \
         else CS_CALL(N, 0, 0);                                                                     \
-        return;
+        return 1;
 #define CS_EXACT(N)                                                                                \
     case N:                                                                                        \
         if (exact && adam) CS_CALL(N, 1, 1);                                                       \
         else if (exact) CS_CALL(N, 1, 0);                                                          \
         else break;                                                                                \
-        return;
+        return 1;
     switch (n) { /* every (n, integrator, base) its own loop without branches */
         CS_UNROLLED_CASES
         CS_EXACT_CASES
     }
-    NAME(step_blocked)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize);
+    return 0;
 #undef CS_CALL
 #undef CS_CASE
 #undef CS_EXACT
+}
+
+/* The step of elements [start, end): step_n where it has the chain's length, else the
+ * blocked step. */
+static inline void NAME(step_any)(int64_t start, int64_t end, int n, REAL *restrict p,
+                                  const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
+                                  const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
+                                  int adam, int maximize, const uint32_t *first, uint32_t mix) {
+    if (!NAME(step_unrolled)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, first,
+                             mix))
+        NAME(step_blocked)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, first, mix);
+}
+
+#ifndef CS_HALF
+void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL *restrict g,
+                REAL **hidden, const REAL *coef, const REAL *hyper, REAL *restrict m,
+                REAL *restrict v, int exact, int adam, int maximize) {
+    NAME(step_any)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, 0, 0);
 }
 
 /* kernels.bound_ on elements [start, end) of one level (index ``level``, 0 the
@@ -487,3 +546,8 @@ void NAME(bound_many)(int count, const int64_t *numel, REAL **x, const REAL *bou
     const struct NAME(bound_args) a = {x, bound, key, step, level, quantize};
     cs_run(count, numel, threads, part, parts, NAME(bound_range), &a);
 }
+#endif /* CS_HALF */
+
+#undef CS_LEVEL
+#undef CS_LOAD
+#undef CS_STORE
