@@ -188,6 +188,7 @@ def main() -> None:
             "--device",
             args.device,
             "--json",
+            "--fresh",  # every round trains: the results folder would otherwise serve the same run
         ]
         cmds = {
             "bare": [sys.executable, str(tmp / "bare.py"), str(data), str(tmp / "images.npy"), args.device],
