@@ -226,3 +226,32 @@ def test_a_cross_fit_capacity_study_says_so_and_gives_both_intervals():
     assert len(got["exponent_ci"]) == 2 and len(got["exponent_ci_basic"]) == 2
     with pytest.raises(ValueError, match="--selection must be one of in-sample, cross-fit"):
         capacity_study(["simple-m"], np.array([64.0, 256.0, 1024.0]), selection="best", **SMALL)
+
+
+def test_lifetimes_at_two_thresholds_and_the_initial_snr():
+    """Every model of a small study gives its lifetime at SNR 1 and 3 and the initial SNR
+    of its chosen setting. With random writes the SNR grows as sqrt(N), so the lifetime
+    at SNR 3 at N is the lifetime at SNR 1 at N / 9: exactly for the closed forms, and
+    for the Monte Carlo's own curves read at the two thresholds."""
+    ns = np.array([90.0, 360.0, 810.0])
+    r = capacity_study(["simple", "simple-m", "simple-unbounded"], ns, **SMALL)
+    for name, got in r["models"].items():
+        assert got["thresholds"] == [1.0, 3.0]
+        assert got["lifetime_at"]["1"] == got["lifetime"]
+        assert all(a3 <= a1 for a1, a3 in zip(got["lifetime"], got["lifetime_at"]["3"]))
+        assert len(got["initial_snr"]) == len(ns) and all(s > 0 for s in got["initial_snr"]), name
+    closed = r["models"]["simple"]["closed_form"]
+    assert closed["initial_snr"][0] == pytest.approx(np.sqrt(90.0) * closed["best"][0]["q"])
+    ninth = capacity_study(["simple", "simple-m"], ns / 9, **SMALL)["models"]  # the same curves, N / 9
+    assert closed["lifetime_at"]["3"] == pytest.approx(ninth["simple"]["closed_form"]["lifetime"])
+    for name in ("simple", "simple-m"):
+        assert r["models"][name]["lifetime_at"]["3"] == pytest.approx(ninth[name]["lifetime"])
+    from complex_synapses.lab.selection import best
+
+    rng = np.random.default_rng(3)
+    ages = np.arange(0, 300, dtype=float)
+    signal = np.exp(-ages / rng.uniform(20, 80, (4, 5, 1)))  # groups, settings, ages
+    power = np.ones(5)
+    at_3, _ = best(signal, power, ages, np.array([900.0]), threshold=3.0)
+    at_1, _ = best(signal, power, ages, np.array([100.0]))
+    assert at_3 == pytest.approx(at_1)

@@ -45,9 +45,9 @@ import torch
 
 from .capacity_checks import check_memory, check_study
 from .fits import bootstrap, fit_exponent, local_slopes
-from .memory import BETA_GRID, best_lifetime
+from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
+from .selection import THRESHOLDS, initial_snr, resample
 from .selection import best as choose_best
-from .selection import resample
 from .writes import NO_LEAK, WRITES, burn_in, signal_curves
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
@@ -204,17 +204,29 @@ def _parts(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> li
 
 
 def _evaluate(
-    parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None
+    parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None, threshold: float = 1.0
 ) -> tuple[np.ndarray, list]:
-    """Best lifetime and setting at every N, from every group or from the groups drawn,
-    chosen and credited by ``selection`` (:mod:`.selection`)."""
+    """Best lifetime (SNR above ``threshold``) and setting at every N, from every group or
+    from the groups drawn, chosen and credited by ``selection`` (:mod:`.selection`)."""
     life, chosen = np.zeros(len(ns)), [None] * len(ns)
     for k, part in enumerate(parts):
         signal = part.signal if draws is None else part.signal[draws[k]]
-        best, index = choose_best(signal, part.power, ages, ns[part.answers], selection)
+        best, index = choose_best(signal, part.power, ages, ns[part.answers], selection, threshold)
         for i, j in enumerate(part.answers):
             life[j], chosen[j] = best[i], part.settings[index[i]]
     return life, chosen
+
+
+def _initial_snr(parts: list[Part], ns: np.ndarray, ages: np.ndarray) -> list[float]:
+    """Each N's SNR at age 0 for the setting with the longest lifetime (threshold 1, on
+    every group): what the chain buys at the start of a memory's life, beside how long
+    it lasts."""
+    out = np.zeros(len(ns))
+    for part in parts:
+        _, index = choose_best(part.signal, part.power, ages, ns[part.answers], "in-sample")
+        snr = initial_snr(part.signal, part.power, ns[part.answers], index)
+        out[part.answers] = snr
+    return out.tolist()
 
 
 def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
@@ -230,6 +242,11 @@ def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None])
     )
     out["selection"] = run.selection
     out["lifetime"] = life.tolist()
+    # the lifetime at the second threshold, chosen and credited alike (its own best setting)
+    out["thresholds"] = list(THRESHOLDS)
+    out["lifetime_at"] = {f"{t:g}": _evaluate(parts, ns, run.ages, run.selection, threshold=t)[0].tolist()
+                          for t in THRESHOLDS}  # fmt: skip
+    out["initial_snr"] = _initial_snr(parts, ns, run.ages)
     out["best"] = [
         {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen
     ]
@@ -337,22 +354,40 @@ def _model(name: str, grids: dict[str, Grid], ns: np.ndarray, run: Run, values: 
     return r
 
 
-def _closed_form(name: str, ns: np.ndarray) -> dict:
+def _closed_form(name: str, ns: np.ndarray, thresholds: bool = True) -> dict:
+    """A closed-form model's best lifetime at every N. With independent synapses the SNR
+    grows as sqrt(N), so the SNR stays above t at N exactly where it stays above 1 at
+    N / t^2: the lifetime at threshold t is the threshold-1 lifetime at N / t^2, each at
+    its own best setting (``lifetime_at``). ``initial_snr``: the chosen setting's SNR at
+    age 0."""
     if name == "simple":
         found = [best_binary(n) for n in ns]
-        return {
+        out = {
             "lifetime": [f[0] for f in found],
             "best": [{"q": f[1]} for f in found],
             "bits": [1.0] * len(ns),
+            "initial_snr": [math.sqrt(n) * f[1] for n, f in zip(ns, found, strict=True)],
         }
-    chains = (1,) if name == "simple-unbounded" else (2, 4, 6)
-    best = []
-    for n_syn in ns:
-        found = [(best_lifetime(n, 1.0, int(n_syn), BETA_GRID), n) for n in chains]
-        (life, beta), n = max(found, key=lambda f: f[0][0])
-        best.append((life, {"n_beakers": n, "alpha": 1.0, "beta": beta}))
-    return {
-        "lifetime": [b[0] for b in best],
-        "best": [b[1] for b in best],
-        "bits": [32.0 * b[1]["n_beakers"] for b in best],
-    }
+    else:
+        chains = (1,) if name == "simple-unbounded" else (2, 4, 6)
+        best = []
+        for n_syn in ns:
+            found = [(best_lifetime(n, 1.0, int(n_syn), BETA_GRID), n) for n in chains]
+            (life, beta), n = max(found, key=lambda f: f[0][0])
+            best.append((life, {"n_beakers": n, "alpha": 1.0, "beta": beta}))
+        chosen = [Synapse(b[1]["n_beakers"], 1.0, b[1]["beta"]) for b in best]
+        out = {
+            "lifetime": [b[0] for b in best],
+            "best": [b[1] for b in best],
+            "bits": [32.0 * b[1]["n_beakers"] for b in best],
+            "initial_snr": [
+                float(snr_steady_state(c, int(n), np.array([0.0]))[0]) for c, n in zip(chosen, ns)
+            ],
+        }
+    if thresholds:
+        out["thresholds"] = list(THRESHOLDS)
+        out["lifetime_at"] = {
+            f"{t:g}": out["lifetime"] if t == 1 else _closed_form(name, ns / t**2, False)["lifetime"]
+            for t in THRESHOLDS
+        }
+    return out

@@ -27,15 +27,32 @@ import numpy as np
 
 from .fits import crossings
 
-__all__ = ["SELECTIONS", "lifetimes", "best", "resample"]
+__all__ = ["SELECTIONS", "THRESHOLDS", "lifetimes", "initial_snr", "best", "resample"]
+
+# The SNR thresholds a lifetime is read at: 1 (the headline, Benna & Fusi's) and 3 (a
+# memory still recalled reliably), so that a model whose SNR starts high but falls fast
+# is told from one that starts low and lasts.
+THRESHOLDS = (1.0, 3.0)
 
 SELECTIONS = ("in-sample", "cross-fit")
 
 
-def lifetimes(signal: np.ndarray, power: np.ndarray, ages: np.ndarray, ns) -> np.ndarray:
+def lifetimes(
+    signal: np.ndarray, power: np.ndarray, ages: np.ndarray, ns, threshold: float = 1.0
+) -> np.ndarray:
     """Lifetime of every setting at every N, ``(N, settings)``, from the mean signal
-    curves ``signal`` ``(settings, ages)`` and powers ``power`` ``(settings,)``."""
-    return np.stack([crossings(ages, math.sqrt(n) * signal / np.sqrt(power)[:, None]) for n in ns])
+    curves ``signal`` ``(settings, ages)`` and powers ``power`` ``(settings,)``: the age at
+    which the SNR falls below ``threshold``."""
+    scale = np.sqrt(power)[:, None] * threshold
+    return np.stack([crossings(ages, math.sqrt(n) * signal / scale) for n in ns])
+
+
+def initial_snr(signal: np.ndarray, power: np.ndarray, ns, chosen: np.ndarray) -> np.ndarray:
+    r"""Each N's SNR at age 0 (the memory just written) of its chosen setting, from the
+    groups' signal curves ``signal`` ``(groups, settings, ages)``: :math:`\sqrt{N}\,
+    s(0) / \sqrt{P}`."""
+    s0 = signal.mean(0)[chosen, 0]
+    return np.sqrt(np.asarray(ns, dtype=float)) * s0 / np.sqrt(power[chosen])
 
 
 def _in_sample(lives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -45,19 +62,25 @@ def _in_sample(lives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def best(
-    signal: np.ndarray, power: np.ndarray, ages: np.ndarray, ns, selection: str = "in-sample"
+    signal: np.ndarray,
+    power: np.ndarray,
+    ages: np.ndarray,
+    ns,
+    selection: str = "in-sample",
+    threshold: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each N's credited lifetime and chosen setting (its index) from the groups' signal
-    curves ``signal`` ``(groups, settings, ages)``. Under ``cross-fit`` the first half of
-    the groups is A, the rest B, and the setting reported is the one chosen on all."""
+    """Each N's credited lifetime (SNR above ``threshold``) and chosen setting (its index)
+    from the groups' signal curves ``signal`` ``(groups, settings, ages)``. Under
+    ``cross-fit`` the first half of the groups is A, the rest B, and the setting reported
+    is the one chosen on all."""
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    whole, index = _in_sample(lifetimes(signal.mean(0), power, ages, ns))
+    whole, index = _in_sample(lifetimes(signal.mean(0), power, ages, ns, threshold))
     if selection == "in-sample":
         return whole, index
     h = signal.shape[0] // 2
-    on_a = lifetimes(signal[:h].mean(0), power, ages, ns)
-    on_b = lifetimes(signal[h:].mean(0), power, ages, ns)
+    on_a = lifetimes(signal[:h].mean(0), power, ages, ns, threshold)
+    on_b = lifetimes(signal[h:].mean(0), power, ages, ns, threshold)
     rows = np.arange(len(on_a))
     _, chosen_a = _in_sample(on_a)
     _, chosen_b = _in_sample(on_b)

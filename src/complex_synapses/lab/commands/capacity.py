@@ -187,6 +187,7 @@ def run(args):
         got = r["models"][m]
         se = got.get("se") or [0.0] * len(counts)
         edges = got.get("edges", [[]] * len(counts))
+        at_3 = got["lifetime_at"]["3"]
         for i, n in enumerate(counts):
             rows.append(
                 [
@@ -194,12 +195,14 @@ def run(args):
                     int(n),
                     float(got["lifetime"][i]),
                     float(se[i]),
+                    float(at_3[i]),
+                    float(got["initial_snr"][i]),
                     float(got["bits"][i]),
                     _setting(got["best"][i]),
                     "; ".join(edges[i]),
                 ]
             )
-    header = ["model", "N", "lifetime", "se", "bits", "best", "at_grid_edge"]
+    header = ["model", "N", "lifetime", "se", "lifetime_snr3", "initial_snr", "bits", "best", "at_grid_edge"]
     r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", header, rows))
     lines = [
         f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}, "
