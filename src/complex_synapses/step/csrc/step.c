@@ -176,6 +176,9 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 }
 #endif
 
+/* step.h once per element type: float32, float64, and float32 with its hidden levels
+ * stored in bfloat16 (CS_HALF). Each inclusion names its functions by NAME, which
+ * step.h undoes at its end; the type's other macros are undone here. */
 #if !defined(CS_ONLY) || CS_ONLY == 32
 #define REAL float
 #define SQRT sqrtf
@@ -184,12 +187,15 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #define CS_NEGLIGIBLE 0x1p-32f
 #define NAME(x) cs_##x##_f32
 #include "step.h"
+#define NAME(x) cs_##x##_bf16
+#define CS_HALF
+#include "step.h"
+#undef CS_HALF
 #undef REAL
 #undef SQRT
 #undef FLOOR
 #undef FABS
 #undef CS_NEGLIGIBLE
-#undef NAME
 #endif
 
 #if !defined(CS_ONLY) || CS_ONLY == 64
@@ -203,21 +209,6 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #endif
 
 #if !defined(CS_ONLY) || CS_ONLY == 32
-#undef REAL
-#undef SQRT
-#undef FLOOR
-#undef FABS
-#undef CS_NEGLIGIBLE
-#undef NAME
-#define REAL float
-#define SQRT sqrtf
-#define FLOOR floorf
-#define FABS fabsf
-#define CS_NEGLIGIBLE 0x1p-32f
-#define NAME(x) cs_##x##_bf16
-#define CS_HALF
-#include "step.h"
-#undef CS_HALF
 
 /* The fused step of a chain whose hidden levels are stored in bfloat16 (state16), in
  * one pass over memory: step.h's step (cs_step_any_bf16) with each level widened as it

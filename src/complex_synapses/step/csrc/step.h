@@ -551,3 +551,4 @@ void NAME(bound_many)(int count, const int64_t *numel, REAL **x, const REAL *bou
 #undef CS_LEVEL
 #undef CS_LOAD
 #undef CS_STORE
+#undef NAME /* step.c's name for this inclusion */
