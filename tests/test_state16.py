@@ -275,7 +275,7 @@ def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, i
     if native.library() is None or DEVICE.type != "cpu":
         pytest.skip("the C library: a C compiler, and CPU tensors")
     fused = []
-    monkeypatch.setattr(native, "step16_call", lambda call, lib, real=native.step16_call: (
+    monkeypatch.setattr(state16, "_step_call", lambda call, lib, real=state16._step_call: (
         fused.append(len(call.ws)), real(call, lib)))  # fmt: skip
 
     def run(whole: bool):

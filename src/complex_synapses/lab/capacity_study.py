@@ -244,8 +244,8 @@ def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None])
     out["lifetime"] = life.tolist()
     # the lifetime at the second threshold, chosen and credited alike (its own best setting)
     out["thresholds"] = list(THRESHOLDS)
-    out["lifetime_at"] = {f"{t:g}": _evaluate(parts, ns, run.ages, run.selection, threshold=t)[0].tolist()
-                          for t in THRESHOLDS}  # fmt: skip
+    at = {t: _evaluate(parts, ns, run.ages, run.selection, threshold=t)[0] for t in THRESHOLDS}
+    out["lifetime_at"] = {f"{t:g}": lives.tolist() for t, lives in at.items()}
     out["initial_snr"] = _initial_snr(parts, ns, run.ages)
     out["best"] = [
         {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen

@@ -58,7 +58,7 @@ from torch import Tensor
 from ..files import atomic_path
 
 __all__ = ["library", "openmp", "supports", "step_call", "chain_call", "bound_call", "cache_dir"]
-__all__ += ["MAX_LEVELS", "launch", "addresses", "step16_call"]
+__all__ += ["MAX_LEVELS", "launch", "addresses"]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
 # The fused arithmetic csrc/step.c implements; a base kernel added to kernels.py alone
@@ -265,9 +265,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, pp, i64, c_int = ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     head = [c_int, ctypes.POINTER(i64)]  # count, numel[count]
     tail = [c_int, c_int, c_int]  # threads, part, parts
+    step = [c_int, pp, pp, pp, p, p, pp, pp, c_int, c_int, c_int]  # n, p, g, hidden, coef, hyper, m, v, flags
     for suffix in _SUFFIX.values():
         args = {
-            "step": [c_int, pp, pp, pp, p, p, pp, pp, c_int, c_int, c_int],
+            "step": step,
             "pre": [c_int, pp, pp, p, c_int],
             "post": [c_int, pp, pp, p],
             "bound": [pp, p, ctypes.POINTER(i64), ctypes.POINTER(i64), ctypes.POINTER(c_int), c_int],
@@ -277,21 +278,7 @@ def _declare(lib: ctypes.CDLL) -> None:
             fn.argtypes, fn.restype = head + middle + tail, None
     lib.cs_openmp.restype = c_int
     bf16 = {"round": [pp, pp, *map(ctypes.POINTER, (i64, i64, c_int, i64))], "widen": [pp, pp]}
-    bf16["step"] = [
-        c_int,
-        pp,
-        pp,
-        pp,
-        p,
-        p,
-        pp,
-        pp,
-        c_int,
-        c_int,
-        c_int,
-        ctypes.POINTER(i64),
-        ctypes.POINTER(i64),
-    ]
+    bf16["step"] = [*step, ctypes.POINTER(i64), ctypes.POINTER(i64)]  # and each tensor's stream
     for name, middle in bf16.items():  # state16's: 16-bit levels stored, read and stepped
         fn = getattr(lib, f"cs_{name}_bf16_many")
         fn.argtypes, fn.restype = head + middle + tail, None
@@ -345,24 +332,6 @@ def step_call(call, lib: ctypes.CDLL) -> None:
     m, v = (_addresses(call.ms), _addresses(call.vs)) if adam else (None, None)
     args = (n, _addresses(call.ws), _addresses(call.gs), hidden, coef.data_ptr(), hyper.data_ptr())
     _launch(fn, lib, [w.numel() for w in call.ws], *args, m, v, exact, adam, int(call.maximize))
-
-
-def step16_call(call, lib: ctypes.CDLL) -> None:
-    """:func:`step_call` for a float32 call whose hidden levels are all bfloat16, fused
-    (``cs_step_bf16_many``): each block's levels widened, stepped and stored back rounded
-    from its parameter's stream (``call.state_streams``, counters already advanced) while
-    in the cache; bit for bit :func:`complex_synapses.step.state16.run_in_pieces`."""
-    fn = lib.cs_step_bf16_many
-    coef, hyper = call.coef.contiguous(), call.hyper.contiguous()
-    exact, adam = int(call.integrator == "exact"), int(call.base == "adam")
-    n = len(call.hiddens[0]) + 1
-    hidden = _addresses([h for levels in call.hiddens for h in levels])
-    m, v = (_addresses(call.ms), _addresses(call.vs)) if adam else (None, None)
-    count = len(call.ws)
-    key = (ctypes.c_int64 * count)(*[int(s[0]) for s in call.state_streams])
-    step = (ctypes.c_int64 * count)(*[int(s[1]) for s in call.state_streams])
-    args = (n, _addresses(call.ws), _addresses(call.gs), hidden, coef.data_ptr(), hyper.data_ptr())
-    _launch(fn, lib, [w.numel() for w in call.ws], *args, m, v, exact, adam, int(call.maximize), key, step)
 
 
 def chain_call(

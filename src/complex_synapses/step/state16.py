@@ -92,7 +92,7 @@ def run_in_pieces(run: Callable[[list[KernelCall]], None], call: KernelCall) -> 
 
 def step_native(call: KernelCall, lib: ctypes.CDLL) -> bool:
     """The fused step ("step" stage) of ``call`` by the C library's bfloat16 kernel
-    (:func:`.native.step16_call`), each parameter's stream advanced once as
+    (:func:`_step_call`), each parameter's stream advanced once as
     :func:`run_in_pieces` does: the same result, bit for bit, in one pass over memory.
     False (nothing done) where the kernel does not take the call: a base other than Adam
     or SGD, a bound, 16-bit parameters, levels not all bfloat16, tensors off the CPU or
@@ -110,8 +110,32 @@ def step_native(call: KernelCall, lib: ctypes.CDLL) -> bool:
         return False
     for stream in call.state_streams:
         stream[1].add_(1)
-    native.step16_call(call, lib)
+    _step_call(call, lib)
     return True
+
+
+def _step_call(call: KernelCall, lib: ctypes.CDLL) -> None:
+    """The C library's ``cs_step_bf16_many`` on every parameter of ``call`` (float32, its
+    hidden levels bfloat16, each stream's counter already advanced): one C call, as
+    :func:`.native.step_call` for float32 levels."""
+    coef, hyper = call.coef.contiguous(), call.hyper.contiguous()
+    exact, adam = int(call.integrator == "exact"), int(call.base == "adam")
+    n = len(call.hiddens[0]) + 1
+    hidden = native.addresses([h for levels in call.hiddens for h in levels])
+    m, v = (native.addresses(call.ms), native.addresses(call.vs)) if adam else (None, None)
+    count = len(call.ws)
+    key = (ctypes.c_int64 * count)(*[int(s[0]) for s in call.state_streams])
+    step = (ctypes.c_int64 * count)(*[int(s[1]) for s in call.state_streams])
+    args = (
+        n,
+        native.addresses(call.ws),
+        native.addresses(call.gs),
+        hidden,
+        coef.data_ptr(),
+        hyper.data_ptr(),
+    )
+    flags = (exact, adam, int(call.maximize))
+    native.launch(lib.cs_step_bf16_many, lib, [w.numel() for w in call.ws], *args, m, v, *flags, key, step)
 
 
 def _widen(levels: list[Tensor], copies: list[Tensor]) -> None:
