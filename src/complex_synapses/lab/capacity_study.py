@@ -205,33 +205,24 @@ def _parts(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> li
 
 def _evaluate(
     parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None, threshold: float = 1.0
-) -> tuple[np.ndarray, list]:
+) -> tuple[np.ndarray, list, np.ndarray]:
     """Best lifetime (SNR above ``threshold``) and setting at every N, from every group or
-    from the groups drawn, chosen and credited by ``selection`` (:mod:`.selection`)."""
-    life, chosen = np.zeros(len(ns)), [None] * len(ns)
+    from the groups drawn, chosen and credited by ``selection`` (:mod:`.selection`); and
+    each N's SNR at age 0 for the setting chosen: what the chain buys at the start of a
+    memory's life, beside how long it lasts."""
+    life, chosen, snr0 = np.zeros(len(ns)), [None] * len(ns), np.zeros(len(ns))
     for k, part in enumerate(parts):
         signal = part.signal if draws is None else part.signal[draws[k]]
         best, index = choose_best(signal, part.power, ages, ns[part.answers], selection, threshold)
+        snr0[part.answers] = initial_snr(signal, part.power, ns[part.answers], index)
         for i, j in enumerate(part.answers):
             life[j], chosen[j] = best[i], part.settings[index[i]]
-    return life, chosen
-
-
-def _initial_snr(parts: list[Part], ns: np.ndarray, ages: np.ndarray) -> list[float]:
-    """Each N's SNR at age 0 for the setting with the longest lifetime (threshold 1, on
-    every group): what the chain buys at the start of a memory's life, beside how long
-    it lasts."""
-    out = np.zeros(len(ns))
-    for part in parts:
-        _, index = choose_best(part.signal, part.power, ages, ns[part.answers], "in-sample")
-        snr = initial_snr(part.signal, part.power, ns[part.answers], index)
-        out[part.answers] = snr
-    return out.tolist()
+    return life, chosen, snr0
 
 
 def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
     parts = _parts(grid, ns, run, values)
-    life, chosen = _evaluate(parts, ns, run.ages, run.selection)
+    life, chosen, snr0 = _evaluate(parts, ns, run.ages, run.selection)
     out = bootstrap(
         [p.signal.shape[0] for p in parts],
         lambda d: _evaluate(parts, ns, run.ages, run.selection, d)[0],
@@ -244,9 +235,12 @@ def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None])
     out["lifetime"] = life.tolist()
     # the lifetime at the second threshold, chosen and credited alike (its own best setting)
     out["thresholds"] = list(THRESHOLDS)
-    at = {t: _evaluate(parts, ns, run.ages, run.selection, threshold=t)[0] for t in THRESHOLDS}
+    at = {
+        t: life if t == 1 else _evaluate(parts, ns, run.ages, run.selection, threshold=t)[0]
+        for t in THRESHOLDS
+    }
     out["lifetime_at"] = {f"{t:g}": lives.tolist() for t, lives in at.items()}
-    out["initial_snr"] = _initial_snr(parts, ns, run.ages)
+    out["initial_snr"] = snr0.tolist()
     out["best"] = [
         {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen
     ]

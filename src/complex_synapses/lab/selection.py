@@ -51,7 +51,7 @@ def initial_snr(signal: np.ndarray, power: np.ndarray, ns, chosen: np.ndarray) -
     r"""Each N's SNR at age 0 (the memory just written) of its chosen setting, from the
     groups' signal curves ``signal`` ``(groups, settings, ages)``: :math:`\sqrt{N}\,
     s(0) / \sqrt{P}`."""
-    s0 = signal.mean(0)[chosen, 0]
+    s0 = signal[:, chosen, 0].mean(0)  # age 0 of the chosen settings alone
     return np.sqrt(np.asarray(ns, dtype=float)) * s0 / np.sqrt(power[chosen])
 
 

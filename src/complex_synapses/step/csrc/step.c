@@ -84,26 +84,15 @@ static void cs_run(int count, const int64_t *numel, int threads, int part, int p
     cs_piece(count, numel, 0, 1, fn, args);
 }
 
-#define CS_MASK32 0xFFFFFFFFull
+/* The counter-based stream of kernels.random_bits (the grid's rounding in the bound, the
+ * bfloat16 levels' rounding): element i of level ``level`` of a parameter whose stream
+ * has key ``key`` and counter ``step`` draws hash(hash(first + i) ^ step), first =
+ * hash(key) + level * 0x3C6EF372. In 32-bit arithmetic, which vectorises: kernels'
+ * products are taken modulo 2^32 and its sums wrap there, so every value is the one of
+ * its 64-bit expressions masked to 32 bits. */
 
-/* kernels._hash32: two multiply-xorshift rounds on a value below 2^32. */
-static inline uint64_t cs_hash32(uint64_t x) {
-    x = x ^ (x >> 16);
-    x = (x * 0x7FEB352Dull) & CS_MASK32;
-    x = x ^ (x >> 15);
-    x = (x * 0x2C1B3C6Dull) & CS_MASK32;
-    return x ^ (x >> 16);
-}
-
-#if !defined(CS_ONLY) || CS_ONLY == 32
-/* kernels.round_bfloat16_ on elements [start, end) of one level, bit for bit: float32
- * ``src`` rounded stochastically into bfloat16 ``dst`` (its upper 16 bits), 16 random
- * bits added below them from the stream of kernels.random_bits. A NaN stays a NaN.
- * In 32-bit arithmetic, which vectorises: kernels._hash32's products are taken modulo
- * 2^32 and its sums wrap there, so every value is the one of the 64-bit expressions
- * masked to 32 bits; ``bits`` plus 16 random bits does not carry past 32 bits for any
- * value but a NaN (the largest other, -inf, is 0xFF800000), which is taken apart. */
-static inline uint32_t cs_hash32u(uint32_t x) {
+/* kernels._hash32: two multiply-xorshift rounds. */
+static inline uint32_t cs_hash32(uint32_t x) {
     x = x ^ (x >> 16);
     x = x * 0x7FEB352Du;
     x = x ^ (x >> 15);
@@ -111,12 +100,29 @@ static inline uint32_t cs_hash32u(uint32_t x) {
     return x ^ (x >> 16);
 }
 
-/* float32 ``x`` rounded stochastically into bfloat16, element ``index`` of a stream
- * whose counter is ``mix`` (see cs_round_bf16). */
-static inline uint16_t cs_to_bf16(float x, uint32_t index, uint32_t mix) {
+/* The stream's value of element 0 of level ``level``. */
+static inline uint32_t cs_stream_first(int64_t key, int level) {
+    return cs_hash32((uint32_t)key) + (uint32_t)level * 0x3C6EF372u;
+}
+
+/* The stream's 32 random bits for element ``i`` (from ``first``) at counter ``mix``. */
+static inline uint32_t cs_stream_bits(uint32_t first, uint32_t i, uint32_t mix) {
+    return cs_hash32(cs_hash32(first + i) ^ mix);
+}
+
+#if !defined(CS_ONLY) || CS_ONLY == 32
+/* kernels.round_bfloat16_ on elements [start, end) of one level, bit for bit: float32
+ * ``src`` rounded stochastically into bfloat16 ``dst`` (its upper 16 bits), 16 random
+ * bits of the stream added below them. ``bits`` plus 16 random bits does not carry past
+ * 32 bits for any value but a NaN (the largest other, -inf, is 0xFF800000), which is
+ * taken apart: a NaN stays a NaN. */
+
+/* float32 ``x`` rounded stochastically into bfloat16: element ``i`` of a level whose
+ * stream starts at ``first``, at counter ``mix`` (see cs_round_bf16). */
+static inline uint16_t cs_to_bf16(float x, uint32_t first, uint32_t i, uint32_t mix) {
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
-    const uint32_t h = cs_hash32u(cs_hash32u(index) ^ mix);
+    const uint32_t h = cs_stream_bits(first, i, mix);
     return (uint16_t)(x != x ? (bits >> 16) | 0x0040u : (bits + (h & 0xFFFFu)) >> 16);
 }
 
@@ -128,16 +134,11 @@ static inline float cs_from_bf16(uint16_t half) {
     return x;
 }
 
-/* The stream's value of element 0 of level ``level`` (cs_round_bf16's index origin). */
-static inline uint32_t cs_stream_first(int64_t key, int level) {
-    return (uint32_t)cs_hash32((uint64_t)key & CS_MASK32) + (uint32_t)level * 0x3C6EF372u;
-}
-
 static void cs_round_bf16(int64_t start, int64_t end, const float *src, uint16_t *dst, int64_t key,
                           int64_t step, int level, int64_t offset) {
     const uint32_t first = cs_stream_first(key, level) + (uint32_t)offset, mix = (uint32_t)step;
 #pragma GCC ivdep
-    for (int64_t i = start; i < end; i++) dst[i] = cs_to_bf16(src[i], first + (uint32_t)i, mix);
+    for (int64_t i = start; i < end; i++) dst[i] = cs_to_bf16(src[i], first, (uint32_t)i, mix);
 }
 
 /* dst (float32) <- src (bfloat16), exactly: its upper 16 bits, on elements [start, end). */

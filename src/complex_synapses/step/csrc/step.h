@@ -12,7 +12,7 @@
 #ifdef CS_HALF
 #define CS_LEVEL uint16_t
 #define CS_LOAD(h, e) cs_from_bf16((h)[e])
-#define CS_STORE(h, e, k, x) ((h)[e] = cs_to_bf16((x), first[k] + (uint32_t)(e), mix))
+#define CS_STORE(h, e, k, x) ((h)[e] = cs_to_bf16((x), first[k], (uint32_t)(e), mix))
 #else
 #define CS_LEVEL REAL
 #define CS_LOAD(h, e) ((h)[e])
@@ -324,13 +324,12 @@ void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound
                  int64_t step, int level, int quantize) {
     const REAL B = bound[0];
     const REAL spacing = (REAL)2 * B / (bound[1] - (REAL)1);
-    const uint64_t base = (cs_hash32((uint64_t)key & CS_MASK32) + (uint64_t)level * 0x3C6EF372u);
-    const uint64_t mix = (uint64_t)step & CS_MASK32;
+    const uint32_t first = cs_stream_first(key, level), mix = (uint32_t)step;
     for (int64_t i = start; i < end; i++) {
         REAL y = x[i] < -B ? -B : x[i];
         y = y > B ? B : y;
         if (quantize) {
-            const uint64_t h = cs_hash32(cs_hash32(((uint64_t)i + base) & CS_MASK32) ^ mix);
+            const uint32_t h = cs_stream_bits(first, (uint32_t)i, mix);
             const REAL u = (REAL)((float)(h >> 8) * (1.0f / (float)(1 << 24)));
             const REAL s = (y + B) / spacing;
             const REAL f = FLOOR(s);
