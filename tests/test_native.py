@@ -1,5 +1,6 @@
 """The fused step's C library (complex_synapses.step.native) against the eager kernels."""
 
+import math
 import os
 import signal
 import subprocess
@@ -237,21 +238,25 @@ def test_the_library_is_built_once_and_then_only_loaded(tmp_path):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("levels", [None, 2, 7, 256])
 def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
-    """Values inside, on and far outside [-B, B], every level of two parameters, keys and
-    steps up to 2^32 - 1: the same clamp and the same stochastic rounding."""
+    """Values inside, on and far outside [-B, B], infinite and NaN, every level of two
+    parameters, keys and steps up to 2^32 - 1: the same clamp and the same stochastic
+    rounding, compared bit for bit (a NaN's bits included)."""
     torch.manual_seed(1)
     limit = bounds.bound_tensor(0.3, levels, torch.device("cpu"), dtype)
     params = [
         [torch.randn(n, dtype=dtype) * s for s in (0.1, 1.0, 1e6)] for n in (5, 2 * native.MIN_RANGE + 3)
     ]
     params[0][0][:3] = torch.tensor([0.3, -0.3, 0.0], dtype=dtype)
+    params[0][1][:3] = torch.tensor([math.nan, math.inf, -math.inf], dtype=dtype)
     keys = [torch.tensor(k) for k in (7, 2**32 - 1)] if levels else []
     steps = [torch.tensor(s) for s in (0, 2**32 - 1)] if levels else []
     want = [[x.clone() for x in p] for p in params]
     kernels.bound_multi_(want, limit, keys or [None] * 2, steps or [None] * 2, bool(levels))
     native.bound_call(params, limit, keys, steps, native.library())
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
     for a, b in zip(want, params):
-        assert all(torch.equal(x, y) for x, y in zip(a, b))
+        assert all(torch.equal(x.view(bits), y.view(bits)) for x, y in zip(a, b))
+    assert params[0][1][0].isnan() and params[0][1][1:3].tolist() == [limit[0].item(), -limit[0].item()]
 
 
 @pytest.mark.parametrize("case", grid(("sgd-momentum",), time_units=("iteration",), kernels=("native",)))

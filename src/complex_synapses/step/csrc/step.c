@@ -183,7 +183,7 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #if !defined(CS_ONLY) || CS_ONLY == 32
 #define REAL float
 #define SQRT sqrtf
-#define FLOOR floorf
+#define INDEX int32_t /* a grid index: values up to 2^24 are exact in float */
 #define FABS fabsf
 #define CS_NEGLIGIBLE 0x1p-32f
 #define NAME(x) cs_##x##_f32
@@ -194,7 +194,7 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #undef CS_HALF
 #undef REAL
 #undef SQRT
-#undef FLOOR
+#undef INDEX
 #undef FABS
 #undef CS_NEGLIGIBLE
 #endif
@@ -202,7 +202,7 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #if !defined(CS_ONLY) || CS_ONLY == 64
 #define REAL double
 #define SQRT sqrt
-#define FLOOR floor
+#define INDEX int64_t
 #define FABS fabs
 #define CS_NEGLIGIBLE 0x1p-64
 #define NAME(x) cs_##x##_f64

@@ -325,18 +325,26 @@ void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound
     const REAL B = bound[0];
     const REAL spacing = (REAL)2 * B / (bound[1] - (REAL)1);
     const uint32_t first = cs_stream_first(key, level), mix = (uint32_t)step;
+    if (!quantize) {
+        for (int64_t i = start; i < end; i++) {
+            const REAL y = x[i] < -B ? -B : x[i];
+            x[i] = y > B ? B : y;
+        }
+        return;
+    }
+    /* floor(s) taken as the integer part of s, which is the same for s >= 0 (y >= -B):
+     * a conversion vectorises where floor() does not (without -fno-trapping-math); a
+     * NaN, which has no integer part, is kept as floor() keeps it. */
     for (int64_t i = start; i < end; i++) {
         REAL y = x[i] < -B ? -B : x[i];
         y = y > B ? B : y;
-        if (quantize) {
-            const uint32_t h = cs_stream_bits(first, (uint32_t)i, mix);
-            const REAL u = (REAL)((float)(h >> 8) * (1.0f / (float)(1 << 24)));
-            const REAL s = (y + B) / spacing;
-            const REAL f = FLOOR(s);
-            y = (f + (REAL)(u < s - f)) * spacing - B;
-            y = y > B ? B : y;
-        }
-        x[i] = y;
+        const uint32_t h = cs_stream_bits(first, (uint32_t)i, mix);
+        const REAL u = (REAL)((float)(int32_t)(h >> 8) * (1.0f / (float)(1 << 24)));
+        const REAL s = (y + B) / spacing;
+        const REAL f = (REAL)(INDEX)s;
+        REAL z = (f + (REAL)(u < s - f)) * spacing - B;
+        z = z > B ? B : z;
+        x[i] = s == s ? z : s;
     }
 }
 
