@@ -255,3 +255,31 @@ def test_lifetimes_at_two_thresholds_and_the_initial_snr():
     at_3, _ = best(signal, power, ages, np.array([900.0]), threshold=3.0)
     at_1, _ = best(signal, power, ages, np.array([100.0]))
     assert at_3 == pytest.approx(at_1)
+
+
+def test_batches_give_every_setting_its_own_burn_in_at_most_doubled():
+    """Chains batched by the burn-in they need (a power of two apart at most): each runs
+    at least its own burn-in and less than twice it; every chain is in one batch."""
+    from complex_synapses.lab.batches import batch_chains
+
+    grid = default_grids(16)["complex"]
+    batches = batch_chains(grid.chains, grid.writes, 16, [0, 1], 64, 10, 2, 5, None, "random", 4, "float32")
+    assert sorted(c for b in batches for c in b.chains) == sorted(grid.chains)
+    for b in batches:
+        for chain in b.chains:
+            own = burn_in([chain], grid.writes, 16)
+            assert own <= b.burn < 2 * own
+    assert len({b.seed for b in batches}) == len(batches)
+    capped = batch_chains(grid.chains, grid.writes, 16, [0, 1], 64, 10, 2, 5, 300, "random", 4, "float32")
+    assert {b.burn for b in capped} <= {300} | {burn_in([c], grid.writes, 16) for c in grid.chains}
+
+
+def test_the_result_does_not_depend_on_the_number_of_workers():
+    """The same capacity result in one process and on two workers, bit for bit."""
+    ns = np.array([16.0, 64.0, 256.0])
+    kw = dict(max_age=40, max_burn_in=100, chains=((2, 1.0, 30.0), (4, 4.0, 300.0)), **SMALL)
+    one = capacity_study(["complex", "simple-m"], ns, jobs=1, **kw)
+    two = capacity_study(["complex", "simple-m"], ns, jobs=2, **kw)
+    assert json.dumps(one, default=str) == json.dumps(two, default=str)
+    with pytest.raises(ValueError, match="--jobs must be an integer >= 1, got 0"):
+        capacity_study(["simple-m"], ns, jobs=0, **kw)

@@ -13,24 +13,21 @@ from .writes import WRITES
 __all__ = ["check_study", "check_memory"]
 
 
-def check_memory(grids: list, synapses: int, kept: int) -> None:
+def check_memory(grids: list, synapses: int, kept: int, jobs: int = 1) -> None:
     """Refuse, before any work, a setting whose tensors would not fit in half of this
     machine's memory: per synapse, the probes kept (1 byte each), and for each chain of
-    the largest batch of one beta and each write, its levels, gradient and rounding
-    (8 bytes each, float64 at most)."""
+    a grid and each write its levels, gradient and rounding (8 bytes each, float64 at
+    most): the largest grid taken as one batch (its batches are no larger), in each of
+    ``jobs`` workers at once."""
     if not grids:
         return
-    batch = max(
-        len(g.writes) * sum(c[0] + 3 for c in g.chains if c[2] == beta)
-        for g in grids
-        for beta in {c[2] for c in g.chains}
-    )
-    need = synapses * (kept + 8 * batch)
+    batch = max(len(g.writes) * sum(c[0] + 3 for c in g.chains) for g in grids)
+    need = synapses * (kept + 8 * batch) * jobs
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > total / 2:
         raise ValueError(
-            f"--synapses {synapses} needs about {need / 1e9:,.1f} GB for one setting, more than half of "
-            f"this machine's {total / 1e9:,.0f} GB: use fewer --synapses (or a smaller --max-age)"
+            f"--synapses {synapses} needs about {need / 1e9:,.1f} GB for {jobs} worker(s), more than half "
+            f"of this machine's {total / 1e9:,.0f} GB: use fewer --synapses or --jobs, or a smaller --max-age"
         )
 
 

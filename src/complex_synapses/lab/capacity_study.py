@@ -37,23 +37,18 @@ followed; such an N is left out of the fit and listed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .capacity_checks import check_memory, check_study
-from .fits import bootstrap, fit_exponent, local_slopes
+from .estimate import STRIDE, Grid, Run, monte_carlo
+from .fits import fit_exponent, local_slopes
 from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
-from .selection import THRESHOLDS, initial_snr, resample
-from .selection import best as choose_best
-from .writes import NO_LEAK, WRITES, burn_in, signal_curves
+from .selection import THRESHOLDS
+from .writes import NO_LEAK, WRITES
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
 
-STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error set by the groups
-FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
 
 MODELS = {
     "simple": "binary synapse, a memory sets it with probability q (q tuned)",
@@ -67,16 +62,6 @@ MODELS = {
 }
 DEFAULT_COUNTS = {"random": "100,178,316,562,1000,1778,3162,5623,10000", "perceptron": "32,64,128,256,512"}
 DEFAULT_MAX_AGE = {"random": 6000, "perceptron": 1000}
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The settings a Monte Carlo model is tuned over: chains (n, alpha, beta) and
-    write strengths; ``levels`` None for continuous levels."""
-
-    chains: tuple[tuple[int, float, float], ...]
-    writes: tuple[float, ...]
-    levels: int | None
 
 
 def default_grids(m: int, writes: str = "random") -> dict[str, Grid]:
@@ -127,152 +112,6 @@ def best_binary(n_synapses: float) -> tuple[float, float]:
     return lives[i], float(qs[i])
 
 
-@dataclass
-class Run:
-    """What a capacity study holds fixed: the ages followed, synapses, memories and
-    groups per setting, the kind of writes, the seed and the burn-in's cap."""
-
-    ages: np.ndarray
-    synapses: int
-    steps: int
-    groups: int
-    writes: str
-    seed: int
-    max_burn_in: int | None
-    tick: Callable[[int], None] | None = None
-    selection: str = "in-sample"
-
-
-@dataclass
-class Part:
-    """One simulation: ``signal`` (groups, settings, ages), ``power`` (settings,), its
-    ``settings`` ((n, alpha, beta), write, values), and the indices of the N it answers."""
-
-    signal: np.ndarray
-    power: np.ndarray
-    settings: list
-    answers: list[int]
-    burn_in: int
-
-
-def _simulate(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed: int) -> tuple:
-    """Signal, power, settings and burn-in of a grid on ``levels`` values; the chains
-    run together in batches of one beta, each batch with the burn-in it needs.
-    ``per_group``: synapses of one perceptron (perceptron writes)."""
-    signals, powers, settings, burns = [], [], [], []
-    synapses = run.synapses if per_group is None else per_group * run.groups
-    dtype = torch.float64 if levels is not None and levels > FLOAT32_VALUES else torch.float32
-    for i, beta in enumerate(sorted({c[2] for c in grid.chains})):
-        chains = [c for c in grid.chains if c[2] == beta]
-        burn = burn_in(chains, grid.writes, levels, run.max_burn_in)
-        c = signal_curves(
-            chains,
-            grid.writes,
-            levels,
-            run.ages,
-            synapses,
-            run.steps,
-            run.groups,
-            seed + 7919 * i,
-            run.tick,
-            burn,
-            run.writes,
-            STRIDE,
-            dtype,
-        )
-        signals.append(c.signal.reshape(run.groups, -1, len(run.ages)))
-        powers.append(c.power.reshape(-1))
-        settings += [(chain, w, levels) for chain in chains for w in grid.writes]
-        burns.append(burn)
-    return np.concatenate(signals, 1), np.concatenate(powers), settings, max(burns)
-
-
-def _parts(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> list[Part]:
-    """The simulations of a model: with random writes one per number of values (a
-    model has one, simple-bits one per chain length), answering every N that uses it;
-    with perceptron writes one per N. ``values[j]``: the values per level at N j."""
-    parts = []
-    if run.writes == "random":
-        for k, v in enumerate(dict.fromkeys(values)):
-            signal, power, settings, burn = _simulate(grid, v, run, None, run.seed + 31 * k)
-            parts.append(Part(signal, power, settings, [j for j in range(len(ns)) if values[j] == v], burn))
-    else:
-        for j, n in enumerate(ns):
-            signal, power, settings, burn = _simulate(grid, values[j], run, int(n), run.seed + 104729 * j)
-            parts.append(Part(signal, power, settings, [j], burn))
-    return parts
-
-
-def _evaluate(
-    parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None, threshold: float = 1.0
-) -> tuple[np.ndarray, list, np.ndarray]:
-    """Best lifetime (SNR above ``threshold``) and setting at every N, from every group or
-    from the groups drawn, chosen and credited by ``selection`` (:mod:`.selection`); and
-    each N's SNR at age 0 for the setting chosen: what the chain buys at the start of a
-    memory's life, beside how long it lasts."""
-    life, chosen, snr0 = np.zeros(len(ns)), [None] * len(ns), np.zeros(len(ns))
-    for k, part in enumerate(parts):
-        signal = part.signal if draws is None else part.signal[draws[k]]
-        best, index = choose_best(signal, part.power, ages, ns[part.answers], selection, threshold)
-        snr0[part.answers] = initial_snr(signal, part.power, ns[part.answers], index)
-        for i, j in enumerate(part.answers):
-            life[j], chosen[j] = best[i], part.settings[index[i]]
-    return life, chosen, snr0
-
-
-def _monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
-    parts = _parts(grid, ns, run, values)
-    life, chosen, snr0 = _evaluate(parts, ns, run.ages, run.selection)
-    out = bootstrap(
-        [p.signal.shape[0] for p in parts],
-        lambda d: _evaluate(parts, ns, run.ages, run.selection, d)[0],
-        ns,
-        run.seed,
-        draw=lambda rng, g: resample(rng, g, run.selection),
-        point=life,
-    )
-    out["selection"] = run.selection
-    out["lifetime"] = life.tolist()
-    # the lifetime at the second threshold, chosen and credited alike (its own best setting)
-    out["thresholds"] = list(THRESHOLDS)
-    at = {
-        t: life if t == 1 else _evaluate(parts, ns, run.ages, run.selection, threshold=t)[0]
-        for t in THRESHOLDS
-    }
-    out["lifetime_at"] = {f"{t:g}": lives.tolist() for t, lives in at.items()}
-    out["initial_snr"] = snr0.tolist()
-    out["best"] = [
-        {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen
-    ]
-    out["bits"] = [c[0] * (32.0 if v is None else math.log2(v)) for c, _, v in chosen]
-    out["edges"] = _edges(grid, chosen)
-    out["cut_off"] = [float(n) for n, x in zip(ns, life, strict=True) if math.isinf(x)]
-    out["burn_in"] = max(p.burn_in for p in parts)
-    out["levels"] = grid.levels
-    out["grid"] = {"chains": [list(c) for c in grid.chains], "writes": list(grid.writes)}
-    return out
-
-
-def _edges(grid: Grid, chosen: list) -> list[list[str]]:
-    """For each N, the grid's axes on whose first or last value the best setting sits
-    (axes of one value left out): e.g. ``["beta 10000 (last)"]``."""
-    axes = {
-        "n": [c[0] for c in grid.chains],
-        "alpha": [c[1] for c in grid.chains],
-        "beta": [c[2] for c in grid.chains],
-        "write": list(grid.writes),
-    }
-    out = []
-    for chain, write, _ in chosen:
-        value = {"n": chain[0], "alpha": chain[1], "beta": chain[2], "write": write}
-        here = []
-        for axis, options in axes.items():
-            if len(set(options)) > 1 and value[axis] in (min(options), max(options)):
-                here.append(f"{axis} {value[axis]:g} ({'last' if value[axis] == max(options) else 'first'})")
-        out.append(here)
-    return out
-
-
 def _values(name: str, grids: dict[str, Grid], ns: np.ndarray, complex_best: list | None, m: int) -> list:
     """Values per level of a model at each N: simple-bits takes m^n, n the length of
     the chain that is best at that N (the longest of the grid without the complex model)."""
@@ -296,6 +135,7 @@ def capacity_study(
     writes: str = "random",
     chains: tuple[tuple[int, float, float], ...] | None = None,
     selection: str = "in-sample",
+    jobs: int = 1,
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
@@ -304,18 +144,22 @@ def capacity_study(
     ``max_age`` None: ``DEFAULT_MAX_AGE`` of the writes; ``chains``: the chain models'
     (n, alpha, beta) instead of the stated grid's; ``selection``: how each N's best
     setting is chosen and credited (:mod:`.selection`; its result's ``selection``, and
-    ``exponent_ci_basic`` beside the percentile ``exponent_ci``)."""
+    ``exponent_ci_basic`` beside the percentile ``exponent_ci``); ``jobs``: worker
+    processes for the Monte Carlo's batches (:mod:`.batches`; the result is the same
+    for any number)."""
     from tqdm import tqdm
 
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
     check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
     grids = default_grids(levels, writes)
     if chains is not None:
         for name in ("complex", "complex-bounded"):
             grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels)
     per_setting = synapses if writes == "random" else int(max(ns)) * groups
-    check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2)
+    check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2, jobs)
     order = sorted(models, key=lambda m: m != "complex")  # simple-bits takes the chain's lengths
     out: dict = {
         "models": {},
@@ -328,7 +172,7 @@ def capacity_study(
         "max_age": max_age,
     }
     with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
-        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection)
+        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection, jobs)
         for name in order:
             best = out["models"].get("complex", {}).get("best")
             values = _values(name, grids, ns, best, levels) if name in grids else []
@@ -339,7 +183,7 @@ def capacity_study(
 
 def _model(name: str, grids: dict[str, Grid], ns: np.ndarray, run: Run, values: list) -> dict:
     """One model's result: by Monte Carlo on its grid, or its closed form; its fit."""
-    r = _monte_carlo(grids[name], ns, run, values) if name in grids else _closed_form(name, ns)
+    r = monte_carlo(grids[name], ns, run, values) if name in grids else _closed_form(name, ns)
     if name == "simple" and run.writes == "random":
         r["closed_form"] = _closed_form("simple", ns)
     r["N"] = ns.tolist()

@@ -102,6 +102,13 @@ def _add_estimate_options(k) -> None:
         "of the groups, its lifetime measured on the other, both ways, averaged (needs --groups >= 4); "
         "basic bootstrap intervals are given beside the percentile ones (default %(default)s)",
     )
+    k.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes for the Monte Carlo's batches, each with an equal share of the cores; the "
+        "result is the same for any number (default: one per core)",
+    )
 
 
 def _add_chain_options(k) -> None:
@@ -152,6 +159,7 @@ def _table(r: dict, models: list[str], counts: np.ndarray) -> list[str]:
 
 
 def run(args):
+    from ..batches import default_jobs
     from ..capacity_study import DEFAULT_COUNTS, capacity_study
     from ..plots import plot_capacity
 
@@ -176,12 +184,27 @@ def run(args):
         writes=args.writes,
         chains=_chains(args, models),
         selection=args.selection,
+        jobs=default_jobs() if args.jobs is None else args.jobs,
     )
     r["wall_time_s"] = time.perf_counter() - start
     r["grid_values"] = args.levels
     name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
     name += "-crossfit" if args.selection == "cross-fit" else ""
     r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
+    rows = _rows(r, models, counts)
+    header = ["model", "N", "lifetime", "se", "lifetime_snr3", "initial_snr", "bits", "best", "at_grid_edge"]
+    r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", header, rows))
+    lines = [
+        f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}, "
+        f"{args.writes} writes, ages followed to {r['max_age']}; exponent [bootstrap 95% interval]"
+    ]
+    lines += _table(r, models, counts)
+    lines.append(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
+    return r, lines
+
+
+def _rows(r: dict, models: list[str], counts: np.ndarray) -> list[list]:
+    """The CSV's rows: one per model and N."""
     rows = []
     for m in models:
         got = r["models"][m]
@@ -202,15 +225,7 @@ def run(args):
                     "; ".join(edges[i]),
                 ]
             )
-    header = ["model", "N", "lifetime", "se", "lifetime_snr3", "initial_snr", "bits", "best", "at_grid_edge"]
-    r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", header, rows))
-    lines = [
-        f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}, "
-        f"{args.writes} writes, ages followed to {r['max_age']}; exponent [bootstrap 95% interval]"
-    ]
-    lines += _table(r, models, counts)
-    lines.append(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
-    return r, lines
+    return rows
 
 
 def _chains(args, models: list[str]) -> tuple | None:

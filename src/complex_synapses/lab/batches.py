@@ -1,0 +1,161 @@
+r"""The Monte Carlo batches of a capacity study, run one after another or on worker
+processes.
+
+A batch is a set of chains (n, alpha, beta) of one grid, each with every write strength
+of the grid, simulated together by :func:`.writes.signal_curves` (one optimizer, the same
+patterns: common random numbers) after the burn-in its slowest setting needs. Chains are
+batched by that burn-in, rounded up to a power of two (:func:`batch_chains`), so that a setting
+that settles in a thousand steps is not stepped for the hundred thousand a slow chain
+needs: every setting gets at least its own burn-in and at most twice it. A batch's seed
+fixes its result, which therefore does not depend on the number of workers or on the
+order in which batches finish.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+import numpy as np
+import torch
+
+from .writes import Curves, burn_in, signal_curves
+
+__all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs"]
+
+SEED_STRIDE = 7919  # between the seeds of a plan's batches
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One simulation: ``chains`` x ``writes`` settings on ``levels`` values (None:
+    continuous) in ``synapses`` synapses each, ``burn`` memories stored before
+    ``steps`` are followed to ``ages``; ``kind`` and ``stride`` as in
+    :func:`.writes.signal_curves`, ``dtype`` the levels' ("float32" or "float64")."""
+
+    chains: tuple[tuple[int, float, float], ...]
+    writes: tuple[float, ...]
+    levels: int | None
+    ages: tuple[int, ...]
+    synapses: int
+    steps: int
+    groups: int
+    seed: int
+    burn: int
+    kind: str
+    stride: int
+    dtype: str
+
+    @property
+    def length(self) -> int:
+        """Memories stored in all: the burn-in, the followed ones, the oldest age."""
+        return self.burn + self.steps + max(self.ages)
+
+
+def batch_chains(
+    chains, writes, levels, ages, synapses, steps, groups, seed, cap, kind, stride, dtype
+) -> list[Batch]:
+    """The batches of a grid's ``chains``: those whose burn-in (:func:`.writes.burn_in`,
+    at most ``cap``) rounds up to the same power of two run together, with their
+    largest; the i-th batch (shortest burn-in first) is seeded ``seed + SEED_STRIDE i``."""
+    buckets: dict[int, list] = {}
+    for chain in chains:
+        need = burn_in([chain], writes, levels, cap)
+        buckets.setdefault(math.ceil(math.log2(max(need, 1))), []).append((chain, need))
+    out = []
+    for i, key in enumerate(sorted(buckets)):
+        members = buckets[key]
+        out.append(
+            Batch(
+                tuple(c for c, _ in members),
+                tuple(writes),
+                levels,
+                tuple(int(a) for a in ages),
+                synapses,
+                steps,
+                groups,
+                seed + SEED_STRIDE * i,
+                max(need for _, need in members),
+                kind,
+                stride,
+                dtype,
+            )
+        )
+    return out
+
+
+def simulate(batch: Batch, threads: int | None = None, tick: Callable[[int], None] | None = None) -> Curves:
+    """One batch's signal curves (``threads``: torch's threads in this process, if given)."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return signal_curves(
+        list(batch.chains),
+        batch.writes,
+        batch.levels,
+        np.asarray(batch.ages),
+        batch.synapses,
+        batch.steps,
+        batch.groups,
+        batch.seed,
+        tick,
+        batch.burn,
+        batch.kind,
+        batch.stride,
+        getattr(torch, batch.dtype),
+    )
+
+
+def default_jobs() -> int:
+    """Workers by default: one per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_batches(
+    batches: list[Batch], jobs: int = 1, tick: Callable[[int], None] | None = None
+) -> list[Curves]:
+    """Every batch's curves, in the order given: in this process (``jobs`` 1, ``tick``
+    every 500 memories) or on ``jobs`` worker processes, each with an equal share of the
+    cores (``tick`` as each batch ends, with its memories), longest batches first. On
+    Ctrl-C the workers are ended at once."""
+    if jobs <= 1 or len(batches) <= 1:
+        return [simulate(b, tick=tick) for b in batches]
+    threads = max(1, default_jobs() // jobs)
+    order = sorted(range(len(batches)), key=lambda i: -batches[i].length * len(batches[i].chains))
+    out: list[Curves | None] = [None] * len(batches)
+    pool = ProcessPoolExecutor(
+        max_workers=min(jobs, len(batches)), mp_context=get_context("spawn"), initializer=_ignore_interrupt
+    )
+    try:
+        pending = {pool.submit(simulate, batches[i], threads): i for i in order}
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = pending.pop(future)
+                out[i] = future.result()
+                if tick is not None:
+                    tick(batches[i].length)
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return out  # type: ignore[return-value]
+
+
+def _ignore_interrupt() -> None:
+    """Workers leave Ctrl-C to the parent, which ends them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End a pool now: cancel what waits, terminate what runs."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)

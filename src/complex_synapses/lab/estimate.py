@@ -1,0 +1,184 @@
+r"""The Monte Carlo models' lifetimes in a capacity study (:mod:`.capacity_study`): a
+model's grid simulated in batches (:mod:`.batches`), each N's best setting chosen and
+credited from the groups' signal curves (:mod:`.selection`), the bootstrap of the choice
+and the fit (:mod:`.fits`), and the grid's edges where a choice sits on one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .batches import Batch, batch_chains, run_batches
+from .fits import bootstrap
+from .selection import THRESHOLDS, initial_snr, resample
+from .selection import best as choose_best
+
+__all__ = ["Grid", "Run", "Part", "simulations", "evaluate", "monte_carlo", "edges", "STRIDE"]
+
+STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error set by the groups
+FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The settings a Monte Carlo model is tuned over: chains (n, alpha, beta) and
+    write strengths; ``levels`` None for continuous levels."""
+
+    chains: tuple[tuple[int, float, float], ...]
+    writes: tuple[float, ...]
+    levels: int | None
+
+
+@dataclass
+class Run:
+    """What a capacity study holds fixed: the ages followed, synapses, memories and
+    groups per setting, the kind of writes, the seed and the burn-in's cap; how each N's
+    setting is chosen, and the worker processes."""
+
+    ages: np.ndarray
+    synapses: int
+    steps: int
+    groups: int
+    writes: str
+    seed: int
+    max_burn_in: int | None
+    tick: Callable[[int], None] | None = None
+    selection: str = "in-sample"
+    jobs: int = 1
+
+
+@dataclass
+class Part:
+    """One simulation: ``signal`` (groups, settings, ages), ``power`` (settings,), its
+    ``settings`` ((n, alpha, beta), write, values), and the indices of the N it answers."""
+
+    signal: np.ndarray
+    power: np.ndarray
+    settings: list
+    answers: list[int]
+    burn_in: int
+
+
+def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed: int) -> list[Batch]:
+    """The batches of a grid on ``levels`` values (:func:`.batches.batch_chains`): chains batched
+    by the burn-in they need. ``per_group``: synapses of one perceptron (perceptron
+    writes)."""
+    synapses = run.synapses if per_group is None else per_group * run.groups
+    dtype = "float64" if levels is not None and levels > FLOAT32_VALUES else "float32"
+    return batch_chains(
+        grid.chains,
+        grid.writes,
+        levels,
+        run.ages,
+        synapses,
+        run.steps,
+        run.groups,
+        seed,
+        run.max_burn_in,
+        run.writes,
+        STRIDE,
+        dtype,
+    )
+
+
+def _assemble(batches: list[Batch], curves: list, groups: int, answers: list[int]) -> Part:
+    """A simulation's signal, power and settings from its batches' curves."""
+    signal = np.concatenate([c.signal.reshape(groups, -1, c.signal.shape[-1]) for c in curves], 1)
+    power = np.concatenate([c.power.reshape(-1) for c in curves])
+    settings = [(chain, w, b.levels) for b in batches for chain in b.chains for w in b.writes]
+    return Part(signal, power, settings, answers, max(b.burn for b in batches))
+
+
+def simulations(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> list[Part]:
+    """The simulations of a model: with random writes one per number of values (a
+    model has one, simple-bits one per chain length), answering every N that uses it;
+    with perceptron writes one per N. ``values[j]``: the values per level at N j. Every
+    batch of every simulation runs in one pool of ``run.jobs`` workers."""
+    plans = []
+    if run.writes == "random":
+        for k, v in enumerate(dict.fromkeys(values)):
+            answers = [j for j in range(len(ns)) if values[j] == v]
+            plans.append((_plan(grid, v, run, None, run.seed + 31 * k), answers))
+    else:
+        for j, n in enumerate(ns):
+            plans.append((_plan(grid, values[j], run, int(n), run.seed + 104729 * j), [j]))
+    curves = run_batches([b for batches, _ in plans for b in batches], run.jobs, run.tick)
+    parts, start = [], 0
+    for batches, answers in plans:
+        parts.append(_assemble(batches, curves[start : start + len(batches)], run.groups, answers))
+        start += len(batches)
+    return parts
+
+
+def evaluate(
+    parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None, threshold: float = 1.0
+) -> tuple[np.ndarray, list, np.ndarray]:
+    """Best lifetime (SNR above ``threshold``) and setting at every N, from every group or
+    from the groups drawn, chosen and credited by ``selection`` (:mod:`.selection`); and
+    each N's SNR at age 0 for the setting chosen: what the chain buys at the start of a
+    memory's life, beside how long it lasts."""
+    life, chosen, snr0 = np.zeros(len(ns)), [None] * len(ns), np.zeros(len(ns))
+    for k, part in enumerate(parts):
+        signal = part.signal if draws is None else part.signal[draws[k]]
+        best, index = choose_best(signal, part.power, ages, ns[part.answers], selection, threshold)
+        snr0[part.answers] = initial_snr(signal, part.power, ns[part.answers], index)
+        for i, j in enumerate(part.answers):
+            life[j], chosen[j] = best[i], part.settings[index[i]]
+    return life, chosen, snr0
+
+
+def monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
+    parts = simulations(grid, ns, run, values)
+    life, chosen, snr0 = evaluate(parts, ns, run.ages, run.selection)
+    out = bootstrap(
+        [p.signal.shape[0] for p in parts],
+        lambda d: evaluate(parts, ns, run.ages, run.selection, d)[0],
+        ns,
+        run.seed,
+        draw=lambda rng, g: resample(rng, g, run.selection),
+        point=life,
+    )
+    out["selection"] = run.selection
+    out["lifetime"] = life.tolist()
+    # the lifetime at the second threshold, chosen and credited alike (its own best setting)
+    out["thresholds"] = list(THRESHOLDS)
+    at = {
+        t: life if t == 1 else evaluate(parts, ns, run.ages, run.selection, threshold=t)[0]
+        for t in THRESHOLDS
+    }
+    out["lifetime_at"] = {f"{t:g}": lives.tolist() for t, lives in at.items()}
+    out["initial_snr"] = snr0.tolist()
+    out["best"] = [
+        {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen
+    ]
+    out["bits"] = [c[0] * (32.0 if v is None else math.log2(v)) for c, _, v in chosen]
+    out["edges"] = edges(grid, chosen)
+    out["cut_off"] = [float(n) for n, x in zip(ns, life, strict=True) if math.isinf(x)]
+    out["burn_in"] = max(p.burn_in for p in parts)
+    out["levels"] = grid.levels
+    out["grid"] = {"chains": [list(c) for c in grid.chains], "writes": list(grid.writes)}
+    return out
+
+
+def edges(grid: Grid, chosen: list) -> list[list[str]]:
+    """For each N, the grid's axes on whose first or last value the best setting sits
+    (axes of one value left out): e.g. ``["beta 10000 (last)"]``."""
+    axes = {
+        "n": [c[0] for c in grid.chains],
+        "alpha": [c[1] for c in grid.chains],
+        "beta": [c[2] for c in grid.chains],
+        "write": list(grid.writes),
+    }
+    out = []
+    for chain, write, _ in chosen:
+        value = {"n": chain[0], "alpha": chain[1], "beta": chain[2], "write": write}
+        here = []
+        for axis, options in axes.items():
+            if len(set(options)) > 1 and value[axis] in (min(options), max(options)):
+                here.append(f"{axis} {value[axis]:g} ({'last' if value[axis] == max(options) else 'first'})")
+        out.append(here)
+    return out
