@@ -10,7 +10,7 @@ import numpy as np
 from .selection import SELECTIONS
 from .writes import WRITES
 
-__all__ = ["check_study", "check_memory"]
+__all__ = ["check_study", "check_memory", "check_search"]
 
 
 def check_memory(grids: list, synapses: int, kept: int, jobs: int = 1) -> None:
@@ -58,7 +58,23 @@ def check_study(
         )
     if selection not in SELECTIONS:
         raise ValueError(f"--selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    if selection == "cross-fit" and groups < 4:
+    if selection in ("cross-fit", "two-stage") and groups < 4:
         raise ValueError(
-            f"--selection cross-fit splits the groups in halves: it needs --groups >= 4, got {groups}"
+            f"--selection {selection} splits the groups in halves: it needs --groups >= 4, got {groups}"
+        )
+
+
+def check_search(jobs, grid, grids, selection, stages, groups) -> None:
+    """Refuse, before any work, a number of workers, a grid or two-stage settings that
+    are not allowed."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    if grid not in grids:
+        raise ValueError(f"--grid must be one of {', '.join(grids)}, got {grid!r}")
+    if stages.candidates < 1 or stages.widen < 0:
+        got = f"{stages.candidates} and {stages.widen}"
+        raise ValueError(f"--candidates must be >= 1 and --widen >= 0, got {got}")
+    if stages.coarse_synapses < groups or stages.coarse_synapses % groups:
+        raise ValueError(
+            f"--coarse-synapses must be a multiple of --groups, got {stages.coarse_synapses} and {groups}"
         )

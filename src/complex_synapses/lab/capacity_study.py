@@ -40,11 +40,12 @@ import math
 
 import numpy as np
 
-from .capacity_checks import check_memory, check_study
-from .estimate import STRIDE, Grid, Run, monte_carlo
+from .capacity_checks import check_memory, check_search, check_study
+from .estimate import STRIDE, Grid, Run, Stages, monte_carlo, simulations
 from .fits import fit_exponent, local_slopes
 from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
 from .selection import THRESHOLDS
+from .two_stage import two_stage
 from .writes import NO_LEAK, WRITES
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
@@ -64,19 +65,30 @@ DEFAULT_COUNTS = {"random": "100,178,316,562,1000,1778,3162,5623,10000", "percep
 DEFAULT_MAX_AGE = {"random": 6000, "perceptron": 1000}
 
 
-def default_grids(m: int, writes: str = "random") -> dict[str, Grid]:
-    """The stated grids. Random writes (N up to 10^4): chains of n in 2, 4, 8, 12 levels,
-    alpha 1, 4 and 16, beta 30 to 10,000 (6 values, a factor of about 3 apart), writes of
-    1/8 to 4 level spacings; one level: writes of 1/64 to 8 spacings. Perceptron writes
-    (N up to 512: each N is a simulation of its own, and lifetimes are short): n in 2, 4,
-    8, alpha 1, 4 and 16, beta 10 to 1,000, writes of 1/4 to 2 spacings, one level's of
-    1/8 to 4. The binary synapse's q: 0.002 to
-    0.5 (10 values, geometric). A first run with alpha 1 and 4, beta from 100 and n up to
-    8 found the best chains at alpha 4 and beta 100 at most N: the grid's edges, so the
-    grid was widened there."""
+GRIDS = ("stated", "fair")
+
+
+def default_grids(m: int, writes: str = "random", kind: str = "stated") -> dict[str, Grid]:
+    """The grids of the Monte Carlo models, ``kind`` "stated" or "fair".
+
+    Stated (the first studies'). Random writes (N up to 10^4): chains of n in 2, 4, 8, 12
+    levels, alpha 1, 4 and 16, beta 30 to 10,000 (6 values, a factor of about 3 apart),
+    writes of 1/8 to 4 level spacings; one level: writes of 1/64 to 8 spacings. Perceptron
+    writes (N up to 512: each N is a simulation of its own, and lifetimes are short): n in
+    2, 4, 8, alpha 1, 4 and 16, beta 10 to 1,000, writes of 1/4 to 2 spacings, one level's
+    of 1/8 to 4. A first run with alpha 1 and 4, beta from 100 and n up to 8 found the best
+    chains at alpha 4 and beta 100 at most N: the grid's edges, so the grid was widened
+    there.
+
+    Fair (the same for both kinds of writes): every model whose write is a step has the
+    same 10 writes, 1/64 to 8 of its spacing (2/(m-1); the continuous models that of m
+    values); chains of n in 2, 4, 8, 12, 16, alpha 1, 4 and 16, beta from alpha (4^k, 1
+    to 16,384). Either way the binary synapse's q: 0.002 to 0.5 (10 values, geometric)."""
     spacing = 2.0 / (m - 1)
     alphas = (1.0, 4.0, 16.0)
-    if writes == "random":
+    if kind == "fair":
+        ns, betas, one, many = (2, 4, 8, 12, 16), tuple(4.0**k for k in range(8)), range(-6, 4), range(-6, 4)
+    elif writes == "random":
         ns, betas, one = (2, 4, 8, 12), (30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0), range(-6, 4)
         many = range(-3, 3)
     else:
@@ -136,6 +148,8 @@ def capacity_study(
     chains: tuple[tuple[int, float, float], ...] | None = None,
     selection: str = "in-sample",
     jobs: int = 1,
+    grid: str = "stated",
+    stages: Stages | None = None,
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
@@ -146,18 +160,16 @@ def capacity_study(
     setting is chosen and credited (:mod:`.selection`; its result's ``selection``, and
     ``exponent_ci_basic`` beside the percentile ``exponent_ci``); ``jobs``: worker
     processes for the Monte Carlo's batches (:mod:`.batches`; the result is the same
-    for any number)."""
+    for any number); ``grid``: the stated grids or the fair ones (:func:`default_grids`);
+    ``stages``: the two-stage selection's settings (defaults where None)."""
     from tqdm import tqdm
 
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
+    stages = Stages() if stages is None else stages
     check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
+    check_search(jobs, grid, GRIDS, selection, stages, groups)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
-    grids = default_grids(levels, writes)
-    if chains is not None:
-        for name in ("complex", "complex-bounded"):
-            grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels)
+    grids = _grids(levels, writes, grid, chains)
     per_setting = synapses if writes == "random" else int(max(ns)) * groups
     check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2, jobs)
     order = sorted(models, key=lambda m: m != "complex")  # simple-bits takes the chain's lengths
@@ -170,9 +182,11 @@ def capacity_study(
         "levels": levels,
         "writes": writes,
         "max_age": max_age,
+        "grid": grid,
     }
     with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
-        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection, jobs)
+        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection)
+        run.jobs, run.stages = jobs, stages
         for name in order:
             best = out["models"].get("complex", {}).get("best")
             values = _values(name, grids, ns, best, levels) if name in grids else []
@@ -181,15 +195,39 @@ def capacity_study(
     return out
 
 
+def _grids(levels: int, writes: str, kind: str, chains: tuple | None) -> dict[str, Grid]:
+    """The models' grids of ``kind``, the chain models' chains ``chains`` where given."""
+    grids = default_grids(levels, writes, kind)
+    if chains is not None:
+        for name in ("complex", "complex-bounded"):
+            grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels)
+    return grids
+
+
 def _model(name: str, grids: dict[str, Grid], ns: np.ndarray, run: Run, values: list) -> dict:
     """One model's result: by Monte Carlo on its grid, or its closed form; its fit."""
-    r = monte_carlo(grids[name], ns, run, values) if name in grids else _closed_form(name, ns)
+    r = _simulated(grids[name], ns, run, values) if name in grids else _closed_form(name, ns)
     if name == "simple" and run.writes == "random":
         r["closed_form"] = _closed_form("simple", ns)
     r["N"] = ns.tolist()
     r["exponent"], r["exponent_se"] = fit_exponent(ns, np.array(r["lifetime"]))
     r["local_slopes"] = local_slopes(ns, np.array(r["lifetime"])).tolist()
     return r
+
+
+def _simulated(grid: Grid, ns: np.ndarray, run: Run, values: list) -> dict:
+    """A Monte Carlo model's result: its grid simulated once and each N's setting chosen
+    on it (in-sample or cross-fit), or chosen on a coarse pass and measured on a fine
+    one (two-stage, :mod:`.two_stage`: its edges those of the widened grid)."""
+    if run.selection != "two-stage":
+        parts = simulations(grid, ns, run, values)
+        return monte_carlo(parts, [grid] * len(parts), ns, run, run.selection)
+    parts, grids, added = two_stage(grid, ns, run, values)
+    out = monte_carlo(parts, grids, ns, run, "cross-fit")
+    out["widened"] = added
+    out["candidates"] = run.stages.candidates
+    out["coarse_synapses"] = run.stages.coarse_synapses
+    return out
 
 
 def _closed_form(name: str, ns: np.ndarray, thresholds: bool = True) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,7 +17,8 @@ from .fits import bootstrap
 from .selection import THRESHOLDS, initial_snr, resample
 from .selection import best as choose_best
 
-__all__ = ["Grid", "Run", "Part", "simulations", "evaluate", "monte_carlo", "edges", "STRIDE"]
+__all__ = ["Grid", "Stages", "Run", "Part", "simulations", "simulate_part", "evaluate", "monte_carlo"]
+__all__ += ["edges"]
 
 STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error set by the groups
 FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
@@ -31,6 +32,17 @@ class Grid:
     chains: tuple[tuple[int, float, float], ...]
     writes: tuple[float, ...]
     levels: int | None
+
+
+@dataclass(frozen=True)
+class Stages:
+    """The two-stage selection's settings (:mod:`.two_stage`): each N's ``candidates``
+    kept from a coarse pass of ``coarse_synapses`` synapses a setting, after up to
+    ``widen`` rounds of widening a binding grid."""
+
+    candidates: int = 3
+    coarse_synapses: int = 256
+    widen: int = 2
 
 
 @dataclass
@@ -49,18 +61,21 @@ class Run:
     tick: Callable[[int], None] | None = None
     selection: str = "in-sample"
     jobs: int = 1
+    stages: Stages = field(default_factory=lambda: Stages())
 
 
 @dataclass
 class Part:
     """One simulation: ``signal`` (groups, settings, ages), ``power`` (settings,), its
-    ``settings`` ((n, alpha, beta), write, values), and the indices of the N it answers."""
+    ``settings`` ((n, alpha, beta), write, values), the indices of the N it answers, and
+    where only some settings may be chosen at an N, which (``allowed``, else all)."""
 
     signal: np.ndarray
     power: np.ndarray
     settings: list
     answers: list[int]
     burn_in: int
+    allowed: np.ndarray | None = None  # (answers, settings): the settings each N chooses among
 
 
 def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed: int) -> list[Batch]:
@@ -114,6 +129,15 @@ def simulations(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) 
     return parts
 
 
+def simulate_part(grid: Grid, ns: np.ndarray, run: Run, values: list, answers: list[int]) -> Part:
+    """One simulation of ``grid`` (seeded ``run.seed``) for the N of ``answers``, which
+    share their values per level (with perceptron writes: one N)."""
+    j = answers[0]
+    per_group = None if run.writes == "random" else int(ns[j])
+    batches = _plan(grid, values[j], run, per_group, run.seed)
+    return _assemble(batches, run_batches(batches, run.jobs, run.tick), run.groups, list(answers))
+
+
 def evaluate(
     parts: list[Part], ns: np.ndarray, ages: np.ndarray, selection: str, draws=None, threshold: float = 1.0
 ) -> tuple[np.ndarray, list, np.ndarray]:
@@ -124,43 +148,47 @@ def evaluate(
     life, chosen, snr0 = np.zeros(len(ns)), [None] * len(ns), np.zeros(len(ns))
     for k, part in enumerate(parts):
         signal = part.signal if draws is None else part.signal[draws[k]]
-        best, index = choose_best(signal, part.power, ages, ns[part.answers], selection, threshold)
+        here = ns[part.answers]
+        best, index = choose_best(signal, part.power, ages, here, selection, threshold, part.allowed)
         snr0[part.answers] = initial_snr(signal, part.power, ns[part.answers], index)
         for i, j in enumerate(part.answers):
             life[j], chosen[j] = best[i], part.settings[index[i]]
     return life, chosen, snr0
 
 
-def monte_carlo(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> dict:
-    parts = simulations(grid, ns, run, values)
-    life, chosen, snr0 = evaluate(parts, ns, run.ages, run.selection)
+def monte_carlo(parts: list[Part], grids: list[Grid], ns: np.ndarray, run: Run, selection: str) -> dict:
+    """A Monte Carlo model's result from its simulations ``parts`` (each with the grid it
+    ran, ``grids``): each N's lifetime chosen and credited by ``selection``, the
+    bootstrap, both thresholds, the initial SNR, bits, and the grid's edges the choices
+    sit on."""
+    life, chosen, snr0 = evaluate(parts, ns, run.ages, selection)
     out = bootstrap(
         [p.signal.shape[0] for p in parts],
-        lambda d: evaluate(parts, ns, run.ages, run.selection, d)[0],
+        lambda d: evaluate(parts, ns, run.ages, selection, d)[0],
         ns,
         run.seed,
-        draw=lambda rng, g: resample(rng, g, run.selection),
+        draw=lambda rng, g: resample(rng, g, selection),
         point=life,
     )
     out["selection"] = run.selection
     out["lifetime"] = life.tolist()
     # the lifetime at the second threshold, chosen and credited alike (its own best setting)
     out["thresholds"] = list(THRESHOLDS)
-    at = {
-        t: life if t == 1 else evaluate(parts, ns, run.ages, run.selection, threshold=t)[0]
-        for t in THRESHOLDS
-    }
+    at = {t: life if t == 1 else evaluate(parts, ns, run.ages, selection, threshold=t)[0] for t in THRESHOLDS}
     out["lifetime_at"] = {f"{t:g}": lives.tolist() for t, lives in at.items()}
     out["initial_snr"] = snr0.tolist()
     out["best"] = [
         {"n_beakers": c[0], "alpha": c[1], "beta": c[2], "write": w, "values": v} for c, w, v in chosen
     ]
     out["bits"] = [c[0] * (32.0 if v is None else math.log2(v)) for c, _, v in chosen]
-    out["edges"] = edges(grid, chosen)
+    out["edges"] = [[] for _ in ns]
+    for part, grid in zip(parts, grids, strict=True):
+        for j, here in zip(part.answers, edges(grid, [chosen[j] for j in part.answers]), strict=True):
+            out["edges"][j] = here
     out["cut_off"] = [float(n) for n, x in zip(ns, life, strict=True) if math.isinf(x)]
     out["burn_in"] = max(p.burn_in for p in parts)
-    out["levels"] = grid.levels
-    out["grid"] = {"chains": [list(c) for c in grid.chains], "writes": list(grid.writes)}
+    out["levels"] = grids[0].levels
+    out["grid"] = {"chains": [list(c) for c in grids[0].chains], "writes": list(grids[0].writes)}
     return out
 
 

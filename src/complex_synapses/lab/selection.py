@@ -34,7 +34,8 @@ __all__ = ["SELECTIONS", "THRESHOLDS", "lifetimes", "initial_snr", "best", "resa
 # is told from one that starts low and lasts.
 THRESHOLDS = (1.0, 3.0)
 
-SELECTIONS = ("in-sample", "cross-fit")
+# two-stage: lab/two_stage.py, which chooses among each N's candidates by cross-fit
+SELECTIONS = ("in-sample", "cross-fit", "two-stage")
 
 
 def lifetimes(
@@ -68,19 +69,25 @@ def best(
     ns,
     selection: str = "in-sample",
     threshold: float = 1.0,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each N's credited lifetime (SNR above ``threshold``) and chosen setting (its index)
-    from the groups' signal curves ``signal`` ``(groups, settings, ages)``. Under
-    ``cross-fit`` the first half of the groups is A, the rest B, and the setting reported
-    is the one chosen on all."""
-    if selection not in SELECTIONS:
-        raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
-    whole, index = _in_sample(lifetimes(signal.mean(0), power, ages, ns, threshold))
+    from the groups' signal curves ``signal`` ``(groups, settings, ages)``, among the
+    settings ``allowed`` ``(N, settings)`` at each N (all by default). Under ``cross-fit``
+    the first half of the groups is A, the rest B, and the setting reported is the one
+    chosen on all."""
+    if selection not in SELECTIONS or selection == "two-stage":
+        raise ValueError(f"selection must be in-sample or cross-fit here, got {selection!r}")
+
+    def lives(groups: slice) -> np.ndarray:
+        got = lifetimes(signal[groups].mean(0), power, ages, ns, threshold)
+        return got if allowed is None else np.where(allowed, got, -1.0)  # never chosen, never cut off
+
+    whole, index = _in_sample(lives(slice(None)))
     if selection == "in-sample":
         return whole, index
     h = signal.shape[0] // 2
-    on_a = lifetimes(signal[:h].mean(0), power, ages, ns, threshold)
-    on_b = lifetimes(signal[h:].mean(0), power, ages, ns, threshold)
+    on_a, on_b = lives(slice(None, h)), lives(slice(h, None))
     rows = np.arange(len(on_a))
     _, chosen_a = _in_sample(on_a)
     _, chosen_b = _in_sample(on_b)

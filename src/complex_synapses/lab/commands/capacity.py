@@ -95,13 +95,24 @@ def _add_estimate_options(k) -> None:
     )
     k.add_argument(
         "--selection",
-        choices=("in-sample", "cross-fit"),
+        choices=("in-sample", "cross-fit", "two-stage"),
         default="in-sample",
         help="how each N's best setting is chosen and credited: on every group, credited with its "
-        "lifetime there (biased upward: the best of noisy estimates), or cross-fit: chosen on one half "
+        "lifetime there (biased upward: the best of noisy estimates); cross-fit: chosen on one half "
         "of the groups, its lifetime measured on the other, both ways, averaged (needs --groups >= 4); "
-        "basic bootstrap intervals are given beside the percentile ones (default %(default)s)",
+        "two-stage: each N's --candidates chosen on a coarse pass (a binding grid widened there), "
+        "measured on a fresh fine one and chosen among by cross-fit; basic bootstrap intervals are "
+        "given beside the percentile ones (default %(default)s)",
     )
+    k.add_argument(
+        "--grid",
+        choices=("stated", "fair"),
+        default="stated",
+        help="the Monte Carlo models' grids: the first studies' (stated), or fair: the same 10 writes "
+        "(1/64 to 8 spacings) for every model whose write is a step, n up to 16, beta from alpha "
+        "(default %(default)s)",
+    )
+    _add_two_stage_options(k)
     k.add_argument(
         "--jobs",
         type=int,
@@ -109,6 +120,43 @@ def _add_estimate_options(k) -> None:
         help="worker processes for the Monte Carlo's batches, each with an equal share of the cores; the "
         "result is the same for any number (default: one per core)",
     )
+
+
+def _add_two_stage_options(k) -> None:
+    """The two-stage selection's settings (lab/two_stage.py), for --selection two-stage."""
+    k.add_argument(
+        "--candidates",
+        type=int,
+        default=None,
+        help="two-stage: each N's settings kept from the coarse pass, chosen among by cross-fit on the "
+        "fine pass (default 3)",
+    )
+    k.add_argument(
+        "--coarse-synapses",
+        type=int,
+        default=None,
+        help="two-stage: synapses per setting on the coarse pass, which follows a quarter of --steps "
+        "(default 256)",
+    )
+    k.add_argument(
+        "--widen",
+        type=int,
+        default=None,
+        help="two-stage: rounds in which an axis on whose edge the coarse pass's best setting sits "
+        "gains the next value beyond (default 2)",
+    )
+
+
+def _stages(args):
+    """The two-stage settings given, refused for another selection."""
+    from ..estimate import Stages
+
+    given = {k: getattr(args, k) for k in ("candidates", "coarse_synapses", "widen")}
+    if args.selection != "two-stage":
+        if any(v is not None for v in given.values()):
+            raise ValueError("--candidates, --coarse-synapses and --widen are for --selection two-stage")
+        return None
+    return Stages(**{k: v for k, v in given.items() if v is not None})
 
 
 def _add_chain_options(k) -> None:
@@ -168,6 +216,7 @@ def run(args):
             "--synapses is for random writes: with perceptron writes each N is --groups perceptrons"
         )
     models = _models(args)
+    stages = _stages(args)
     text = args.synapse_counts or DEFAULT_COUNTS[args.writes]
     counts = np.array(int_list(text, "--synapse-counts"), dtype=float)
     start = time.perf_counter()
@@ -185,11 +234,14 @@ def run(args):
         chains=_chains(args, models),
         selection=args.selection,
         jobs=default_jobs() if args.jobs is None else args.jobs,
+        grid=args.grid,
+        stages=stages,
     )
     r["wall_time_s"] = time.perf_counter() - start
     r["grid_values"] = args.levels
     name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
-    name += "-crossfit" if args.selection == "cross-fit" else ""
+    name += {"cross-fit": "-crossfit", "two-stage": "-twostage"}.get(args.selection, "")
+    name += "-fair" if args.grid == "fair" else ""
     r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
     rows = _rows(r, models, counts)
     header = ["model", "N", "lifetime", "se", "lifetime_snr3", "initial_snr", "bits", "best", "at_grid_edge"]

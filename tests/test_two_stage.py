@@ -1,0 +1,117 @@
+"""The two-stage selection of simulate capacity (lab/two_stage.py): a binding grid
+widened where the coarse pass chooses on its edge, candidates measured on a fresh fine
+pass, and no bias from the choice."""
+
+import json
+
+import numpy as np
+import pytest
+
+from complex_synapses.cli import main
+from complex_synapses.lab.capacity_study import capacity_study, default_grids
+from complex_synapses.lab.estimate import Grid, Part, Stages
+from complex_synapses.lab.fits import crossings
+from complex_synapses.lab.selection import best
+from complex_synapses.lab.two_stage import candidates, widen
+
+CHAINS = ((2, 1.0, 4.0), (2, 1.0, 16.0), (2, 4.0, 16.0), (4, 1.0, 4.0), (4, 1.0, 16.0), (4, 4.0, 16.0))
+
+
+def test_widen_extends_each_axis_a_choice_binds_spaced_as_the_axis():
+    grid = Grid(CHAINS, (0.1, 0.2), 16)
+    wider, added = widen(grid, [((4, 1.0, 16.0), 0.2, 16)])
+    assert sorted(added) == ["alpha 0.25", "beta 64", "n 6", "write 0.4"]
+    assert (6, 0.25, 64.0) in wider.chains and all(a <= b for _, a, b in wider.chains)
+    assert set(grid.chains) < set(wider.chains) and wider.writes == (0.1, 0.2, 0.4)
+    # first values: n 2 can go no lower, the others can
+    assert sorted(widen(grid, [((2, 1.0, 4.0), 0.1, 16)])[1]) == ["alpha 0.25", "beta 1", "write 0.05"]
+    # inside the grid: nothing to widen
+    inside = Grid(((2, 1.0, 4.0), (3, 1.0, 4.0), (4, 1.0, 4.0)), (0.1, 0.2, 0.4), 16)
+    assert widen(inside, [((3, 1.0, 4.0), 0.2, 16)]) == (inside, [])
+
+
+def test_widen_stops_at_the_limits_and_a_single_level_widens_its_writes_only():
+    grid = Grid(CHAINS, (1.0, 1.5), 16)
+    _, added = widen(grid, [((2, 4.0, 16.0), 1.5, 16)])
+    assert not any(a.startswith(("n ", "write ")) for a in added)  # n below 2, a write above 2
+    single = Grid(((1, 1.0, 1e12),), (0.01, 0.02), 16)
+    wider, added = widen(single, [((1, 1.0, 1e12), 0.01, 16)])
+    assert added == ["write 0.005"] and wider.chains == single.chains
+
+
+def test_a_two_stage_choice_among_equal_settings_is_not_biased():
+    """Forty settings with one true curve, each group's curve scaled by a noise of its own
+    (as in tests/test_capacity.py): candidates chosen on a coarse pass, and among them by
+    cross-fitting on a fresh fine pass, are credited with the true lifetime on average
+    over many draws, where the in-sample best of the fine pass overstates it."""
+    rng = np.random.default_rng(0)
+    ages = np.arange(0, 400, dtype=float)
+    true = np.exp(-ages / 100.0)
+    power, ns = np.ones(40), np.array([400.0])
+    truth = float(crossings(ages, np.sqrt(400.0) * true[None, :])[0])
+    settings = [((2, 1.0, float(b)), 0.1, 16) for b in range(40)]
+    two_stage, in_sample = [], []
+    for _ in range(200):
+        coarse = true[None, None, :] * (1 + rng.normal(0, 0.4, (4, 40, 1)))
+        fine = true[None, None, :] * (1 + rng.normal(0, 0.2, (16, 40, 1)))
+        chosen = candidates(Part(coarse, power, settings, [0], 0), ns, ages, 3)
+        allowed = np.isin(np.arange(40), chosen[0])[None, :]
+        assert allowed.sum() == 3
+        two_stage.append(best(fine, power, ages, ns, "cross-fit", allowed=allowed)[0][0])
+        in_sample.append(best(fine, power, ages, ns, "in-sample")[0][0])
+    se = np.std(two_stage) / np.sqrt(len(two_stage))
+    assert abs(np.mean(two_stage) - truth) < 3 * se, (np.mean(two_stage), truth, se)
+    assert np.mean(in_sample) > truth + 3 * np.std(in_sample) / np.sqrt(len(in_sample))
+
+
+def test_a_two_stage_capacity_study_measures_each_ns_candidates_on_a_fine_pass():
+    ns = np.array([64.0, 256.0, 1024.0])
+    r = capacity_study(
+        ["simple-m"],
+        ns,
+        synapses=256,
+        steps=400,
+        groups=8,
+        max_age=200,
+        max_burn_in=300,
+        progress=False,
+        selection="two-stage",
+        grid="fair",
+        stages=Stages(candidates=2, coarse_synapses=64, widen=1),
+    )
+    got = r["models"]["simple-m"]
+    assert got["selection"] == "two-stage" and got["candidates"] == 2 and got["coarse_synapses"] == 64
+    assert r["grid"] == "fair" and isinstance(got["widened"], list) and len(got["edges"]) == 3
+    fair = default_grids(16, "random", "fair")["simple-m"].writes
+    widened = [float(a.split()[1]) for a in got["widened"]]
+    assert all(b["write"] in fair or b["write"] in widened for b in got["best"])
+    assert len(got["exponent_ci_basic"]) == 2 and len(got["lifetime_at"]["3"]) == 3
+    json.dumps(r)
+
+
+def test_the_fair_grid_gives_every_stepped_model_the_same_writes_in_spacings():
+    for m in (4, 16):
+        grids = default_grids(m, "random", "fair")
+        spacing = 2 / (m - 1)
+        steps = {name: [w / spacing for w in grids[name].writes] for name in grids if name != "simple"}
+        assert all(v == pytest.approx(steps["complex"]) for v in steps.values())
+        assert steps["complex"][0] == pytest.approx(1 / 64) and steps["complex"][-1] == pytest.approx(8)
+        assert len(grids["simple"].writes) == len(grids["complex"].writes)  # the same density
+        chains = grids["complex"].chains
+        assert {c[0] for c in chains} == {2, 4, 8, 12, 16} and any(c[1] == c[2] for c in chains)
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--candidates", "2"], "--candidates, --coarse-synapses and --widen are for --selection two-stage"),
+        (["--selection", "two-stage", "--widen", "-1"], "--widen >= 0"),
+        (["--selection", "two-stage", "--coarse-synapses", "30"], "--coarse-synapses must be a multiple"),
+    ],
+)
+def test_two_stage_options_are_checked_before_any_work(tmp_path, capsys, extra, words):
+    argv = ["simulate", "capacity", "--models", "simple-m", "--synapse-counts", "16,64,256"]
+    argv += ["--results-dir", str(tmp_path), "--plot-dir", str(tmp_path), *extra]
+    assert main(argv) == 2
+    assert words in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
