@@ -49,6 +49,30 @@ def test_bound_and_grid_hold_on_every_path(config, kernel, scale):
         assert torch.equal(p, opt.levels(p)[0])
 
 
+RANGES = (0.4, 0.2, 0.1, 0.05)  # one range per level of CHAIN's four, the weight's first
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("config,kernel", PATHS)
+def test_a_range_per_level_holds_each_level_on_its_own_grid(config, kernel):
+    """bound as a tuple: level k stays in [-B_k, B_k] and on its own m values, on every
+    path (the C library reads each level's row)."""
+    model = small_model()
+    opt = ComplexSynapse(
+        model.parameters(), config.base, kernel=kernel, bound=RANGES, grid_values=5, **CHAIN, **config.kwargs
+    )
+    for x, y in batches(12):
+        opt.zero_grad()
+        (1e3 * torch.nn.functional.cross_entropy(model(x), y)).backward()
+        opt.step()
+    for u in levels_of(opt, model):
+        for k, b in enumerate(RANGES):
+            grid = torch.linspace(-b, b, 5, device=DEVICE)
+            assert torch.isclose(u[k].unsqueeze(-1), grid, atol=1e-6).any(-1).all()
+            assert u[k].abs().max() <= b + 1e-7
+        assert (u[0].abs() > RANGES[1]).any()  # the weight beyond the next level's range
+
+
 @pytest.mark.parametrize("config,kernel", PATHS)
 def test_a_bound_never_reached_changes_nothing(config, kernel):
     a, b = small_model(), small_model()
@@ -147,6 +171,9 @@ def test_replayed_bounded_steps_equal_launched_ones(monkeypatch):
         (dict(bound=0.0), ValueError, "bound must be a finite number > 0"),
         (dict(bound=float("inf")), ValueError, "bound must be a finite number > 0"),
         (dict(bound="1"), TypeError, "bound must be"),
+        (dict(bound=(1.0, 0.5)), ValueError, "one range per level, 4 for n_beakers=4, got 2"),
+        (dict(bound=(1.0, 0.5, -1.0, 1.0)), ValueError, "bound must be a finite number > 0, a tuple"),
+        (dict(bound=[1.0, 1.0, 1.0, 1.0]), TypeError, "bound must be a finite number > 0, a tuple"),
         (dict(bound=1.0, grid_values=1), ValueError, "grid_values must be an integer >= 2"),
         (dict(bound=1.0, grid_values=2.5), TypeError, "grid_values must be an integer"),
         (dict(grid_values=4), ValueError, "grid_values needs a bound"),

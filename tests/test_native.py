@@ -236,6 +236,24 @@ def test_the_library_is_built_once_and_then_only_loaded(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("levels", [None, 7])
+def test_native_bound_with_a_range_per_level_is_the_eager_one_bit_for_bit(dtype, levels):
+    """A row [B_k, m] per level: each level clamped to and rounded on its own range."""
+    torch.manual_seed(2)
+    limit = bounds.bound_tensor((0.3, 0.1, 2.0), levels, torch.device("cpu"), dtype)
+    params = [[torch.randn(n, dtype=dtype) * 10 for _ in range(3)] for n in (5, 2 * native.MIN_RANGE + 3)]
+    keys = [torch.tensor(k) for k in (7, 11)] if levels else []
+    steps = [torch.tensor(s) for s in (3, 4)] if levels else []
+    want = [[x.clone() for x in p] for p in params]
+    kernels.bound_multi_(want, limit, keys or [None] * 2, steps or [None] * 2, bool(levels))
+    native.bound_call(params, limit, keys, steps, native.library())
+    for a, b in zip(want, params):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    for p in params:
+        assert [float(x.abs().max()) for x in p] == pytest.approx([0.3, 0.1, 2.0], rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("levels", [None, 2, 7, 256])
 def test_native_bound_is_the_eager_one_bit_for_bit(dtype, levels):
     """Values inside, on and far outside [-B, B], infinite and NaN, every level of two

@@ -113,10 +113,11 @@ def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") ->
     """Raise TypeError / ValueError naming ``bound`` or the grid's option (``grid_name``:
     ``grid_values`` here, ``--grid-values`` on the command line) if not allowed."""
     if bound is not None:
-        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
-            raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r}")
-        if not math.isfinite(bound) or bound <= 0:
-            raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r}")
+        each = bound if isinstance(bound, tuple) and bound else (bound,)
+        if any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in each):
+            raise TypeError(f"bound must be a finite number > 0, a tuple of them or None, got {bound!r}")
+        if any(not math.isfinite(b) or b <= 0 for b in each):
+            raise ValueError(f"bound must be a finite number > 0, a tuple of them or None, got {bound!r}")
     if grid_values is not None:
         if isinstance(grid_values, bool) or not isinstance(grid_values, int):
             raise TypeError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
@@ -136,7 +137,9 @@ class ChainSetting:
     """The chain of one parameter group, as a value: ``n_beakers`` levels with timescales
     from ``alpha`` to ``beta`` (in ``time_unit``: iterations, or the base optimizer's step
     size), integrated by ``integrator``, hidden levels started by ``init``, and every level
-    kept in [-``bound``, ``bound``], on ``grid_values`` evenly spaced values where given.
+    kept in [-``bound``, ``bound``], on ``grid_values`` evenly spaced values where given;
+    ``bound`` a tuple gives each level a range of its own, the weight's first (one value
+    for each of the ``max(n_beakers, 1)`` levels).
 
     :meth:`validate` raises TypeError / ValueError naming the first field that is not
     allowed; whether ``time_unit="lr"`` suits a base optimizer is the step's to say
@@ -148,7 +151,7 @@ class ChainSetting:
     init: str = "same"
     time_unit: str = "iteration"
     integrator: str = "exact"
-    bound: float | None = None
+    bound: float | tuple[float, ...] | None = None
     grid_values: int | None = None
 
     def validate(self, grid_name: str = "grid_values") -> ChainSetting:
@@ -159,6 +162,12 @@ class ChainSetting:
         _check_choice("time_unit", self.time_unit, TIME_UNITS)
         _check_choice("integrator", self.integrator, INTEGRATORS)
         check_bound(self.bound, self.grid_values, grid_name)
+        levels = max(self.n_beakers, 1)
+        if isinstance(self.bound, tuple) and len(self.bound) != levels:
+            raise ValueError(
+                f"bound as a tuple needs one range per level, {levels} for n_beakers={self.n_beakers}, "
+                f"got {len(self.bound)}"
+            )
         return self
 
     def constants(self) -> ChainConstants:

@@ -107,7 +107,8 @@ class ComplexSynapse(Optimizer):
             kernels run, record the step's kernels as a CUDA graph on the second step
             and replay it from then on: the same arithmetic, without the host's launch
             cost (see :mod:`complex_synapses.step.graphs`). Default True.
-        bound: keep every level in [-bound, bound] (default None: unbounded).
+        bound: keep every level in [-bound, bound] (default None: unbounded); a tuple
+            gives each level a range of its own, the weight's first (one per level).
         grid_values: with ``bound``, keep every level on this many evenly spaced values
             of [-bound, bound] (both ends included), rounded stochastically without
             bias (see :mod:`complex_synapses.step.bounds`).
@@ -139,7 +140,7 @@ class ComplexSynapse(Optimizer):
         kernel: str = "auto",
         base_optimizer: type[Optimizer] | None = None,
         cuda_graph: bool = True,
-        bound: float | None = None,
+        bound: float | tuple[float, ...] | None = None,
         grid_values: int | None = None,
         seed: int = 0,
         state_dtype: torch.dtype = torch.float32,

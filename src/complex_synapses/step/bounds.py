@@ -24,9 +24,16 @@ __all__ = ["bound_tensor", "round_key", "init_rounding"]
 
 
 @functools.lru_cache(maxsize=64)
-def bound_tensor(bound: float, grid_values: int | None, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """``[B, m]`` on ``device`` (m = 0 without a grid), one tensor per setting."""
-    return torch.tensor([float(bound), float(grid_values or 0)], dtype=dtype).to(device)
+def bound_tensor(
+    bound: float | tuple[float, ...], grid_values: int | None, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    """``[B, m]`` on ``device`` (m = 0 without a grid), one tensor per setting; with a
+    range per level (``bound`` a tuple), one row ``[B_k, m]`` per level, the weight's
+    first."""
+    m = float(grid_values or 0)
+    if isinstance(bound, tuple):
+        return torch.tensor([[float(b), m] for b in bound], dtype=dtype).to(device)
+    return torch.tensor([float(bound), m], dtype=dtype).to(device)
 
 
 def round_key(seed: int, index: int) -> int:

@@ -244,16 +244,18 @@ def round_bfloat16_(dst: Tensor, src: Tensor, key: Tensor, step: Tensor, level: 
 
 
 def bound_(levels: list[Tensor], bound: Tensor, key: Tensor, step: Tensor, quantize: bool) -> None:
-    r"""Keep every level in :math:`[-B, B]` (``bound[0]``); with ``quantize``, also on the
-    ``m = bound[1]`` evenly spaced values of that range (both ends included), rounding
+    r"""Keep every level in :math:`[-B, B]` (``bound[0]``; ``bound[k, 0]`` for level k
+    where ``bound`` has a row per level); with ``quantize``, also on the ``m`` evenly
+    spaced values of that range (``bound[..., 1]``, both ends included), rounding
     stochastically and without bias: with spacing :math:`\Delta = 2B/(m-1)` a value
     :math:`-B + (f + r)\Delta` (f integer, r in [0, 1)) becomes :math:`-B + (f+1)\Delta`
     with probability r, else :math:`-B + f\Delta`, so its mean is the value itself."""
-    B = bound[0]
     for k, level in enumerate(levels):  # levels are in the compute dtype (16-bit: masters)
+        row = bound[k] if bound.dim() == 2 else bound
+        B = row[0]
         x = torch.minimum(torch.maximum(level, -B), B)
         if quantize:
-            spacing = 2 * B / (bound[1] - 1)
+            spacing = 2 * B / (row[1] - 1)
             y = (x + B) / spacing
             f = torch.floor(y)
             u = uniform_(x.numel(), key, step, k, x.device).view_as(x).to(x.dtype)

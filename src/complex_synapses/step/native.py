@@ -271,7 +271,7 @@ def _declare(lib: ctypes.CDLL) -> None:
             "step": step,
             "pre": [c_int, pp, pp, p, c_int],
             "post": [c_int, pp, pp, p],
-            "bound": [pp, p, ctypes.POINTER(i64), ctypes.POINTER(i64), ctypes.POINTER(c_int), c_int],
+            "bound": [pp, p, ctypes.POINTER(i64), ctypes.POINTER(i64), ctypes.POINTER(c_int), c_int, c_int],
         }
         for name, middle in args.items():
             fn = getattr(lib, f"cs_{name}_many_{suffix}")
@@ -352,8 +352,9 @@ def bound_call(
     levels: list[list[Tensor]], limit: Tensor, keys: list[Tensor], steps: list[Tensor], lib
 ) -> None:
     """:func:`complex_synapses.step.kernels.bound_multi_` with the C kernel, bit for bit:
-    every level of each parameter into [-B, B], and where ``keys`` are given onto the
-    grid, rounded from each parameter's stream at its ``steps`` counter."""
+    every level of each parameter into [-B, B] (its own row of ``limit`` where it has a
+    row per level), and where ``keys`` are given onto the grid, rounded from each
+    parameter's stream at its ``steps`` counter."""
     fn = getattr(lib, f"cs_bound_many_{_SUFFIX[limit.dtype]}")
     quantize = int(bool(keys))
     tensors, key, step, index = [], [], [], []
@@ -366,7 +367,7 @@ def bound_call(
             index.append(j)
     count = len(tensors)
     args = (_addresses(tensors), limit.data_ptr(), (ctypes.c_int64 * count)(*key))
-    args += ((ctypes.c_int64 * count)(*step), (ctypes.c_int * count)(*index), quantize)
+    args += ((ctypes.c_int64 * count)(*step), (ctypes.c_int * count)(*index), quantize, int(limit.dim() == 2))
     _launch(fn, lib, [t.numel() for t in tensors], *args)
 
 

@@ -533,24 +533,26 @@ void NAME(post_many)(int count, const int64_t *numel, int n, REAL **p, REAL **hi
 }
 
 /* Bound: tensor t of the list is level level[t] of a parameter whose stream has key
- * key[t] and counter step[t]. */
+ * key[t] and counter step[t]; its [B, m] is ``bound``, or with ``rows`` its level's row
+ * of ``bound`` (a range per level). */
 struct NAME(bound_args) {
     REAL **x;
     const REAL *bound;
     const int64_t *key, *step;
     const int *level;
-    int quantize;
+    int quantize, rows;
 };
 
 static void NAME(bound_range)(int t, int64_t start, int64_t end, const void *args) {
     const struct NAME(bound_args) *a = args;
-    NAME(bound)(start, end, a->x[t], a->bound, a->key[t], a->step[t], a->level[t], a->quantize);
+    const REAL *bound = a->bound + (a->rows ? 2 * a->level[t] : 0);
+    NAME(bound)(start, end, a->x[t], bound, a->key[t], a->step[t], a->level[t], a->quantize);
 }
 
 void NAME(bound_many)(int count, const int64_t *numel, REAL **x, const REAL *bound,
                       const int64_t *key, const int64_t *step, const int *level, int quantize,
-                      int threads, int part, int parts) {
-    const struct NAME(bound_args) a = {x, bound, key, step, level, quantize};
+                      int rows, int threads, int part, int parts) {
+    const struct NAME(bound_args) a = {x, bound, key, step, level, quantize, rows};
     cs_run(count, numel, threads, part, parts, NAME(bound_range), &a);
 }
 #endif /* CS_HALF */
