@@ -118,7 +118,7 @@ def test_vectorised_crossings_agree_with_the_scalar_one():
             "complex-unbounded is a closed",
         ),
         (["--max-burn-in", "-1"], "--max-burn-in must be >= 0"),
-        (["--models", "simple-m", "--chain-lengths", "12"], "are for complex and complex-bounded"),
+        (["--models", "simple-m", "--chain-lengths", "12"], "are for complex, complex-ranged and"),
         (["--models", "complex", "--chain-lengths", "1"], "lengths: integers 2..32"),
         (
             ["--models", "complex", "--chain-alphas", "50", "--chain-betas", "10"],

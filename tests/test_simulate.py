@@ -40,6 +40,18 @@ def test_exact_and_stepped_agree(time_unit, lr):
     np.testing.assert_allclose(stepped, exact, rtol=1e-6, atol=1e-12 * np.abs(exact).max())
 
 
+def test_level_energies_are_each_levels_sum_of_squares():
+    """Every level's sum of squares after a kick, exactly; the weight's is the response
+    energy; under random writes they are the levels' stationary variances."""
+    from complex_synapses.chain import impulse_response, level_energies
+
+    t = np.arange(0, 40000)
+    direct = (impulse_response(6, 1.0, 300.0, t) ** 2).sum(0)
+    got = level_energies(6, 1.0, 300.0)
+    assert got == pytest.approx(direct, rel=1e-9) and got[0] == pytest.approx(response_energy(6, 1.0, 300.0))
+    assert np.all(np.diff(got) < 0)  # the slower a level, the less it moves
+
+
 def test_weight_response_energy_is_the_sum_of_squares():
     w = weight_response(5, 2.0, 300.0, np.arange(0, 30000.0))
     assert response_energy(5, 2.0, 300.0) == pytest.approx((w**2).sum(), rel=1e-9)

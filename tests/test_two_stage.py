@@ -115,3 +115,34 @@ def test_two_stage_options_are_checked_before_any_work(tmp_path, capsys, extra, 
     assert main(argv) == 2
     assert words in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_ranged_chain_keeps_each_level_on_its_own_range():
+    """complex-ranged: level k on m values of [-B_k, B_k], B_k = sigma_k / sigma_1 from
+    the linear chain (the weight's 1); its curves differ from the shared grid's, and a
+    study gives it the chain's bits."""
+    from complex_synapses.chain import level_energies
+    from complex_synapses.lab.writes import level_ranges, signal_curves
+
+    chain = (4, 1.0, 100.0)
+    ranges = level_ranges(chain)
+    assert ranges[0] == 1.0 and np.all(np.diff(ranges) < 0)
+    assert np.array(ranges) ** 2 == pytest.approx(level_energies(*chain) / level_energies(*chain)[0])
+    ages = np.array([0, 1, 4, 16])
+    args = ([chain], (0.1,), 16, ages, 64, 200, 4)
+    shared = signal_curves(*args, seed=0, burn=100)
+    ranged = signal_curves(*args, seed=0, burn=100, ranged=True)
+    assert not np.allclose(shared.signal, ranged.signal) and ranged.power[0, 0] <= 1.0
+    r = capacity_study(
+        ["complex-ranged"],
+        np.array([16.0, 64.0, 256.0]),
+        synapses=64,
+        steps=200,
+        groups=4,
+        max_age=40,
+        max_burn_in=100,
+        progress=False,
+        chains=(chain,),
+    )
+    best = r["models"]["complex-ranged"]["best"]
+    assert r["models"]["complex-ranged"]["bits"] == [b["n_beakers"] * 4.0 for b in best]

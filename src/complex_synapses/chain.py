@@ -46,6 +46,7 @@ __all__ = [
     "MAX_TIMESCALE_RATIO",
     "ChainSetting",
     "check_bound",
+    "level_energies",
     "TIME_UNITS",
     "INTEGRATORS",
     "INITS",
@@ -294,3 +295,16 @@ def response_energy(n_beakers: int, alpha: float, beta: float, dt: float = 1.0) 
     rates, weights = _weight_modes(n_beakers, alpha, beta)
     pair = rates[:, None] + rates[None, :]
     return float(weights @ (1.0 / -np.expm1(-pair * dt)) @ weights)
+
+
+def level_energies(n_beakers: int, alpha: float, beta: float, dt: float = 1.0) -> np.ndarray:
+    """``sum_{a >= 0} u_k(a dt)^2`` for every level k after a unit kick to ``u_1``,
+    exactly, as :func:`response_energy` for the first (each level is a sum of the same
+    exponentials, ``u_k(t) = sum_i R_ki L_i1 exp(-r_i t)``). Under a stream of independent
+    unit kicks into ``u_1``, one every ``dt``, level k's stationary variance: the ranges
+    of a chain whose levels each span the same multiple of their own spread."""
+    e = _eigen(n_beakers, alpha, beta)
+    weights = e.right * e.left[:, 0][None, :]  # (levels, modes)
+    pair = 1.0 / -np.expm1(-(e.rates[:, None] + e.rates[None, :]) * dt)
+    return np.einsum("ki,ij,kj->k", weights, pair, weights)
+

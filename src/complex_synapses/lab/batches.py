@@ -36,7 +36,8 @@ class Batch:
     """One simulation: ``chains`` x ``writes`` settings on ``levels`` values (None:
     continuous) in ``synapses`` synapses each, ``burn`` memories stored before
     ``steps`` are followed to ``ages``; ``kind`` and ``stride`` as in
-    :func:`.writes.signal_curves`, ``dtype`` the levels' ("float32" or "float64")."""
+    :func:`.writes.signal_curves`, ``dtype`` the levels' ("float32" or "float64"),
+    ``ranged`` each level on its own range (:func:`.writes.level_ranges`)."""
 
     chains: tuple[tuple[int, float, float], ...]
     writes: tuple[float, ...]
@@ -50,6 +51,7 @@ class Batch:
     kind: str
     stride: int
     dtype: str
+    ranged: bool = False
 
     @property
     def length(self) -> int:
@@ -58,7 +60,7 @@ class Batch:
 
 
 def batch_chains(
-    chains, writes, levels, ages, synapses, steps, groups, seed, cap, kind, stride, dtype
+    chains, writes, levels, ages, synapses, steps, groups, seed, cap, kind, stride, dtype, ranged=False
 ) -> list[Batch]:
     """The batches of a grid's ``chains``: those whose burn-in (:func:`.writes.burn_in`,
     at most ``cap``) rounds up to the same power of two run together, with their
@@ -84,6 +86,7 @@ def batch_chains(
                 kind,
                 stride,
                 dtype,
+                ranged,
             )
         )
     return out
@@ -107,6 +110,7 @@ def simulate(batch: Batch, threads: int | None = None, tick: Callable[[int], Non
         batch.kind,
         batch.stride,
         getattr(torch, batch.dtype),
+        batch.ranged,
     )
 
 

@@ -23,6 +23,11 @@ Models (``MODELS``), all levels in [-1, 1] where bounded:
 - ``simple-bits``: one level on :math:`m^n` values, as many bits as the chain of n
   levels on m values that is best at that N (the equal-resources control).
 - ``complex``: the chain (n, alpha, beta tuned) with every level on m values.
+- ``complex-ranged``: the chain with level k on m values of its own range
+  :math:`[-B_k, B_k]`, :math:`B_k = \sigma_k / \sigma_1` the ratio of its stationary
+  spread under random writes to the weight's (:func:`.writes.level_ranges`): every level
+  spans the same multiple of how far it moves, as in Benna & Fusi, where the variables'
+  ranges scale with their capacities; ``complex`` (one grid for all) is kept beside it.
 - ``simple-bounded`` / ``complex-bounded``: the same, continuous (no rounding).
 - ``simple-unbounded`` / ``complex-unbounded``: unbounded, continuous: the closed forms
   of :mod:`.model` (a decaying synapse with its best beta; chains of n levels).
@@ -56,6 +61,8 @@ MODELS = {
     "simple-m": "one level on m values, write strength tuned",
     "simple-bits": "one level on m^n values: the bits of the best chain at that N (write tuned)",
     "complex": "the chain, every level on m values (n, alpha, beta, write tuned)",
+    "complex-ranged": "the chain, level k on m values of its own range, the same multiple of its "
+    "stationary spread for every level (n, alpha, beta, write tuned)",
     "simple-bounded": "one continuous level in [-1, 1], write strength tuned",
     "complex-bounded": "the chain, continuous levels in [-1, 1] (n, alpha, beta, write tuned)",
     "simple-unbounded": "unbounded decaying synapse, beta tuned (closed form)",
@@ -102,6 +109,7 @@ def default_grids(m: int, writes: str = "random", kind: str = "stated") -> dict[
         "simple-m": Grid(single, one_level, m),
         "simple-bits": Grid(single, one_level, m),  # its values: m^n for each n of the chains
         "complex": Grid(chains, many, m),
+        "complex-ranged": Grid(chains, many, m, ranged=True),
         "simple-bounded": Grid(single, one_level, None),
         "complex-bounded": Grid(chains, many, None),
     }
@@ -199,8 +207,8 @@ def _grids(levels: int, writes: str, kind: str, chains: tuple | None) -> dict[st
     """The models' grids of ``kind``, the chain models' chains ``chains`` where given."""
     grids = default_grids(levels, writes, kind)
     if chains is not None:
-        for name in ("complex", "complex-bounded"):
-            grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels)
+        for name in ("complex", "complex-ranged", "complex-bounded"):
+            grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels, grids[name].ranged)
     return grids
 
 

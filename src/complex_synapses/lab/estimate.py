@@ -27,11 +27,13 @@ FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
 @dataclass(frozen=True)
 class Grid:
     """The settings a Monte Carlo model is tuned over: chains (n, alpha, beta) and
-    write strengths; ``levels`` None for continuous levels."""
+    write strengths; ``levels`` None for continuous levels; ``ranged``: each level on
+    its own range (:func:`.writes.level_ranges`), else all on [-1, 1]."""
 
     chains: tuple[tuple[int, float, float], ...]
     writes: tuple[float, ...]
     levels: int | None
+    ranged: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed:
         run.writes,
         STRIDE,
         dtype,
+        grid.ranged,
     )
 
 

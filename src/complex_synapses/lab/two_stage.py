@@ -87,7 +87,7 @@ def widen(grid: Grid, chosen: list) -> tuple[Grid, list[str]]:
     if len(grid.chains) > 1:  # a chain grid: every (n, alpha, beta) of the axes, alpha <= beta
         product = itertools.product(axes["n"], axes["alpha"], axes["beta"])
         chains = tuple(sorted((int(n), a, b) for n, a, b in product if a <= b))
-    return Grid(chains, tuple(axes["write"]), grid.levels), added
+    return Grid(chains, tuple(axes["write"]), grid.levels, grid.ranged), added
 
 
 def candidates(part: Part, ns: np.ndarray, ages: np.ndarray, k: int) -> np.ndarray:
@@ -113,8 +113,8 @@ def _new_settings(old: Grid, wider: Grid) -> list[Grid]:
     every write, the old chains with the new writes."""
     chains = tuple(c for c in wider.chains if c not in set(old.chains))
     writes = tuple(w for w in wider.writes if w not in set(old.writes))
-    out = [Grid(chains, wider.writes, old.levels)] if chains else []
-    return out + ([Grid(old.chains, writes, old.levels)] if writes else [])
+    out = [Grid(chains, wider.writes, old.levels, old.ranged)] if chains else []
+    return out + ([Grid(old.chains, writes, old.levels, old.ranged)] if writes else [])
 
 
 def _coarse(grid: Grid, ns: np.ndarray, run: Run, values: list, rounds: int) -> tuple[list, list, list]:
@@ -154,7 +154,7 @@ def two_stage(grid: Grid, ns: np.ndarray, run: Run, values: list) -> tuple[list[
         chosen = candidates(part, ns, run.ages, stages.candidates)
         picked = [part.settings[j] for j in np.unique(chosen)]
         chains, writes = sorted({p[0] for p in picked}), sorted({p[1] for p in picked})
-        g = Grid(tuple(chains), tuple(writes), grids[i].levels)
+        g = Grid(tuple(chains), tuple(writes), grids[i].levels, grids[i].ranged)
         fine_run = dataclasses.replace(run, seed=run.seed + 31 * i)
         measured = simulate_part(g, ns, fine_run, values, part.answers)
         wanted = [{part.settings[j][:2] for j in row} for row in chosen]

@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..chain import generator
+from ..chain import generator, level_energies
 from ..optimizer import ComplexSynapse
 
-__all__ = ["WRITES", "NO_LEAK", "Curves", "slowest_mode", "burn_in", "signal_curves"]
+__all__ = ["WRITES", "NO_LEAK", "Curves", "slowest_mode", "burn_in", "signal_curves", "level_ranges"]
 
 WRITES = ("random", "perceptron")
 NO_LEAK = 1e12  # a one-level chain's leak timescale: none worth the name
@@ -74,9 +74,21 @@ def burn_in(chains, writes, levels, cap: int | None = None) -> int:
     return int(math.ceil(need if cap is None else min(need, cap)))
 
 
-def _optimizer(chains, writes, levels, synapses, dtype, seed) -> tuple[list, ComplexSynapse]:
+def level_ranges(chain: tuple[int, float, float]) -> tuple[float, ...]:
+    r"""A range per level, the same multiple of each level's stationary spread under random
+    writes (:func:`complex_synapses.chain.level_energies`), the weight's 1:
+    :math:`B_k = \sigma_k / \sigma_1`, so that a slow level's grid is as coarse, for how
+    it moves, as the weight's."""
+    energies = level_energies(*chain)
+    return tuple(float(x) for x in np.sqrt(energies / energies[0]))
+
+
+def _optimizer(chains, writes, levels, synapses, dtype, seed, ranged=False) -> tuple[list, ComplexSynapse]:
     ws = [torch.nn.Parameter(torch.zeros(len(writes), synapses, dtype=dtype)) for _ in chains]
     groups = [{"params": [w], "n_beakers": n, "alpha": a, "beta": b} for w, (n, a, b) in zip(ws, chains)]
+    for group, chain in zip(groups, chains):
+        if ranged:
+            group["bound"] = level_ranges(chain)
     opt = ComplexSynapse(
         groups,
         torch.optim.SGD,
@@ -93,18 +105,20 @@ def _optimizer(chains, writes, levels, synapses, dtype, seed) -> tuple[list, Com
     return ws, opt
 
 
-def _equilibrium_start(ws, opt, levels, gen) -> None:
-    """Every level uniform over its values (over [-1, 1] for continuous levels)."""
+def _equilibrium_start(ws, opt, levels, gen, ranges=None) -> None:
+    """Every level uniform over its values (over [-1, 1] for continuous levels; over its
+    own range where each chain's ``ranges`` are given)."""
     for w in ws:
         w.grad = torch.zeros_like(w)
     opt.step()  # makes the state
-    for w in ws:
-        for u in [w.data, *opt.state[w]["hidden"]]:
+    for i, w in enumerate(ws):
+        for j, u in enumerate([w.data, *opt.state[w]["hidden"]]):
+            B = 1.0 if ranges is None else ranges[i][j]
             if levels is None:
-                u.copy_(torch.rand(u.shape, generator=gen, dtype=u.dtype) * 2 - 1)
+                u.copy_((torch.rand(u.shape, generator=gen, dtype=u.dtype) * 2 - 1) * B)
             else:
                 k = torch.randint(0, levels, u.shape, generator=gen).to(u.dtype)
-                u.copy_(k * (2.0 / (levels - 1)) - 1)
+                u.copy_((k * (2.0 / (levels - 1)) - 1) * B)
 
 
 def _memory(synapses: int, groups: int, kind: str, gen: torch.Generator) -> torch.Tensor:
@@ -149,16 +163,18 @@ def signal_curves(
     kind: str = "random",
     stride: int = 4,
     dtype: torch.dtype = torch.float32,
+    ranged: bool = False,
 ) -> Curves:
     """Store ``burn`` + ``steps`` + max(ages) memories in ``synapses`` synapses per
     (chain, write) setting and average the signal of one memory in ``stride`` of
     ``steps`` at every age. ``kind="perceptron"``: ``groups`` perceptrons of
-    ``synapses // groups`` synapses each. ``burn`` None: :func:`burn_in`."""
+    ``synapses // groups`` synapses each. ``burn`` None: :func:`burn_in`. ``ranged``:
+    each level on its own range (:func:`level_ranges`), else every level on [-1, 1]."""
     if kind not in WRITES:
         raise ValueError(f"writes must be one of {', '.join(WRITES)}, got {kind!r}")
     gen = torch.Generator().manual_seed(seed)
-    ws, opt = _optimizer(chains, writes, levels, synapses, dtype, seed)
-    _equilibrium_start(ws, opt, levels, gen)
+    ws, opt = _optimizer(chains, writes, levels, synapses, dtype, seed, ranged)
+    _equilibrium_start(ws, opt, levels, gen, [level_ranges(c) for c in chains] if ranged else None)
     burn = burn_in(chains, writes, levels) if burn is None else burn
     strength = torch.tensor(writes, dtype=dtype)[:, None]
     kept = int(ages.max()) // stride + 2  # probes alive at once

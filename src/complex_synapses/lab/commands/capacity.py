@@ -288,9 +288,10 @@ def _chains(args, models: list[str]) -> tuple | None:
     given = {a: getattr(args, f"chain_{a}") for a in ("lengths", "alphas", "betas")}
     if all(v is None for v in given.values()):
         return None
-    if not {"complex", "complex-bounded"} & set(models):
+    if not {"complex", "complex-ranged", "complex-bounded"} & set(models):
         raise ValueError(
-            "--chain-lengths, --chain-alphas and --chain-betas are for complex and complex-bounded"
+            "--chain-lengths, --chain-alphas and --chain-betas are for complex, complex-ranged and "
+            "complex-bounded"
         )
     stated = default_grids(args.levels, args.writes)["complex"].chains
     axes = {}
