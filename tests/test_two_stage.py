@@ -146,3 +146,48 @@ def test_a_ranged_chain_keeps_each_level_on_its_own_range():
     )
     best = r["models"]["complex-ranged"]["best"]
     assert r["models"]["complex-ranged"]["bits"] == [b["n_beakers"] * 4.0 for b in best]
+
+
+def test_a_study_announces_its_estimated_time_before_any_work():
+    """The estimate comes from this machine's measured rate, before the first batch: a
+    two-stage study's range bounds its fine pass; a plain one's is one number."""
+    from complex_synapses.lab.cost import Estimate
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def announce(estimate):
+        seen.append(estimate)
+        raise Stop
+
+    ns = np.array([16.0, 64.0, 256.0])
+    kw = dict(
+        synapses=64, steps=200, groups=4, max_age=40, max_burn_in=100, progress=False, announce=announce
+    )
+    with pytest.raises(Stop):
+        capacity_study(["complex", "simple-m"], ns, selection="two-stage", **kw)
+    with pytest.raises(Stop):
+        capacity_study(["simple-m"], ns, **kw)
+    two, plain = seen
+    assert isinstance(two, Estimate) and 0 < two.low < two.high and plain.low == plain.high > 0
+    assert "minutes on 1 worker(s), from this machine's measured rate" in plain.line("x")
+
+
+def test_the_paper_preset_fills_what_was_not_given(tmp_path):
+    from argparse import Namespace
+
+    from complex_synapses.lab.commands.capacity import PRESETS, _resolve
+
+    args = Namespace(
+        preset="paper", writes="random", steps=500, **{k: None for k in PRESETS["paper"] if k != "steps"}
+    )
+    _resolve(args)
+    assert args.steps == 500 and args.grid == "fair" and args.selection == "two-stage"
+    assert args.synapse_counts.endswith("31623") and args.max_age == 30000
+    plain = Namespace(preset=None, writes="random", steps=None, groups=None, selection=None, grid=None)
+    _resolve(plain)
+    assert (plain.steps, plain.groups, plain.selection, plain.grid) == (2000, 16, "in-sample", "stated")
+    argv = ["simulate", "capacity", "--preset", "paper", "--writes", "perceptron"]
+    assert main([*argv, "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]) == 2

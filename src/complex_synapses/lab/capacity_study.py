@@ -42,15 +42,19 @@ followed; such an N is left out of the fit and listed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from .capacity_checks import check_memory, check_search, check_study
+from .cost import Estimate
+from .cost import estimate as estimate_time
 from .estimate import STRIDE, Grid, Run, Stages, monte_carlo, simulations
+from .estimate import plans as plans_of
 from .fits import fit_exponent, local_slopes
 from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
 from .selection import THRESHOLDS
-from .two_stage import two_stage
+from .two_stage import coarse_run, two_stage
 from .writes import NO_LEAK, WRITES
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
@@ -158,6 +162,7 @@ def capacity_study(
     jobs: int = 1,
     grid: str = "stated",
     stages: Stages | None = None,
+    announce: Callable[[Estimate], None] | None = None,
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
@@ -169,7 +174,8 @@ def capacity_study(
     ``exponent_ci_basic`` beside the percentile ``exponent_ci``); ``jobs``: worker
     processes for the Monte Carlo's batches (:mod:`.batches`; the result is the same
     for any number); ``grid``: the stated grids or the fair ones (:func:`default_grids`);
-    ``stages``: the two-stage selection's settings (defaults where None)."""
+    ``stages``: the two-stage selection's settings (defaults where None); ``announce``
+    is given the study's :class:`.cost.Estimate` before any work (a short batch timed)."""
     from tqdm import tqdm
 
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
@@ -181,26 +187,33 @@ def capacity_study(
     per_setting = synapses if writes == "random" else int(max(ns)) * groups
     check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2, jobs)
     order = sorted(models, key=lambda m: m != "complex")  # simple-bits takes the chain's lengths
-    out: dict = {
-        "models": {},
-        "ages": ages.tolist(),
-        "synapses_per_write": per_setting,
-        "steps": steps,
-        "max_burn_in": max_burn_in,
-        "levels": levels,
-        "writes": writes,
-        "max_age": max_age,
-        "grid": grid,
-    }
+    out: dict = {"models": {}, "ages": ages.tolist(), "synapses_per_write": per_setting, "steps": steps}
+    out |= {"max_burn_in": max_burn_in, "levels": levels, "writes": writes, "max_age": max_age, "grid": grid}
     with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
         run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection)
         run.jobs, run.stages = jobs, stages
+        if announce is not None:
+            announce(_estimate(grids, [m for m in order if m in grids], ns, run, levels))
         for name in order:
             best = out["models"].get("complex", {}).get("best")
             values = _values(name, grids, ns, best, levels) if name in grids else []
             out["models"][name] = _model(name, grids, ns, run, values)
     out["models"] = {m: out["models"][m] for m in models}
     return out
+
+
+def _estimate(grids: dict[str, Grid], names: list[str], ns: np.ndarray, run: Run, levels: int) -> Estimate:
+    """The work of the Monte Carlo models' (coarse) passes, simple-bits on the longest
+    chain's values, and a two-stage fine pass's bound: each N's candidates."""
+    first = coarse_run(run) if run.selection == "two-stage" else run
+    plans, fine = [], []
+    for name in names:
+        planned = plans_of(grids[name], ns, first, _values(name, grids, ns, None, levels))
+        plans.append([b for batches, _ in planned for b in batches])
+        n = max(c[0] for c in grids[name].chains)
+        fine.append((run.stages.candidates * len(ns) if run.selection == "two-stage" else 0, n))
+    per = run.synapses if run.writes == "random" else int(max(ns)) * run.groups
+    return estimate_time(plans, fine, per, run.jobs)
 
 
 def _grids(levels: int, writes: str, kind: str, chains: tuple | None) -> dict[str, Grid]:

@@ -17,8 +17,8 @@ from .fits import bootstrap
 from .selection import THRESHOLDS, initial_snr, resample
 from .selection import best as choose_best
 
-__all__ = ["Grid", "Stages", "Run", "Part", "simulations", "simulate_part", "evaluate", "monte_carlo"]
-__all__ += ["edges"]
+__all__ = ["Grid", "Stages", "Run", "Part", "plans", "simulations", "simulate_part", "evaluate"]
+__all__ += ["monte_carlo", "edges"]
 
 STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error set by the groups
 FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
@@ -111,22 +111,29 @@ def _assemble(batches: list[Batch], curves: list, groups: int, answers: list[int
     return Part(signal, power, settings, answers, max(b.burn for b in batches))
 
 
+def plans(grid: Grid, ns: np.ndarray, run: Run, values: list) -> list[tuple[list[Batch], list[int]]]:
+    """The batches of each of a model's simulations (see :func:`simulations`) and the N
+    each answers."""
+    out = []
+    if run.writes == "random":
+        for k, v in enumerate(dict.fromkeys(values)):
+            answers = [j for j in range(len(ns)) if values[j] == v]
+            out.append((_plan(grid, v, run, None, run.seed + 31 * k), answers))
+    else:
+        for j, n in enumerate(ns):
+            out.append((_plan(grid, values[j], run, int(n), run.seed + 104729 * j), [j]))
+    return out
+
+
 def simulations(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) -> list[Part]:
     """The simulations of a model: with random writes one per number of values (a
     model has one, simple-bits one per chain length), answering every N that uses it;
     with perceptron writes one per N. ``values[j]``: the values per level at N j. Every
     batch of every simulation runs in one pool of ``run.jobs`` workers."""
-    plans = []
-    if run.writes == "random":
-        for k, v in enumerate(dict.fromkeys(values)):
-            answers = [j for j in range(len(ns)) if values[j] == v]
-            plans.append((_plan(grid, v, run, None, run.seed + 31 * k), answers))
-    else:
-        for j, n in enumerate(ns):
-            plans.append((_plan(grid, values[j], run, int(n), run.seed + 104729 * j), [j]))
-    curves = run_batches([b for batches, _ in plans for b in batches], run.jobs, run.tick)
+    planned = plans(grid, ns, run, values)
+    curves = run_batches([b for batches, _ in planned for b in batches], run.jobs, run.tick)
     parts, start = [], 0
-    for batches, answers in plans:
+    for batches, answers in planned:
         parts.append(_assemble(batches, curves[start : start + len(batches)], run.groups, answers))
         start += len(batches)
     return parts

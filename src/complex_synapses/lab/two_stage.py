@@ -33,7 +33,7 @@ import numpy as np
 from .estimate import Grid, Part, Run, simulate_part, simulations
 from .selection import lifetimes
 
-__all__ = ["AXES", "LIMITS", "axes_of", "widen", "candidates", "two_stage"]
+__all__ = ["AXES", "LIMITS", "axes_of", "widen", "candidates", "coarse_run", "two_stage"]
 
 AXES = ("n", "alpha", "beta", "write")
 # How far an axis may be widened: n within the C library's 2..32 levels; alpha down to a
@@ -140,15 +140,20 @@ def _coarse(grid: Grid, ns: np.ndarray, run: Run, values: list, rounds: int) -> 
     return parts, grids, added
 
 
+def coarse_run(run: Run) -> Run:
+    """The coarse pass's run: ``coarse_synapses`` synapses, a quarter of the memories,
+    its own seeds."""
+    return dataclasses.replace(
+        run, synapses=run.stages.coarse_synapses, steps=max(run.steps // 4, 1), seed=run.seed + COARSE_SEED
+    )
+
+
 def two_stage(grid: Grid, ns: np.ndarray, run: Run, values: list) -> tuple[list[Part], list[Grid], list[str]]:
     """The fine pass's parts, each with its N's candidates marked (``allowed``), the
     coarse pass's grid of each part after widening, and the values widening added; the
     run's :class:`.estimate.Stages` as in the module's text."""
     stages = run.stages
-    coarse_run = dataclasses.replace(
-        run, synapses=stages.coarse_synapses, steps=max(run.steps // 4, 1), seed=run.seed + COARSE_SEED
-    )
-    coarse, grids, added = _coarse(grid, ns, coarse_run, values, stages.widen)
+    coarse, grids, added = _coarse(grid, ns, coarse_run(run), values, stages.widen)
     fine = []
     for i, part in enumerate(coarse):
         chosen = candidates(part, ns, run.ages, stages.candidates)

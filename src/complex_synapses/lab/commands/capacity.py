@@ -5,6 +5,7 @@ headline; the science is in :mod:`..capacity`)."""
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +15,45 @@ from .. import LabExperiment
 from .chain_options import int_list, write_csv
 
 ORDER = 4
+# Named runs (--preset): paper is issue 40's, the fair grid with the two-stage selection to
+# N = 3 x 10^4, enough memories that the lifetime's standard error stays near 10% there.
+PRESETS = {
+    "paper": {
+        "synapse_counts": "100,178,316,562,1000,1778,3162,5623,10000,17783,31623",
+        "synapses": 1024,
+        "steps": 64000,
+        "max_age": 30000,
+        "groups": 16,
+        "selection": "two-stage",
+        "grid": "fair",
+        "candidates": 3,
+        "coarse_synapses": 256,
+        "widen": 2,
+    }
+}
+PLAIN = {"steps": 2000, "groups": 16, "selection": "in-sample", "grid": "stated"}
+
+
+def _preset_text(name: str) -> str:
+    return ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in PRESETS[name].items())
+
+
+def _announce(preset: str):
+    """What prints a preset's estimated time before its work starts."""
+    return lambda estimate: print(estimate.line(f"--preset {preset}"), file=sys.stderr, flush=True)
+
+
+def _resolve(args) -> None:
+    """The preset's options where none was given, then the plain defaults."""
+    if args.preset is not None:
+        if args.writes != "random":
+            raise ValueError(f"--preset {args.preset} is for random writes, got --writes {args.writes}")
+        for key, value in PRESETS[args.preset].items():
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    for key, value in PLAIN.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
 
 
 def _description() -> str:
@@ -62,9 +102,7 @@ def add_options(k) -> None:
         default=None,
         help="simulated synapses per setting, random writes only (default 1024)",
     )
-    k.add_argument(
-        "--steps", type=int, default=2000, help="memories whose signal is averaged (default %(default)s)"
-    )
+    k.add_argument("--steps", type=int, default=None, help="memories whose signal is averaged (default 2000)")
     k.add_argument(
         "--max-age",
         type=int,
@@ -75,6 +113,14 @@ def add_options(k) -> None:
     _add_chain_options(k)
     _add_estimate_options(k)
     k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    k.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        default=None,
+        help="a named set of options, any of which an option given beside it overrides; paper: "
+        + _preset_text("paper")
+        + " (random writes; its time, from this machine's measured rate, is printed before it starts)",
+    )
 
 
 def _add_estimate_options(k) -> None:
@@ -83,8 +129,8 @@ def _add_estimate_options(k) -> None:
     k.add_argument(
         "--groups",
         type=int,
-        default=16,
-        help="groups of synapses (perceptrons) for standard errors and the bootstrap (default %(default)s)",
+        default=None,
+        help="groups of synapses (perceptrons) for standard errors and the bootstrap (default 16)",
     )
     k.add_argument(
         "--max-burn-in",
@@ -96,21 +142,21 @@ def _add_estimate_options(k) -> None:
     k.add_argument(
         "--selection",
         choices=("in-sample", "cross-fit", "two-stage"),
-        default="in-sample",
+        default=None,
         help="how each N's best setting is chosen and credited: on every group, credited with its "
         "lifetime there (biased upward: the best of noisy estimates); cross-fit: chosen on one half "
         "of the groups, its lifetime measured on the other, both ways, averaged (needs --groups >= 4); "
         "two-stage: each N's --candidates chosen on a coarse pass (a binding grid widened there), "
         "measured on a fresh fine one and chosen among by cross-fit; basic bootstrap intervals are "
-        "given beside the percentile ones (default %(default)s)",
+        "given beside the percentile ones (default in-sample)",
     )
     k.add_argument(
         "--grid",
         choices=("stated", "fair"),
-        default="stated",
+        default=None,
         help="the Monte Carlo models' grids: the first studies' (stated), or fair: the same 10 writes "
         "(1/64 to 8 spacings) for every model whose write is a step, n up to 16, beta from alpha "
-        "(default %(default)s)",
+        "(default stated)",
     )
     _add_two_stage_options(k)
     k.add_argument(
@@ -215,6 +261,7 @@ def run(args):
         raise ValueError(
             "--synapses is for random writes: with perceptron writes each N is --groups perceptrons"
         )
+    _resolve(args)
     models = _models(args)
     stages = _stages(args)
     text = args.synapse_counts or DEFAULT_COUNTS[args.writes]
@@ -236,7 +283,9 @@ def run(args):
         jobs=default_jobs() if args.jobs is None else args.jobs,
         grid=args.grid,
         stages=stages,
+        announce=None if args.preset is None else _announce(args.preset),
     )
+    r["preset"] = args.preset
     r["wall_time_s"] = time.perf_counter() - start
     r["grid_values"] = args.levels
     name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
