@@ -2,6 +2,7 @@
 widened where the coarse pass chooses on its edge, candidates measured on a fresh fine
 pass, and no bias from the choice."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -191,3 +192,28 @@ def test_the_paper_preset_fills_what_was_not_given(tmp_path):
     assert (plain.steps, plain.groups, plain.selection, plain.grid) == (2000, 16, "in-sample", "stated")
     argv = ["simulate", "capacity", "--preset", "paper", "--writes", "perceptron"]
     assert main([*argv, "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]) == 2
+
+
+def test_a_two_stage_perceptron_study_takes_fewer_perceptrons_on_its_coarse_pass(tmp_path, capsys):
+    from complex_synapses.lab.estimate import Run
+    from complex_synapses.lab.two_stage import coarse_run
+
+    run = Run(np.array([0, 1]), 1024, 400, 16, "perceptron", 0, None, stages=Stages(coarse_synapses=64))
+    coarse = coarse_run(run)
+    assert (coarse.groups, coarse.synapses, coarse.steps) == (4, 1024, 100) and coarse.seed != run.seed
+    assert coarse_run(dataclasses.replace(run, writes="random")).synapses == 64
+    r = capacity_study(
+        ["simple-m"],
+        np.array([16.0, 32.0, 64.0]),
+        steps=200,
+        groups=8,
+        max_age=40,
+        max_burn_in=100,
+        progress=False,
+        writes="perceptron",
+        selection="two-stage",
+    )
+    assert r["models"]["simple-m"]["selection"] == "two-stage"
+    argv = ["simulate", "capacity", "--writes", "perceptron", "--selection", "two-stage"]
+    argv += ["--coarse-synapses", "64", "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]
+    assert main(argv) == 2 and "--coarse-synapses is for random writes" in capsys.readouterr().err

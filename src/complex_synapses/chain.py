@@ -307,4 +307,3 @@ def level_energies(n_beakers: int, alpha: float, beta: float, dt: float = 1.0) -
     weights = e.right * e.left[:, 0][None, :]  # (levels, modes)
     pair = 1.0 / -np.expm1(-(e.rates[:, None] + e.rates[None, :]) * dt)
     return np.einsum("ki,ij,kj->k", weights, pair, weights)
-

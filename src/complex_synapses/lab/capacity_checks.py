@@ -66,7 +66,8 @@ def check_study(
 
 def check_search(jobs, grid, grids, selection, stages, groups) -> None:
     """Refuse, before any work, a number of workers, a grid or two-stage settings that
-    are not allowed."""
+    are not allowed (``groups`` None: perceptron writes, whose coarse pass takes fewer
+    perceptrons, not fewer synapses)."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ValueError(f"--jobs must be an integer >= 1, got {jobs!r}")
     if grid not in grids:
@@ -74,7 +75,7 @@ def check_search(jobs, grid, grids, selection, stages, groups) -> None:
     if stages.candidates < 1 or stages.widen < 0:
         got = f"{stages.candidates} and {stages.widen}"
         raise ValueError(f"--candidates must be >= 1 and --widen >= 0, got {got}")
-    if stages.coarse_synapses < groups or stages.coarse_synapses % groups:
+    if groups is not None and (stages.coarse_synapses < groups or stages.coarse_synapses % groups):
         raise ValueError(
             f"--coarse-synapses must be a multiple of --groups, got {stages.coarse_synapses} and {groups}"
         )

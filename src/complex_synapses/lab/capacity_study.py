@@ -181,7 +181,7 @@ def capacity_study(
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
     stages = Stages() if stages is None else stages
     check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
-    check_search(jobs, grid, GRIDS, selection, stages, groups)
+    check_search(jobs, grid, GRIDS, selection, stages, groups if writes == "random" else None)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
     grids = _grids(levels, writes, grid, chains)
     per_setting = synapses if writes == "random" else int(max(ns)) * groups

@@ -6,8 +6,9 @@ luck of the choice does not enter the lifetime (sample splitting: the maximum of
 estimates is biased upward, :mod:`.selection`), and the fine pass spends its synapses on
 the few settings that matter:
 
-1. **Coarse pass.** The model's whole grid on ``coarse_synapses`` synapses, a quarter of the
-   memories followed: each N's ``candidates`` settings with the longest lifetimes there.
+1. **Coarse pass.** The model's whole grid on ``coarse_synapses`` synapses (perceptron
+   writes: a quarter of the perceptrons, at least 4), a quarter of the memories followed:
+   each N's ``candidates`` settings with the longest lifetimes there.
 2. **Widening.** Where the coarse pass's best setting at some N sits on the first or last
    value of an axis that can go further (:func:`widen`), the axis gains the next value
    beyond it, spaced as the axis is, and the new settings are simulated on the coarse pass
@@ -141,11 +142,13 @@ def _coarse(grid: Grid, ns: np.ndarray, run: Run, values: list, rounds: int) -> 
 
 
 def coarse_run(run: Run) -> Run:
-    """The coarse pass's run: ``coarse_synapses`` synapses, a quarter of the memories,
-    its own seeds."""
-    return dataclasses.replace(
-        run, synapses=run.stages.coarse_synapses, steps=max(run.steps // 4, 1), seed=run.seed + COARSE_SEED
-    )
+    """The coarse pass's run: a quarter of the memories, its own seeds, and with random
+    writes ``coarse_synapses`` synapses a setting; with perceptron writes, whose
+    perceptrons have N synapses each, a quarter of the perceptrons (at least 4)."""
+    fewer = {"synapses": run.stages.coarse_synapses}
+    if run.writes == "perceptron":
+        fewer = {"groups": min(run.groups, max(4, run.groups // 4))}
+    return dataclasses.replace(run, steps=max(run.steps // 4, 1), seed=run.seed + COARSE_SEED, **fewer)
 
 
 def two_stage(grid: Grid, ns: np.ndarray, run: Run, values: list) -> tuple[list[Part], list[Grid], list[str]]:

@@ -202,6 +202,11 @@ def _stages(args):
         if any(v is not None for v in given.values()):
             raise ValueError("--candidates, --coarse-synapses and --widen are for --selection two-stage")
         return None
+    if args.writes == "perceptron" and given["coarse_synapses"] is not None:
+        raise ValueError(
+            "--coarse-synapses is for random writes: with perceptron writes the coarse pass takes a "
+            "quarter of the --groups perceptrons (at least 4)"
+        )
     return Stages(**{k: v for k, v in given.items() if v is not None})
 
 
