@@ -217,3 +217,19 @@ def test_a_two_stage_perceptron_study_takes_fewer_perceptrons_on_its_coarse_pass
     argv = ["simulate", "capacity", "--writes", "perceptron", "--selection", "two-stage"]
     argv += ["--coarse-synapses", "64", "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]
     assert main(argv) == 2 and "--coarse-synapses is for random writes" in capsys.readouterr().err
+
+
+def test_the_cost_model_recovers_a_steps_cost_per_chain_and_per_level(monkeypatch):
+    """A step that costs 3 ms a chain and 2 ns a level of a synapse, timed: the rates
+    come back, and a batch's time is its length at that cost."""
+    from complex_synapses.lab import cost
+    from complex_synapses.lab.batches import batch_chains
+
+    monkeypatch.setattr(cost, "_timed", lambda b, steps: 3e-3 * len(b.chains) + 2e-9 * cost._levels(b))
+    chains = ((2, 1.0, 4.0), (8, 1.0, 4.0), (4, 1.0, 4.0))
+    (b,) = batch_chains(chains, (0.1, 0.2), 16, [0, 5], 64, 10, 4, 0, 10, "random", 4, "float32")
+    r = cost.rates(b)
+    assert r.chain == pytest.approx(3e-3) and r.level == pytest.approx(2e-9)
+    assert r.seconds(b) == pytest.approx(b.length * (3 * 3e-3 + 2e-9 * 64 * 2 * 14))
+    same = dataclasses.replace(b, chains=((4, 1.0, 4.0), (4, 1.0, 16.0)))
+    assert cost.rates(same).chain == 0.0  # chains of one length: every second on the levels

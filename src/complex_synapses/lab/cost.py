@@ -1,12 +1,13 @@
 """The work of a capacity study before it runs, and the time it will take here.
 
-A batch's work is the levels it steps times the memories it stores: for each setting
-(chain and write) n levels of ``synapses`` synapses over its batch's length (burn-in,
-memories followed, oldest age). The time per unit of work is measured on this machine
-by a short batch of the study's own kind (:func:`rate`), so that the estimate printed
-before a long run (``simulate capacity --preset paper``) is this machine's, not another's.
-A two-stage selection's fine pass is not known before its coarse pass has chosen; it is
-bounded by each N's candidates run at the coarse plan's longest batch.
+A step of a batch costs a fixed time for each chain in it (each is a parameter group of
+the optimizer: Python's work, a call into the step's library) and a time for each level
+of each synapse it steps: ``c_chain * chains + c_level * levels * synapses * writes``.
+Both are measured on this machine by short timings of the study's own largest batch,
+whole and with its shortest chain alone (:func:`rates`), so that the estimate printed before a long run
+(``simulate capacity --preset paper``) is this machine's, not another's. A two-stage
+selection's fine pass is not known before its coarse pass has chosen; it is bounded by
+each N's candidates, each run at its model's longest batch.
 """
 
 from __future__ import annotations
@@ -17,24 +18,53 @@ from dataclasses import dataclass
 
 from .batches import Batch, simulate
 
-__all__ = ["work", "rate", "Estimate", "estimate"]
+__all__ = ["Rates", "rates", "Estimate", "estimate"]
 
 
-def work(batches: list[Batch]) -> float:
-    """Level-steps of ``batches``: sum over settings of levels x synapses x memories."""
-    return float(
-        sum(b.length * b.synapses * len(b.writes) * sum(max(c[0], 1) for c in b.chains) for b in batches)
-    )
+def _levels(b: Batch) -> float:
+    """Levels the batch steps at each step: levels x synapses x writes, over its chains."""
+    return float(b.synapses * len(b.writes) * sum(max(c[0], 1) for c in b.chains))
 
 
-def rate(batch: Batch, steps: int = 300) -> float:
-    """Seconds per level-step of ``batch``'s kind on this machine: its first chain with
-    every write, ``steps`` memories stored (no burn-in), timed."""
-    probe = dataclasses.replace(batch, chains=batch.chains[:1], ages=(0, 1), steps=steps, burn=0)
+@dataclass(frozen=True)
+class Rates:
+    """Seconds a step costs per chain (``chain``) and per level of one synapse stepped
+    (``level``)."""
+
+    chain: float
+    level: float
+
+    def seconds(self, b: Batch) -> float:
+        """The batch's whole time: its length in steps at this cost a step."""
+        return b.length * (self.chain * len(b.chains) + self.level * _levels(b))
+
+
+def _timed(b: Batch, steps: int) -> float:
+    """Seconds a step of ``b`` takes (no burn-in; the faster of two timings, which a
+    shared machine's other work disturbs least)."""
+    probe = dataclasses.replace(b, ages=(0, 1), steps=steps, burn=0)
     simulate(probe)  # warm: the C library loaded, the kernels specialised
-    start = time.perf_counter()
-    simulate(probe)
-    return (time.perf_counter() - start) / work([probe])
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        simulate(probe)
+        times.append(time.perf_counter() - start)
+    return min(times) / probe.length
+
+
+def rates(b: Batch, steps: int = 100) -> Rates:
+    """:class:`Rates` from ``b`` whole (k chains, L levels a step) and from its shortest
+    chain alone (L1): ``whole = c_chain k + c_level L`` and ``one = c_chain + c_level L1``
+    give ``c_level = (whole - k one) / (L - k L1)``; where its chains are all of one
+    length the two cannot be told apart, and every second is put on the levels."""
+    single = dataclasses.replace(b, chains=(min(b.chains, key=lambda c: c[0]),))
+    whole = _timed(b, steps)
+    spread = _levels(b) - len(b.chains) * _levels(single)
+    if spread <= 0:
+        return Rates(0.0, whole / _levels(b))
+    one = _timed(single, steps)
+    level = min(max((whole - len(b.chains) * one) / spread, 0.0), whole / _levels(b))
+    return Rates((whole - level * _levels(b)) / len(b.chains), level)
 
 
 @dataclass(frozen=True)
@@ -54,14 +84,14 @@ class Estimate:
 def estimate(plans: list[list[Batch]], fine: list[tuple[int, int]], synapses: int, jobs: int) -> Estimate:
     """The estimate for the batches of ``plans`` (one list a model), and for a two-stage
     fine pass of at most ``fine`` = (settings, largest n) a model on ``synapses`` synapses,
-    each as long as that model's longest batch; the rate measured on the first batch."""
+    each as long as that model's longest batch, one chain a setting."""
     batches = [b for plan in plans for b in plan]
     if not batches:
         return Estimate(0.0, 0.0, jobs)
-    seconds = rate(batches[0])
-    known = work(batches) * seconds
+    r = rates(max(batches, key=_levels))
+    known = sum(r.seconds(b) for b in batches)
     extra = sum(
-        settings * n * synapses * max(b.length for b in plan) * seconds
+        settings * max(b.length for b in plan) * (r.chain + r.level * n * synapses)
         for plan, (settings, n) in zip(plans, fine, strict=True)
         if plan
     )

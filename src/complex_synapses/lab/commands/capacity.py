@@ -21,7 +21,7 @@ PRESETS = {
     "paper": {
         "synapse_counts": "100,178,316,562,1000,1778,3162,5623,10000,17783,31623",
         "synapses": 1024,
-        "steps": 64000,
+        "steps": 100000,
         "max_age": 30000,
         "groups": 16,
         "selection": "two-stage",
