@@ -300,12 +300,15 @@ def run(args):
     rows = _rows(r, models, counts)
     header = ["model", "N", "lifetime", "se", "lifetime_snr3", "initial_snr", "bits", "best", "at_grid_edge"]
     r["csv"] = str(write_csv(Path(args.results_dir) / f"{name}.csv", header, rows))
+    r["tables"], r["tables_md"] = _tables(r, Path(args.results_dir) / f"{name}-tables.md")
     lines = [
         f"memory lifetime (steps until SNR < 1) against N, each N at its best setting; m = {args.levels}, "
         f"{args.writes} writes, ages followed to {r['max_age']}; exponent [bootstrap 95% interval]"
     ]
     lines += _table(r, models, counts)
     lines.append(f"  {r['wall_time_s']:.0f} s; plot: {', '.join(r['plots'])}; data: {r['csv']}")
+    if r["tables_md"]:
+        lines.append(f"  the comparisons (equal precision, equal bits, continuous): {r['tables_md']}")
     return r, lines
 
 
@@ -332,6 +335,19 @@ def _rows(r: dict, models: list[str], counts: np.ndarray) -> list[list]:
                 ]
             )
     return rows
+
+
+def _tables(r: dict, path: Path) -> tuple[list[dict], str | None]:
+    """The labelled comparisons (lab/tables.py) the result holds, as JSON and as a
+    Markdown file beside the CSV (None where the result holds none)."""
+    from ...files import write_text
+    from ..tables import markdown, tables
+
+    found = tables(r)
+    data = [{"title": t.comparison.title, "reference": t.comparison.reference, "rows": t.rows} for t in found]
+    if not found:
+        return data, None
+    return data, str(write_text(path, "\n\n".join(markdown(t) for t in found) + "\n"))
 
 
 def _chains(args, models: list[str]) -> tuple | None:
