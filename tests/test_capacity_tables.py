@@ -73,3 +73,28 @@ def test_a_capacity_run_writes_its_comparisons_beside_its_csv(tmp_path, capsys):
     assert [t["reference"] for t in r["tables"]] == ["simple-m"]
     text = open(r["tables_md"]).read()
     assert text.startswith("**Benna-Fusi: equal precision per variable**") and "`complex`" in text
+
+
+def test_a_study_stopped_resumes_from_the_batches_that_finished(tmp_path, monkeypatch):
+    """Each batch's curves are kept as it ends (NumPy arrays, written then renamed): a
+    study run again takes them instead of simulating, with the same result; --fresh
+    simulates every batch anew; a batch of other settings is not taken for it."""
+    from complex_synapses.lab import batches
+    from complex_synapses.lab.capacity_study import capacity_study
+
+    ns = np.array([16.0, 64.0, 256.0])
+    kw = dict(synapses=64, steps=100, groups=4, max_age=40, max_burn_in=50, progress=False)
+    kw |= dict(chains=((2, 1.0, 30.0), (4, 4.0, 300.0)), cache=tmp_path)
+    first = capacity_study(["complex", "simple-m"], ns, **kw)
+    kept = sorted(tmp_path.glob("*.npz"))
+    assert kept and not list(tmp_path.glob(".*part*"))
+    ran = []
+    real = batches.simulate
+    monkeypatch.setattr(batches, "simulate", lambda b, *a, **k: ran.append(b) or real(b, *a, **k))
+    again = capacity_study(["complex", "simple-m"], ns, **kw)
+    assert not ran and json.dumps(again, default=str) == json.dumps(first, default=str)
+    capacity_study(["complex", "simple-m"], ns, reuse=False, **kw)
+    assert len(ran) == len(kept)
+    ran.clear()
+    capacity_study(["complex", "simple-m"], ns, **(kw | {"seed": 1}))
+    assert len(ran) == len(kept)  # other seeds: other batches

@@ -13,6 +13,9 @@ order in which batches finish.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import os
 import signal
@@ -20,15 +23,20 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..files import atomic_path
 from .writes import Curves, burn_in, signal_curves
 
-__all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs"]
+__all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs", "cached", "keep"]
 
 SEED_STRIDE = 7919  # between the seeds of a plan's batches
+# Part of a cached batch's name: raised whenever what a batch computes changes (the
+# Monte Carlo, the optimizer's step or its rounding), so that no stale curves are read.
+CACHE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -120,19 +128,35 @@ def default_jobs() -> int:
 
 
 def run_batches(
-    batches: list[Batch], jobs: int = 1, tick: Callable[[int], None] | None = None
+    batches: list[Batch],
+    jobs: int = 1,
+    tick: Callable[[int], None] | None = None,
+    cache: Path | None = None,
+    reuse: bool = True,
 ) -> list[Curves]:
     """Every batch's curves, in the order given: in this process (``jobs`` 1, ``tick``
     every 500 memories) or on ``jobs`` worker processes, each with an equal share of the
-    cores (``tick`` as each batch ends, with its memories), longest batches first. On
-    Ctrl-C the workers are ended at once."""
-    if jobs <= 1 or len(batches) <= 1:
-        return [simulate(b, tick=tick) for b in batches]
+    cores (``tick`` as each batch ends, with its memories), longest batches first. With
+    a ``cache`` folder each batch's curves are kept there as it ends and taken from there
+    when the same batch is asked again (:func:`cached`): a study stopped by Ctrl-C (its
+    workers ended at once) or by a failure resumes from the batches that finished
+    (``reuse`` False: every batch run anew, and kept)."""
+    out: list[Curves | None] = [None if cache is None or not reuse else cached(cache, b) for b in batches]
+    todo = [i for i, c in enumerate(out) if c is None]
+
+    def done(i: int, curves: Curves) -> None:
+        out[i] = curves
+        if cache is not None:
+            keep(cache, batches[i], curves)
+
+    if jobs <= 1 or len(todo) <= 1:
+        for i in todo:
+            done(i, simulate(batches[i], tick=tick))
+        return out  # type: ignore[return-value]
     threads = max(1, default_jobs() // jobs)
-    order = sorted(range(len(batches)), key=lambda i: -batches[i].length * len(batches[i].chains))
-    out: list[Curves | None] = [None] * len(batches)
+    order = sorted(todo, key=lambda i: -batches[i].length * len(batches[i].chains))
     pool = ProcessPoolExecutor(
-        max_workers=min(jobs, len(batches)), mp_context=get_context("spawn"), initializer=_ignore_interrupt
+        max_workers=min(jobs, len(todo)), mp_context=get_context("spawn"), initializer=_ignore_interrupt
     )
     try:
         pending = {pool.submit(simulate, batches[i], threads): i for i in order}
@@ -140,7 +164,7 @@ def run_batches(
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
                 i = pending.pop(future)
-                out[i] = future.result()
+                done(i, future.result())
                 if tick is not None:
                     tick(batches[i].length)
     except BaseException:
@@ -148,6 +172,30 @@ def run_batches(
         raise
     pool.shutdown()
     return out  # type: ignore[return-value]
+
+
+def _key(batch: Batch) -> str:
+    """The batch's name in a cache: a hash of every field and of what computes it."""
+    fields = json.dumps(dataclasses.asdict(batch), sort_keys=True, default=float)
+    made = f"{CACHE_VERSION} torch {torch.__version__} {fields}"
+    return hashlib.sha256(made.encode()).hexdigest()[:24]
+
+
+def cached(cache: Path, batch: Batch) -> Curves | None:
+    """The batch's curves kept in ``cache`` (NumPy arrays, no pickle), or None."""
+    path = Path(cache) / f"{_key(batch)}.npz"
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return Curves(f["ages"], f["signal"], f["power"], int(f["burn_in"]))
+
+
+def keep(cache: Path, batch: Batch, curves: Curves) -> Path:
+    """Keep the batch's curves in ``cache``, whole or not at all (written, then renamed)."""
+    path = Path(cache) / f"{_key(batch)}.npz"
+    with atomic_path(path) as tmp:
+        np.savez(tmp, ages=curves.ages, signal=curves.signal, power=curves.power, burn_in=curves.burn_in)
+    return path
 
 
 def _ignore_interrupt() -> None:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -163,6 +164,8 @@ def capacity_study(
     grid: str = "stated",
     stages: Stages | None = None,
     announce: Callable[[Estimate], None] | None = None,
+    cache: Path | None = None,
+    reuse: bool = True,
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
@@ -175,7 +178,9 @@ def capacity_study(
     processes for the Monte Carlo's batches (:mod:`.batches`; the result is the same
     for any number); ``grid``: the stated grids or the fair ones (:func:`default_grids`);
     ``stages``: the two-stage selection's settings (defaults where None); ``announce``
-    is given the study's :class:`.cost.Estimate` before any work (a short batch timed)."""
+    is given the study's :class:`.cost.Estimate` before any work (a short batch timed);
+    ``cache``: a folder where each batch's curves are kept and from which a study run
+    again takes them (``reuse`` False: run anew)."""
     from tqdm import tqdm
 
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
@@ -191,7 +196,7 @@ def capacity_study(
     out |= {"max_burn_in": max_burn_in, "levels": levels, "writes": writes, "max_age": max_age, "grid": grid}
     with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
         run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection)
-        run.jobs, run.stages = jobs, stages
+        run.jobs, run.stages, run.cache, run.reuse = jobs, stages, cache, reuse
         if announce is not None:
             announce(_estimate(grids, [m for m in order if m in grids], ns, run, levels))
         for name in order:

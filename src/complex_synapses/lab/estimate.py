@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -64,6 +65,8 @@ class Run:
     selection: str = "in-sample"
     jobs: int = 1
     stages: Stages = field(default_factory=lambda: Stages())
+    cache: Path | None = None  # where each batch's curves are kept (:func:`.batches.run_batches`)
+    reuse: bool = True  # whether kept curves are taken instead of running a batch again
 
 
 @dataclass
@@ -131,7 +134,8 @@ def simulations(grid: Grid, ns: np.ndarray, run: Run, values: list[int | None]) 
     with perceptron writes one per N. ``values[j]``: the values per level at N j. Every
     batch of every simulation runs in one pool of ``run.jobs`` workers."""
     planned = plans(grid, ns, run, values)
-    curves = run_batches([b for batches, _ in planned for b in batches], run.jobs, run.tick)
+    every = [b for batches, _ in planned for b in batches]
+    curves = run_batches(every, run.jobs, run.tick, run.cache, run.reuse)
     parts, start = [], 0
     for batches, answers in planned:
         parts.append(_assemble(batches, curves[start : start + len(batches)], run.groups, answers))
@@ -145,7 +149,8 @@ def simulate_part(grid: Grid, ns: np.ndarray, run: Run, values: list, answers: l
     j = answers[0]
     per_group = None if run.writes == "random" else int(ns[j])
     batches = _plan(grid, values[j], run, per_group, run.seed)
-    return _assemble(batches, run_batches(batches, run.jobs, run.tick), run.groups, list(answers))
+    curves = run_batches(batches, run.jobs, run.tick, run.cache, run.reuse)
+    return _assemble(batches, curves, run.groups, list(answers))
 
 
 def evaluate(
