@@ -130,8 +130,8 @@ def _coarse(grid: Grid, ns: np.ndarray, run: Run, values: list, rounds: int) -> 
             wider, new = widen(grids[i], [part.settings[j] for j in best])
             if not new:
                 continue
-            for g in _new_settings(grids[i], wider):
-                seed = run.seed + ROUND_SEED * r + 31 * i
+            for k, g in enumerate(_new_settings(grids[i], wider)):
+                seed = run.seed + ROUND_SEED * r + 31 * i + 7 * k
                 extra = simulate_part(g, ns, dataclasses.replace(run, seed=seed), values, part.answers)
                 parts[i] = _grown(parts[i], extra)
             grids[i], grown = wider, True
