@@ -32,8 +32,8 @@ def _description() -> str:
     return (
         "The paper's headline (Benna & Fusi 2016): memory lifetime (age at which a memory's SNR falls "
         "below 1) against the number of synapses N, each N at the best setting of each model's grid "
-        "(complex_synapses/lab/capacity_study.py states the grids), with the exponent's bootstrap 95% interval "
-        "(the choice of the best setting redone in every resample). Models: "
+        "(complex_synapses/lab/capacity_study.py states the grids), with the exponent's bootstrap 95% "
+        "interval (the choice of the best setting redone in every resample). Models: "
         + "; ".join(f"{m}: {t}" for m, t in MODELS.items())
         + ". Monte Carlo with the real optimizer (bound 1, --grid-values values) where no closed form exists."
     )
