@@ -7,6 +7,7 @@ exists. (Their Python blocks run as tests of their own, through Sybil: see the
 repository's conftest.py.) Lines of other programs (pip, ray, git, python scripts of
 studies) are shown only."""
 
+import math
 import re
 import shlex
 from pathlib import Path
@@ -123,9 +124,19 @@ def test_every_command_not_marked_shown_runs_and_prints_what_the_page_shows(
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert code == 0, f"complex-synapses {' '.join(argv)}"
-    printed = set(NUMBER.findall(out))
-    missing = [n for n in numbers if n not in printed]
+    printed = NUMBER.findall(out)
+    missing = [n for n in numbers if not near(n, printed)]
     assert not missing, f"the page shows {missing}, the command printed:\n{out[-2000:]}"
+
+
+def near(shown: str, printed: list[str]) -> bool:
+    """Whether a number a page shows was printed: exactly where the CPU is the one the page
+    was made on; elsewhere its kernels sum floats in another order, which moves the last
+    digits (a 3-task run of the tutorial: 54.87% on the machine that made the page, 54.81%
+    on an AVX-512 one, the page's own commit alike): within 0.3 of a printed number, or 2%
+    of it where the number is under 15 (standard errors, p-values)."""
+    a, tol = float(shown), 0.3 if float(shown) >= 15 else 0.0
+    return any(shown == b or math.isclose(a, float(b), rel_tol=0.02, abs_tol=tol) for b in printed)
 
 
 def test_the_tutorial_runs_its_commands_and_checks_their_numbers():

@@ -116,9 +116,9 @@ def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") ->
     if bound is not None:
         each = bound if isinstance(bound, tuple) and bound else (bound,)
         if any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in each):
-            raise TypeError(f"bound must be a finite number > 0, a tuple of them or None, got {bound!r}")
+            raise TypeError(f"bound must be a finite number > 0 or None, got {bound!r} (or a tuple of them)")
         if any(not math.isfinite(b) or b <= 0 for b in each):
-            raise ValueError(f"bound must be a finite number > 0, a tuple of them or None, got {bound!r}")
+            raise ValueError(f"bound must be a finite number > 0 or None, got {bound!r} (or a tuple of them)")
     if grid_values is not None:
         if isinstance(grid_values, bool) or not isinstance(grid_values, int):
             raise TypeError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
