@@ -186,23 +186,71 @@ def capacity_study(
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
     stages = Stages() if stages is None else stages
     check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
-    check_search(jobs, grid, GRIDS, selection, stages, groups if writes == "random" else None)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
-    grids = _grids(levels, writes, grid, chains)
-    per_setting = synapses if writes == "random" else int(max(ns)) * groups
-    check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2, jobs)
-    order = sorted(models, key=lambda m: m != "complex")  # simple-bits takes the chain's lengths
-    out: dict = {"models": {}, "ages": ages.tolist(), "synapses_per_write": per_setting, "steps": steps}
-    out |= {"max_burn_in": max_burn_in, "levels": levels, "writes": writes, "max_age": max_age, "grid": grid}
+    run = Run(
+        ages,
+        synapses,
+        steps,
+        groups,
+        writes,
+        seed,
+        max_burn_in,
+        selection=selection,
+        jobs=jobs,
+        stages=stages,
+        cache=cache,
+        reuse=reuse,
+    )
+    grids = _searched(models, ns, levels, grid, chains, run)
     with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
-        run = Run(ages, synapses, steps, groups, writes, seed, max_burn_in, bar.update, selection)
-        run.jobs, run.stages, run.cache, run.reuse = jobs, stages, cache, reuse
-        if announce is not None:
-            announce(_estimate(grids, [m for m in order if m in grids], ns, run, levels))
-        for name in order:
-            best = out["models"].get("complex", {}).get("best")
-            values = _values(name, grids, ns, best, levels) if name in grids else []
-            out["models"][name] = _model(name, grids, ns, run, values)
+        run.tick = bar.update
+        return _study(models, ns, grids, run, levels, max_age, grid, announce)
+
+
+def _searched(
+    models: list[str], ns: np.ndarray, levels: int, grid: str, chains: tuple | None, run: Run
+) -> dict[str, Grid]:
+    """The models' grids of ``grid`` once the search's settings and the memory they take
+    are checked (before any work: one clear line where one is wrong)."""
+    writes = run.writes
+    check_search(run.jobs, grid, GRIDS, run.selection, run.stages, run.groups if writes == "random" else None)
+    grids = _grids(levels, writes, grid, chains)
+    per_setting = run.synapses if writes == "random" else int(max(ns)) * run.groups
+    max_age = int(run.ages[-1])
+    check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2, run.jobs)
+    return grids
+
+
+def _study(
+    models: list[str],
+    ns: np.ndarray,
+    grids: dict[str, Grid],
+    run: Run,
+    levels: int,
+    max_age: int,
+    grid: str,
+    announce: Callable[[Estimate], None] | None,
+) -> dict:
+    """:func:`capacity_study` once its input is checked: each model in turn (the chain
+    first, whose best lengths ``simple-bits`` takes), with what the run held fixed."""
+    order = sorted(models, key=lambda m: m != "complex")
+    out: dict = {
+        "models": {},
+        "ages": run.ages.tolist(),
+        "synapses_per_write": run.synapses if run.writes == "random" else int(max(ns)) * run.groups,
+        "steps": run.steps,
+        "max_burn_in": run.max_burn_in,
+        "levels": levels,
+        "writes": run.writes,
+        "max_age": max_age,
+        "grid": grid,
+    }
+    if announce is not None:
+        announce(_estimate(grids, [m for m in order if m in grids], ns, run, levels))
+    for name in order:
+        best = out["models"].get("complex", {}).get("best")
+        values = _values(name, grids, ns, best, levels) if name in grids else []
+        out["models"][name] = _model(name, grids, ns, run, values)
     out["models"] = {m: out["models"][m] for m in models}
     return out
 
