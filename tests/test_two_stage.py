@@ -233,3 +233,49 @@ def test_the_cost_model_recovers_a_steps_cost_per_chain_and_per_level(monkeypatc
     assert r.seconds(b) == pytest.approx(b.length * (3 * 3e-3 + 2e-9 * 64 * 2 * 14))
     same = dataclasses.replace(b, chains=((4, 1.0, 4.0), (4, 1.0, 16.0)))
     assert cost.rates(same).chain == 0.0  # chains of one length: every second on the levels
+
+
+def test_a_two_stage_study_checks_each_passs_memory_on_its_own_synapses(monkeypatch):
+    """The whole grid runs on the coarse pass's synapses and only the candidates on the
+    run's: synapses that the whole grid could not take in half of this machine's memory
+    pass the check where the fine pass's largest grid can take them, and each refusal
+    names the pass and its option (perceptron writes: its perceptrons)."""
+    import os
+
+    from complex_synapses.lab import capacity_study as study
+    from complex_synapses.lab.two_stage import fine_bound
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(study, "_study", stop)
+    ns, max_age, jobs = np.array([100.0, 1000.0, 10000.0]), 400, 1
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2
+    grid = default_grids(16, "random", "fair")["complex"]
+    kept = max_age // 4 + 2
+
+    def per_synapse(g):
+        return kept + 8 * len(g.writes) * sum(c[0] + 3 for c in g.chains)
+
+    fits_fine = int(half / per_synapse(fine_bound(grid, ns, Stages())) / 2) // 16 * 16
+    assert fits_fine * per_synapse(grid) > half  # the whole grid at these synapses would not fit
+    kw = dict(grid="fair", max_age=max_age, jobs=jobs, steps=100, progress=False)
+    with pytest.raises(ValueError, match=rf"^--synapses {fits_fine} needs about"):
+        capacity_study(["complex"], ns, synapses=fits_fine, **kw)
+    with pytest.raises(Stop):
+        capacity_study(["complex"], ns, synapses=fits_fine, selection="two-stage", **kw)
+    coarse = Stages(coarse_synapses=fits_fine)
+    with pytest.raises(ValueError, match=rf"^the coarse pass: --coarse-synapses {fits_fine} needs about"):
+        capacity_study(["complex"], ns, synapses=64, selection="two-stage", stages=coarse, **kw)
+    huge = np.array([100.0, 1000.0, 10.0**8])
+    with pytest.raises(ValueError) as refused:
+        capacity_study(["complex"], huge, writes="perceptron", groups=16, selection="two-stage", **kw)
+    assert str(refused.value).startswith(
+        "the coarse pass: 4 perceptrons of N = 100000000 (400000000 synapses"
+    )
+    assert "use fewer --groups, smaller --synapse-counts or --jobs" in str(refused.value)
+    with pytest.raises(ValueError, match=r"needs at least 3 values >= 1, got 100,0\.5$"):
+        capacity_study(["complex"], np.array([100.0, 0.5]), **kw)

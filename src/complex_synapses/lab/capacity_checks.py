@@ -13,12 +13,15 @@ from .writes import WRITES
 __all__ = ["check_study", "check_memory", "check_search"]
 
 
-def check_memory(grids: list, synapses: int, kept: int, jobs: int = 1) -> None:
+def check_memory(
+    grids: list, synapses: int, kept: int, jobs: int = 1, what: str | None = None, fewer: str = "--synapses"
+) -> None:
     """Refuse, before any work, a setting whose tensors would not fit in half of this
     machine's memory: per synapse, the probes kept (1 byte each), and for each chain of
     a grid and each write its levels, gradient and rounding (8 bytes each, float64 at
     most): the largest grid taken as one batch (its batches are no larger), in each of
-    ``jobs`` workers at once."""
+    ``jobs`` workers at once. ``what`` names the synapses in the message (default
+    ``--synapses N``), ``fewer`` the options that make them fewer."""
     if not grids:
         return
     batch = max(len(g.writes) * sum(c[0] + 3 for c in g.chains) for g in grids)
@@ -26,8 +29,9 @@ def check_memory(grids: list, synapses: int, kept: int, jobs: int = 1) -> None:
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > total / 2:
         raise ValueError(
-            f"--synapses {synapses} needs about {need / 1e9:,.1f} GB for {jobs} worker(s), more than half "
-            f"of this machine's {total / 1e9:,.0f} GB: use fewer --synapses or --jobs, or a smaller --max-age"
+            f"{what or f'--synapses {synapses}'} needs about {need / 1e9:,.1f} GB for {jobs} worker(s), more "
+            f"than half of this machine's {total / 1e9:,.0f} GB: use fewer {fewer} or --jobs, or a smaller "
+            "--max-age"
         )
 
 
@@ -49,7 +53,8 @@ def check_study(
     if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
         raise ValueError(f"--grid-values must be an integer >= 2, got {levels!r}")
     if len(ns) < 3 or np.any(np.asarray(ns) < 1):
-        raise ValueError(f"--synapse-counts needs at least 3 values >= 1, got {list(ns)}")
+        got = ",".join(f"{float(n):g}" for n in np.asarray(ns).ravel())
+        raise ValueError(f"--synapse-counts needs at least 3 values >= 1, got {got or 'none'}")
     if groups < 2 or synapses < groups or synapses % groups:
         raise ValueError(f"--synapses must be a multiple of --groups (>= 2), got {synapses} and {groups}")
     if steps < 1 or max_age < 1 or steps + max_age > 10**6:

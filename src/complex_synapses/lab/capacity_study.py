@@ -55,7 +55,7 @@ from .estimate import plans as plans_of
 from .fits import fit_exponent, local_slopes
 from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
 from .selection import THRESHOLDS
-from .two_stage import coarse_run, two_stage
+from .two_stage import coarse_run, fine_bound, two_stage
 from .writes import NO_LEAK, WRITES
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
@@ -215,9 +215,20 @@ def _searched(
     writes = run.writes
     check_search(run.jobs, grid, GRIDS, run.selection, run.stages, run.groups if writes == "random" else None)
     grids = _grids(levels, writes, grid, chains)
-    per_setting = run.synapses if writes == "random" else int(max(ns)) * run.groups
-    max_age = int(run.ages[-1])
-    check_memory([grids[m] for m in models if m in grids], per_setting, max_age // STRIDE + 2, run.jobs)
+    simulated = [grids[m] for m in models if m in grids]
+    passes = [(simulated, run, "")]
+    if run.selection == "two-stage":  # the whole grid on the coarse pass, the candidates on the fine
+        fine = [fine_bound(g, ns, run.stages) for g in simulated]
+        passes = [(simulated, coarse_run(run), "the coarse pass: "), (fine, run, "the fine pass: ")]
+    for checked, on, stage in passes:
+        per = on.synapses_per_setting(ns)
+        if writes == "perceptron":
+            what = f"{stage}{on.groups} perceptrons of N = {int(max(ns))} ({per} synapses a setting)"
+            fewer = "--groups, smaller --synapse-counts"
+        else:
+            option = "--coarse-synapses" if stage == "the coarse pass: " else "--synapses"
+            what, fewer = f"{stage}{option} {per}", option
+        check_memory(checked, per, int(run.ages[-1]) // STRIDE + 2, run.jobs, what, fewer)
     return grids
 
 
@@ -237,7 +248,7 @@ def _study(
     out: dict = {
         "models": {},
         "ages": run.ages.tolist(),
-        "synapses_per_write": run.synapses if run.writes == "random" else int(max(ns)) * run.groups,
+        "synapses_per_write": run.synapses_per_setting(ns),
         "steps": run.steps,
         "max_burn_in": run.max_burn_in,
         "levels": levels,
@@ -265,7 +276,7 @@ def _estimate(grids: dict[str, Grid], names: list[str], ns: np.ndarray, run: Run
         plans.append([b for batches, _ in planned for b in batches])
         n = max(c[0] for c in grids[name].chains)
         fine.append((run.stages.candidates * len(ns) if run.selection == "two-stage" else 0, n))
-    per = run.synapses if run.writes == "random" else int(max(ns)) * run.groups
+    per = run.synapses_per_setting(ns)
     return estimate_time(plans, fine, per, run.jobs)
 
 

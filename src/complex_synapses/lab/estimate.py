@@ -68,6 +68,11 @@ class Run:
     cache: Path | None = None  # where each batch's curves are kept (:func:`.batches.run_batches`)
     reuse: bool = True  # whether kept curves are taken instead of running a batch again
 
+    def synapses_per_setting(self, ns: np.ndarray) -> int:
+        """Synapses a setting simulates: ``synapses`` with random writes; with perceptron
+        writes ``groups`` perceptrons of the largest N's synapses."""
+        return self.synapses if self.writes == "random" else int(max(ns)) * self.groups
+
 
 @dataclass
 class Part:

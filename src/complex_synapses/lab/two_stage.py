@@ -31,10 +31,10 @@ import itertools
 
 import numpy as np
 
-from .estimate import Grid, Part, Run, simulate_part, simulations
+from .estimate import Grid, Part, Run, Stages, simulate_part, simulations
 from .selection import lifetimes
 
-__all__ = ["AXES", "LIMITS", "axes_of", "widen", "candidates", "coarse_run", "two_stage"]
+__all__ = ["AXES", "LIMITS", "axes_of", "widen", "candidates", "fine_bound", "coarse_run", "two_stage"]
 
 AXES = ("n", "alpha", "beta", "write")
 # How far an axis may be widened: n within the C library's 2..32 levels; alpha down to a
@@ -139,6 +139,15 @@ def _coarse(grid: Grid, ns: np.ndarray, run: Run, values: list, rounds: int) -> 
         if not grown:
             break
     return parts, grids, added
+
+
+def fine_bound(grid: Grid, ns: np.ndarray, stages: Stages) -> Grid:
+    """The largest grid a fine pass of ``grid`` can simulate (for the memory check made
+    before any work): each N's candidates are at most as many chains, the longest, and as
+    many writes as there are candidates in all."""
+    most = stages.candidates * len(ns)
+    chains = sorted(grid.chains, key=lambda c: c[0], reverse=True)[:most]
+    return Grid(tuple(chains), tuple(grid.writes[:most]), grid.levels, grid.ranged)
 
 
 def coarse_run(run: Run) -> Run:
