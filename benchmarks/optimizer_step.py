@@ -20,7 +20,9 @@ propagator over its band). Beside them: the same step with bfloat16 state, and t
 generic path (SGD with momentum) against its floor, (2n + 5) / 7 times fused Adam; the
 state's bytes per parameter (Adam's moments and the hidden levels), measured from the
 optimizer's state, float32 and bfloat16, and the bfloat16 step over the float32 one
-beside the ratio of their bytes moved (targets: 0.85 for n=5, 0.8 for n=10 and 16).
+beside the ratio of their bytes moved (targets: 0.85 for n=5, 0.8 for n=10 and 16);
+and with Adam's moments in bfloat16 too (``moments_dtype``), its step over the float32
+one beside its bytes' ratio and its state's bytes.
 ``--dense`` runs the long chains with alpha 1 and beta 4^(n-1), whose fast level moves
 every step (targets: n=16 within 1.4x of its floor, n=32 within 2x of its memory
 floor). Prints a table, then one JSON object as the last line.
@@ -48,9 +50,13 @@ def chain_timescales(n: int, dense: bool) -> dict[str, float]:
     return dict(alpha=1.0, beta=min(4.0 ** (n - 1), 1e12)) if dense else dict(alpha=500.0, beta=2500.0)
 
 
+BF16_ALL = dict(state_dtype=torch.bfloat16, moments_dtype=torch.bfloat16)
+
+
 def chain_configs(params, lengths, known, dense=False):
     """For each chain length (names among ``known`` left out): CS Adam exact and Euler,
-    exact with bfloat16 state, and the generic path (SGD with momentum), exact."""
+    exact with bfloat16 state (and with Adam's moments in bfloat16 too), and the generic
+    path (SGD with momentum), exact."""
     for n in lengths:
         cs = chain_timescales(n, dense)
         made = {
@@ -62,6 +68,9 @@ def chain_configs(params, lengths, known, dense=False):
             ),
             f"CS Adam n={n} exact, bf16 state": lambda n=n, cs=cs: ComplexSynapse(
                 params, torch.optim.Adam, n_beakers=n, lr=1e-3, fused=True, state_dtype=torch.bfloat16, **cs
+            ),
+            f"CS Adam n={n} exact, bf16 state+moments": lambda n=n, cs=cs: ComplexSynapse(
+                params, torch.optim.Adam, n_beakers=n, lr=1e-3, fused=True, **BF16_ALL, **cs
             ),
             f"CS SGD(momentum) n={n} (generic)": lambda n=n, cs=cs: ComplexSynapse(
                 params, torch.optim.SGD, n_beakers=n, lr=1e-3, momentum=0.9, **cs
@@ -114,9 +123,10 @@ def f32_traffic(n: int) -> int:
     return 28 + 8 * (n - 1)
 
 
-def state16_traffic(n: int) -> int:
-    """The same with the hidden levels in bfloat16: 2 bytes each way for each level."""
-    return 28 + 4 * (n - 1)
+def state16_traffic(n: int, moments: bool = False) -> int:
+    """The same with the hidden levels in bfloat16: 2 bytes each way for each level (and
+    with ``moments``, for each of Adam's two moments)."""
+    return 28 - 8 * moments + 4 * (n - 1)
 
 
 def matmul_rate(device) -> float:
@@ -258,8 +268,8 @@ def main() -> None:
     scales = "alpha 1, beta 4^(n-1)" if args.dense else "alpha 500, beta 2500"
     print(f"\nlong chains ({scales}), x fused Adam (matrix products: {rate / 1e9:.1f} G mul-adds/s)")
     head = ("n", "exact", "euler", "memory", "work", "arith.", "exact/floor", "bf16 st.", "bf16/f32", "bytes")
-    head += ("generic", "gen. floor", "gen./floor", "state B", "bf16 B")
-    widths = (3, 7, 7, 7, 5, 7, 12, 9, 9, 6, 8, 11, 11, 8, 7)
+    head += ("generic", "gen. floor", "gen./floor", "state B", "bf16 B", "+moments", "/f32", "bytes", "B")
+    widths = (3, 7, 7, 7, 5, 7, 12, 9, 9, 6, 8, 11, 11, 8, 7, 9, 6, 6, 5)
     print(" ".join(f"{h:>{w}s}" for h, w in zip(head, widths)))
     for n in lengths:
         work = band_work(n, **chain_timescales(n, args.dense))
@@ -271,6 +281,9 @@ def main() -> None:
         )  # fmt: skip
         state = state_bytes(opts[f"CS Adam n={n} exact"])
         state16 = state_bytes(opts[f"CS Adam n={n} exact, bf16 state"])
+        both = median[f"CS Adam n={n} exact, bf16 state+moments"] / base
+        both_bytes = state_bytes(opts[f"CS Adam n={n} exact, bf16 state+moments"])
+        both_traffic = state16_traffic(n, moments=True) / f32_traffic(n)
         chains[n] = {"exact": round(exact, 3), "euler": round(euler, 3), "bf16_state": round(half, 3)}
         chains[n] |= {"work_per_element": work, "generic": round(generic_n, 3)}
         chains[n] |= {k: round(v, 3) for k, v in f.items()}
@@ -283,6 +296,11 @@ def main() -> None:
         chains[n] |= {"bf16_over_f32": round(bf16_ratio, 3), "bf16_target_max": target}
         chains[n] |= {"bf16_pass": None if target is None else bf16_ratio <= target}
         chains[n] |= {"bytes_ratio": round(state16_traffic(n) / f32_traffic(n), 3)}
+        chains[n] |= {
+            "bf16_moments_over_f32": round(both / exact, 3),
+            "bf16_moments_bytes_ratio": round(both_traffic, 3),
+        }
+        chains[n] |= {"bf16_moments_state_bytes_per_param": both_bytes}
         cells = (n, exact, euler, f["memory"], work, f["arithmetic"], exact / f["floor"], half, bf16_ratio)
         cells += (
             state16_traffic(n) / f32_traffic(n),
@@ -290,7 +308,7 @@ def main() -> None:
             f["generic_floor"],
             generic_n / f["generic_floor"],
         )
-        cells += (state, state16)
+        cells += (state, state16, both, both / exact, both_traffic, both_bytes)
         fmt = (
             "{:3d}",
             "{:7.2f}",
@@ -304,7 +322,7 @@ def main() -> None:
             "{:6.2f}",
         )
         fmt += ("{:8.2f}",)
-        fmt += ("{:11.2f}", "{:11.2f}", "{:8.1f}", "{:7.1f}")
+        fmt += ("{:11.2f}", "{:11.2f}", "{:8.1f}", "{:7.1f}", "{:9.2f}", "{:6.2f}", "{:6.2f}", "{:5.1f}")
         print(" ".join(f.format(c) for f, c in zip(fmt, cells)))
     ratio = median["CS Adam n=5 exact"] / base
     generic = median["CS SGD(momentum) n=5 (generic)"] / base

@@ -26,3 +26,16 @@ def resolve(option: str) -> str:
 
 DEVICE = torch.device(os.environ.get(ENV, "cpu"))
 CUDA = DEVICE.type == "cuda"
+
+
+class torch_threads:  # noqa: N801 - used as a context manager, like torch's own
+    """torch's intra-op threads set to ``n`` within the block, restored after."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.saved = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.saved)

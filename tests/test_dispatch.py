@@ -48,6 +48,25 @@ def test_choose(given, expected):
     assert choice == Choice(*expected)
 
 
+# must_fuse (Adam's moments in bfloat16, which only the fused kernels keep): fused
+# wherever the base allows it, eager kernels included; never where it does not
+MUST_FUSE = [
+    (("eager", True, True, SMALL, True, False), (True, False, False)),
+    (("auto", True, False, SMALL, True, False), (True, False, False)),
+    (("auto", True, True, SMALL, True, False), (True, True, False)),
+    (("compiled", False, False, BIG, True, False), (True, False, True)),
+    (("auto", True, True, SMALL, False, False), (False, True, False)),
+    (("eager", True, True, SMALL, True, True), (False, False, False)),
+]
+
+
+@pytest.mark.parametrize("given,expected", MUST_FUSE, ids=lambda v: "-".join(map(str, v)))
+def test_choose_where_the_fused_path_is_a_must(given, expected):
+    kernel, on_cpu, built, elements, fusable, closure = given
+    facts = dict(on_cpu=on_cpu, library_built=built, elements=elements, fusable=fusable)
+    assert choose(kernel, **facts, needs_closure=closure, must_fuse=True) == Choice(*expected)
+
+
 def test_the_table_covers_every_kernel_and_every_outcome_of_each_flag():
     kernels = {given[0] for given, _ in CASES}
     assert kernels == set(dispatch.KERNELS)

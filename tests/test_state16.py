@@ -12,7 +12,7 @@ import torch
 
 from complex_synapses import ComplexSynapse
 from complex_synapses.step.kernels import round_bfloat16_
-from devices import DEVICE
+from devices import DEVICE, torch_threads
 
 
 def _neighbours(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -202,8 +202,9 @@ def test_the_c_library_rounds_as_torchs_kernels_bit_for_bit(monkeypatch):
     def stored(library):
         monkeypatch.setattr(native, "library", lambda: library)
         kept = [[torch.empty(3001, dtype=torch.bfloat16) for _ in range(2)] for _ in srcs]
-        copies = [[s, s * 0.5] for s in srcs]
-        state16._store(kept, copies, [(k.clone(), s.clone()) for k, s in streams], [0, 5, 2**20])
+        for levels, src, (key, step), offset in zip(kept, srcs, streams, [0, 5, 2**20]):
+            places = list(zip(levels, (1, state16.MOMENT_PLACES[1])))  # a level and a moment
+            state16._store(places, [src, src * 0.5], (key.clone(), step.clone()), offset)
         return torch.stack([h for levels in kept for h in levels])
 
     c, torch_kernels = stored(native.library()), stored(None)
@@ -308,16 +309,3 @@ def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, i
     assert len(whole) == len(pieces)
     for a, b in zip(whole, pieces):
         assert torch.equal(a, b)
-
-
-class torch_threads:  # noqa: N801 - used as a context manager, like torch's own
-    """torch's intra-op threads set to ``n`` within the block, restored after."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.saved = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self.saved)

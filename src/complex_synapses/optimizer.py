@@ -118,6 +118,12 @@ class ComplexSynapse(Optimizer):
             so that a slow level moves as in float32 on average (see
             :mod:`complex_synapses.step.state16`; not with ``grid_values``, nor float64
             parameters).
+        moments_dtype: the dtype of an Adam or AdamW base's moments (``exp_avg``,
+            ``exp_avg_sq``): torch.float32 (default), or torch.bfloat16 for half their
+            bytes, rounded stochastically as the levels are. The fused step keeps them,
+            so the step always takes it (on torch's eager kernels where neither the C
+            library nor compiling serves); a step that cannot (a group with
+            ``n_beakers=0``, an option the fused Adam does not implement) is refused.
         **optimizer_kwargs: passed to ``optimizer_class`` (lr, betas, fused, ...).
 
     Example:
@@ -144,6 +150,7 @@ class ComplexSynapse(Optimizer):
         grid_values: int | None = None,
         seed: int = 0,
         state_dtype: torch.dtype = torch.float32,
+        moments_dtype: torch.dtype = torch.float32,
         **optimizer_kwargs: Any,
     ) -> None:
         if base_optimizer is not None:
@@ -167,7 +174,9 @@ class ComplexSynapse(Optimizer):
             raise ValueError(f"seed must be an integer in 0..2^32-1, got {seed!r}")
         self.seed = seed
         state16.check_state_dtype(state_dtype, grid_values)
+        state16.check_moments_dtype(moments_dtype, optimizer_class)
         self.state_dtype = state_dtype
+        self.moments_dtype = moments_dtype
         self._optimizer_class = optimizer_class
         self._dispatch = Dispatcher(kernel, cuda_graph)
         self._chain_defaults = _checked(defaults, optimizer_class)
@@ -248,11 +257,12 @@ class ComplexSynapse(Optimizer):
     def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
         if not state:
+            state16.check_parameter(p, self.state_dtype, self.moments_dtype)
             state["chain_step"] = 0
             state["hidden"] = state16.initial_hidden(p, chain_of(group), self.state_dtype)
             if chain_of(group).grid_values is not None:
                 bounds.init_rounding(state, p, self.seed, self._index(p))
-            if self.state_dtype != torch.float32:
+            if self.state_dtype != torch.float32 or self.moments_dtype != torch.float32:
                 state16.init_stream(state, p, self.seed, self._index(p))
         return state
 
@@ -313,7 +323,7 @@ class ComplexSynapse(Optimizer):
         order = {id(q): i for i, q in enumerate(q for g in self.param_groups for q in g["params"])}
         for p, state in self.state.items():  # levels saved in another dtype: into this one's
             if "hidden" in state:
-                state16.conform(state, p, self.state_dtype, self.seed, order[id(p)])
+                state16.conform(state, p, self.state_dtype, self.seed, order[id(p)], self.moments_dtype)
         # The same group dicts (schedulers reach the base step), in a list of its own:
         # the base optimizer appends to its list when a group is added.
         self.base.param_groups = list(self.param_groups)
@@ -330,10 +340,11 @@ class ComplexSynapse(Optimizer):
         if closure is not None and not pass_closure:
             with torch.enable_grad():
                 loss = closure()
-        plan = self._dispatch.plan(self.base, self.param_groups, pass_closure)
+        must_fuse = self.moments_dtype != torch.float32  # the fused step keeps 16-bit moments
+        plan = self._dispatch.plan(self.base, self.param_groups, pass_closure, must_fuse)
         stepping = calls.stepping(self.param_groups, type(self.base), self._init_state, self._weight)
         if plan.fused is not None:
-            paths.fused_step(self._dispatch, plan, self.base, stepping)
+            paths.fused_step(self._dispatch, plan, self.base, stepping, self.moments_dtype)
         else:
             given = closure if pass_closure else None
             loss = paths.generic_step(self._dispatch, plan, self.base, stepping, given) or loss

@@ -76,7 +76,7 @@ class Base:
     kernel: str | None = None
     options: dict[str, Check] = field(default_factory=dict)
     hyper: Callable[[Optimizer, dict[str, Any], int], tuple[float, ...]] | None = None
-    state: Callable[[Optimizer, Tensor, dict[str, Any]], State] | None = None
+    state: Callable[[Optimizer, Tensor, dict[str, Any], torch.dtype | None], State] | None = None
 
 
 # -- step sizes (time_unit="lr") ---------------------------------------------------------
@@ -160,10 +160,14 @@ def _sgd_hyper(base: Optimizer, group: dict[str, Any], t: int) -> tuple[float, .
     return (float(group["lr"]), group["weight_decay"])
 
 
-def _adam_state(base: Optimizer, p: Tensor, group: dict[str, Any]) -> State:
+def _adam_state(
+    base: Optimizer, p: Tensor, group: dict[str, Any], moments_dtype: torch.dtype | None = None
+) -> State:
     """The base Adam's ``step`` and its moments ``exp_avg``, ``exp_avg_sq`` of ``p``, made
     as torch.optim.Adam makes them, except that a 16-bit parameter's moments are float32
-    (as its chain is)."""
+    (as its chain is); a float32 chain's in ``moments_dtype`` where given
+    (ComplexSynapse's, bfloat16 or float32), converted where they are not (a loaded
+    state: rounded to nearest, once)."""
     st = base.state[p]
     if not st:
         device = p.device if group["fused"] else None
@@ -171,10 +175,15 @@ def _adam_state(base: Optimizer, p: Tensor, group: dict[str, Any]) -> State:
         st["step"] = torch.zeros((), dtype=torch.float32, device=device)
         st["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
         st["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+    float32 = compute_dtype(p.dtype) == torch.float32  # float64 chains keep float64 moments
+    if moments_dtype is not None and float32 and st["exp_avg"].dtype != moments_dtype:
+        st["exp_avg"], st["exp_avg_sq"] = st["exp_avg"].to(moments_dtype), st["exp_avg_sq"].to(moments_dtype)
     return st["step"], (st["exp_avg"], st["exp_avg_sq"])
 
 
-def _sgd_state(base: Optimizer, p: Tensor, group: dict[str, Any]) -> State:
+def _sgd_state(
+    base: Optimizer, p: Tensor, group: dict[str, Any], moments_dtype: torch.dtype | None = None
+) -> State:
     return None, ()
 
 

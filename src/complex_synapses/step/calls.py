@@ -141,14 +141,15 @@ def _hyper_tensor(values: tuple[float, ...], device: torch.device, dtype: torch.
 
 
 def fused_calls(
-    record: Base, base: Optimizer, stepping: list[Stepping]
+    record: Base, base: Optimizer, stepping: list[Stepping], moments_dtype: torch.dtype | None = None
 ) -> tuple[list[KernelCall], list[Tensor]]:
     """The fused kernel's calls, parameters that share every constant in one call, and
     the base's step counters (for the caller to advance): each parameter's base state
-    made (torch's format) and the numbers ``hyper`` it reads from ``record``."""
+    made (torch's format; its moments in ``moments_dtype`` where given) and the numbers
+    ``hyper`` it reads from ``record``."""
     items, counters = [], []
     for s in stepping:
-        counter, moments = record.state(base, s.p, s.group)
+        counter, moments = record.state(base, s.p, s.group, moments_dtype)
         if counter is not None:
             counters.append(counter)
         dtype = compute_dtype(s.p.dtype)

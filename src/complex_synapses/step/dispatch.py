@@ -86,7 +86,14 @@ class Choice:
 
 
 def choose(
-    kernel: str, *, on_cpu: bool, library_built: bool, elements: int, fusable: bool, needs_closure: bool
+    kernel: str,
+    *,
+    on_cpu: bool,
+    library_built: bool,
+    elements: int,
+    fusable: bool,
+    needs_closure: bool,
+    must_fuse: bool = False,
 ) -> Choice:
     """How a step runs, from what it has; a pure function (the table of its cases is in
     ``tests/test_dispatch.py``).
@@ -101,13 +108,17 @@ def choose(
             allow-list (:func:`.bases.fused_base`).
         needs_closure: the base's step must be given the closure (LBFGS): the generic path,
             which gives it.
+        must_fuse: the state is one that only the fused kernels keep (Adam's moments in
+            bfloat16): the fused path wherever the base allows it, on the eager kernels
+            where neither the library nor compiling serves (where it does not allow it,
+            :meth:`Dispatcher.plan` refuses the step).
     """
     library = kernel in ("auto", "native") and on_cpu and library_built
     if kernel in ("compiled", "eager"):
         compiled = kernel == "compiled"
     else:
         compiled = elements >= AUTO_COMPILE_MIN_ELEMENTS
-    fused = fusable and not needs_closure and (compiled or library)
+    fused = fusable and not needs_closure and (compiled or library or must_fuse)
     return Choice(fused, library, compiled)
 
 
@@ -250,8 +261,12 @@ class Dispatcher:
         self.warned_native = False
         self.ran: set[str] = set()  # the kernels that ran, for a result's provenance
 
-    def plan(self, base: Optimizer, groups: list[dict[str, Any]], pass_closure: bool) -> Plan:
-        """This step's plan: :func:`choose` asked with what this step has."""
+    def plan(
+        self, base: Optimizer, groups: list[dict[str, Any]], pass_closure: bool, must_fuse: bool = False
+    ) -> Plan:
+        """This step's plan: :func:`choose` asked with what this step has. ``must_fuse``:
+        the optimizer keeps Adam's moments in bfloat16, which only the fused path steps;
+        ValueError where this step cannot take it."""
         params = [p for g in groups for p in g["params"]]
         on_cpu = all(p.device.type == "cpu" for p in params)
         library = self._library() if self.kernel in ("auto", "native") and on_cpu else None
@@ -263,7 +278,19 @@ class Dispatcher:
             elements=sum(p.numel() for p in params),
             fusable=record is not None,
             needs_closure=pass_closure,
+            must_fuse=must_fuse,
         )
+        if must_fuse and not choice.fused:
+            why = (
+                "its base's step needs the closure"
+                if pass_closure
+                else "a group has no chain (n_beakers=0) or an option the fused Adam does not implement "
+                "(amsgrad, capturable, differentiable, ...), so that the base steps itself"
+            )
+            raise ValueError(
+                f"moments_dtype=torch.bfloat16 needs the fused step, which this step cannot take: {why}; "
+                "leave moments_dtype at torch.float32 here"
+            )
         return Plan(record if choice.fused else None, library if choice.library else None, choice.compiled)
 
     def _library(self) -> ctypes.CDLL | None:

@@ -282,6 +282,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     for name, middle in bf16.items():  # state16's: 16-bit levels stored, read and stepped
         fn = getattr(lib, f"cs_{name}_bf16_many")
         fn.argtypes, fn.restype = head + middle + tail, None
+    lib.cs_step_bf16m_many.argtypes, lib.cs_step_bf16m_many.restype = head + bf16["step"] + tail, None
 
 
 # The process that loaded each library built with OpenMP: a forked child inherits the

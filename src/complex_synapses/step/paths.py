@@ -35,10 +35,17 @@ def needs_closure(base: Optimizer) -> bool:
     return closure is not None and closure.default is inspect.Parameter.empty
 
 
-def fused_step(dispatcher: Dispatcher, plan: Plan, base: Optimizer, stepping: list[Stepping]) -> None:
+def fused_step(
+    dispatcher: Dispatcher,
+    plan: Plan,
+    base: Optimizer,
+    stepping: list[Stepping],
+    moments_dtype: torch.dtype | None = None,
+) -> None:
     """Chain and base update in one kernel call per :class:`.KernelCall`; the base's step
-    counters and the rounding streams' counters advance first."""
-    calls, counters = fused_calls(plan.fused, base, stepping)
+    counters and the rounding streams' counters advance first. ``moments_dtype``: the
+    base's moments kept in it (:mod:`.state16`)."""
+    calls, counters = fused_calls(plan.fused, base, stepping, moments_dtype)
     if counters:
         torch._foreach_add_(counters, 1)
     round_steps = [t for b in calls for t in b.round_steps]

@@ -177,8 +177,12 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 }
 #endif
 
-/* step.h once per element type: float32, float64, and float32 with its hidden levels
- * stored in bfloat16 (CS_HALF). Each inclusion names its functions by NAME, which
+/* The places of Adam's moments in a parameter's stream, past every level's
+ * (state16.MOMENT_PLACES): exp_avg at CS_MOMENT_PLACE, exp_avg_sq at the next. */
+#define CS_MOMENT_PLACE (CS_MAX_LEVELS + 1)
+
+/* step.h once per element type: float32, float64, float32 with its hidden levels
+ * stored in bfloat16 (CS_HALF), and with Adam's moments too (CS_HALF_MOMENTS). Each inclusion names its functions by NAME, which
  * step.h undoes at its end; the type's other macros are undone here. */
 #if !defined(CS_ONLY) || CS_ONLY == 32
 #define REAL float
@@ -191,6 +195,10 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #define NAME(x) cs_##x##_bf16
 #define CS_HALF
 #include "step.h"
+#define NAME(x) cs_##x##_bf16m
+#define CS_HALF_MOMENTS
+#include "step.h"
+#undef CS_HALF_MOMENTS
 #undef CS_HALF
 #undef REAL
 #undef SQRT
@@ -245,5 +253,29 @@ void cs_step_bf16_many(int count, const int64_t *numel, int n, float **p, float 
                        int parts) {
     const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
     cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
+}
+
+/* The same with Adam's moments stored in bfloat16 too (moments_dtype): m[t] and v[t] are
+ * tensor t's bfloat16 moments, read and stored as its levels are, from the stream's
+ * places CS_MOMENT_PLACE and the next (state16.run_in_pieces rounds its float32 copies
+ * of them there: the same bits). */
+static void cs_step16m_range(int t, int64_t start, int64_t end, const void *args) {
+    const struct cs_step16_args *a = args;
+    const int n = a->n;
+    uint32_t first[CS_MOMENT_PLACE + 2] = {0};
+    for (int k = 1; k < n; k++) first[k] = cs_stream_first(a->key[t], k);
+    for (int j = 0; j < 2; j++) first[CS_MOMENT_PLACE + j] = cs_stream_first(a->key[t], CS_MOMENT_PLACE + j);
+    cs_step_any_bf16m(start, end, n, a->p[t], a->g[t], a->hidden + (int64_t)t * (n - 1), a->coef, a->hyper,
+                      (uint16_t *)a->m[t], (uint16_t *)a->v[t], a->exact, 1, a->maximize, first,
+                      (uint32_t)a->step[t]);
+}
+
+void cs_step_bf16m_many(int count, const int64_t *numel, int n, float **p, float **g, uint16_t **hidden,
+                        const float *coef, const float *hyper, float **m, float **v, int exact, int adam,
+                        int maximize, const int64_t *key, const int64_t *step, int threads, int part,
+                        int parts) {
+    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
+    (void)adam; /* moments are Adam's: always 1 */
+    cs_run(count, numel, threads, part, parts, cs_step16m_range, &a);
 }
 #endif

@@ -19,6 +19,19 @@
 #define CS_STORE(h, e, k, x) ((h)[e] = (x))
 #endif
 
+/* How Adam's moments are read and written: as REAL; or, in step.c's fourth inclusion
+ * (CS_HALF_MOMENTS, with CS_HALF: float32 moments stored in bfloat16), as the levels are,
+ * from the stream's places CS_MOMENT_PLACE + 0 (exp_avg) and + 1 (exp_avg_sq). */
+#ifdef CS_HALF_MOMENTS
+#define CS_MOMENT uint16_t
+#define CS_MLOAD(x, e) cs_from_bf16((x)[e])
+#define CS_MSTORE(x, e, j, val) ((x)[e] = cs_to_bf16((val), first[CS_MOMENT_PLACE + (j)], (uint32_t)(e), mix))
+#else
+#define CS_MOMENT REAL
+#define CS_MLOAD(x, e) ((x)[e])
+#define CS_MSTORE(x, e, j, val) ((x)[e] = (val))
+#endif
+
 /* The next block of a stream asked for ahead of its use. A chain of n levels streams
  * 2n + 5 arrays at once, more than the hardware prefetcher follows from 16 levels up;
  * a prefetch past an array's end is harmless (it does not fault). */
@@ -132,7 +145,7 @@ static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, co
 
 static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict p,
                                const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
-                               const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
+                               const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v, int exact,
                                int adam, int maximize, const uint32_t *first, const uint32_t mix) {
     REAL u[CS_MAX_LEVELS + 1][CS_ROW]; /* u[n] stays 0: u_{n+1} */
     REAL w[CS_BLOCK];
@@ -149,7 +162,7 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
         NAME(load)(u, n, p, hidden, b, len);
         NAME(prefetch)(g + b + CS_BLOCK);
-        if (adam) NAME(prefetch)(m + b + CS_BLOCK), NAME(prefetch)(v + b + CS_BLOCK);
+        if (adam) NAME(prefetch)((const REAL *)(m + b + CS_BLOCK)), NAME(prefetch)((const REAL *)(v + b + CS_BLOCK));
         if (exact) { /* u <- P u: u_1 into w, the others straight to memory */
             out[0] = w;
             for (int k = 1; k < n; k++) out[k] = CS_NEW(k, b);
@@ -165,10 +178,11 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
                 REAL gr = sign * g[b + e];
                 REAL x = w[e] * (1 - lr * decoupled);
                 gr = gr + l2 * x;
-                const REAL mo = m[b + e] + (gr - m[b + e]) * (1 - beta1);
-                const REAL ve = v[b + e] * beta2 + (1 - beta2) * gr * gr;
-                m[b + e] = mo;
-                v[b + e] = ve;
+                const REAL m0 = CS_MLOAD(m, b + e), v0 = CS_MLOAD(v, b + e);
+                const REAL mo = m0 + (gr - m0) * (1 - beta1);
+                const REAL ve = v0 * beta2 + (1 - beta2) * gr * gr;
+                CS_MSTORE(m, b + e, 0, mo);
+                CS_MSTORE(v, b + e, 1, ve);
                 w[e] = x - (lr / bc1) * mo / (SQRT(ve) / bc2_sqrt + eps);
             }
         } else {
@@ -210,8 +224,8 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
  * above, which serves any n up to CS_MAX_LEVELS. */
 static inline __attribute__((always_inline)) void NAME(step_n)(
     int64_t start, int64_t end, const int n, REAL *restrict p, const REAL *restrict g,
-    CS_LEVEL **hidden, const REAL *coef, const REAL *hyper, REAL *restrict m, REAL *restrict v,
-    const int exact, const int adam, const int maximize, const uint32_t *first, const uint32_t mix) {
+    CS_LEVEL **hidden, const REAL *coef, const REAL *hyper, CS_MOMENT *restrict m,
+    CS_MOMENT *restrict v, const int exact, const int adam, const int maximize, const uint32_t *first, const uint32_t mix) {
     REAL P[CS_UNROLLED * CS_UNROLLED], a[CS_UNROLLED], bb[CS_UNROLLED];
     CS_LEVEL *h[CS_UNROLLED];
     (void)first, (void)mix;
@@ -245,10 +259,11 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
         if (adam) {
             const REAL x = w * (1 - lr * decoupled);
             const REAL gr = gr0 + l2 * x;
-            const REAL mo = m[e] + (gr - m[e]) * (1 - beta1);
-            const REAL ve = v[e] * beta2 + (1 - beta2) * gr * gr;
-            m[e] = mo;
-            v[e] = ve;
+            const REAL m0 = CS_MLOAD(m, e), v0 = CS_MLOAD(v, e);
+            const REAL mo = m0 + (gr - m0) * (1 - beta1);
+            const REAL ve = v0 * beta2 + (1 - beta2) * gr * gr;
+            CS_MSTORE(m, e, 0, mo);
+            CS_MSTORE(v, e, 1, ve);
             w = x - (lr / bc1) * mo / (SQRT(ve) / bc2_sqrt + eps);
         } else {
             w = w - lr * (gr0 + decay * w);
@@ -272,7 +287,7 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
  * the exact integrator): 1 where it stepped, 0 where n has none. */
 static inline int NAME(step_unrolled)(int64_t start, int64_t end, int n, REAL *restrict p,
                                       const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
-                                      const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
+                                      const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v, int exact,
                                       int adam, int maximize, const uint32_t *first, uint32_t mix) {
 #define CS_CALL(N, E, A)                                                                           \
     NAME(step_n)(start, end, N, p, g, hidden, coef, hyper, m, v, E, A, maximize, first, mix)
@@ -303,7 +318,7 @@ static inline int NAME(step_unrolled)(int64_t start, int64_t end, int n, REAL *r
  * blocked step. */
 static inline void NAME(step_any)(int64_t start, int64_t end, int n, REAL *restrict p,
                                   const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
-                                  const REAL *hyper, REAL *restrict m, REAL *restrict v, int exact,
+                                  const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v, int exact,
                                   int adam, int maximize, const uint32_t *first, uint32_t mix) {
     if (!NAME(step_unrolled)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, first,
                              mix))
@@ -560,4 +575,7 @@ void NAME(bound_many)(int count, const int64_t *numel, REAL **x, const REAL *bou
 #undef CS_LEVEL
 #undef CS_LOAD
 #undef CS_STORE
+#undef CS_MOMENT
+#undef CS_MLOAD
+#undef CS_MSTORE
 #undef NAME /* step.c's name for this inclusion */
