@@ -262,6 +262,10 @@ def test_a_parameter_that_is_not_contiguous_steps_whole():
 
 FUSED_CASES = [(n, integrator, base) for n in (2, 5, 10, 11, 16, 32) for integrator in ("exact", "euler")
                for base in ("adam", "sgd")]  # fmt: skip
+# Adam's moments in bfloat16 too (moments_dtype): the unrolled and blocked loops
+FUSED_CASES += [
+    (n, integrator, "adam, bf16 moments") for n in (2, 10, 16) for integrator in ("exact", "euler")
+]
 
 
 @pytest.mark.parametrize("n,integrator,base", FUSED_CASES)
@@ -269,7 +273,8 @@ def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, i
     """The C library's bfloat16 step (levels widened, stepped and rounded in one pass)
     against float32 copies stepped in pieces of 1,000 elements and rounded after: every
     weight, moment and level the same bits, for the unrolled lengths (2..10), the blocked
-    ones (11..32), both integrators, Adam (maximize, weight decay) and SGD, tensors whose
+    ones (11..32), both integrators, Adam (maximize, weight decay; its moments in float32
+    or bfloat16, :mod:`test_moments16`) and SGD, tensors whose
     sizes are not multiples of the C library's block, on 2 threads."""
     from complex_synapses.step import native, paths, state16
 
@@ -277,7 +282,7 @@ def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, i
         pytest.skip("the C library: a C compiler, and CPU tensors")
     fused = []
     monkeypatch.setattr(state16, "_step_call", lambda call, lib, real=state16._step_call: (
-        fused.append(len(call.ws)), real(call, lib)))  # fmt: skip
+        fused.append(call.ms[0].dtype if call.ms else None), real(call, lib)))  # fmt: skip
 
     def run(whole: bool):
         if not whole:
@@ -285,8 +290,11 @@ def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, i
             monkeypatch.setattr(state16, "PIECE", 1000)
         torch.manual_seed(0)
         params = [torch.nn.Parameter(torch.randn(size) * 0.1) for size in (70_001, 513, 3)]
-        extra = {"maximize": True, "weight_decay": 0.01} if base == "adam" else {"weight_decay": 0.01}
-        cls = torch.optim.Adam if base == "adam" else torch.optim.SGD
+        adam = base.startswith("adam")
+        extra = {"maximize": True, "weight_decay": 0.01} if adam else {"weight_decay": 0.01}
+        if base.endswith("moments"):
+            extra["moments_dtype"] = torch.bfloat16
+        cls = torch.optim.Adam if adam else torch.optim.SGD
         chain = dict(n_beakers=n, alpha=1.0, beta=min(4.0 ** (n - 1), 1e11), integrator=integrator)
         opt = ComplexSynapse(
             params, cls, lr=1e-2, kernel="native", state_dtype=torch.bfloat16, **chain, **extra
@@ -305,6 +313,9 @@ def test_the_fused_bfloat16_step_equals_the_pieces_bit_for_bit(monkeypatch, n, i
 
     whole = run(True)
     assert fused, "the fused bfloat16 kernel did not run"
+    assert set(fused) == {
+        torch.bfloat16 if base.endswith("moments") else torch.float32 if base == "adam" else None
+    }
     pieces = run(False)
     assert len(whole) == len(pieces)
     for a, b in zip(whole, pieces):
