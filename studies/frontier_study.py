@@ -196,7 +196,7 @@ def register(study_path: Path, cell: str) -> None:
         print(
             f"{row[1]:<9} {row[2]:<7} gain {100 * row[7]:+6.2f} (sem {100 * row[8]:.2f}) on the grid's seeds"
             + (
-                f"; detectable on {n_fresh} fresh: {100 * row[17]:.2f} points"
+                f"; detectable on {n_fresh} fresh: {100 * row[header.index('detectable_gain')]:.2f} points"
                 if row[1] != "secondary"
                 else ""
             )

@@ -193,11 +193,15 @@ def test_frontier_study_registers_once_confirms_on_fresh_seeds_and_tests(tmp_pat
     with pytest.raises(SystemExit, match="run the grid first"):
         study.main(["register", "frontier-study-t.toml", "--cell", "float"])
     assert main(["frontier", "grid.toml"]) == 0
+    capsys.readouterr()
     study.main(["register", "frontier-study-t.toml", "--cell", "float"])
+    printed = capsys.readouterr().out
     with open(tmp_path / "out" / "grid-registration.csv") as f:
         registered = {r["method"]: r for r in csv.DictReader(f)}
     assert {r["role"] for r in registered.values()} == {"control", "chain"}
     assert float(registered["cs"]["detectable_gain"]) > 0 and registered["cs"]["n_fresh"] == "3"
+    # the power analysis as printed is the CSV's (it once printed the margin in its place)
+    assert f"detectable on 3 fresh: {100 * float(registered['cs']['detectable_gain']):.2f} points" in printed
     confirm = load_frontier(tmp_path / "grid-confirm.toml")
     assert confirm.seeds == [10, 11, 12] and set(confirm.methods) == {"none", "meta", "cs"}
     assert 1 <= len(confirm.methods["none"]) <= 2
