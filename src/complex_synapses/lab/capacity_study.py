@@ -216,18 +216,19 @@ def _searched(
     check_search(run.jobs, grid, GRIDS, run.selection, run.stages, run.groups if writes == "random" else None)
     grids = _grids(levels, writes, grid, chains)
     simulated = [grids[m] for m in models if m in grids]
-    passes = [(simulated, run, "")]
+    passes = [(simulated, run, "", "--synapses")]  # (grids, run, the pass's name, its option)
     if run.selection == "two-stage":  # the whole grid on the coarse pass, the candidates on the fine
         fine = [fine_bound(g, ns, run.stages) for g in simulated]
-        passes = [(simulated, coarse_run(run), "the coarse pass: "), (fine, run, "the fine pass: ")]
-    for checked, on, stage in passes:
+        passes = [
+            (simulated, coarse_run(run), "the coarse pass: ", "--coarse-synapses"),
+            (fine, run, "the fine pass: ", "--synapses"),
+        ]
+    for checked, on, stage, option in passes:
         per = on.synapses_per_setting(ns)
+        what, fewer = f"{stage}{option} {per}", option
         if writes == "perceptron":
             what = f"{stage}{on.groups} perceptrons of N = {int(max(ns))} ({per} synapses a setting)"
             fewer = "--groups, smaller --synapse-counts"
-        else:
-            option = "--coarse-synapses" if stage == "the coarse pass: " else "--synapses"
-            what, fewer = f"{stage}{option} {per}", option
         check_memory(checked, per, int(run.ages[-1]) // STRIDE + 2, run.jobs, what, fewer)
     return grids
 

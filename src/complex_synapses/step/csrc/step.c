@@ -182,8 +182,9 @@ void cs_round_bf16_many(int count, const int64_t *numel, float **src, uint16_t *
 #define CS_MOMENT_PLACE (CS_MAX_LEVELS + 1)
 
 /* step.h once per element type: float32, float64, float32 with its hidden levels
- * stored in bfloat16 (CS_HALF), and with Adam's moments too (CS_HALF_MOMENTS). Each inclusion names its functions by NAME, which
- * step.h undoes at its end; the type's other macros are undone here. */
+ * stored in bfloat16 (CS_HALF), and with Adam's moments too (CS_HALF_MOMENTS). Each
+ * inclusion names its functions by NAME, which step.h undoes at its end; the type's
+ * other macros are undone here. */
 #if !defined(CS_ONLY) || CS_ONLY == 32
 #define REAL float
 #define SQRT sqrtf
@@ -232,50 +233,46 @@ struct cs_step16_args {
     float **p, **g;
     uint16_t **hidden;
     const float *coef, *hyper;
-    float **m, **v;
-    int exact, adam, maximize;
+    void **m, **v; /* float32, or bfloat16 where half_moments */
+    int exact, adam, maximize, half_moments;
     const int64_t *key, *step;
 };
 
+/* With half_moments (moments_dtype): Adam's moments m[t], v[t] are bfloat16 too, read and
+ * stored as the levels are, from the stream's places CS_MOMENT_PLACE and the next
+ * (state16.run_in_pieces rounds its float32 copies of them there: the same bits). */
 static void cs_step16_range(int t, int64_t start, int64_t end, const void *args) {
-    const struct cs_step16_args *a = args;
-    const int n = a->n;
-    uint32_t first[CS_MAX_LEVELS] = {0};
-    for (int k = 1; k < n; k++) first[k] = cs_stream_first(a->key[t], k);
-    cs_step_any_bf16(start, end, n, a->p[t], a->g[t], a->hidden + (int64_t)t * (n - 1), a->coef, a->hyper,
-                     a->adam ? a->m[t] : 0, a->adam ? a->v[t] : 0, a->exact, a->adam, a->maximize, first,
-                     (uint32_t)a->step[t]);
-}
-
-void cs_step_bf16_many(int count, const int64_t *numel, int n, float **p, float **g, uint16_t **hidden,
-                       const float *coef, const float *hyper, float **m, float **v, int exact, int adam,
-                       int maximize, const int64_t *key, const int64_t *step, int threads, int part,
-                       int parts) {
-    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
-    cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
-}
-
-/* The same with Adam's moments stored in bfloat16 too (moments_dtype): m[t] and v[t] are
- * tensor t's bfloat16 moments, read and stored as its levels are, from the stream's
- * places CS_MOMENT_PLACE and the next (state16.run_in_pieces rounds its float32 copies
- * of them there: the same bits). */
-static void cs_step16m_range(int t, int64_t start, int64_t end, const void *args) {
     const struct cs_step16_args *a = args;
     const int n = a->n;
     uint32_t first[CS_MOMENT_PLACE + 2] = {0};
     for (int k = 1; k < n; k++) first[k] = cs_stream_first(a->key[t], k);
-    for (int j = 0; j < 2; j++) first[CS_MOMENT_PLACE + j] = cs_stream_first(a->key[t], CS_MOMENT_PLACE + j);
-    cs_step_any_bf16m(start, end, n, a->p[t], a->g[t], a->hidden + (int64_t)t * (n - 1), a->coef, a->hyper,
-                      (uint16_t *)a->m[t], (uint16_t *)a->v[t], a->exact, 1, a->maximize, first,
-                      (uint32_t)a->step[t]);
+    uint16_t **levels = a->hidden + (int64_t)t * (n - 1);
+    const uint32_t mix = (uint32_t)a->step[t];
+    if (a->half_moments) {
+        for (int j = CS_MOMENT_PLACE; j < CS_MOMENT_PLACE + 2; j++) first[j] = cs_stream_first(a->key[t], j);
+        cs_step_any_bf16m(start, end, n, a->p[t], a->g[t], levels, a->coef, a->hyper, a->m[t], a->v[t],
+                          a->exact, 1, a->maximize, first, mix);
+    } else {
+        cs_step_any_bf16(start, end, n, a->p[t], a->g[t], levels, a->coef, a->hyper, a->adam ? a->m[t] : 0,
+                         a->adam ? a->v[t] : 0, a->exact, a->adam, a->maximize, first, mix);
+    }
 }
 
+void cs_step_bf16_many(int count, const int64_t *numel, int n, float **p, float **g, uint16_t **hidden,
+                       const float *coef, const float *hyper, void **m, void **v, int exact, int adam,
+                       int maximize, const int64_t *key, const int64_t *step, int threads, int part,
+                       int parts) {
+    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, 0, key, step};
+    cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
+}
+
+/* The same with Adam's moments stored in bfloat16 too (``adam`` is 1: the moments are
+ * Adam's). */
 void cs_step_bf16m_many(int count, const int64_t *numel, int n, float **p, float **g, uint16_t **hidden,
-                        const float *coef, const float *hyper, float **m, float **v, int exact, int adam,
+                        const float *coef, const float *hyper, void **m, void **v, int exact, int adam,
                         int maximize, const int64_t *key, const int64_t *step, int threads, int part,
                         int parts) {
-    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
-    (void)adam; /* moments are Adam's: always 1 */
-    cs_run(count, numel, threads, part, parts, cs_step16m_range, &a);
+    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, 1, key, step};
+    cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
 }
 #endif

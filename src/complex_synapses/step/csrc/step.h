@@ -25,7 +25,8 @@
 #ifdef CS_HALF_MOMENTS
 #define CS_MOMENT uint16_t
 #define CS_MLOAD(x, e) cs_from_bf16((x)[e])
-#define CS_MSTORE(x, e, j, val) ((x)[e] = cs_to_bf16((val), first[CS_MOMENT_PLACE + (j)], (uint32_t)(e), mix))
+#define CS_MSTORE(x, e, j, val)                                                                    \
+    ((x)[e] = cs_to_bf16((val), first[CS_MOMENT_PLACE + (j)], (uint32_t)(e), mix))
 #else
 #define CS_MOMENT REAL
 #define CS_MLOAD(x, e) ((x)[e])
@@ -145,8 +146,8 @@ static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, co
 
 static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict p,
                                const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
-                               const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v, int exact,
-                               int adam, int maximize, const uint32_t *first, const uint32_t mix) {
+                               const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v,
+                               int exact, int adam, int maximize, const uint32_t *first, const uint32_t mix) {
     REAL u[CS_MAX_LEVELS + 1][CS_ROW]; /* u[n] stays 0: u_{n+1} */
     REAL w[CS_BLOCK];
 #ifdef CS_HALF
@@ -162,7 +163,10 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
         const int len = (int)(end - b < CS_BLOCK ? end - b : CS_BLOCK);
         NAME(load)(u, n, p, hidden, b, len);
         NAME(prefetch)(g + b + CS_BLOCK);
-        if (adam) NAME(prefetch)((const REAL *)(m + b + CS_BLOCK)), NAME(prefetch)((const REAL *)(v + b + CS_BLOCK));
+        if (adam) { /* m and v may be 16-bit: the prefetch takes a REAL pointer, harmlessly */
+            NAME(prefetch)((const REAL *)(m + b + CS_BLOCK));
+            NAME(prefetch)((const REAL *)(v + b + CS_BLOCK));
+        }
         if (exact) { /* u <- P u: u_1 into w, the others straight to memory */
             out[0] = w;
             for (int k = 1; k < n; k++) out[k] = CS_NEW(k, b);
@@ -225,7 +229,8 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
 static inline __attribute__((always_inline)) void NAME(step_n)(
     int64_t start, int64_t end, const int n, REAL *restrict p, const REAL *restrict g,
     CS_LEVEL **hidden, const REAL *coef, const REAL *hyper, CS_MOMENT *restrict m,
-    CS_MOMENT *restrict v, const int exact, const int adam, const int maximize, const uint32_t *first, const uint32_t mix) {
+    CS_MOMENT *restrict v, const int exact, const int adam, const int maximize, const uint32_t *first,
+    const uint32_t mix) {
     REAL P[CS_UNROLLED * CS_UNROLLED], a[CS_UNROLLED], bb[CS_UNROLLED];
     CS_LEVEL *h[CS_UNROLLED];
     (void)first, (void)mix;
@@ -287,8 +292,9 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
  * the exact integrator): 1 where it stepped, 0 where n has none. */
 static inline int NAME(step_unrolled)(int64_t start, int64_t end, int n, REAL *restrict p,
                                       const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
-                                      const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v, int exact,
-                                      int adam, int maximize, const uint32_t *first, uint32_t mix) {
+                                      const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v,
+                                      int exact, int adam, int maximize, const uint32_t *first,
+                                      uint32_t mix) {
 #define CS_CALL(N, E, A)                                                                           \
     NAME(step_n)(start, end, N, p, g, hidden, coef, hyper, m, v, E, A, maximize, first, mix)
 #define CS_CASE(N)                                                                                 \
@@ -318,8 +324,8 @@ static inline int NAME(step_unrolled)(int64_t start, int64_t end, int n, REAL *r
  * blocked step. */
 static inline void NAME(step_any)(int64_t start, int64_t end, int n, REAL *restrict p,
                                   const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
-                                  const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v, int exact,
-                                  int adam, int maximize, const uint32_t *first, uint32_t mix) {
+                                  const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v,
+                                  int exact, int adam, int maximize, const uint32_t *first, uint32_t mix) {
     if (!NAME(step_unrolled)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, first,
                              mix))
         NAME(step_blocked)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, first, mix);
