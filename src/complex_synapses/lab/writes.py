@@ -40,6 +40,10 @@ __all__ = ["WRITES", "NO_LEAK", "Curves", "slowest_mode", "burn_in", "signal_cur
 WRITES = ("random", "perceptron")
 NO_LEAK = 1e12  # a one-level chain's leak timescale: none worth the name
 BURN_IN_MODES = 3  # burn-in, in slowest modes of the setting
+# Above 2^53 values on [-1, 1] the grid's spacing is below float64's resolution at 1: such a
+# level is a continuous float64 one (and torch.randint cannot draw an index beyond 2^63:
+# simple-bits of a 16-level chain has 16^16 values).
+FINEST_GRID = 2**53
 
 
 @dataclass
@@ -106,15 +110,16 @@ def _optimizer(chains, writes, levels, synapses, dtype, seed, ranged=False) -> t
 
 
 def _equilibrium_start(ws, opt, levels, gen, ranges=None) -> None:
-    """Every level uniform over its values (over [-1, 1] for continuous levels; over its
-    own range where each chain's ``ranges`` are given)."""
+    """Every level uniform over its values (over [-1, 1] for continuous levels, and for
+    grids finer than float64 resolves, :data:`FINEST_GRID`; over its own range where each
+    chain's ``ranges`` are given)."""
     for w in ws:
         w.grad = torch.zeros_like(w)
     opt.step()  # makes the state
     for i, w in enumerate(ws):
         for j, u in enumerate([w.data, *opt.state[w]["hidden"]]):
             B = 1.0 if ranges is None else ranges[i][j]
-            if levels is None:
+            if levels is None or levels > FINEST_GRID:
                 u.copy_((torch.rand(u.shape, generator=gen, dtype=u.dtype) * 2 - 1) * B)
             else:
                 k = torch.randint(0, levels, u.shape, generator=gen).to(u.dtype)
