@@ -109,6 +109,7 @@ BAD_SETTINGS = [
     (dict(bound="1"), TypeError, "bound must be a finite number > 0 or None, got '1'"),
     (dict(bound=1.0, grid_values=1), ValueError, "grid_values must be an integer >= 2 or None, got 1"),
     (dict(bound=1.0, grid_values=2.0), TypeError, "grid_values must be an integer >= 2 or None, got 2.0"),
+    (dict(bound=1.0, grid_values=2**53 + 1), ValueError, "grid_values must be at most 2^53"),
     (dict(grid_values=4), ValueError, "grid_values needs a bound"),
     (dict(bound=1.0, levels=4), TypeError, "levels"),  # the grid is grid_values; levels are u_1..u_n
     (dict(seed=-1), ValueError, "seed must be an integer in 0..2^32-1, got -1"),

@@ -108,6 +108,9 @@ def _check_arguments(n_beakers: object, alpha: object, beta: object) -> None:
 TIME_UNITS = ("iteration", "lr")  # what alpha and beta count: steps, or the base's step size
 INTEGRATORS = ("exact", "euler")  # the exact propagator P(dt), or the original's forward Euler
 INITS = ("same", "zero")  # hidden levels start as copies of the weight, or at 0
+# The most values a grid may have: beyond 2^53 values on [-B, B] the spacing is below
+# float64's resolution at B, and the C step's int64 index of a value overflows at 2^63.
+MAX_GRID_VALUES = 2**53
 
 
 def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") -> None:
@@ -124,6 +127,11 @@ def check_bound(bound: Any, grid_values: Any, grid_name: str = "grid_values") ->
             raise TypeError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
         if grid_values < 2:
             raise ValueError(f"{grid_name} must be an integer >= 2 or None, got {grid_values!r}")
+        if grid_values > MAX_GRID_VALUES:
+            raise ValueError(
+                f"{grid_name} must be at most 2^53 (a finer grid is below float64's resolution: "
+                f"leave it None for continuous levels), got {grid_values!r}"
+            )
         if bound is None:
             raise ValueError(f"{grid_name} needs a bound: the values are evenly spaced in [-bound, bound]")
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_path
-from .writes import Curves, burn_in, signal_curves
+from .writes import Curves, burn_in, grid_of, signal_curves
 
 __all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs", "cached", "keep"]
 
@@ -178,6 +178,8 @@ def _key(batch: Batch) -> str:
     """The batch's name in a cache: a hash of every field and of what computes it."""
     fields = json.dumps(dataclasses.asdict(batch), sort_keys=True, default=float)
     made = f"{CACHE_VERSION} torch {torch.__version__} {fields}"
+    if batch.levels is not None and grid_of(batch.levels) is None:
+        made += " continuous"  # such batches ran on a grid past float64's resolution before: garbage
     return hashlib.sha256(made.encode()).hexdigest()[:24]
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..chain import generator, level_energies
+from ..chain import MAX_GRID_VALUES, generator, level_energies
 from ..optimizer import ComplexSynapse
 
 __all__ = ["WRITES", "NO_LEAK", "Curves", "slowest_mode", "burn_in", "signal_curves", "level_ranges"]
@@ -40,10 +40,6 @@ __all__ = ["WRITES", "NO_LEAK", "Curves", "slowest_mode", "burn_in", "signal_cur
 WRITES = ("random", "perceptron")
 NO_LEAK = 1e12  # a one-level chain's leak timescale: none worth the name
 BURN_IN_MODES = 3  # burn-in, in slowest modes of the setting
-# Above 2^53 values on [-1, 1] the grid's spacing is below float64's resolution at 1: such a
-# level is a continuous float64 one (and torch.randint cannot draw an index beyond 2^63:
-# simple-bits of a 16-level chain has 16^16 values).
-FINEST_GRID = 2**53
 
 
 @dataclass
@@ -87,6 +83,13 @@ def level_ranges(chain: tuple[int, float, float]) -> tuple[float, ...]:
     return tuple(float(x) for x in np.sqrt(energies / energies[0]))
 
 
+def grid_of(levels: int | None) -> int | None:
+    """The optimizer's ``grid_values`` for a level on ``levels`` values: None (continuous)
+    where the grid is finer than float64 resolves (:data:`complex_synapses.chain.MAX_GRID_VALUES`;
+    simple-bits of a 16-level chain on 16 values has 16^16)."""
+    return None if levels is None or levels > MAX_GRID_VALUES else levels
+
+
 def _optimizer(chains, writes, levels, synapses, dtype, seed, ranged=False) -> tuple[list, ComplexSynapse]:
     ws = [torch.nn.Parameter(torch.zeros(len(writes), synapses, dtype=dtype)) for _ in chains]
     groups = [{"params": [w], "n_beakers": n, "alpha": a, "beta": b} for w, (n, a, b) in zip(ws, chains)]
@@ -101,7 +104,7 @@ def _optimizer(chains, writes, levels, synapses, dtype, seed, ranged=False) -> t
         alpha=1.0,
         beta=NO_LEAK,
         bound=1.0,
-        grid_values=levels,
+        grid_values=grid_of(levels),
         init="zero",
         seed=seed,
         kernel="auto",
@@ -110,16 +113,15 @@ def _optimizer(chains, writes, levels, synapses, dtype, seed, ranged=False) -> t
 
 
 def _equilibrium_start(ws, opt, levels, gen, ranges=None) -> None:
-    """Every level uniform over its values (over [-1, 1] for continuous levels, and for
-    grids finer than float64 resolves, :data:`FINEST_GRID`; over its own range where each
-    chain's ``ranges`` are given)."""
+    """Every level uniform over its values (over [-1, 1] for continuous levels, :func:`grid_of`; over its
+    own range where each chain's ``ranges`` are given)."""
     for w in ws:
         w.grad = torch.zeros_like(w)
     opt.step()  # makes the state
     for i, w in enumerate(ws):
         for j, u in enumerate([w.data, *opt.state[w]["hidden"]]):
             B = 1.0 if ranges is None else ranges[i][j]
-            if levels is None or levels > FINEST_GRID:
+            if grid_of(levels) is None:
                 u.copy_((torch.rand(u.shape, generator=gen, dtype=u.dtype) * 2 - 1) * B)
             else:
                 k = torch.randint(0, levels, u.shape, generator=gen).to(u.dtype)
