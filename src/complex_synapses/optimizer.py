@@ -111,8 +111,7 @@ class ComplexSynapse(Optimizer):
             gives each level a range of its own, the weight's first (one per level).
         grid_values: with ``bound``, keep every level on this many evenly spaced values
             of [-bound, bound] (both ends included), rounded stochastically without
-            bias (see :mod:`complex_synapses.step.bounds`); 2 to 2**53 (a finer grid is
-            below float64's resolution: leave it None for continuous levels).
+            bias (see :mod:`complex_synapses.step.bounds`); 2 to 2**53 values.
         seed: seeds the rounding streams onto the grid and of 16-bit levels (0..2**32-1).
         state_dtype: the hidden levels' dtype: torch.float32 (default), or torch.bfloat16
             for half their bytes, each stored value rounded stochastically without bias
