@@ -297,3 +297,24 @@ def test_capacity_refuses_work_that_cannot_fit_before_starting(tmp_path, capsys)
     assert code == 2 and len(err) == 1
     assert "--synapses 1600000000 needs about" in err[0] and "GB" in err[0]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "counts, labelled", [([1000, 1778, 3162, 5623, 10000], True), ([100, 1000, 10000], False)]
+)
+def test_the_local_slopes_axis_is_labelled_where_no_decade_falls_between_its_points(
+    monkeypatch, tmp_path, counts, labelled
+):
+    """Over a decade of N the midpoints hold no power of ten, so the slopes' axis labels
+    its minor ticks (else it has no number at all); over more, the decades' labels do."""
+    import complex_synapses.lab.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, pdf=False: figures.append(fig) or [])
+    life = [10.0 * n**0.5 for n in counts]
+    model = {"N": counts, "lifetime": life, "exponent": 0.5, "local_slopes": [0.5] * (len(counts) - 1)}
+    plots.plot_capacity({"models": {"simple": model}, "levels": 16}, tmp_path / "c")
+    slopes = figures[0].axes[1]
+    figures[0].canvas.draw()
+    minor = [t.get_text() for t in slopes.xaxis.get_minorticklabels() if t.get_text()]
+    assert bool(minor) == labelled

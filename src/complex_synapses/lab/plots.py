@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -179,7 +180,10 @@ def plot_capacity(result: dict, path: Path, pdf: bool = False) -> list[Path]:
     ax.set_title(f"{result.get('writes', 'random')} writes, m = {result.get('levels')}", fontsize=9)
     ax.legend(fontsize=7)
     slopes.set_xscale("log")
-    slopes.xaxis.set_minor_formatter(plt.NullFormatter())  # the minor ticks' labels overlap
+    mids = [math.sqrt(a * b) for m in result["models"].values() for a, b in zip(m["N"], m["N"][1:])]
+    if mids and math.floor(math.log10(max(mids))) > math.floor(math.log10(min(mids))):
+        # a power of ten among the midpoints labels the axis; a minor tick's label would overlap
+        slopes.xaxis.set_minor_formatter(plt.NullFormatter())
     slopes.set_xlabel("synapses N (between neighbouring N)")
     slopes.set_ylabel("local slope of log lifetime")
     fig.tight_layout()
