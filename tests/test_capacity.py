@@ -132,6 +132,10 @@ def test_vectorised_crossings_agree_with_the_scalar_one():
             "complex-unbounded is a closed",
         ),
         (["--max-burn-in", "-1"], "--max-burn-in must be >= 0"),
+        (
+            ["--grid-values", str(2**53 + 1)],
+            "--grid-values must be an integer from 2 to 2^53, got 9007199254740993",
+        ),
         (["--models", "simple-m", "--chain-lengths", "12"], "are for complex, complex-ranged and"),
         (["--models", "complex", "--chain-lengths", "1"], "lengths: integers 2..32"),
         (

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from ..chain import MAX_GRID_VALUES
 from .selection import SELECTIONS
 from .writes import WRITES
 
@@ -50,8 +51,8 @@ def check_study(
     unknown = [m for m in models if m not in known]
     if unknown or not models:
         raise ValueError(f"--models must name some of {', '.join(known)}, got {', '.join(unknown) or 'none'}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 2:
-        raise ValueError(f"--grid-values must be an integer >= 2, got {levels!r}")
+    if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= MAX_GRID_VALUES:
+        raise ValueError(f"--grid-values must be an integer from 2 to 2^53, got {levels!r}")
     if len(ns) < 3 or np.any(np.asarray(ns) < 1):
         got = ",".join(f"{float(n):g}" for n in np.asarray(ns).ravel())
         raise ValueError(f"--synapse-counts needs at least 3 values >= 1, got {got or 'none'}")
