@@ -11,6 +11,7 @@ from complex_synapses.chain import generator
 from complex_synapses.cli import main
 from complex_synapses.lab.capacity_study import capacity_study, default_grids
 from complex_synapses.lab.fits import crossing, crossings
+from complex_synapses.lab.markov import one_level_signal
 from complex_synapses.lab.writes import _write, burn_in, signal_curves, slowest_mode
 
 SMALL = dict(synapses=256, steps=400, groups=8, progress=False)
@@ -303,39 +304,6 @@ def test_the_result_does_not_depend_on_the_number_of_workers():
         capacity_study(["simple-m"], ns, jobs=0, **kw)
 
 
-def _exact_one_level(m: int, write: float, ages: np.ndarray) -> tuple[np.ndarray, float]:
-    """The m-value simple synapse's signal curve and power, exactly: a Markov chain on
-    the values v_i = -1 + 2i/(m-1). A write of direction d moves v to y = clip(v + d w, -1, 1),
-    rounded up to the next value with probability (y - lower)/spacing (unbiased), giving
-    T_d; T = (T_+ + T_-)/2 and pi its stationary law. A memory written at age 0 (the
-    write included) has s(a) = E[d_0 w_a] = v . (pi T_+ - pi T_-) T^a / 2, and the power is
-    E[w^2] = pi . v^2."""
-    v = np.linspace(-1.0, 1.0, m)
-    h = 2.0 / (m - 1)
-    moves = []
-    for d in (1.0, -1.0):
-        t = np.zeros((m, m))
-        for i, x in enumerate(v):
-            y = min(max(x + d * write, -1.0), 1.0)
-            lo = min(int(np.floor((y + 1.0) / h + 1e-9)), m - 1)
-            up = (y - v[lo]) / h if lo < m - 1 else 0.0
-            t[i, lo] += 1.0 - up
-            if up > 0:
-                t[i, lo + 1] += up
-        moves.append(t)
-    step = 0.5 * (moves[0] + moves[1])
-    values, vectors = np.linalg.eig(step.T)
-    pi = np.real(vectors[:, np.argmin(np.abs(values - 1.0))])
-    pi /= pi.sum()
-    diff, out, age = 0.5 * (pi @ moves[0] - pi @ moves[1]), np.zeros(len(ages)), 0
-    for k, a in enumerate(ages):
-        for _ in range(int(a) - age):
-            diff = diff @ step
-        age = int(a)
-        out[k] = diff @ v
-    return out, float(pi @ v**2)
-
-
 def test_the_sixteen_value_synapses_monte_carlo_signal_is_the_exact_markov_chains():
     """The real optimizer's 16-value synapse (one level, clipped and rounded without bias)
     against its exact Markov chain, for writes of half a spacing and one and a half: at
@@ -347,7 +315,7 @@ def test_the_sixteen_value_synapses_monte_carlo_signal_is_the_exact_markov_chain
     ages = np.array([0, 1, 2, 5, 10, 20, 40, 80])
     c = signal_curves([(1, 1.0, 1e12)], writes, m, ages, 2048, 3000, 16, seed=5, stride=2)
     for k, write in enumerate(writes):
-        exact, power = _exact_one_level(m, write, ages)
+        exact, power = one_level_signal(m, write, ages)
         groups = c.signal[:, 0, k, :]  # (groups, ages)
         mean, se = groups.mean(0), groups.std(0, ddof=1) / np.sqrt(len(groups))
         assert np.all(np.abs(mean - exact) < 4 * se + 1e-4), (write, mean, exact, se)

@@ -3,7 +3,8 @@ processes.
 
 A batch is a set of chains (n, alpha, beta) of one grid, each with every write strength
 of the grid, simulated together by :func:`.writes.signal_curves` (one optimizer, the same
-patterns: common random numbers) after the burn-in its slowest setting needs. Chains are
+patterns: common random numbers; or by :func:`.coupled.coupled_curves`, the chains one
+after another on the same patterns) after the burn-in its slowest setting needs. Chains are
 batched by that burn-in, rounded up to a power of two (:func:`batch_chains`), so that a setting
 that settles in a thousand steps is not stepped for the hundred thousand a slow chain
 needs: every setting gets at least its own burn-in and at most twice it. A batch's seed
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_path
+from .coupled import coupled_curves
 from .writes import Curves, burn_in, grid_of, signal_curves
 
 __all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs", "cached", "keep"]
@@ -60,6 +62,7 @@ class Batch:
     stride: int
     dtype: str
     ranged: bool = False
+    estimator: str = "plain"  # or "coupled" (:mod:`.coupled`; random writes)
 
     @property
     def length(self) -> int:
@@ -68,7 +71,20 @@ class Batch:
 
 
 def batch_chains(
-    chains, writes, levels, ages, synapses, steps, groups, seed, cap, kind, stride, dtype, ranged=False
+    chains,
+    writes,
+    levels,
+    ages,
+    synapses,
+    steps,
+    groups,
+    seed,
+    cap,
+    kind,
+    stride,
+    dtype,
+    ranged=False,
+    estimator="plain",
 ) -> list[Batch]:
     """The batches of a grid's ``chains``: those whose burn-in (:func:`.writes.burn_in`,
     at most ``cap``) rounds up to the same power of two run together, with their
@@ -95,6 +111,7 @@ def batch_chains(
                 stride,
                 dtype,
                 ranged,
+                estimator,
             )
         )
     return out
@@ -104,6 +121,22 @@ def simulate(batch: Batch, threads: int | None = None, tick: Callable[[int], Non
     """One batch's signal curves (``threads``: torch's threads in this process, if given)."""
     if threads is not None:
         torch.set_num_threads(threads)
+    if batch.estimator == "coupled":
+        return coupled_curves(
+            list(batch.chains),
+            batch.writes,
+            batch.levels,
+            np.asarray(batch.ages),
+            batch.synapses,
+            batch.steps,
+            batch.groups,
+            batch.seed,
+            tick,
+            batch.burn,
+            batch.stride,
+            getattr(torch, batch.dtype),
+            batch.ranged,
+        )
     return signal_curves(
         list(batch.chains),
         batch.writes,
@@ -176,7 +209,10 @@ def run_batches(
 
 def _key(batch: Batch) -> str:
     """The batch's name in a cache: a hash of every field and of what computes it."""
-    fields = json.dumps(dataclasses.asdict(batch), sort_keys=True, default=float)
+    fields = dataclasses.asdict(batch)
+    if fields["estimator"] == "plain":
+        del fields["estimator"]  # the names of batches kept before there was a choice
+    fields = json.dumps(fields, sort_keys=True, default=float)
     made = f"{CACHE_VERSION} torch {torch.__version__} {fields}"
     if batch.levels is not None and grid_of(batch.levels) is None:
         made += " continuous"  # such batches ran on a grid past float64's resolution before: garbage

@@ -11,22 +11,37 @@ from ..chain import MAX_GRID_VALUES
 from .selection import SELECTIONS
 from .writes import WRITES
 
-__all__ = ["check_study", "check_memory", "check_search"]
+__all__ = ["check_study", "check_memory", "check_search", "check_estimator", "copy_bytes"]
+
+
+def copy_bytes(grids: list, kept: int) -> int:
+    """Bytes per synapse of the coupled estimator's copies (:mod:`.coupled`) at most: for
+    each write, ``kept`` memories' copies alive at once (continuous levels never drop
+    theirs before the oldest age), each with the longest chain's levels (8 bytes each)
+    and its column, birth and sign (24 bytes); one chain at a time."""
+    return max(len(g.writes) * kept * (8 * max(c[0] for c in g.chains) + 24) for g in grids) if grids else 0
 
 
 def check_memory(
-    grids: list, synapses: int, kept: int, jobs: int = 1, what: str | None = None, fewer: str = "--synapses"
+    grids: list,
+    synapses: int,
+    kept: int,
+    jobs: int = 1,
+    what: str | None = None,
+    fewer: str = "--synapses",
+    copies: int = 0,
 ) -> None:
     """Refuse, before any work, a setting whose tensors would not fit in half of this
-    machine's memory: per synapse, the probes kept (1 byte each), and for each chain of
-    a grid and each write its levels, gradient and rounding (8 bytes each, float64 at
-    most): the largest grid taken as one batch (its batches are no larger), in each of
+    machine's memory: per synapse, the probes kept (1 byte each), the coupled
+    estimator's ``copies`` (bytes, :func:`copy_bytes`), and for each chain of a grid
+    and each write its levels, gradient and rounding (8 bytes each, float64 at most):
+    the largest grid taken as one batch (its batches are no larger), in each of
     ``jobs`` workers at once. ``what`` names the synapses in the message (default
     ``--synapses N``), ``fewer`` the options that make them fewer."""
     if not grids:
         return
     batch = max(len(g.writes) * sum(c[0] + 3 for c in g.chains) for g in grids)
-    need = synapses * (kept + 8 * batch) * jobs
+    need = synapses * (kept + copies + 8 * batch) * jobs
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     if need > total / 2:
         raise ValueError(
@@ -84,4 +99,17 @@ def check_search(jobs, grid, grids, selection, stages, groups) -> None:
     if groups is not None and (stages.coarse_synapses < groups or stages.coarse_synapses % groups):
         raise ValueError(
             f"--coarse-synapses must be a multiple of --groups, got {stages.coarse_synapses} and {groups}"
+        )
+
+
+def check_estimator(estimator: str, estimators: tuple[str, ...], writes: str) -> None:
+    """Refuse an unknown estimator, or the coupled one with perceptron writes (a
+    perceptron's write depends on all its synapses: a copy of one would need copies of
+    all)."""
+    if estimator not in estimators:
+        raise ValueError(f"--estimator must be one of {', '.join(estimators)}, got {estimator!r}")
+    if estimator == "coupled" and writes != "random":
+        raise ValueError(
+            "--estimator coupled is for random writes (a perceptron's write depends on all its synapses); "
+            f"got --writes {writes}"
         )

@@ -47,10 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .capacity_checks import check_memory, check_search, check_study
+from .capacity_checks import check_estimator, check_memory, check_search, check_study, copy_bytes
 from .cost import Estimate
 from .cost import estimate as estimate_time
-from .estimate import STRIDE, Grid, Run, Stages, monte_carlo, simulations
+from .estimate import ESTIMATORS, Grid, Run, Stages, monte_carlo, simulations
 from .estimate import plans as plans_of
 from .fits import fit_exponent, local_slopes
 from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
@@ -166,6 +166,7 @@ def capacity_study(
     announce: Callable[[Estimate], None] | None = None,
     cache: Path | None = None,
     reuse: bool = True,
+    estimator: str = "plain",
 ) -> dict:
     """Lifetime against N for each of ``models`` (see :data:`MODELS`), each N at its
     best setting, with fitted exponents and their bootstrap intervals; ``{"models":
@@ -180,11 +181,11 @@ def capacity_study(
     ``stages``: the two-stage selection's settings (defaults where None); ``announce``
     is given the study's :class:`.cost.Estimate` before any work (a short batch timed);
     ``cache``: a folder where each batch's curves are kept and from which a study run
-    again takes them (``reuse`` False: run anew)."""
-    from tqdm import tqdm
-
+    again takes them (``reuse`` False: run anew); ``estimator``: the Monte Carlo's signal
+    from the population alone ("plain", :mod:`.writes`) or from coupled copies
+    ("coupled", :mod:`.coupled`: the same curves with far less variance at old ages;
+    random writes)."""
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
-    stages = Stages() if stages is None else stages
     check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
     run = Run(
@@ -197,14 +198,13 @@ def capacity_study(
         max_burn_in,
         selection=selection,
         jobs=jobs,
-        stages=stages,
+        stages=Stages() if stages is None else stages,
         cache=cache,
         reuse=reuse,
+        estimator=estimator,
     )
     grids = _searched(models, ns, levels, grid, chains, run)
-    with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
-        run.tick = bar.update
-        return _study(models, ns, grids, run, levels, max_age, grid, announce)
+    return _study(models, ns, grids, run, levels, max_age, grid, announce, progress)
 
 
 def _searched(
@@ -214,6 +214,7 @@ def _searched(
     are checked (before any work: one clear line where one is wrong)."""
     writes = run.writes
     check_search(run.jobs, grid, GRIDS, run.selection, run.stages, run.groups if writes == "random" else None)
+    check_estimator(run.estimator, ESTIMATORS, writes)
     grids = _grids(levels, writes, grid, chains)
     simulated = [grids[m] for m in models if m in grids]
     passes = [(simulated, run, "", "--synapses")]  # (grids, run, the pass's name, its option)
@@ -229,7 +230,8 @@ def _searched(
         if writes == "perceptron":
             what = f"{stage}{on.groups} perceptrons of N = {int(max(ns))} ({per} synapses a setting)"
             fewer = "--groups, smaller --synapse-counts"
-        check_memory(checked, per, int(run.ages[-1]) // STRIDE + 2, run.jobs, what, fewer)
+        copies = copy_bytes(checked, int(run.ages[-1]) // run.stride + 2) if run.estimator == "coupled" else 0
+        check_memory(checked, per, int(run.ages[-1]) // run.stride + 2, run.jobs, what, fewer, copies)
     return grids
 
 
@@ -242,9 +244,13 @@ def _study(
     max_age: int,
     grid: str,
     announce: Callable[[Estimate], None] | None,
+    progress: bool = True,
 ) -> dict:
     """:func:`capacity_study` once its input is checked: each model in turn (the chain
-    first, whose best lengths ``simple-bits`` takes), with what the run held fixed."""
+    first, whose best lengths ``simple-bits`` takes) under a progress bar (``progress``),
+    with what the run held fixed."""
+    from tqdm import tqdm
+
     order = sorted(models, key=lambda m: m != "complex")
     out: dict = {
         "models": {},
@@ -256,13 +262,16 @@ def _study(
         "writes": run.writes,
         "max_age": max_age,
         "grid": grid,
+        "estimator": run.estimator,
     }
     if announce is not None:
         announce(_estimate(grids, [m for m in order if m in grids], ns, run, levels))
-    for name in order:
-        best = out["models"].get("complex", {}).get("best")
-        values = _values(name, grids, ns, best, levels) if name in grids else []
-        out["models"][name] = _model(name, grids, ns, run, values)
+    with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
+        run.tick = bar.update
+        for name in order:
+            best = out["models"].get("complex", {}).get("best")
+            values = _values(name, grids, ns, best, levels) if name in grids else []
+            out["models"][name] = _model(name, grids, ns, run, values)
     out["models"] = {m: out["models"][m] for m in models}
     return out
 

@@ -19,9 +19,13 @@ from .selection import THRESHOLDS, initial_snr, resample
 from .selection import best as choose_best
 
 __all__ = ["Grid", "Stages", "Run", "Part", "plans", "simulations", "simulate_part", "evaluate"]
-__all__ += ["monte_carlo", "edges"]
+__all__ += ["monte_carlo", "edges", "ESTIMATORS"]
 
 STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error set by the groups
+# The coupled estimator's: its copies cost work, and the differences of memories written a
+# few steps apart on one synapse are correlated, so following more of them gains little.
+COUPLED_STRIDE = 16
+ESTIMATORS = ("plain", "coupled")
 FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
 
 
@@ -67,6 +71,14 @@ class Run:
     stages: Stages = field(default_factory=lambda: Stages())
     cache: Path | None = None  # where each batch's curves are kept (:func:`.batches.run_batches`)
     reuse: bool = True  # whether kept curves are taken instead of running a batch again
+    estimator: str = (
+        "plain"  # the signal's estimator: "plain" (:mod:`.writes`) or "coupled" (:mod:`.coupled`)
+    )
+
+    @property
+    def stride(self) -> int:
+        """One memory in this many followed (:data:`STRIDE`, :data:`COUPLED_STRIDE`)."""
+        return COUPLED_STRIDE if self.estimator == "coupled" else STRIDE
 
     def synapses_per_setting(self, ns: np.ndarray) -> int:
         """Synapses a setting simulates: ``synapses`` with random writes; with perceptron
@@ -105,9 +117,10 @@ def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed:
         seed,
         run.max_burn_in,
         run.writes,
-        STRIDE,
+        run.stride,
         dtype,
         grid.ranged,
+        run.estimator,
     )
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "bound_multi_",
     "uniform_",
     "random_bits",
+    "bits_at",
+    "to_uniform",
     "round_bfloat16_",
     "compiled",
     "compute_dtype",
@@ -216,15 +218,27 @@ def random_bits(
     function of the parameter's ``key``, its ``step`` counter and the level: a
     counter-based stream, so a resumed run that restores ``key`` and ``step`` continues
     it exactly."""
-    idx = torch.arange(offset, offset + n, device=device, dtype=torch.int64)
+    return bits_at(torch.arange(offset, offset + n, device=device, dtype=torch.int64), key, step, level)
+
+
+def bits_at(idx: Tensor, key: Tensor | int, step: Tensor | int, level: int | Tensor) -> Tensor:
+    """The stream's 32-bit integers (int64) at element indices ``idx`` (int64, any
+    order, repeats allowed) of ``level`` (an int64 tensor broadcast against ``idx``
+    draws several levels at once): :func:`random_bits` is this at consecutive indices,
+    so a caller that follows chosen elements (the model lab's coupled copies) draws
+    exactly the numbers the optimizer draws for them."""
     h = _hash32((idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32)
     return _hash32(h ^ (step & _MASK32))
 
 
+def to_uniform(bits: Tensor) -> Tensor:
+    """Uniform numbers in [0, 1) (float32) from 32-bit integers: their top 24 bits."""
+    return (bits >> 8).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32, < 1
+
+
 def uniform_(n: int, key: Tensor, step: Tensor, level: int, device: torch.device) -> Tensor:
     """``n`` uniform numbers in [0, 1) from :func:`random_bits`."""
-    h = random_bits(n, key, step, level, device)
-    return (h >> 8).to(torch.float32) * (1.0 / (1 << 24))  # 24 bits: exact in float32, < 1
+    return to_uniform(random_bits(n, key, step, level, device))
 
 
 def round_bfloat16_(dst: Tensor, src: Tensor, key: Tensor, step: Tensor, level: int, offset: int = 0) -> None:

@@ -19,7 +19,7 @@ PRESETS = {
         "widen": 2,
     }
 }
-PLAIN = {"steps": 2000, "groups": 16, "selection": "in-sample", "grid": "stated"}
+PLAIN = {"steps": 2000, "groups": 16, "selection": "in-sample", "grid": "stated", "estimator": "plain"}
 
 
 def _preset_text(name: str) -> str:
@@ -129,6 +129,16 @@ def _add_estimate_options(k) -> None:
         "(default stated)",
     )
     _add_two_stage_options(k)
+    k.add_argument(
+        "--estimator",
+        choices=("plain", "coupled"),
+        default=None,
+        help="how a setting's signal curve is estimated: plain: the overlap of each followed memory with "
+        "the synapses; coupled: each followed memory's copy of every synapse written the other way, "
+        "sharing every later pattern and rounding number, followed until the two agree again (the same "
+        "mean, tens to hundreds of times less variance at the ages where large N read their lifetimes; "
+        "one memory in 16 followed; random writes only; default plain)",
+    )
     k.add_argument(
         "--fresh",
         action="store_true",
