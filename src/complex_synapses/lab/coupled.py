@@ -81,7 +81,7 @@ def settle_(x: Tensor, dyn: Dynamics, uniforms: Tensor | None) -> Tensor:
     r"""Levels ``x`` (n, k), in place, clipped to their ranges and, on a grid, rounded
     without bias: with spacing :math:`\Delta`, :math:`-B + (f + r)\Delta` becomes
     :math:`-B + (f+1)\Delta` where the column's uniform number (``uniforms`` (n, k),
-    float32) is below r. The optimizer's operations in its order (kernels.bound_)."""
+    float32) is below r. The optimizer's operations in its order (``kernels.bound_``)."""
     B = dyn.bound
     torch.clamp(x, -B, B, out=x)
     if dyn.spacing is None:
