@@ -163,5 +163,5 @@ def test_bad_estimator_options_are_refused(tmp_path, capsys, argv, words):
 def test_an_unknown_estimator_is_refused_by_the_library():
     from complex_synapses.lab.capacity_study import capacity_study
 
-    with pytest.raises(ValueError, match="--estimator must be one of plain, coupled, got 'twin'"):
+    with pytest.raises(ValueError, match="--estimator must be one of plain, coupled, auto, got .twin."):
         capacity_study(["simple-m"], np.array([10.0, 30.0, 100.0]), synapses=64, steps=8, estimator="twin")

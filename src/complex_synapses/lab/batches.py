@@ -31,6 +31,7 @@ import torch
 
 from ..files import atomic_path
 from .coupled import coupled_curves
+from .markov import exact_curves
 from .writes import Curves, burn_in, grid_of, signal_curves
 
 __all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs", "cached", "keep"]
@@ -62,7 +63,7 @@ class Batch:
     stride: int
     dtype: str
     ranged: bool = False
-    estimator: str = "plain"  # or "coupled" (:mod:`.coupled`; random writes)
+    estimator: str = "plain"  # or "coupled" (:mod:`.coupled`; random writes), "exact" (:mod:`.markov`)
 
     @property
     def length(self) -> int:
@@ -121,6 +122,8 @@ def simulate(batch: Batch, threads: int | None = None, tick: Callable[[int], Non
     """One batch's signal curves (``threads``: torch's threads in this process, if given)."""
     if threads is not None:
         torch.set_num_threads(threads)
+    if batch.estimator == "exact":
+        return exact_curves(list(batch.chains), batch.writes, grid_of(batch.levels), batch.ages, batch.groups)
     if batch.estimator == "coupled":
         return coupled_curves(
             list(batch.chains),

@@ -108,8 +108,8 @@ def check_estimator(estimator: str, estimators: tuple[str, ...], writes: str) ->
     all)."""
     if estimator not in estimators:
         raise ValueError(f"--estimator must be one of {', '.join(estimators)}, got {estimator!r}")
-    if estimator == "coupled" and writes != "random":
+    if estimator != "plain" and writes != "random":
         raise ValueError(
-            "--estimator coupled is for random writes (a perceptron's write depends on all its synapses); "
-            f"got --writes {writes}"
+            f"--estimator {estimator} is for random writes (a perceptron's write depends on all its "
+            f"synapses); got --writes {writes}"
         )

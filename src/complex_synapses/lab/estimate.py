@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import markov
 from .batches import Batch, batch_chains, run_batches
 from .fits import bootstrap
 from .selection import THRESHOLDS, initial_snr, resample
 from .selection import best as choose_best
+from .writes import grid_of
 
 __all__ = ["Grid", "Stages", "Run", "Part", "plans", "simulations", "simulate_part", "evaluate"]
 __all__ += ["monte_carlo", "edges", "ESTIMATORS"]
@@ -25,7 +27,7 @@ STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error se
 # The coupled estimator's: its copies cost work, and the differences of memories written a
 # few steps apart on one synapse are correlated, so following more of them gains little.
 COUPLED_STRIDE = 16
-ESTIMATORS = ("plain", "coupled")
+ESTIMATORS = ("plain", "coupled", "auto")  # auto: exact where lab.markov has the chain, else coupled
 FLOAT32_VALUES = 2**20  # above this many values a level is kept in float64
 
 
@@ -106,6 +108,7 @@ def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed:
     writes)."""
     synapses = run.synapses if per_group is None else per_group * run.groups
     dtype = "float64" if levels is not None and levels > FLOAT32_VALUES else "float32"
+    estimator = _estimator(grid, levels, run.estimator)
     return batch_chains(
         grid.chains,
         grid.writes,
@@ -115,13 +118,22 @@ def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed:
         run.steps,
         run.groups,
         seed,
-        run.max_burn_in,
+        0 if estimator == "exact" else run.max_burn_in,
         run.writes,
         run.stride,
         dtype,
         grid.ranged,
-        run.estimator,
+        estimator,
     )
+
+
+def _estimator(grid: Grid, levels: int | None, asked: str) -> str:
+    """A batch's estimator: ``auto`` is exact for one-level synapses whose chain
+    :mod:`.markov` has (no Monte Carlo, no burn-in), coupled for the rest."""
+    if asked != "auto":
+        return asked
+    one_level = all(c[0] == 1 for c in grid.chains)
+    return "exact" if one_level and markov.exact(grid_of(levels)) else "coupled"
 
 
 def _assemble(batches: list[Batch], curves: list, groups: int, answers: list[int]) -> Part:

@@ -118,6 +118,7 @@ def bootstrap(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         se = np.nanstd(np.where(np.isfinite(lives), lives, np.nan), axis=0)
+    se = np.where(np.all(lives == lives[:1], axis=0), 0.0, se)  # no spread (exact curves), not rounding's
     (lo,), (hi,) = _interval(np.array(exps)[:, None])
     slope_lo, slope_hi = _interval(np.array(slopes))
     out = {

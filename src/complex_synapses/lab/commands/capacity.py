@@ -132,7 +132,7 @@ def run(args):
     name = f"simulate-capacity--m{args.levels}" + ("-perceptron" if args.writes == "perceptron" else "")
     name += {"cross-fit": "-crossfit", "two-stage": "-twostage"}.get(args.selection, "")
     name += "-fair" if args.grid == "fair" else ""
-    name += "-coupled" if args.estimator == "coupled" else ""
+    name += {"coupled": "-coupled", "auto": "-auto"}.get(args.estimator, "")
     r["plots"] = [str(p) for p in plot_capacity(r, Path(args.plot_dir) / name, args.pdf)]
     rows = _rows(r, models, counts)
     header = ["model", "N", "lifetime", "se", "lifetime_snr3", "initial_snr", "bits", "best", "at_grid_edge"]

@@ -129,16 +129,7 @@ def _add_estimate_options(k) -> None:
         "(default stated)",
     )
     _add_two_stage_options(k)
-    k.add_argument(
-        "--estimator",
-        choices=("plain", "coupled"),
-        default=None,
-        help="how a setting's signal curve is estimated: plain: the overlap of each followed memory with "
-        "the synapses; coupled: each followed memory's copy of every synapse written the other way, "
-        "sharing every later pattern and rounding number, followed until the two agree again (the same "
-        "mean, tens to hundreds of times less variance at the ages where large N read their lifetimes; "
-        "one memory in 16 followed; random writes only; default plain)",
-    )
+    _add_estimator_option(k)
     k.add_argument(
         "--fresh",
         action="store_true",
@@ -188,3 +179,19 @@ def _add_chain_options(k) -> None:
             help=f"the chain models' {what} (comma-separated; the grid is every n, alpha, beta with "
             f"alpha <= beta; default: the stated grid's)",
         )
+
+
+def _add_estimator_option(k) -> None:
+    """How a setting's signal curve is estimated (lab/coupled.py, lab/markov.py)."""
+    k.add_argument(
+        "--estimator",
+        choices=("plain", "coupled", "auto"),
+        default=None,
+        help="how a setting's signal curve is estimated: plain: the overlap of each followed memory with "
+        "the synapses; coupled: each followed memory's copy of every synapse written the other way, "
+        "sharing every later pattern and rounding number, followed until the two agree again (the same "
+        "mean, tens to hundreds of times less variance at the ages where large N read their lifetimes; "
+        "one memory in 16 followed); auto: the one-level models (simple, simple-m, simple-bits) from "
+        "their exact Markov chain on the values they take (no Monte Carlo error), the chains coupled; "
+        "random writes only (default plain)",
+    )
