@@ -165,3 +165,17 @@ def test_an_unknown_estimator_is_refused_by_the_library():
 
     with pytest.raises(ValueError, match="--estimator must be one of plain, coupled, auto, got .twin."):
         capacity_study(["simple-m"], np.array([10.0, 30.0, 100.0]), synapses=64, steps=8, estimator="twin")
+
+
+def test_a_run_ends_when_every_copy_is_back_with_its_synapse():
+    """Once the last memory is written and every copy holds its synapse's values again,
+    the signal is zero at every older age, and the run stops there: following older ages
+    changes no value at the ages both follow, the older ones read exactly zero, and the
+    progress still counts every memory of the run."""
+    short, long = np.array([0, 5, 50, 200]), np.array([0, 5, 50, 200, 5000, 20000])
+    kw = dict(synapses=64, steps=64, groups=4, seed=5, burn=300, stride=16)
+    ticks = []
+    a = coupled_curves([(4, 4.0, 16.0)], (SPACING,), M, short, **kw)
+    b = coupled_curves([(4, 4.0, 16.0)], (SPACING,), M, long, tick=ticks.append, **kw)
+    assert np.array_equal(a.signal, b.signal[..., :4]) and np.all(b.signal[..., 4:] == 0)
+    assert sum(ticks) == 300 + 64 + 20000

@@ -217,6 +217,7 @@ class _Run:
         u = _start(dyn, levels, len(self.columns), gen)
         copies = _Copies(u[:, :0], self.columns[:0], self.columns[:0], self.strength[:0])
         end = self.burn + self.steps + max(self.ages)
+        told = 0  # memories reported to tick
         for t in range(end):
             xi = (torch.randint(0, 2, (S,), generator=gen) * 2 - 1).to(u.dtype).repeat(len(self.power))
             kick = self.strength * xi
@@ -235,9 +236,16 @@ class _Run:
                 copies = self._compact(copies, u, t).join(new)
                 self.power += (u[0].double() ** 2).view(-1, S).mean(1)
                 self.births += 1
+            elif t >= self.burn + self.steps and (t - self.burn) % self.stride == 0:
+                copies = self._compact(copies, u, t)
+                if not copies.column.numel():  # every copy back with its synapse: s = 0 from here on
+                    break
             self._record(copies, u, t)
-            if tick is not None and t % TICK == 0:
-                tick(min(TICK, end - t))
+            if tick is not None and t - told >= TICK:
+                tick(t - told)
+                told = t
+        if tick is not None:
+            tick(end - told)  # the memories a stop left out count as done
         W, A = len(self.power), len(self.ages)
         per = max(self.births, 1) * (S // self.groups)
         signal = (self.total.view(W, self.groups, A) / per).permute(1, 0, 2).numpy()
