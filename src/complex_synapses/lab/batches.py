@@ -124,38 +124,13 @@ def simulate(batch: Batch, threads: int | None = None, tick: Callable[[int], Non
         torch.set_num_threads(threads)
     if batch.estimator == "exact":
         return exact_curves(list(batch.chains), batch.writes, grid_of(batch.levels), batch.ages, batch.groups)
+    # both Monte Carlo estimators take a batch's settings in the same order
+    common = (list(batch.chains), batch.writes, batch.levels, np.asarray(batch.ages), batch.synapses)
+    common += (batch.steps, batch.groups, batch.seed, tick, batch.burn)
+    dtype = getattr(torch, batch.dtype)
     if batch.estimator == "coupled":
-        return coupled_curves(
-            list(batch.chains),
-            batch.writes,
-            batch.levels,
-            np.asarray(batch.ages),
-            batch.synapses,
-            batch.steps,
-            batch.groups,
-            batch.seed,
-            tick,
-            batch.burn,
-            batch.stride,
-            getattr(torch, batch.dtype),
-            batch.ranged,
-        )
-    return signal_curves(
-        list(batch.chains),
-        batch.writes,
-        batch.levels,
-        np.asarray(batch.ages),
-        batch.synapses,
-        batch.steps,
-        batch.groups,
-        batch.seed,
-        tick,
-        batch.burn,
-        batch.kind,
-        batch.stride,
-        getattr(torch, batch.dtype),
-        batch.ranged,
-    )
+        return coupled_curves(*common, batch.stride, dtype, batch.ranged)
+    return signal_curves(*common, batch.kind, batch.stride, dtype, batch.ranged)
 
 
 def default_jobs() -> int:
