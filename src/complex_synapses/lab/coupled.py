@@ -14,8 +14,13 @@ thousandths of it. Here a synapse's copy :math:`w^-` is followed beside it: wher
 two hold the same value in every level they stay together from then on (the same
 inputs, the same numbers), contribute nothing more and are dropped; the difference
 :math:`(w^+ - w^-)/2` is zero on most synapses and small on the rest, and its variance
-is hundreds of times below the plain estimator's at those ages (docs/lab.md gives the
-measured ratios). The work per memory is the number of steps its copies live.
+is hundreds of times below the plain estimator's at those ages. The work per memory is
+the number of steps its copies live; for the same standard error at the lifetimes of
+N = 10^3 to 3 x 10^4 it is 16 to 93 times less work in all
+(``benchmarks/capacity_estimator.py``, docs/lab.md). Memories written a few steps apart
+on one synapse have correlated differences, so one in ``stride`` is followed (16 in a
+capacity study); once the last is written and every copy is back with its synapse, the
+signal is zero at every older age and the run stops.
 
 The population is stepped as :class:`~complex_synapses.ComplexSynapse` steps it with SGD
 (:func:`step_levels`): the exact propagator, the write into the first level, every
@@ -23,7 +28,8 @@ level clipped to its range and, on a grid, rounded without bias from the optimiz
 own counter-based stream, drawn at each synapse's own index
 (:func:`complex_synapses.step.kernels.bits_at`); a copy draws the numbers of the synapse
 it follows. The population's levels equal the optimizer's bit for bit (tested), so the
-estimate is of the real optimizer's synapses. Levels are float64.
+estimate is of the real optimizer's synapses. Levels are float32 or float64, as the
+plain estimator's.
 
 Random writes only: with perceptron writes a write depends on every synapse's state,
 and a copy of one synapse would need copies of all.
