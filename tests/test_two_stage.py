@@ -182,14 +182,22 @@ def test_the_paper_preset_fills_what_was_not_given(tmp_path):
     from complex_synapses.lab.commands.capacity import PRESETS, _resolve
 
     args = Namespace(
-        preset="paper", writes="random", steps=500, **{k: None for k in PRESETS["paper"] if k != "steps"}
+        preset="paper",
+        writes="random",
+        steps=500,
+        estimator=None,
+        **{k: None for k in PRESETS["paper"] if k != "steps"},
     )
     _resolve(args)
     assert args.steps == 500 and args.grid == "fair" and args.selection == "two-stage"
     assert args.synapse_counts.endswith("31623") and args.max_age == 30000
-    plain = Namespace(preset=None, writes="random", steps=None, groups=None, selection=None, grid=None)
+    assert args.estimator == "plain"
+    plain = Namespace(
+        preset=None, writes="random", steps=None, groups=None, selection=None, grid=None, estimator=None
+    )
     _resolve(plain)
-    assert (plain.steps, plain.groups, plain.selection, plain.grid) == (2000, 16, "in-sample", "stated")
+    got = (plain.steps, plain.groups, plain.selection, plain.grid, plain.estimator)
+    assert got == (2000, 16, "in-sample", "stated", "plain")
     argv = ["simulate", "capacity", "--preset", "paper", "--writes", "perceptron"]
     assert main([*argv, "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]) == 2
 
