@@ -16,7 +16,7 @@ inputs, the same numbers), contribute nothing more and are dropped; the differen
 :math:`(w^+ - w^-)/2` is zero on most synapses and small on the rest, and its variance
 is hundreds of times below the plain estimator's at those ages. The work per memory is
 the number of steps its copies live; for the same standard error at the lifetimes of
-N = 10^3 to 3 x 10^4 it is 16 to 93 times less work in all
+N = 10^3 to 3 x 10^4 it is 18 to 104 times less work in all
 (``benchmarks/capacity_estimator.py``, docs/lab.md). Memories written a few steps apart
 on one synapse have correlated differences, so one in ``stride`` is followed (16 in a
 capacity study); once the last is written and every copy is back with its synapse, the
