@@ -151,7 +151,8 @@ def test_a_ranged_chain_keeps_each_level_on_its_own_range():
 
 def test_a_study_announces_its_estimated_time_before_any_work():
     """The estimate comes from this machine's measured rate, before the first batch: a
-    two-stage study's range bounds its fine pass; a plain one's is one number."""
+    two-stage study's range bounds its fine pass; a plain one's is one number; a coupled
+    one says that its copies are not in it, and exact models cost nothing."""
     from complex_synapses.lab.cost import Estimate
 
     seen = []
@@ -171,9 +172,15 @@ def test_a_study_announces_its_estimated_time_before_any_work():
         capacity_study(["complex", "simple-m"], ns, selection="two-stage", **kw)
     with pytest.raises(Stop):
         capacity_study(["simple-m"], ns, **kw)
-    two, plain = seen
+    with pytest.raises(Stop):
+        capacity_study(["complex", "simple-m"], ns, estimator="auto", **kw)
+    two, plain, auto = seen
     assert isinstance(two, Estimate) and 0 < two.low < two.high and plain.low == plain.high > 0
     assert "minutes on 1 worker(s), from this machine's measured rate" in plain.line("x")
+    assert "copies add to it" in auto.line("x") and "copies" not in plain.line("x")
+    with pytest.raises(Stop):  # exact one-level models take no steps
+        capacity_study(["simple-m"], ns, estimator="auto", **kw)
+    assert seen[-1].low == seen[-1].high == 0
 
 
 def test_the_paper_preset_fills_what_was_not_given(tmp_path):

@@ -75,17 +75,23 @@ class Estimate:
     low: float
     high: float
     jobs: int
+    copies: bool = False  # the coupled estimator's copies are not in it
 
     def line(self, what: str) -> str:
         span = f"{self.low:.0f}" if self.high <= self.low * 1.05 else f"{self.low:.0f} to {self.high:.0f}"
-        return f"{what}: about {span} minutes on {self.jobs} worker(s), from this machine's measured rate"
+        out = f"{what}: about {span} minutes on {self.jobs} worker(s), from this machine's measured rate"
+        return out + (" (the coupled estimator's copies add to it, not estimated)" if self.copies else "")
 
 
 def estimate(plans: list[list[Batch]], fine: list[tuple[int, int]], synapses: int, jobs: int) -> Estimate:
     """The estimate for the batches of ``plans`` (one list a model), and for a two-stage
     fine pass of at most ``fine`` = (settings, largest n) a model on ``synapses`` synapses,
-    each as long as that model's longest batch, one chain a setting."""
+    each as long as that model's longest batch, one chain a setting. Exact batches
+    (:mod:`.markov`) take no steps and are left out; a coupled batch is timed without
+    its copies (their work depends on how long they live), which the line says."""
+    plans = [[b for b in plan if b.estimator != "exact"] for plan in plans]  # exact: no steps
     batches = [b for plan in plans for b in plan]
+    copies = any(b.estimator == "coupled" for b in batches)
     if not batches:
         return Estimate(0.0, 0.0, jobs)
     r = rates(max(batches, key=_levels))
@@ -95,4 +101,4 @@ def estimate(plans: list[list[Batch]], fine: list[tuple[int, int]], synapses: in
         for plan, (settings, n) in zip(plans, fine, strict=True)
         if plan
     )
-    return Estimate(known / 60 / jobs, (known + extra) / 60 / jobs, jobs)
+    return Estimate(known / 60 / jobs, (known + extra) / 60 / jobs, jobs, copies)
