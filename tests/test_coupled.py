@@ -179,3 +179,26 @@ def test_a_run_ends_when_every_copy_is_back_with_its_synapse():
     b = coupled_curves([(4, 4.0, 16.0)], (SPACING,), M, long, tick=ticks.append, **kw)
     assert np.array_equal(a.signal, b.signal[..., :4]) and np.all(b.signal[..., 4:] == 0)
     assert sum(ticks) == 300 + 64 + 20000
+
+
+def test_auto_plans_exact_one_level_batches_and_coupled_chains_at_the_coupled_stride():
+    """Each batch's estimator and stride follow from what it simulates: under ``auto``
+    one-level grids are exact (no burn-in), chain grids coupled with one memory in 16
+    followed, as under ``coupled``; ``plain`` keeps one in 4."""
+    from complex_synapses.lab.capacity_study import default_grids
+    from complex_synapses.lab.estimate import COUPLED_STRIDE, STRIDE, Run, plans
+
+    grids, ns = default_grids(M), np.array([10.0, 100.0, 1000.0])
+    for asked, chain_batch in (
+        ("auto", ("coupled", COUPLED_STRIDE)),
+        ("coupled", ("coupled", COUPLED_STRIDE)),
+    ):
+        run = Run(np.array([0, 1, 5]), 64, 32, 4, "random", 0, None, estimator=asked)
+        (chains, _), *_ = plans(grids["complex"], ns, run, [M] * 3)
+        assert {(b.estimator, b.stride) for b in chains} == {chain_batch}
+    run = Run(np.array([0, 1, 5]), 64, 32, 4, "random", 0, None, estimator="auto")
+    (one, _), *_ = plans(grids["simple-m"], ns, run, [M] * 3)
+    assert [(b.estimator, b.burn) for b in one] == [("exact", 0)]
+    run = Run(np.array([0, 1, 5]), 64, 32, 4, "random", 0, None)
+    (plain, _), *_ = plans(grids["complex"], ns, run, [M] * 3)
+    assert {(b.estimator, b.stride) for b in plain} == {("plain", STRIDE)}

@@ -50,7 +50,7 @@ import numpy as np
 from .capacity_checks import check_estimator, check_memory, check_search, check_study, copy_bytes
 from .cost import Estimate
 from .cost import estimate as estimate_time
-from .estimate import ESTIMATORS, Grid, Run, Stages, monte_carlo, simulations
+from .estimate import COUPLED_STRIDE, ESTIMATORS, STRIDE, Grid, Run, Stages, monte_carlo, simulations
 from .estimate import plans as plans_of
 from .fits import fit_exponent, local_slopes
 from .memory import BETA_GRID, Synapse, best_lifetime, snr_steady_state
@@ -183,8 +183,9 @@ def capacity_study(
     ``cache``: a folder where each batch's curves are kept and from which a study run
     again takes them (``reuse`` False: run anew); ``estimator``: the Monte Carlo's signal
     from the population alone ("plain", :mod:`.writes`) or from coupled copies
-    ("coupled", :mod:`.coupled`: the same curves with far less variance at old ages;
-    random writes)."""
+    ("coupled", :mod:`.coupled`: the same curves with far less variance at old ages), or
+    "auto": the one-level models exact (:mod:`.markov`), the chains coupled (random
+    writes for both)."""
     max_age = DEFAULT_MAX_AGE.get(writes, 1) if max_age is None else max_age
     check_study(MODELS, models, ns, levels, synapses, steps, groups, max_age, writes, max_burn_in, selection)
     ages = np.unique(np.concatenate([[0], np.geomspace(1, max_age, 48).astype(int)]))
@@ -230,8 +231,12 @@ def _searched(
         if writes == "perceptron":
             what = f"{stage}{on.groups} perceptrons of N = {int(max(ns))} ({per} synapses a setting)"
             fewer = "--groups, smaller --synapse-counts"
-        copies = copy_bytes(checked, int(run.ages[-1]) // run.stride + 2) if run.estimator == "coupled" else 0
-        check_memory(checked, per, int(run.ages[-1]) // run.stride + 2, run.jobs, what, fewer, copies)
+        oldest = int(run.ages[-1])
+        if run.estimator == "plain":  # probes kept, one byte a synapse each
+            probes, copies = oldest // STRIDE + 2, 0
+        else:  # coupled copies (auto: the chains' batches), counted as if every grid had them
+            probes, copies = 0, copy_bytes(checked, oldest // COUPLED_STRIDE + 2)
+        check_memory(checked, per, probes, run.jobs, what, fewer, copies)
     return grids
 
 

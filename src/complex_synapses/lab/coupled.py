@@ -47,7 +47,7 @@ from torch import Tensor
 from ..chain import propagator
 from ..step.bounds import round_key
 from ..step.kernels import bits_at, to_uniform
-from .writes import Curves, burn_in, grid_of, level_ranges
+from .writes import Curves, burn_in, grid_of, level_ranges, start_values
 
 __all__ = ["Dynamics", "dynamics", "settle_", "step_levels", "uniforms_at", "coupled_curves"]
 
@@ -113,17 +113,6 @@ def step_levels(u: Tensor, kick: Tensor, dyn: Dynamics, uniforms: Tensor | None)
     x = torch.mm(dyn.P, u)
     x[0] -= -kick  # the optimizer's w - lr * g with g = -kick, bit for bit
     return settle_(x, dyn, uniforms)
-
-
-def _start(dyn: Dynamics, levels: int | None, columns: int, gen: torch.Generator) -> Tensor:
-    """Every level uniform over its values (over its range for continuous levels), as
-    :func:`.writes.signal_curves` starts."""
-    n, dtype = dyn.P.shape[0], dyn.P.dtype
-    m = grid_of(levels)
-    if m is None:
-        return (torch.rand(n, columns, generator=gen, dtype=dtype) * 2 - 1) * dyn.bound
-    k = torch.randint(0, m, (n, columns), generator=gen).to(dtype)
-    return (k * (2.0 / (m - 1)) - 1) * dyn.bound
 
 
 @dataclass
@@ -220,7 +209,7 @@ class _Run:
         """Step the population and the copies to the end: the signal (groups, writes,
         ages) and the power (writes,)."""
         dyn, S = self.dyn, self.S
-        u = _start(dyn, levels, len(self.columns), gen)
+        u = start_values((dyn.P.shape[0], len(self.columns)), levels, gen, dyn.P.dtype) * dyn.bound
         copies = _Copies(u[:, :0], self.columns[:0], self.columns[:0], self.strength[:0])
         end = self.burn + self.steps + max(self.ages)
         told = 0  # memories reported to tick
@@ -228,17 +217,18 @@ class _Run:
             xi = (torch.randint(0, 2, (S,), generator=gen) * 2 - 1).to(u.dtype).repeat(len(self.power))
             kick = self.strength * xi
             r = uniforms_at(dyn, self.columns, t + 1)
+            birth = self.birth(t)
             x = torch.mm(dyn.P, u)
             if copies.column.numel():
                 rc = None if r is None else r.index_select(1, copies.column)
                 copies.levels = step_levels(copies.levels, kick[copies.column], dyn, rc)
-            if self.birth(t):
+            if birth:
                 other = x.clone()
                 other[0] -= kick  # the memory written the other way
                 new = _Copies(settle_(other, dyn, r), self.columns, torch.full_like(self.columns, t), xi)
             x[0] -= -kick
             u = settle_(x, dyn, r)
-            if self.birth(t):
+            if birth:
                 copies = self._compact(copies, u, t).join(new)
                 self.power += (u[0].double() ** 2).view(-1, S).mean(1)
                 self.births += 1

@@ -21,7 +21,7 @@ from .selection import best as choose_best
 from .writes import grid_of
 
 __all__ = ["Grid", "Stages", "Run", "Part", "plans", "simulations", "simulate_part", "evaluate"]
-__all__ += ["monte_carlo", "edges", "ESTIMATORS"]
+__all__ += ["monte_carlo", "edges", "ESTIMATORS", "STRIDE", "COUPLED_STRIDE"]
 
 STRIDE = 4  # one memory in STRIDE followed: a quarter of the cost, the error set by the groups
 # The coupled estimator's: its copies cost work, and the differences of memories written a
@@ -73,14 +73,8 @@ class Run:
     stages: Stages = field(default_factory=lambda: Stages())
     cache: Path | None = None  # where each batch's curves are kept (:func:`.batches.run_batches`)
     reuse: bool = True  # whether kept curves are taken instead of running a batch again
-    estimator: str = (
-        "plain"  # the signal's estimator: "plain" (:mod:`.writes`) or "coupled" (:mod:`.coupled`)
-    )
-
-    @property
-    def stride(self) -> int:
-        """One memory in this many followed (:data:`STRIDE`, :data:`COUPLED_STRIDE`)."""
-        return COUPLED_STRIDE if self.estimator == "coupled" else STRIDE
+    # the signal's estimator, one of ESTIMATORS: each batch's is resolved by _estimator
+    estimator: str = "plain"
 
     def synapses_per_setting(self, ns: np.ndarray) -> int:
         """Synapses a setting simulates: ``synapses`` with random writes; with perceptron
@@ -120,7 +114,7 @@ def _plan(grid: Grid, levels: int | None, run: Run, per_group: int | None, seed:
         seed,
         0 if estimator == "exact" else run.max_burn_in,
         run.writes,
-        run.stride,
+        COUPLED_STRIDE if estimator == "coupled" else STRIDE,
         dtype,
         grid.ranged,
         estimator,

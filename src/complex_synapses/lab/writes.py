@@ -121,11 +121,16 @@ def _equilibrium_start(ws, opt, levels, gen, ranges=None) -> None:
     for i, w in enumerate(ws):
         for j, u in enumerate([w.data, *opt.state[w]["hidden"]]):
             B = 1.0 if ranges is None else ranges[i][j]
-            if grid_of(levels) is None:
-                u.copy_((torch.rand(u.shape, generator=gen, dtype=u.dtype) * 2 - 1) * B)
-            else:
-                k = torch.randint(0, levels, u.shape, generator=gen).to(u.dtype)
-                u.copy_((k * (2.0 / (levels - 1)) - 1) * B)
+            u.copy_(start_values(u.shape, levels, gen, u.dtype) * B)
+
+
+def start_values(shape, levels: int | None, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """Levels uniform over the ``levels`` values of [-1, 1] (uniform over [-1, 1] for
+    continuous ones, :func:`grid_of`): the equilibrium guess a simulation starts from."""
+    if grid_of(levels) is None:
+        return torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1
+    k = torch.randint(0, levels, shape, generator=gen).to(dtype)
+    return k * (2.0 / (levels - 1)) - 1
 
 
 def _memory(synapses: int, groups: int, kind: str, gen: torch.Generator) -> torch.Tensor:
