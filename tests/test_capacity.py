@@ -139,6 +139,14 @@ def test_vectorised_crossings_agree_with_the_scalar_one():
         ),
         (["--models", "simple-m", "--chain-lengths", "12"], "are for complex, complex-ranged and"),
         (["--models", "complex", "--chain-lengths", "1"], "lengths: integers 2..32"),
+        (["--models", "simple-m", "--chains", "4:4:16"], "--chains, --chain-lengths"),
+        (
+            ["--models", "complex", "--chains", "4:4"],
+            "--chains must be n:alpha:beta, comma-separated, with n an",
+        ),
+        (["--models", "complex", "--chains", "4:16:4"], "0 < alpha <= beta; got '4:16:4'"),
+        (["--models", "complex", "--chains", "1:4:16"], "got '1:4:16'"),
+        (["--models", "complex", "--chains", "4:4:16", "--chain-lengths", "4"], "not with --chain-lengths"),
         (
             ["--models", "complex", "--chain-alphas", "50", "--chain-betas", "10"],
             "no chain with alpha <= beta",

@@ -76,6 +76,30 @@ def test_the_population_steps_as_the_optimizer_bit_for_bit(levels, ranged, dtype
     assert 0.2 < u[0].abs().mean() < 1  # the levels moved, and not all to a bound
 
 
+@pytest.mark.parametrize(
+    "levels,ranged,dtype", [(M, False, torch.float32), (M, True, torch.float64), (None, False, torch.float32)]
+)
+def test_the_population_settles_alike_in_the_c_kernel_and_in_torch(monkeypatch, levels, ranged, dtype):
+    """Where the optimizer's C library is loaded the population and the copies are clipped
+    and rounded by it (``native.bound_call``, ``native.bound_at_call`` at the copies'
+    synapses), else by :func:`settle_`: the curves are equal bit for bit, on a grid, on a
+    range per level, and continuous."""
+    from complex_synapses.lab import coupled
+    from complex_synapses.step import native
+
+    if native.library() is None:
+        pytest.skip("no C library on this machine")
+    kw = dict(synapses=64, steps=96, groups=4, seed=3, burn=200, stride=4, dtype=dtype, ranged=ranged)
+    args = ([(4, 4.0, 64.0), (2, 1.0, 4.0)], (0.5 * SPACING, 2 * SPACING), levels, np.array([0, 3, 30, 300]))
+    native_curves = coupled_curves(*args, **kw)
+    monkeypatch.setattr(coupled.native, "library", lambda: None)
+    eager = coupled_curves(*args, **kw)
+    assert np.array_equal(native_curves.signal, eager.signal) and np.array_equal(
+        native_curves.power, eager.power
+    )
+    assert np.abs(eager.signal[:, :, :, 1]).max() > 0.01  # the memories were seen
+
+
 def _mean_se(curves, chain: int, write: int) -> tuple[np.ndarray, np.ndarray]:
     groups = curves.signal[:, chain, write, :]
     return groups.mean(0), groups.std(0, ddof=1) / np.sqrt(len(groups))
@@ -144,7 +168,7 @@ def test_the_coupled_estimator_from_the_command_line(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["estimator"] == "coupled"
     assert all(0 < x < 200 for m in r["models"].values() for x in m["lifetime"])
-    assert (tmp_path / "simulate-capacity--m16-coupled.csv").exists()
+    assert (tmp_path / "simulate-capacity--m16-crossfit-coupled.csv").exists()  # quick's cross-fit
 
 
 @pytest.mark.parametrize(
@@ -202,3 +226,38 @@ def test_auto_plans_exact_one_level_batches_and_coupled_chains_at_the_coupled_st
     run = Run(np.array([0, 1, 5]), 64, 32, 4, "random", 0, None)
     (plain, _), *_ = plans(grids["complex"], ns, run, [M] * 3)
     assert {(b.estimator, b.stride) for b in plain} == {("plain", STRIDE)}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_progress_bar_knows_its_total_and_reaches_it(monkeypatch, tmp_path, jobs):
+    """A capacity study's bar is given the memories of every batch before the first runs
+    (exact batches counted as done when they end, a coupled run stopped early counted
+    whole), and its updates add up to that total, in one process and on workers; batches
+    already kept are left out of it."""
+    import tqdm
+
+    from complex_synapses.lab.capacity_study import capacity_study
+
+    bars = []
+
+    class Bar:
+        def __init__(self, *args, total=None, **kw):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, k):
+            self.n += k
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    kw = dict(synapses=64, steps=64, groups=4, max_age=200, max_burn_in=100, jobs=jobs, cache=tmp_path)
+    args = (["simple-m", "complex"], np.array([30.0, 100.0, 300.0]))
+    capacity_study(*args, chains=((4, 4.0, 16.0), (2, 1.0, 4.0)), estimator="auto", **kw)
+    assert bars[0].total > 0 and bars[0].n == bars[0].total
+    capacity_study(*args, chains=((4, 4.0, 16.0), (3, 1.0, 4.0)), estimator="auto", **kw)
+    assert 0 < bars[1].total < bars[0].total and bars[1].n == bars[1].total  # the kept ones left out

@@ -183,30 +183,66 @@ def test_a_study_announces_its_estimated_time_before_any_work():
     assert seen[-1].low == seen[-1].high == 0
 
 
-def test_the_paper_preset_fills_what_was_not_given(tmp_path):
+def _unset(**given):
+    """Options as the parser leaves them where none is given, with ``given`` set."""
     from argparse import Namespace
 
-    from complex_synapses.lab.commands.capacity import PRESETS, _resolve
+    from complex_synapses.lab.commands.capacity import CHAIN_OPTIONS, PLAIN, PRESETS
 
-    args = Namespace(
-        preset="paper",
-        writes="random",
-        steps=500,
-        estimator=None,
-        **{k: None for k in PRESETS["paper"] if k != "steps"},
-    )
+    keys = {k for preset in PRESETS.values() for k in preset} | set(PLAIN) | set(CHAIN_OPTIONS)
+    return Namespace(**{"preset": None, "writes": "random", **{k: None for k in keys}, **given})
+
+
+def test_the_paper_preset_fills_what_was_not_given(tmp_path):
+    from complex_synapses.lab.commands.capacity import _resolve
+
+    args = _unset(preset="paper", steps=500)
     _resolve(args)
     assert args.steps == 500 and args.grid == "fair" and args.selection == "two-stage"
     assert args.synapse_counts.endswith("31623") and args.max_age == 30000
-    assert args.estimator == "plain"
-    plain = Namespace(
-        preset=None, writes="random", steps=None, groups=None, selection=None, grid=None, estimator=None
-    )
-    _resolve(plain)
-    got = (plain.steps, plain.groups, plain.selection, plain.grid, plain.estimator)
-    assert got == (2000, 16, "in-sample", "stated", "plain")
+    assert args.estimator == "plain" and args.models is None and args.chain_lengths is None
+    first = _unset(preset="first")
+    _resolve(first)
+    got = (first.steps, first.groups, first.selection, first.grid, first.estimator, first.max_age)
+    assert got == (2000, 16, "in-sample", "stated", "plain", 6000) and first.synapse_counts.endswith(",10000")
+    perceptron = _unset(writes="perceptron")
+    _resolve(perceptron)
+    got = (perceptron.steps, perceptron.groups, perceptron.selection, perceptron.grid, perceptron.estimator)
+    assert got == (2000, 16, "in-sample", "stated", "plain") and perceptron.preset is None
     argv = ["simulate", "capacity", "--preset", "paper", "--writes", "perceptron"]
     assert main([*argv, "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path)]) == 2
+
+
+def test_quick_is_the_default_with_random_writes_and_its_chains_yield_to_a_chosen_grid():
+    """No preset with random writes is quick (exact one-level chains, coupled chains, the
+    cross-fitted choice, N to 31,623, seven chains as a list); its chains are left to the
+    grid where --grid or a chain option is given, and out where no chain model is asked."""
+    from complex_synapses.lab.commands.capacity import QUICK_CHAINS, _chain_list, _resolve
+
+    args = _unset()
+    _resolve(args)
+    assert args.preset == "quick" and (args.estimator, args.selection, args.synapses) == (
+        "auto",
+        "cross-fit",
+        1024,
+    )
+    assert args.synapse_counts.split(",")[0] == "100" and args.synapse_counts.endswith("31623")
+    assert args.chains == QUICK_CHAINS and args.chain_lengths is None
+    assert (2, 256.0, 256.0) in _chain_list(args.chains) and len(_chain_list(args.chains)) == 7
+    assert "complex" in args.models.split(",") and "complex-ranged" not in args.models.split(",")
+    for given in (
+        {"grid": "fair"},
+        {"chain_lengths": "4"},
+        {"chains": "4:4:16"},
+        {"models": "simple,simple-m"},
+    ):
+        args = _unset(**given)
+        _resolve(args)
+        assert args.chains == given.get("chains") and args.chain_lengths == given.get("chain_lengths"), given
+    args = _unset(models="complex-ranged")
+    _resolve(args)
+    assert args.chains == QUICK_CHAINS and args.grid == "stated"
+    assert _chain_list("4:4:16,4:4.0:16,2:1:1e3") == ((4, 4.0, 16.0), (2, 1.0, 1000.0))
 
 
 def test_a_two_stage_perceptron_study_takes_fewer_perceptrons_on_its_coarse_pass(tmp_path, capsys):

@@ -34,7 +34,7 @@ from .coupled import coupled_curves
 from .markov import exact_curves
 from .writes import Curves, burn_in, grid_of, signal_curves
 
-__all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs", "cached", "keep"]
+__all__ = ["Batch", "batch_chains", "simulate", "run_batches", "default_jobs", "is_cached", "cached", "keep"]
 
 SEED_STRIDE = 7919  # between the seeds of a plan's batches
 # Part of a cached batch's name: raised whenever what a batch computes changes (the
@@ -163,6 +163,8 @@ def run_batches(
     if jobs <= 1 or len(todo) <= 1:
         for i in todo:
             done(i, simulate(batches[i], tick=tick))
+            if tick is not None and batches[i].estimator == "exact":
+                tick(batches[i].length)  # no memories stepped, but counted as done, as in a pool
         return out  # type: ignore[return-value]
     threads = max(1, default_jobs() // jobs)
     order = sorted(todo, key=lambda i: -batches[i].length * len(batches[i].chains))
@@ -195,6 +197,11 @@ def _key(batch: Batch) -> str:
     if batch.levels is not None and grid_of(batch.levels) is None:
         made += " continuous"  # such batches ran on a grid past float64's resolution before: garbage
     return hashlib.sha256(made.encode()).hexdigest()[:24]
+
+
+def is_cached(cache: Path | None, batch: Batch) -> bool:
+    """Whether ``cache`` keeps the batch's curves (without reading them)."""
+    return cache is not None and (Path(cache) / f"{_key(batch)}.npz").exists()
 
 
 def cached(cache: Path, batch: Batch) -> Curves | None:

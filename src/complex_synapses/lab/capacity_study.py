@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .batches import is_cached
 from .capacity_checks import check_estimator, check_memory, check_search, check_study, copy_bytes
 from .cost import Estimate
 from .cost import estimate as estimate_time
@@ -271,14 +272,35 @@ def _study(
     }
     if announce is not None:
         announce(_estimate(grids, [m for m in order if m in grids], ns, run, levels))
-    with tqdm(desc="capacity", unit="step", disable=not progress, mininterval=1) as bar:
+    total = _memories_to_run(grids, [m for m in order if m in grids], ns, run, levels)
+    with tqdm(desc="capacity", unit="memory", total=total, disable=not progress, mininterval=1) as bar:
         run.tick = bar.update
         for name in order:
             best = out["models"].get("complex", {}).get("best")
             values = _values(name, grids, ns, best, levels) if name in grids else []
             out["models"][name] = _model(name, grids, ns, run, values)
+        if total is not None and bar.n != total:  # simple-bits' simulations follow the chain's best n
+            bar.total = bar.n
     out["models"] = {m: out["models"][m] for m in models}
     return out
+
+
+def _memories_to_run(
+    grids: dict[str, Grid], names: list[str], ns: np.ndarray, run: Run, levels: int
+) -> int | None:
+    """The progress bar's total: the memories of every batch not already kept (each counted
+    as done as it ends), simple-bits as if each N chose another chain length (at most
+    that); None for the two-stage selection, whose fine pass follows from its coarse one."""
+    if run.selection == "two-stage":
+        return None
+    lengths = sorted({c[0] for c in grids["complex"].chains})
+    batches = []
+    for name in names:
+        values = _values(name, grids, ns, None, levels)
+        if name == "simple-bits":  # one simulation per chain length chosen, at most one per N
+            values = [levels ** lengths[min(j, len(lengths) - 1)] for j in range(len(ns))]
+        batches += [b for bs, _ in plans_of(grids[name], ns, run, values) for b in bs]
+    return sum(b.length for b in batches if not (run.reuse and is_cached(run.cache, b)))
 
 
 def _estimate(grids: dict[str, Grid], names: list[str], ns: np.ndarray, run: Run, levels: int) -> Estimate:

@@ -45,8 +45,9 @@ import torch
 from torch import Tensor
 
 from ..chain import propagator
+from ..step import native
 from ..step.bounds import round_key
-from ..step.kernels import bits_at, to_uniform
+from ..step.kernels import bits_at, bits_from, element_hash, to_uniform
 from .writes import Curves, burn_in, grid_of, level_ranges, start_values
 
 __all__ = ["Dynamics", "dynamics", "settle_", "step_levels", "uniforms_at", "coupled_curves"]
@@ -166,7 +167,7 @@ def coupled_curves(
     for c, chain in enumerate(chains):
         gen = torch.Generator().manual_seed(seed)  # the same patterns for every chain
         dyn = dynamics(chain, levels, ranged, round_key(seed, c), dtype)
-        run = _Run(dyn, writes, ages, synapses, groups, burn, steps, stride)
+        run = _Run(dyn, writes, ages, synapses, groups, burn, steps, stride, levels)
         signal[:, c], power[c] = run.follow(levels, gen, _share(tick, len(chains)))
     return Curves(ages, signal, power, burn)
 
@@ -190,11 +191,18 @@ class _Run:
     """One chain's population of ``synapses`` columns per write, its copies, and the
     sums of their differences at the ages followed."""
 
-    def __init__(self, dyn, writes, ages, synapses, groups, burn, steps, stride) -> None:
+    def __init__(self, dyn, writes, ages, synapses, groups, burn, steps, stride, levels) -> None:
         self.dyn, self.S, self.groups = dyn, synapses, groups
         self.burn, self.steps, self.stride = burn, steps, stride
-        W, dtype = len(writes), dyn.P.dtype
+        W, dtype, n = len(writes), dyn.P.dtype, dyn.P.shape[0]
         self.columns = torch.arange(W * synapses, dtype=torch.int64)
+        # the rounding stream's part that is the same at every step, drawn once (kernels.bits_from)
+        level = torch.arange(n, dtype=torch.int64)[:, None]
+        self.first = None if dyn.spacing is None else element_hash(self.columns[None, :], dyn.key, level)
+        # the population settles in the optimizer's own C kernel where this machine has it
+        m = float(grid_of(levels) or 2)
+        self.limit = torch.cat([dyn.bound, torch.full_like(dyn.bound, m)], 1)
+        self.lib = native.library() if native.supports([self.limit], n) else None
         self.strength = torch.tensor(writes, dtype=dtype).repeat_interleave(synapses)
         self.group = (self.columns % synapses) // (synapses // groups) + groups * (self.columns // synapses)
         self.ages = [int(a) for a in ages]
@@ -216,18 +224,17 @@ class _Run:
         for t in range(end):
             xi = (torch.randint(0, 2, (S,), generator=gen) * 2 - 1).to(u.dtype).repeat(len(self.power))
             kick = self.strength * xi
-            r = uniforms_at(dyn, self.columns, t + 1)
             birth = self.birth(t)
             x = torch.mm(dyn.P, u)
             if copies.column.numel():
-                rc = None if r is None else r.index_select(1, copies.column)
-                copies.levels = step_levels(copies.levels, kick[copies.column], dyn, rc)
+                copies.levels = self._step_copies(copies, kick, t)
             if birth:
                 other = x.clone()
                 other[0] -= kick  # the memory written the other way
-                new = _Copies(settle_(other, dyn, r), self.columns, torch.full_like(self.columns, t), xi)
+                born = torch.full_like(self.columns, t)
+                new = _Copies(self._settle_all(other, t), self.columns, born, xi)
             x[0] -= -kick
-            u = settle_(x, dyn, r)
+            u = self._settle_all(x, t)
             if birth:
                 copies = self._compact(copies, u, t).join(new)
                 self.power += (u[0].double() ** 2).view(-1, S).mean(1)
@@ -246,6 +253,33 @@ class _Run:
         per = max(self.births, 1) * (S // self.groups)
         signal = (self.total.view(W, self.groups, A) / per).permute(1, 0, 2).numpy()
         return signal, (self.power / max(self.births, 1)).numpy()
+
+    def _draw(self, columns: Tensor, t: int) -> Tensor | None:
+        """The rounding numbers (n, k) of ``columns`` at step ``t`` (counter t + 1)."""
+        return (
+            None if self.first is None else to_uniform(bits_from(self.first.index_select(1, columns), t + 1))
+        )
+
+    def _step_copies(self, copies: _Copies, kick: Tensor, t: int) -> Tensor:
+        """The copies' levels after step ``t``: :func:`step_levels`, each drawing the
+        numbers of the synapse it follows; clipped and rounded by the optimizer's C kernel
+        where it is loaded (``native.bound_at_call``, bit for bit)."""
+        if self.lib is None:
+            return step_levels(copies.levels, kick[copies.column], self.dyn, self._draw(copies.column, t))
+        x = torch.mm(self.dyn.P, copies.levels)
+        x[0] -= -kick[copies.column]
+        key = None if self.first is None else self.dyn.key
+        native.bound_at_call(x, copies.column, self.limit, key, t + 1, self.lib)
+        return x
+
+    def _settle_all(self, x: Tensor, t: int) -> Tensor:
+        """:func:`settle_` on levels ``x`` (n, every column) at step ``t``, in place: with
+        the optimizer's C kernel (``native.bound_call``, bit for bit) where it is loaded."""
+        if self.lib is None:
+            return settle_(x, self.dyn, self._draw(self.columns, t))
+        keys = [] if self.first is None else [self.dyn.key]
+        native.bound_call([list(x.unbind(0))], self.limit, keys, [t + 1], self.lib)
+        return x
 
     def _compact(self, copies: _Copies, u: Tensor, t: int) -> _Copies:
         """Drop the copies that hold their synapse's values in every level (they stay

@@ -46,6 +46,8 @@ __all__ = [
     "uniform_",
     "random_bits",
     "bits_at",
+    "bits_from",
+    "element_hash",
     "to_uniform",
     "round_bfloat16_",
     "compiled",
@@ -227,8 +229,18 @@ def bits_at(idx: Tensor, key: Tensor | int, step: Tensor | int, level: int | Ten
     draws several levels at once): :func:`random_bits` is this at consecutive indices,
     so a caller that follows chosen elements (the model lab's coupled copies) draws
     exactly the numbers the optimizer draws for them."""
-    h = _hash32((idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32)
-    return _hash32(h ^ (step & _MASK32))
+    return bits_from(element_hash(idx, key, level), step)
+
+
+def element_hash(idx: Tensor, key: Tensor | int, level: int | Tensor) -> Tensor:
+    """The part of :func:`bits_at` that does not change from step to step: a caller that
+    draws for the same elements at many steps computes it once (:func:`bits_from`)."""
+    return _hash32((idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32)
+
+
+def bits_from(first: Tensor, step: Tensor | int) -> Tensor:
+    """:func:`bits_at` at ``step`` from the elements' :func:`element_hash` ``first``."""
+    return _hash32(first ^ (step & _MASK32))
 
 
 def to_uniform(bits: Tensor) -> Tensor:

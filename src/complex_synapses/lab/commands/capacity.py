@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import LabExperiment
-from .capacity_options import PLAIN, PRESETS, add_options
+from .capacity_options import CHAIN_OPTIONS, PLAIN, PRESETS, QUICK_CHAINS, add_options
 from .chain_options import int_list, write_csv
 
 ORDER = 4
+CHAIN_MODELS = ("complex", "complex-ranged", "complex-bounded")
 
 
 def _announce(preset: str):
@@ -24,13 +25,19 @@ def _announce(preset: str):
 
 
 def _resolve(args) -> None:
-    """The preset's options where none was given, then the plain defaults."""
-    if args.preset is not None:
-        if args.writes != "random":
-            raise ValueError(f"--preset {args.preset} is for random writes, got --writes {args.writes}")
-        for key, value in PRESETS[args.preset].items():
-            if getattr(args, key) is None:
-                setattr(args, key, value)
+    """The preset's options where none was given (quick where random writes name none;
+    its chain axes only where no grid or chain axis is given), then the plain defaults."""
+    if args.preset is not None and args.writes != "random":
+        raise ValueError(f"--preset {args.preset} is for random writes, got --writes {args.writes}")
+    if args.preset is None and args.writes == "random":
+        args.preset = "quick"
+    chosen = args.grid is not None or any(getattr(args, k) is not None for k in CHAIN_OPTIONS)
+    for key, value in PRESETS.get(args.preset, {}).items():
+        if getattr(args, key) is None and key != "chains":
+            setattr(args, key, value)
+    named = {m.strip() for m in (args.models or "").split(",")}
+    if args.preset == "quick" and not chosen and named & set(CHAIN_MODELS):
+        args.chains = QUICK_CHAINS
     for key, value in PLAIN.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -121,7 +128,7 @@ def run(args):
         jobs=default_jobs() if args.jobs is None else args.jobs,
         grid=args.grid,
         stages=stages,
-        announce=None if args.preset is None else _announce(args.preset),
+        announce=None if args.preset in (None, "quick") else _announce(args.preset),
         cache=Path(args.results_dir) / "capacity-batches",
         reuse=not args.fresh,
         estimator=args.estimator,
@@ -188,18 +195,24 @@ def _tables(r: dict, path: Path) -> tuple[list[dict], str | None]:
 
 
 def _chains(args, models: list[str]) -> tuple | None:
-    """The chain grid of --chain-lengths, --chain-alphas, --chain-betas (each defaulting
-    to the stated grid's axis), or None where none is given."""
+    """The chain grid of --chains, or of --chain-lengths, --chain-alphas, --chain-betas
+    (each defaulting to the stated grid's axis), or None where none is given."""
     from ..capacity_study import default_grids
 
     given = {a: getattr(args, f"chain_{a}") for a in ("lengths", "alphas", "betas")}
-    if all(v is None for v in given.values()):
+    if args.chains is None and all(v is None for v in given.values()):
         return None
-    if not {"complex", "complex-ranged", "complex-bounded"} & set(models):
+    if not set(CHAIN_MODELS) & set(models):
         raise ValueError(
-            "--chain-lengths, --chain-alphas and --chain-betas are for complex, complex-ranged and "
+            "--chains, --chain-lengths, --chain-alphas and --chain-betas are for complex, complex-ranged and "
             "complex-bounded"
         )
+    if args.chains is not None:
+        if any(v is not None for v in given.values()):
+            raise ValueError(
+                "--chains is a list of chains: not with --chain-lengths, --chain-alphas, --chain-betas"
+            )
+        return _chain_list(args.chains)
     stated = default_grids(args.levels, args.writes)["complex"].chains
     axes = {}
     for i, (axis, text) in enumerate(given.items()):
@@ -221,6 +234,22 @@ def _chains(args, models: list[str]) -> tuple | None:
     if not chains:
         raise ValueError("no chain with alpha <= beta in --chain-alphas and --chain-betas")
     return chains
+
+
+def _chain_list(text: str) -> tuple:
+    """--chains: n:alpha:beta, comma-separated, n an integer 2..32, 0 < alpha <= beta."""
+    allowed = "n:alpha:beta, comma-separated, with n an integer 2..32 and 0 < alpha <= beta"
+    chains = []
+    for item in text.split(","):
+        try:
+            n, alpha, beta = item.split(":")
+            chain = (int(n), float(alpha), float(beta))
+        except ValueError:
+            raise ValueError(f"--chains must be {allowed}; got {item!r}") from None
+        if not (2 <= chain[0] <= 32 and 0 < chain[1] <= chain[2] < math.inf):
+            raise ValueError(f"--chains must be {allowed}; got {item!r}")
+        chains.append(chain)
+    return tuple(dict.fromkeys(chains))
 
 
 def _setting(best: dict) -> str:

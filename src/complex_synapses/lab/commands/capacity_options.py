@@ -3,9 +3,40 @@ how each N's setting is chosen, and the named presets."""
 
 from __future__ import annotations
 
-# Named runs (--preset): paper is issue 40's, the fair grid with the two-stage selection to
-# N = 3 x 10^4, enough memories that the lifetime's standard error stays near 10% there.
+# Named runs (--preset). quick, the default with random writes: the paper preset's N and
+# models (complex-ranged aside: its best chain at the largest N is n 24, alpha 1, which
+# needs a longer run) in about a minute on 2 cores, from the exact one-level chains and the
+# coupled estimator, on seven chains around the paper preset's winners (n 2, 12, 20 with
+# alpha 4 and beta 4 or 256, and n 2 with alpha and beta 256): a quick look that
+# reproduces the preset's exponents, not a search. first: the first studies' defaults (the
+# stated grid, in-sample choice, the plain estimator, N to 10^4), the commands of
+# docs/lab.md's first runs. paper: issue 40's, the fair grid with the two-stage selection
+# to N = 3 x 10^4, enough memories that the lifetime's standard error stays near 10% there.
+QUICK_CHAINS = "2:4:4,2:4:256,2:256:256,12:4:4,12:4:256,20:4:4,20:4:256"
+CHAIN_OPTIONS = ("chains", "chain_lengths", "chain_alphas", "chain_betas")
 PRESETS = {
+    "quick": {
+        "models": "simple,simple-m,simple-bits,complex,simple-unbounded,complex-unbounded",
+        "synapse_counts": "100,178,316,562,1000,1778,3162,5623,10000,17783,31623",
+        "synapses": 1024,
+        "steps": 4096,
+        "max_age": 10000,
+        "groups": 16,
+        "selection": "cross-fit",
+        "grid": "stated",
+        "estimator": "auto",
+        "chains": QUICK_CHAINS,
+    },
+    "first": {
+        "synapse_counts": "100,178,316,562,1000,1778,3162,5623,10000",
+        "synapses": 1024,
+        "steps": 2000,
+        "max_age": 6000,
+        "groups": 16,
+        "selection": "in-sample",
+        "grid": "stated",
+        "estimator": "plain",
+    },
     "paper": {
         "synapse_counts": "100,178,316,562,1000,1778,3162,5623,10000,17783,31623",
         "synapses": 1024,
@@ -17,7 +48,7 @@ PRESETS = {
         "candidates": 3,
         "coarse_synapses": 256,
         "widen": 2,
-    }
+    },
 }
 PLAIN = {"steps": 2000, "groups": 16, "selection": "in-sample", "grid": "stated", "estimator": "plain"}
 
@@ -51,7 +82,12 @@ def add_options(k) -> None:
         "perceptron's error-driven update on a random pattern with a random label, only where it is "
         "classified wrong (each N then --groups perceptrons of N synapses) (default %(default)s)",
     )
-    k.add_argument("--models", default=None, help="models to compute (default: all that apply)")
+    k.add_argument(
+        "--models",
+        default=None,
+        help="models to compute, comma-separated (default: the preset's; --preset first and perceptron "
+        "writes: all that apply)",
+    )
     k.add_argument(
         "--grid-values",
         "--levels",
@@ -63,22 +99,30 @@ def add_options(k) -> None:
     k.add_argument(
         "--synapse-counts",
         default=None,
-        help=f"N (default {DEFAULT_COUNTS['random']} with random writes, "
-        f"{DEFAULT_COUNTS['perceptron']} with perceptron writes)",
+        help="N (default: the preset's with random writes, --preset quick's "
+        f"{PRESETS['quick']['synapse_counts']} where none is named; {DEFAULT_COUNTS['perceptron']} with "
+        "perceptron writes)",
     )
     k.add_argument(
         "--synapses",
         type=int,
         default=None,
-        help="simulated synapses per setting, random writes only (default 1024)",
+        help="simulated synapses per setting, random writes only (default: the preset's; 256 in quick)",
     )
-    k.add_argument("--steps", type=int, default=None, help="memories whose signal is averaged (default 2000)")
+    k.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="memories whose signal is averaged (default: the preset's, 1024 in quick; 2000 with perceptron "
+        "writes)",
+    )
     k.add_argument(
         "--max-age",
         type=int,
         default=None,
-        help=f"oldest age followed; a lifetime beyond it is cut off and left out of the fit (default "
-        f"{DEFAULT_MAX_AGE['random']} random, {DEFAULT_MAX_AGE['perceptron']} perceptron)",
+        help="oldest age followed; a lifetime beyond it is cut off and left out of the fit (default: the "
+        f"preset's, {PRESETS['quick']['max_age']} in quick; {DEFAULT_MAX_AGE['perceptron']} with perceptron "
+        "writes)",
     )
     _add_chain_options(k)
     _add_estimate_options(k)
@@ -87,9 +131,14 @@ def add_options(k) -> None:
         "--preset",
         choices=tuple(PRESETS),
         default=None,
-        help="a named set of options, any of which an option given beside it overrides; paper: "
-        + _preset_text("paper")
-        + " (random writes; its time, from this machine's measured rate, is printed before it starts)",
+        help="a named set of options for random writes, any of which an option given beside it "
+        "overrides (quick's --chains applies only where no --grid and no chain option is given). "
+        "quick (the default with random writes; about a minute on 2 cores): "
+        + _preset_text("quick")
+        + "; first (the first studies' defaults): "
+        + _preset_text("first")
+        + "; paper (hours; its time, from this machine's measured rate, is printed before it starts): "
+        + _preset_text("paper"),
     )
 
 
@@ -118,7 +167,8 @@ def _add_estimate_options(k) -> None:
         "of the groups, its lifetime measured on the other, both ways, averaged (needs --groups >= 4); "
         "two-stage: each N's --candidates chosen on a coarse pass (a binding grid widened there), "
         "measured on a fresh fine one and chosen among by cross-fit; basic bootstrap intervals are "
-        "given beside the percentile ones (default in-sample)",
+        "given beside the percentile ones (default: the preset's, cross-fit in quick; in-sample with "
+        "perceptron writes)",
     )
     k.add_argument(
         "--grid",
@@ -177,8 +227,15 @@ def _add_chain_options(k) -> None:
             f"--chain-{axis}",
             default=None,
             help=f"the chain models' {what} (comma-separated; the grid is every n, alpha, beta with "
-            f"alpha <= beta; default: the stated grid's)",
+            "alpha <= beta; default: the grid's)",
         )
+    k.add_argument(
+        "--chains",
+        default=None,
+        help="the chain models' chains as a list, n:alpha:beta, comma-separated (not with --chain-lengths, "
+        f"--chain-alphas, --chain-betas; default: quick's {QUICK_CHAINS} where the preset is quick and no "
+        "--grid or chain axis is given, else the grid's)",
+    )
 
 
 def _add_estimator_option(k) -> None:
@@ -193,5 +250,5 @@ def _add_estimator_option(k) -> None:
         "mean, tens to hundreds of times less variance at the ages where large N read their lifetimes; "
         "one memory in 16 followed); auto: the one-level models (simple, simple-m, simple-bits) from "
         "their exact Markov chain on the values they take (no Monte Carlo error), the chains coupled; "
-        "random writes only (default plain)",
+        "random writes only (default: the preset's, auto in quick; plain with perceptron writes)",
     )

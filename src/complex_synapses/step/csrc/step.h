@@ -576,6 +576,37 @@ void NAME(bound_many)(int count, const int64_t *numel, REAL **x, const REAL *bou
     const struct NAME(bound_args) a = {x, bound, key, step, level, quantize, rows};
     cs_run(count, numel, threads, part, parts, NAME(bound_range), &a);
 }
+
+/* NAME(bound) on chosen elements, bit for bit: ``x`` holds k columns of n levels, row by
+ * row (level j of column c at x[j k + c]); column c is element index[c] of a parameter
+ * whose stream has ``key`` and counter ``step``, and level j's [B, m] is row j of
+ * ``bound`` with ``rows``, else its only row. The model lab's coupled copies
+ * (lab/coupled.py) follow chosen synapses and draw their numbers. One thread. */
+void NAME(bound_at)(int n, int64_t k, REAL *restrict x, const int64_t *restrict index,
+                    const REAL *bound, int rows, int64_t key, int64_t step, int quantize) {
+    for (int j = 0; j < n; j++) {
+        const REAL *row = bound + (rows ? 2 * j : 0);
+        REAL *level = x + (int64_t)j * k;
+        if (!quantize) {
+            NAME(bound)(0, k, level, row, key, step, j, 0);
+            continue;
+        }
+        const REAL B = row[0];
+        const REAL spacing = (REAL)2 * B / (row[1] - (REAL)1);
+        const uint32_t first = cs_stream_first(key, j), mix = (uint32_t)step;
+        for (int64_t c = 0; c < k; c++) { /* as NAME(bound), element index[c] */
+            REAL y = level[c] < -B ? -B : level[c];
+            y = y > B ? B : y;
+            const uint32_t h = cs_stream_bits(first, (uint32_t)index[c], mix);
+            const REAL u = (REAL)((float)(int32_t)(h >> 8) * (1.0f / (float)(1 << 24)));
+            const REAL s = (y + B) / spacing;
+            const REAL f = (REAL)(INDEX)s;
+            REAL z = (f + (REAL)(u < s - f)) * spacing - B;
+            z = z > B ? B : z;
+            level[c] = s == s ? z : s;
+        }
+    }
+}
 #endif /* CS_HALF */
 
 #undef CS_LEVEL
