@@ -66,7 +66,10 @@ def _description() -> str:
         "(complex_synapses/lab/capacity_study.py states the grids), with the exponent's bootstrap 95% "
         "interval (the choice of the best setting redone in every resample). Models: "
         + "; ".join(f"{m}: {t}" for m, t in MODELS.items())
-        + ". Monte Carlo with the real optimizer (bound 1, --grid-values values) where no closed form exists."
+        + ". Monte Carlo with the real optimizer (bound 1, --grid-values values) where no closed form "
+        "exists. With random writes and no --preset the quick preset runs (about a minute on 2 cores: a "
+        "quick look on seven chains around the paper preset's winners); --preset paper is the full run "
+        "(hours)."
     )
 
 
