@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from ..chain import propagator
-from ..step import native
+from ..step import chosen, native
 from ..step.bounds import round_key
 from ..step.kernels import bits_at, bits_from, element_hash, to_uniform
 from .writes import Curves, burn_in, grid_of, level_ranges, start_values
@@ -263,13 +263,13 @@ class _Run:
     def _step_copies(self, copies: _Copies, kick: Tensor, t: int) -> Tensor:
         """The copies' levels after step ``t``: :func:`step_levels`, each drawing the
         numbers of the synapse it follows; clipped and rounded by the optimizer's C kernel
-        where it is loaded (``native.bound_at_call``, bit for bit)."""
+        where it is loaded (``step.chosen.bound_at_call``, bit for bit)."""
         if self.lib is None:
             return step_levels(copies.levels, kick[copies.column], self.dyn, self._draw(copies.column, t))
         x = torch.mm(self.dyn.P, copies.levels)
         x[0] -= -kick[copies.column]
         key = None if self.first is None else self.dyn.key
-        native.bound_at_call(x, copies.column, self.limit, key, t + 1, self.lib)
+        chosen.bound_at_call(x, copies.column, self.limit, key, t + 1, self.lib)
         return x
 
     def _settle_all(self, x: Tensor, t: int) -> Tensor:

@@ -57,17 +57,8 @@ from torch import Tensor
 
 from ..files import atomic_path
 
-__all__ = [
-    "library",
-    "openmp",
-    "supports",
-    "step_call",
-    "chain_call",
-    "bound_call",
-    "bound_at_call",
-    "cache_dir",
-]
-__all__ += ["MAX_LEVELS", "launch", "addresses"]
+__all__ = ["library", "openmp", "supports", "step_call", "chain_call", "bound_call", "cache_dir"]
+__all__ += ["MAX_LEVELS", "launch", "addresses", "suffixes"]
 
 MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kernels
 # The fused arithmetic csrc/step.c implements; a base kernel added to kernels.py alone
@@ -285,8 +276,6 @@ def _declare(lib: ctypes.CDLL) -> None:
         for name, middle in args.items():
             fn = getattr(lib, f"cs_{name}_many_{suffix}")
             fn.argtypes, fn.restype = head + middle + tail, None
-        at = getattr(lib, f"cs_bound_at_{suffix}")  # n, k, x, index, bound, rows, key, step, quantize
-        at.argtypes, at.restype = [c_int, i64, p, p, p, c_int, i64, i64, c_int], None
     lib.cs_openmp.restype = c_int
     bf16 = {"round": [pp, pp, *map(ctypes.POINTER, (i64, i64, c_int, i64))], "widen": [pp, pp]}
     bf16["step"] = [*step, ctypes.POINTER(i64), ctypes.POINTER(i64)]  # and each tensor's stream
@@ -383,29 +372,6 @@ def bound_call(
     _launch(fn, lib, [t.numel() for t in tensors], *args)
 
 
-def bound_at_call(x: Tensor, index: Tensor, limit: Tensor, key: int | None, step: int, lib) -> None:
-    """:func:`complex_synapses.step.kernels.bound_` on chosen elements, in place, with the C
-    kernel, bit for bit: ``x`` (n, k), contiguous, each row a level of k columns, column c
-    element ``index[c]`` (int64) of a parameter whose stream has ``key`` (None: continuous
-    levels, clamped only) and counter ``step``; ``limit`` [B, m] or a row per level. On
-    the calling thread."""
-    if not (x.is_contiguous() and index.is_contiguous() and index.dtype == torch.int64):
-        raise ValueError("bound_at_call needs contiguous levels and int64 indices")
-    fn = getattr(lib, f"cs_bound_at_{_SUFFIX[limit.dtype]}")
-    rows, quantize = int(limit.dim() == 2), int(key is not None)
-    fn(
-        x.shape[0],
-        x.shape[1],
-        x.data_ptr(),
-        index.data_ptr(),
-        limit.data_ptr(),
-        rows,
-        key or 0,
-        step,
-        quantize,
-    )
-
-
 def _launch(fn, lib: ctypes.CDLL, numel: list[int], *args) -> None:
     """``fn(count, numel, *args, threads, part, parts)`` over tensors of ``numel``
     elements: on the calling thread where the work is small (threads would cost more
@@ -428,4 +394,4 @@ def _launch(fn, lib: ctypes.CDLL, numel: list[int], *args) -> None:
             future.result()
 
 
-launch, addresses = _launch, _addresses  # for the kernels of other modules (state16)
+launch, addresses, suffixes = _launch, _addresses, _SUFFIX  # for other modules (state16, chosen)

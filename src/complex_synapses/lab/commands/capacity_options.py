@@ -74,7 +74,7 @@ def _description() -> str:
 
 
 def add_options(k) -> None:
-    from ..capacity_study import DEFAULT_COUNTS, DEFAULT_MAX_AGE, WRITES
+    from ..capacity_study import WRITES
 
     k.description = _description()
     k.add_argument(
@@ -99,34 +99,7 @@ def add_options(k) -> None:
         default=16,
         help="values each level can take, m (--levels: its old name; default %(default)s)",
     )
-    k.add_argument(
-        "--synapse-counts",
-        default=None,
-        help="N (default: the preset's with random writes, --preset quick's "
-        f"{PRESETS['quick']['synapse_counts']} where none is named; {DEFAULT_COUNTS['perceptron']} with "
-        "perceptron writes)",
-    )
-    k.add_argument(
-        "--synapses",
-        type=int,
-        default=None,
-        help="simulated synapses per setting, random writes only (default: the preset's; 256 in quick)",
-    )
-    k.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="memories whose signal is averaged (default: the preset's, 1024 in quick; 2000 with perceptron "
-        "writes)",
-    )
-    k.add_argument(
-        "--max-age",
-        type=int,
-        default=None,
-        help="oldest age followed; a lifetime beyond it is cut off and left out of the fit (default: the "
-        f"preset's, {PRESETS['quick']['max_age']} in quick; {DEFAULT_MAX_AGE['perceptron']} with perceptron "
-        "writes)",
-    )
+    _add_size_options(k)
     _add_chain_options(k)
     _add_estimate_options(k)
     k.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
@@ -142,6 +115,40 @@ def add_options(k) -> None:
         + _preset_text("first")
         + "; paper (hours; its time, from this machine's measured rate, is printed before it starts): "
         + _preset_text("paper"),
+    )
+
+
+def _add_size_options(k) -> None:
+    """How much is simulated: the N, the synapses and memories, the oldest age."""
+    from ..capacity_study import DEFAULT_COUNTS, DEFAULT_MAX_AGE
+
+    quick = PRESETS["quick"]
+    k.add_argument(
+        "--synapse-counts",
+        default=None,
+        help=f"N (default: the preset's with random writes, quick's {quick['synapse_counts']} where none "
+        f"is named; {DEFAULT_COUNTS['perceptron']} with perceptron writes)",
+    )
+    k.add_argument(
+        "--synapses",
+        type=int,
+        default=None,
+        help="simulated synapses per setting, random writes only (default: the preset's, "
+        f"{quick['synapses']} in quick)",
+    )
+    k.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"memories whose signal is averaged (default: the preset's, {quick['steps']} in quick; 2000 "
+        "with perceptron writes)",
+    )
+    k.add_argument(
+        "--max-age",
+        type=int,
+        default=None,
+        help="oldest age followed; a lifetime beyond it is cut off and left out of the fit (default: the "
+        f"preset's, {quick['max_age']} in quick; {DEFAULT_MAX_AGE['perceptron']} with perceptron writes)",
     )
 
 
