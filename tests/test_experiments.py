@@ -351,13 +351,15 @@ def test_address_without_ray_is_refused(tmp_path, capsys):
 
 def test_the_command_line_names_a_kept_librarys_optimizer_without_importing_it():
     """Listing --optimizer's choices (every command's parser) imports no kept library;
-    choosing one does."""
+    choosing one does. Building the parser imports no scipy either (the model lab's exact
+    chains import it when they solve one)."""
     import subprocess
     import sys
 
     code = (
         "import sys; from complex_synapses.cli import build_parser; build_parser(); "
         "assert 'pytorch_optimizer' not in sys.modules, 'imported to list the choices'; "
+        "assert 'scipy' not in sys.modules, 'imported to build the lab commands options'; "
         "from complex_synapses.experiments.run.optimizers import optimizer_class, optimizer_names; "
         "assert 'ademamix' in optimizer_names() and 'pytorch_optimizer' not in sys.modules; "
         "optimizer_class('ademamix'); assert 'pytorch_optimizer' in sys.modules"

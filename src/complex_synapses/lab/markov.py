@@ -26,11 +26,14 @@ This is what the Monte Carlo of :mod:`.writes` and :mod:`.coupled` estimate for
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import spsolve
 
 from .writes import Curves
+
+if TYPE_CHECKING:  # scipy is imported where a chain is built: every command's parser imports this module
+    import scipy.sparse as sp
 
 __all__ = [
     "EXACT_VALUES",
@@ -64,6 +67,8 @@ def _values(levels: int | None, write: float) -> np.ndarray:
 def one_level_moves(levels: int | None, write: float) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix]:
     """The values v and :math:`(T_+, T_-)` (sparse, rows summing to 1): a write of
     ``write`` up and down, clipped to [-1, 1] and, on a grid, rounded without bias."""
+    import scipy.sparse as sp
+
     v = _values(levels, write)
     rows = np.arange(len(v))
     moves = []
@@ -85,6 +90,9 @@ def one_level_moves(levels: int | None, write: float) -> tuple[np.ndarray, sp.cs
 
 def _stationary(step: sp.csr_matrix) -> np.ndarray:
     """The law pi with pi T = pi, sum 1 (the chain is irreducible: a bound is reached)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import spsolve
+
     k = step.shape[0]
     a = (step.T - sp.identity(k)).tolil()
     a[k - 1, :] = np.ones(k)
