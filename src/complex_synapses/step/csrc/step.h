@@ -338,6 +338,22 @@ void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL 
     NAME(step_any)(start, end, n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, 0, 0);
 }
 
+/* ``x`` clamped to [-B, B] and rounded onto the grid of ``spacing`` from its stream's 32
+ * random bits ``h``: down, or up with probability the remainder. floor(s) is taken as the
+ * integer part of s, which is the same for s >= 0 (y >= -B): a conversion vectorises
+ * where floor() does not (without -fno-trapping-math); a NaN, which has no integer part,
+ * is kept as floor() keeps it. */
+static inline REAL NAME(round)(REAL x, REAL B, REAL spacing, uint32_t h) {
+    REAL y = x < -B ? -B : x;
+    y = y > B ? B : y;
+    const REAL u = (REAL)((float)(int32_t)(h >> 8) * (1.0f / (float)(1 << 24)));
+    const REAL s = (y + B) / spacing;
+    const REAL f = (REAL)(INDEX)s;
+    REAL z = (f + (REAL)(u < s - f)) * spacing - B;
+    z = z > B ? B : z;
+    return s == s ? z : s;
+}
+
 /* kernels.bound_ on elements [start, end) of one level (index ``level``, 0 the
  * weight): clamp to [-B, B]; with quantize, round stochastically onto the m values of
  * that range from the counter-based stream of kernels.uniform_, bit for bit. */
@@ -353,20 +369,8 @@ void NAME(bound)(int64_t start, int64_t end, REAL *restrict x, const REAL *bound
         }
         return;
     }
-    /* floor(s) taken as the integer part of s, which is the same for s >= 0 (y >= -B):
-     * a conversion vectorises where floor() does not (without -fno-trapping-math); a
-     * NaN, which has no integer part, is kept as floor() keeps it. */
-    for (int64_t i = start; i < end; i++) {
-        REAL y = x[i] < -B ? -B : x[i];
-        y = y > B ? B : y;
-        const uint32_t h = cs_stream_bits(first, (uint32_t)i, mix);
-        const REAL u = (REAL)((float)(int32_t)(h >> 8) * (1.0f / (float)(1 << 24)));
-        const REAL s = (y + B) / spacing;
-        const REAL f = (REAL)(INDEX)s;
-        REAL z = (f + (REAL)(u < s - f)) * spacing - B;
-        z = z > B ? B : z;
-        x[i] = s == s ? z : s;
-    }
+    for (int64_t i = start; i < end; i++)
+        x[i] = NAME(round)(x[i], B, spacing, cs_stream_bits(first, (uint32_t)i, mix));
 }
 
 /* kernels.chain_pre_ (the generic path, before the base optimizer's own step): the
@@ -594,17 +598,8 @@ void NAME(bound_at)(int n, int64_t k, REAL *restrict x, const int64_t *restrict 
         const REAL B = row[0];
         const REAL spacing = (REAL)2 * B / (row[1] - (REAL)1);
         const uint32_t first = cs_stream_first(key, j), mix = (uint32_t)step;
-        for (int64_t c = 0; c < k; c++) { /* as NAME(bound), element index[c] */
-            REAL y = level[c] < -B ? -B : level[c];
-            y = y > B ? B : y;
-            const uint32_t h = cs_stream_bits(first, (uint32_t)index[c], mix);
-            const REAL u = (REAL)((float)(int32_t)(h >> 8) * (1.0f / (float)(1 << 24)));
-            const REAL s = (y + B) / spacing;
-            const REAL f = (REAL)(INDEX)s;
-            REAL z = (f + (REAL)(u < s - f)) * spacing - B;
-            z = z > B ? B : z;
-            level[c] = s == s ? z : s;
-        }
+        for (int64_t c = 0; c < k; c++)  /* as NAME(bound), element index[c] */
+            level[c] = NAME(round)(level[c], B, spacing, cs_stream_bits(first, (uint32_t)index[c], mix));
     }
 }
 #endif /* CS_HALF */
