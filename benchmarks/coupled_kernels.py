@@ -1,5 +1,5 @@
 """The coupled estimator's population and copies clipped and rounded in the optimizer's C
-kernel (``native.bound_call``, ``chosen.bound_at_call``) against torch's operations, side
+kernel (``step.chosen.bound_at_call``) against torch's operations, side
 by side in one run, one thread.
 
     python benchmarks/coupled_kernels.py [--synapses 1024] [--steps 4096] [--repeats 1]

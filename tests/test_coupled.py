@@ -81,8 +81,8 @@ def test_the_population_steps_as_the_optimizer_bit_for_bit(levels, ranged, dtype
 )
 def test_the_population_settles_alike_in_the_c_kernel_and_in_torch(monkeypatch, levels, ranged, dtype):
     """Where the optimizer's C library is loaded the population and the copies are clipped
-    and rounded by it (``native.bound_call``, ``step.chosen.bound_at_call`` at the copies'
-    synapses), else by :func:`settle_`: the curves are equal bit for bit, on a grid, on a
+    and rounded by it (``step.chosen.bound_at_call``, each column drawing its synapse's
+    numbers), else by :func:`settle_`: the curves are equal bit for bit, on a grid, on a
     range per level, and continuous."""
     from complex_synapses.lab import coupled
     from complex_synapses.step import native

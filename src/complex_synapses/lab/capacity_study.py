@@ -60,6 +60,7 @@ from .two_stage import coarse_run, fine_bound, two_stage
 from .writes import NO_LEAK, WRITES
 
 __all__ = ["MODELS", "WRITES", "Grid", "default_grids", "binary_lifetime", "capacity_study", "fit_exponent"]
+__all__ += ["CHAIN_MODELS"]
 
 
 MODELS = {
@@ -74,6 +75,7 @@ MODELS = {
     "simple-unbounded": "unbounded decaying synapse, beta tuned (closed form)",
     "complex-unbounded": "unbounded chain, alpha = 1, n and beta tuned (closed form)",
 }
+CHAIN_MODELS = ("complex", "complex-ranged", "complex-bounded")  # the models whose grid has chains
 DEFAULT_COUNTS = {"random": "100,178,316,562,1000,1778,3162,5623,10000", "perceptron": "32,64,128,256,512"}
 DEFAULT_MAX_AGE = {"random": 6000, "perceptron": 1000}
 
@@ -321,7 +323,7 @@ def _grids(levels: int, writes: str, kind: str, chains: tuple | None) -> dict[st
     """The models' grids of ``kind``, the chain models' chains ``chains`` where given."""
     grids = default_grids(levels, writes, kind)
     if chains is not None:
-        for name in ("complex", "complex-ranged", "complex-bounded"):
+        for name in CHAIN_MODELS:
             grids[name] = Grid(tuple(chains), grids[name].writes, grids[name].levels, grids[name].ranged)
     return grids
 

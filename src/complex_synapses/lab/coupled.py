@@ -47,7 +47,7 @@ from torch import Tensor
 from ..chain import propagator
 from ..step import chosen, native
 from ..step.bounds import round_key
-from ..step.kernels import bits_at, bits_from, element_hash, to_uniform
+from ..step.kernels import bits_at, bits_from, element_hash, round_onto_grid, to_uniform
 from .writes import Curves, burn_in, grid_of, level_ranges, start_values
 
 __all__ = ["Dynamics", "dynamics", "settle_", "step_levels", "uniforms_at", "coupled_curves"]
@@ -86,17 +86,12 @@ def dynamics(
 
 def settle_(x: Tensor, dyn: Dynamics, uniforms: Tensor | None) -> Tensor:
     r"""Levels ``x`` (n, k), in place, clipped to their ranges and, on a grid, rounded
-    without bias: with spacing :math:`\Delta`, :math:`-B + (f + r)\Delta` becomes
-    :math:`-B + (f+1)\Delta` where the column's uniform number (``uniforms`` (n, k),
-    float32) is below r. The optimizer's operations in its order (``kernels.bound_``)."""
-    B = dyn.bound
-    torch.clamp(x, -B, B, out=x)
+    without bias from each column's uniform numbers (``uniforms`` (n, k), float32):
+    ``kernels.bound_``'s operations in its order (:func:`~complex_synapses.step.kernels.round_onto_grid`)."""
+    torch.clamp(x, -dyn.bound, dyn.bound, out=x)
     if dyn.spacing is None:
         return x
-    y = x.add_(B).div_(dyn.spacing)
-    f = torch.floor(y)
-    up = y.sub_(f).gt_(uniforms.to(y.dtype))
-    return torch.minimum(f.add_(up).mul_(dyn.spacing).sub_(B), B, out=y)
+    return x.copy_(round_onto_grid(x, dyn.bound, dyn.spacing, uniforms.to(x.dtype)))
 
 
 def uniforms_at(dyn: Dynamics, columns: Tensor, count: int) -> Tensor | None:
@@ -199,7 +194,7 @@ class _Run:
         # the rounding stream's part that is the same at every step, drawn once (kernels.bits_from)
         level = torch.arange(n, dtype=torch.int64)[:, None]
         self.first = None if dyn.spacing is None else element_hash(self.columns[None, :], dyn.key, level)
-        # the population settles in the optimizer's own C kernel where this machine has it
+        # [B, m] of each level for the C kernel, where this machine has it (m unread when continuous)
         m = float(grid_of(levels) or 2)
         self.limit = torch.cat([dyn.bound, torch.full_like(dyn.bound, m)], 1)
         self.lib = native.library() if native.supports([self.limit], n) else None
@@ -226,15 +221,17 @@ class _Run:
             kick = self.strength * xi
             birth = self.birth(t)
             x = torch.mm(dyn.P, u)
-            if copies.column.numel():
-                copies.levels = self._step_copies(copies, kick, t)
+            if copies.column.numel():  # step_levels, each copy drawing its synapse's numbers
+                c = torch.mm(dyn.P, copies.levels)
+                c[0] -= -kick[copies.column]
+                copies.levels = self._settle(c, copies.column, t)
             if birth:
                 other = x.clone()
                 other[0] -= kick  # the memory written the other way
                 born = torch.full_like(self.columns, t)
-                new = _Copies(self._settle_all(other, t), self.columns, born, xi)
+                new = _Copies(self._settle(other, self.columns, t), self.columns, born, xi)
             x[0] -= -kick
-            u = self._settle_all(x, t)
+            u = self._settle(x, self.columns, t)
             if birth:
                 copies = self._compact(copies, u, t).join(new)
                 self.power += (u[0].double() ** 2).view(-1, S).mean(1)
@@ -260,25 +257,14 @@ class _Run:
             None if self.first is None else to_uniform(bits_from(self.first.index_select(1, columns), t + 1))
         )
 
-    def _step_copies(self, copies: _Copies, kick: Tensor, t: int) -> Tensor:
-        """The copies' levels after step ``t``: :func:`step_levels`, each drawing the
-        numbers of the synapse it follows; clipped and rounded by the optimizer's C kernel
-        where it is loaded (``step.chosen.bound_at_call``, bit for bit)."""
+    def _settle(self, x: Tensor, columns: Tensor, t: int) -> Tensor:
+        """:func:`settle_` at step ``t`` on levels ``x`` (n, k), in place, column c drawing
+        the numbers of synapse ``columns[c]``: with the optimizer's C kernel where it is
+        loaded (``step.chosen.bound_at_call``, bit for bit), else in torch."""
         if self.lib is None:
-            return step_levels(copies.levels, kick[copies.column], self.dyn, self._draw(copies.column, t))
-        x = torch.mm(self.dyn.P, copies.levels)
-        x[0] -= -kick[copies.column]
+            return settle_(x, self.dyn, self._draw(columns, t))
         key = None if self.first is None else self.dyn.key
-        chosen.bound_at_call(x, copies.column, self.limit, key, t + 1, self.lib)
-        return x
-
-    def _settle_all(self, x: Tensor, t: int) -> Tensor:
-        """:func:`settle_` on levels ``x`` (n, every column) at step ``t``, in place: with
-        the optimizer's C kernel (``native.bound_call``, bit for bit) where it is loaded."""
-        if self.lib is None:
-            return settle_(x, self.dyn, self._draw(self.columns, t))
-        keys = [] if self.first is None else [self.dyn.key]
-        native.bound_call([list(x.unbind(0))], self.limit, keys, [t + 1], self.lib)
+        chosen.bound_at_call(x, columns, self.limit, key, t + 1, self.lib)
         return x
 
     def _compact(self, copies: _Copies, u: Tensor, t: int) -> _Copies:

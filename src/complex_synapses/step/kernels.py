@@ -43,6 +43,7 @@ __all__ = [
     "chain_post_multi_",
     "fused_step_multi_",
     "bound_multi_",
+    "round_onto_grid",
     "uniform_",
     "random_bits",
     "bits_at",
@@ -281,12 +282,20 @@ def bound_(levels: list[Tensor], bound: Tensor, key: Tensor, step: Tensor, quant
         B = row[0]
         x = torch.minimum(torch.maximum(level, -B), B)
         if quantize:
-            spacing = 2 * B / (row[1] - 1)
-            y = (x + B) / spacing
-            f = torch.floor(y)
             u = uniform_(x.numel(), key, step, k, x.device).view_as(x).to(x.dtype)
-            x = torch.minimum((f + (u < y - f).to(x.dtype)) * spacing - B, B)
+            x = round_onto_grid(x, B, 2 * B / (row[1] - 1), u)
         level.copy_(x)
+
+
+def round_onto_grid(x: Tensor, B: Tensor, spacing: Tensor, u: Tensor) -> Tensor:
+    r"""``x`` (already in :math:`[-B, B]`) onto the grid of ``spacing`` from -B, without
+    bias: :math:`-B + (f + r)\Delta` becomes :math:`-B + (f+1)\Delta` where the uniform
+    number ``u`` (x's dtype, broadcast against it) is below r, else :math:`-B + f\Delta`
+    (:func:`bound_`'s rounding; the model lab's coupled copies draw ``u`` at chosen
+    elements)."""
+    y = (x + B) / spacing
+    f = torch.floor(y)
+    return torch.minimum((f + (u < y - f).to(x.dtype)) * spacing - B, B)
 
 
 def bound_multi_(

@@ -16,7 +16,6 @@ from .capacity_options import CHAIN_OPTIONS, PLAIN, PRESETS, QUICK_CHAINS, add_o
 from .chain_options import int_list, write_csv
 
 ORDER = 4
-CHAIN_MODELS = ("complex", "complex-ranged", "complex-bounded")
 
 
 def _announce(preset: str):
@@ -26,7 +25,10 @@ def _announce(preset: str):
 
 def _resolve(args) -> None:
     """The preset's options where none was given (quick where random writes name none;
-    its chain axes only where no grid or chain axis is given), then the plain defaults."""
+    its chain list only where a chain model is asked and no grid or chain option is
+    given), then the plain defaults."""
+    from ..capacity_study import CHAIN_MODELS
+
     if args.preset is not None and args.writes != "random":
         raise ValueError(f"--preset {args.preset} is for random writes, got --writes {args.writes}")
     if args.preset is None and args.writes == "random":
@@ -35,8 +37,7 @@ def _resolve(args) -> None:
     for key, value in PRESETS.get(args.preset, {}).items():
         if getattr(args, key) is None and key != "chains":
             setattr(args, key, value)
-    named = {m.strip() for m in (args.models or "").split(",")}
-    if args.preset == "quick" and not chosen and named & set(CHAIN_MODELS):
+    if args.preset == "quick" and not chosen and set(_models(args)) & set(CHAIN_MODELS):
         args.chains = QUICK_CHAINS
     for key, value in PLAIN.items():
         if getattr(args, key) is None:
@@ -197,7 +198,7 @@ def _tables(r: dict, path: Path) -> tuple[list[dict], str | None]:
 def _chains(args, models: list[str]) -> tuple | None:
     """The chain grid of --chains, or of --chain-lengths, --chain-alphas, --chain-betas
     (each defaulting to the stated grid's axis), or None where none is given."""
-    from ..capacity_study import default_grids
+    from ..capacity_study import CHAIN_MODELS, default_grids
 
     given = {a: getattr(args, f"chain_{a}") for a in ("lengths", "alphas", "betas")}
     if args.chains is None and all(v is None for v in given.values()):

@@ -250,9 +250,11 @@ def _add_chain_options(k) -> None:
 
 def _add_estimator_option(k) -> None:
     """How a setting's signal curve is estimated (lab/coupled.py, lab/markov.py)."""
+    from ..estimate import ESTIMATORS
+
     k.add_argument(
         "--estimator",
-        choices=("plain", "coupled", "auto"),
+        choices=ESTIMATORS,
         default=None,
         help="how a setting's signal curve is estimated: plain: the overlap of each followed memory with "
         "the synapses; coupled: each followed memory's copy of every synapse written the other way, "
