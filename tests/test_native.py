@@ -2,9 +2,11 @@
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,8 @@ from complex_synapses.step import bounds, kernels, native
 from devices import DEVICE
 from optim_db import CONFIGS, Case, batches, grid, run, small_model
 
-needs_library = pytest.mark.skipif(native.library() is None, reason="no C compiler here")
+SUITE_LIBRARY = native.library()  # built once into the suite's cache, or None
+needs_library = pytest.mark.skipif(SUITE_LIBRARY is None, reason="no C compiler here")
 on_cpu = pytest.mark.skipif(DEVICE.type != "cpu", reason="the C library steps CPU tensors")
 pytestmark = [needs_library, on_cpu]
 
@@ -372,14 +375,15 @@ def own_cache(monkeypatch, tmp_path):
     native._warned.clear()
 
 
-def _built_in_another_process(cache):
-    """The cache's libraries built by a process of their own: this one never maps them,
-    so that a test may damage the files (a library in use must not be cut short)."""
-    code = "from complex_synapses.step import native; assert native.library() is not None"
-    subprocess.run([sys.executable, "-c", code], env={**os.environ, "COMPLEX_SYNAPSES_CACHE": str(cache)},
-                   check=True, capture_output=True)  # fmt: skip
-    (lib,) = cache.glob("step-*.so")  # the OpenMP build, the first tried
-    return lib
+def _copied_into(cache):
+    """The suite's library and its record (size and SHA-256) copied into ``cache``: files of
+    their own, never mapped by this process, so that a test may damage them (a library in
+    use must not be cut short) without paying for a build of its own (17 s here)."""
+    cache.mkdir(parents=True, exist_ok=True, mode=0o755)
+    built = Path(SUITE_LIBRARY._name)
+    for path in (built, built.with_suffix(".json")):
+        shutil.copy2(path, cache / path.name)
+    return cache / built.name
 
 
 def _steps_right_on_torchs_kernels():
@@ -402,6 +406,7 @@ def test_a_cache_folder_writable_by_others_is_refused(own_cache):
 
 
 def test_a_library_owned_by_another_user_is_refused(own_cache, monkeypatch):
+    _copied_into(own_cache)
     assert native.library() is not None
     native.library.cache_clear()
     uid = os.getuid()
@@ -413,7 +418,7 @@ def test_a_library_owned_by_another_user_is_refused(own_cache, monkeypatch):
 
 
 def test_a_library_changed_after_its_build_is_refused(own_cache):
-    lib = _built_in_another_process(own_cache)
+    lib = _copied_into(own_cache)
     data = bytearray(lib.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one byte flipped, the size kept
     lib.write_bytes(bytes(data))
@@ -424,7 +429,7 @@ def test_a_library_changed_after_its_build_is_refused(own_cache):
 
 
 def test_a_truncated_library_is_rebuilt_and_used(own_cache, recwarn):
-    lib = _built_in_another_process(own_cache)
+    lib = _copied_into(own_cache)
     size = lib.stat().st_size
     with open(lib, "r+b") as fh:
         fh.truncate(size // 3)
