@@ -4,9 +4,9 @@ A compiled kernel from ``torch.compile`` costs every new process seconds before 
 first step (tracing the kernel and loading the compiler: about 4 s on 2 cores with
 torch's on-disk cache warm, 20 s cold), which a short run never wins back. The same
 arithmetic in plain C (``csrc/step.h``, a line-for-line mirror of
-:func:`complex_synapses.step.kernels.fused_step_`) builds in about a second with the
-machine's C compiler and loads in milliseconds, so on the CPU the fused step needs no
-tracing at all.
+:func:`complex_synapses.step.kernels.fused_step_`) builds once per machine with its C
+compiler (10 s on this machine's 2 cores, its parts compiled at once) and then loads in
+milliseconds, so on the CPU the fused step needs no tracing at all.
 
 The library is built on first use into a cache folder (``COMPLEX_SYNAPSES_CACHE``,
 else ``$XDG_CACHE_HOME/complex_synapses``, else ``~/.cache/complex_synapses``) under a
@@ -66,6 +66,9 @@ MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kerne
 BASE_KERNELS = ("adam", "sgd")
 # No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
 # that the stochastic rounding onto the grid agrees with theirs bit for bit.
+# step.c's parts (its CS_ONLY), a compiler process each: the steps of bfloat16 state (16)
+# and of bfloat16 state and moments (17), float32 with the rest (32), float64 (64).
+PARTS = (16, 17, 32, 64)
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-std=c11")
 # Elements per range stepped on one thread: below this, splitting costs more than it saves.
 MIN_RANGE = 1 << 15
@@ -104,20 +107,20 @@ def _compiler() -> str | None:
 
 
 def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...]) -> None:
-    """Compile the float32 and float64 halves at once (two processes: the build is most
-    of a cold first step), and link them into the library, atomically."""
+    """Compile the library's parts at once (a process each: the build is most of a cold
+    first step; step.c's ``CS_ONLY``), and link them into the library, atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         for name, text in sources.items():
             (Path(tmp) / name).write_text(text)
-        objects = [Path(tmp) / f"step{bits}.o" for bits in (32, 64)]
+        objects = [Path(tmp) / f"step{part}.o" for part in PARTS]
         compiles = [
             subprocess.Popen(
-                [cc, *flags, f"-DCS_ONLY={bits}", "-c", "-o", str(obj), str(Path(tmp) / "step.c")],
+                [cc, *flags, f"-DCS_ONLY={part}", "-c", "-o", str(obj), str(Path(tmp) / "step.c")],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )
-            for bits, obj in zip((32, 64), objects)
+            for part, obj in zip(PARTS, objects)
         ]
         errors = [proc.communicate()[1] for proc in compiles]  # both waited for, failed or not
         for proc, err in zip(compiles, errors):

@@ -1,7 +1,7 @@
 /* The fused optimizer step (chain and Adam or SGD in one pass over memory) as plain
  * C, for the CPU: compiled once per machine by complex_synapses.native and loaded
  * with ctypes, so that a new process steps without tracing or compiling anything.
- * No Python or torch headers: it builds in about a second.
+ * No Python or torch headers: it builds with the C compiler alone.
  *
  * Built with -fopenmp where the compiler takes it: the library then names
  * libgomp.so.1, which the dynamic linker resolves to the copy torch has already
@@ -28,8 +28,14 @@
 #define CS_UNROLLED_CASES CS_CASE(1) CS_CASE(2) CS_CASE(3) CS_CASE(4) CS_CASE(5) CS_CASE(6) CS_CASE(7) CS_CASE(8)
 #define CS_EXACT_CASES CS_EXACT(9) CS_EXACT(10)
 
-/* CS_ONLY=32 or 64 compiles one element type (and, with 32, the two functions below),
- * so that the two halves build at once, in two processes, and link into one library. */
+/* CS_ONLY names one part of the library to compile, so that the parts build at once, in
+ * processes of their own, and link into one library: 32 the float32 kernels (with the
+ * two functions below and the bfloat16 rounding and widening), 64 the float64 ones, 16
+ * the step of bfloat16 state, 17 that of bfloat16 state and moments (the bfloat16 steps
+ * are most of a build's time). Without it, every part. */
+#if defined(CS_ONLY) && CS_ONLY != 16 && CS_ONLY != 17 && CS_ONLY != 32 && CS_ONLY != 64
+#error "CS_ONLY names a part: 16, 17, 32 or 64"
+#endif
 #if !defined(CS_ONLY) || CS_ONLY == 32
 int cs_max_levels(void) { return CS_MAX_LEVELS; }
 
@@ -137,7 +143,7 @@ static inline uint32_t cs_stream_bits(uint32_t first, uint32_t i, uint32_t mix) 
     return x ^ (x >> 16);
 }
 
-#if !defined(CS_ONLY) || CS_ONLY == 32
+#if !defined(CS_ONLY) || CS_ONLY != 64 /* the bfloat16 values: every float32 part */
 CS_WIDE_BEGIN
 /* kernels.round_bfloat16_ on elements [start, end) of one level, bit for bit: float32
  * ``src`` rounded stochastically into bfloat16 ``dst`` (its upper 16 bits), 16 random
@@ -161,6 +167,11 @@ static inline float cs_from_bf16(uint16_t half) {
     memcpy(&x, &bits, sizeof x);
     return x;
 }
+CS_WIDE_END
+#endif
+
+#if !defined(CS_ONLY) || CS_ONLY == 32
+CS_WIDE_BEGIN
 
 static void cs_round_bf16(int64_t start, int64_t end, const float *src, uint16_t *dst, int64_t key,
                           int64_t step, int level, int64_t offset) {
@@ -214,24 +225,30 @@ CS_WIDE_END
  * stored in bfloat16 (CS_HALF), and with Adam's moments too (CS_HALF_MOMENTS). Each
  * inclusion names its functions by NAME, which step.h undoes at its end; the type's
  * other macros are undone here. */
-#if !defined(CS_ONLY) || CS_ONLY == 32
+#if !defined(CS_ONLY) || CS_ONLY != 64
 #define REAL float
 #define SQRT sqrtf
 #define INDEX int32_t /* a grid index: values up to 2^24 are exact in float */
 #define FABS fabsf
 #define CS_NEGLIGIBLE 0x1p-32f
+#if !defined(CS_ONLY) || CS_ONLY == 32
 #define NAME(x) cs_##x##_f32
 #include "step.h"
+#endif
 CS_WIDE_BEGIN
-#define NAME(x) cs_##x##_bf16
 #define CS_HALF
+#if !defined(CS_ONLY) || CS_ONLY == 16
+#define NAME(x) cs_##x##_bf16
 #include "step.h"
+#endif
+#if !defined(CS_ONLY) || CS_ONLY == 17
 #define NAME(x) cs_##x##_bf16m
 #define CS_HALF_MOMENTS
 #include "step.h"
-CS_WIDE_END
 #undef CS_HALF_MOMENTS
+#endif
 #undef CS_HALF
+CS_WIDE_END
 #undef REAL
 #undef SQRT
 #undef INDEX
@@ -249,7 +266,7 @@ CS_WIDE_END
 #include "step.h"
 #endif
 
-#if !defined(CS_ONLY) || CS_ONLY == 32
+#if !defined(CS_ONLY) || CS_ONLY == 16 || CS_ONLY == 17
 CS_WIDE_BEGIN
 
 /* The fused step of a chain whose hidden levels are stored in bfloat16 (state16), in
@@ -265,37 +282,54 @@ struct cs_step16_args {
     float **p, **g;
     uint16_t **hidden;
     const float *coef, *hyper;
-    void **m, **v; /* float32, or bfloat16 where half_moments */
-    int exact, adam, maximize, half_moments;
+    void **m, **v; /* float32, or bfloat16 in cs_step_bf16m_many */
+    int exact, adam, maximize;
     const int64_t *key, *step;
 };
 
-/* With half_moments (moments_dtype): Adam's moments m[t], v[t] are bfloat16 too, read and
- * stored as the levels are, from the stream's places CS_MOMENT_PLACE and the next
- * (state16.run_in_pieces rounds its float32 copies of them there: the same bits). */
+/* Where the stream of a parameter with key ``key`` starts for each of its hidden levels
+ * 1..n-1 and, with ``moments``, for Adam's moments (CS_MOMENT_PLACE and the next). */
+static void cs_step16_first(uint32_t first[CS_MOMENT_PLACE + 2], int n, int64_t key, int moments) {
+    for (int k = 0; k < CS_MOMENT_PLACE + 2; k++) first[k] = 0;
+    for (int k = 1; k < n; k++) first[k] = cs_stream_first(key, k);
+    if (moments)
+        for (int j = CS_MOMENT_PLACE; j < CS_MOMENT_PLACE + 2; j++) first[j] = cs_stream_first(key, j);
+}
+CS_WIDE_END
+#endif
+
+#if !defined(CS_ONLY) || CS_ONLY == 16
+CS_WIDE_BEGIN
 static void cs_step16_range(int t, int64_t start, int64_t end, const void *args) {
     const struct cs_step16_args *a = args;
-    const int n = a->n;
-    uint32_t first[CS_MOMENT_PLACE + 2] = {0};
-    for (int k = 1; k < n; k++) first[k] = cs_stream_first(a->key[t], k);
-    uint16_t **levels = a->hidden + (int64_t)t * (n - 1);
-    const uint32_t mix = (uint32_t)a->step[t];
-    if (a->half_moments) {
-        for (int j = CS_MOMENT_PLACE; j < CS_MOMENT_PLACE + 2; j++) first[j] = cs_stream_first(a->key[t], j);
-        cs_step_any_bf16m(start, end, n, a->p[t], a->g[t], levels, a->coef, a->hyper, a->m[t], a->v[t],
-                          a->exact, 1, a->maximize, first, mix);
-    } else {
-        cs_step_any_bf16(start, end, n, a->p[t], a->g[t], levels, a->coef, a->hyper, a->adam ? a->m[t] : 0,
-                         a->adam ? a->v[t] : 0, a->exact, a->adam, a->maximize, first, mix);
-    }
+    uint32_t first[CS_MOMENT_PLACE + 2];
+    cs_step16_first(first, a->n, a->key[t], 0);
+    cs_step_any_bf16(start, end, a->n, a->p[t], a->g[t], a->hidden + (int64_t)t * (a->n - 1), a->coef,
+                     a->hyper, a->adam ? a->m[t] : 0, a->adam ? a->v[t] : 0, a->exact, a->adam, a->maximize,
+                     first, (uint32_t)a->step[t]);
 }
 
 void cs_step_bf16_many(int count, const int64_t *numel, int n, float **p, float **g, uint16_t **hidden,
                        const float *coef, const float *hyper, void **m, void **v, int exact, int adam,
                        int maximize, const int64_t *key, const int64_t *step, int threads, int part,
                        int parts) {
-    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, 0, key, step};
+    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
     cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
+}
+CS_WIDE_END
+#endif
+
+#if !defined(CS_ONLY) || CS_ONLY == 17
+CS_WIDE_BEGIN
+/* With Adam's moments m[t], v[t] in bfloat16 too (moments_dtype), read and stored as the
+ * levels are, from the stream's places CS_MOMENT_PLACE and the next (state16.run_in_pieces
+ * rounds its float32 copies of them there: the same bits). */
+static void cs_step16m_range(int t, int64_t start, int64_t end, const void *args) {
+    const struct cs_step16_args *a = args;
+    uint32_t first[CS_MOMENT_PLACE + 2];
+    cs_step16_first(first, a->n, a->key[t], 1);
+    cs_step_any_bf16m(start, end, a->n, a->p[t], a->g[t], a->hidden + (int64_t)t * (a->n - 1), a->coef,
+                      a->hyper, a->m[t], a->v[t], a->exact, 1, a->maximize, first, (uint32_t)a->step[t]);
 }
 
 /* The same with Adam's moments stored in bfloat16 too (``adam`` is 1: the moments are
@@ -304,8 +338,8 @@ void cs_step_bf16m_many(int count, const int64_t *numel, int n, float **p, float
                         const float *coef, const float *hyper, void **m, void **v, int exact, int adam,
                         int maximize, const int64_t *key, const int64_t *step, int threads, int part,
                         int parts) {
-    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, 1, key, step};
-    cs_run(count, numel, threads, part, parts, cs_step16_range, &a);
+    const struct cs_step16_args a = {n, p, g, hidden, coef, hyper, m, v, exact, adam, maximize, key, step};
+    cs_run(count, numel, threads, part, parts, cs_step16m_range, &a);
 }
 CS_WIDE_END
 #endif
