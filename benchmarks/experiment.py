@@ -29,7 +29,10 @@ fused Adam, the model eager) is measured beside it. The native kernel of
 --cs (and, for --compile, torch's compiled code) is built once per machine and cached on
 disk: one untimed run of each fills those caches first; their times are printed too.
 The loop-only times (the run's own ``train_time_s`` against the bare loop's) are
-printed beside them. With ``--device cuda``
+printed beside them, and the default run with its learning curves tested once, at its
+end (``--eval-log 2500``; the accuracy matrix still after each task), against the
+default's test every 100 steps: how much of the difference from the bare loop is the
+curves' test passes, which the bare loop does not make. With ``--device cuda``
 both train on the GPU (model, images and labels there; the bare loop synchronises once,
 at its end). The last line is JSON.
 """
@@ -105,6 +108,7 @@ def batches_file(args, folder: Path) -> Path:
 
 # The commands measured against the bare loop, and their names in the JSON's keys.
 KEYS = {"run": "run", "run --cs": "run_cs", "run --compile": "run_compile", "run --fused": "run_fused"}
+KEYS |= {"run, curves once": "run_curves_once"}
 FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 
 
@@ -167,6 +171,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.repeats < 1:
         ap.error(f"--repeats must be at least 1, not {args.repeats}")
+    from complex_synapses.experiments import RunSettings
+
+    defaults = RunSettings.make()
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -196,6 +203,9 @@ def main() -> None:
             "run --cs": cli + ["--cs"],
             "run --compile": cli + ["--compile"],
             "run --fused": cli + ["--fused"],
+            # the default run with its learning curves tested once, at the end, where the
+            # default tests them every 100 steps: what the curves' test passes cost
+            "run, curves once": cli + ["--eval-log", str(defaults.iters * defaults.tasks)],
         }
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
         # torch's on-disk compile cache is filled once per machine; warm it, untimed, so

@@ -17,7 +17,11 @@ bare loop's weights must equal those of an in-process copy of the run's training
 Both are timed as whole processes in ``--repeats`` rounds, the commands' order rotated
 each round; the headline is the median over rounds of each round's own ratio (the paired
 ratio), with glibc's malloc thresholds fixed as in ``benchmarks/experiment.py``. Target
-(issue 41): run / bare at most 1.1. The last line is JSON.
+(issue 41): run / bare at most 1.1. Beside it, the run with its learning curves tested
+once, at its end (``--eval-log`` its total steps; the accuracy matrix still after each
+task), against the default's test every 100 steps: how much of the difference from the
+bare loop is the curves' test passes, which the bare loop does not make. The last line
+is JSON.
 """
 
 from __future__ import annotations
@@ -148,7 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         data, cli = prepare(args, tmp)
         (tmp / "bare.py").write_text(BARE)
         bare = [sys.executable, str(tmp / "bare.py"), str(data), str(tmp / "images.npy"), str(tmp / "w.pt")]
-        cmds = {"bare": bare, "run --weight-bits 1": cli}
+        # beside it, the run with its learning curves tested once, at the end (the accuracy
+        # matrix still after each task): what the curves' test passes cost
+        once = cli + ["--eval-log", str(SETTINGS["tasks"] * args.iters)]
+        cmds = {"bare": bare, "run --weight-bits 1": cli, "run, curves once": once}
         env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")} | FIXED_MALLOC
         walls, loops, ratios = measure(cmds, env, args.repeats)
         same = _same_weights(args, tmp / "w.pt")
@@ -167,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
                 "repeats": args.repeats,
                 "paired_ratio_run": round(ratio, 3),
                 "paired_ratios": [round(r, 3) for r in ratios["run --weight-bits 1"]],
+                "paired_ratio_curves_once": round(paired["run, curves once"], 3),
                 "wall_s": {k: round(statistics.median(v), 2) for k, v in walls.items()},
                 "loop_s": {k: round(statistics.median(v), 2) for k, v in loops.items()},
                 "same_weights": same,
