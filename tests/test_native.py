@@ -378,7 +378,7 @@ def own_cache(monkeypatch, tmp_path):
 def _copied_into(cache):
     """The suite's library and its record (size and SHA-256) copied into ``cache``: files of
     their own, never mapped by this process, so that a test may damage them (a library in
-    use must not be cut short) without paying for a build of its own (17 s here)."""
+    use must not be cut short) without paying for a build of its own (10 s and more)."""
     cache.mkdir(parents=True, exist_ok=True, mode=0o755)
     built = Path(SUITE_LIBRARY._name)
     for path in (built, built.with_suffix(".json")):

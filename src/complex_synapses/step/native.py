@@ -64,11 +64,11 @@ MAX_LEVELS = 32  # CS_MAX_LEVELS in csrc/step.c: longer chains use torch's kerne
 # The fused arithmetic csrc/step.c implements; a base kernel added to kernels.py alone
 # (not yet in C) steps with torch's kernels instead of being taken for SGD here.
 BASE_KERNELS = ("adam", "sgd")
-# No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
-# that the stochastic rounding onto the grid agrees with theirs bit for bit.
 # step.c's parts (its CS_ONLY), a compiler process each: the steps of bfloat16 state (16)
 # and of bfloat16 state and moments (17), float32 with the rest (32), float64 (64).
 PARTS = (16, 17, 32, 64)
+# No contraction into fused multiply-adds: the same roundings as torch's eager ops, so
+# that the stochastic rounding onto the grid agrees with theirs bit for bit.
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fPIC", "-std=c11")
 # Elements per range stepped on one thread: below this, splitting costs more than it saves.
 MIN_RANGE = 1 << 15
@@ -122,7 +122,7 @@ def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...
             )
             for part, obj in zip(PARTS, objects)
         ]
-        errors = [proc.communicate()[1] for proc in compiles]  # both waited for, failed or not
+        errors = [proc.communicate()[1] for proc in compiles]  # every one waited for, failed or not
         for proc, err in zip(compiles, errors):
             if proc.returncode:
                 raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=err)
