@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -135,6 +136,32 @@ def test_a_resumed_run_continues_bit_identically(kernel, dtype, bound, grid):
     run(resumed, opt2, data[10:])
     for p, q in zip(ref.parameters(), resumed.parameters()):
         assert torch.equal(p, q) and torch.equal(ref_opt.levels(p), opt2.levels(q))
+
+
+def _hash32_reference(x: np.ndarray) -> np.ndarray:
+    """The stream's hash as documented, in numpy's wrapping 32-bit arithmetic."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x2C1B3C6D)
+    return x ^ (x >> np.uint32(16))
+
+
+@pytest.mark.parametrize("step", [0, 1, 65535, 65536, 2**31 + 12345, 2**32 - 1, 2**33 + 5])
+@pytest.mark.parametrize("key", [0, 7, 2**32 - 1])
+def test_the_stream_is_hash_of_hash_of_the_place_xor_the_step(key, step):
+    """Element i of level k draws hash(hash(hash(key) + k * 0x3C6EF372 + i) ^ step), all
+    in 32 bits, however kernels computes it (its two middle xorshifts folded into one xor,
+    which counters of 2^16 and more exercise), for indices across the whole 32-bit range."""
+    gen = torch.Generator().manual_seed(key + step % 1000)
+    idx = torch.cat([torch.arange(1000), torch.randint(0, 2**32, (10000,), generator=gen)])
+    idx = torch.cat([idx, torch.tensor([2**16 - 1, 2**16, 2**31, 2**32 - 1])])
+    with np.errstate(over="ignore"):
+        first = _hash32_reference(np.array([key], dtype=np.uint32))[0] + np.uint32(3 * 0x3C6EF372)
+        want = _hash32_reference(
+            _hash32_reference(idx.numpy().astype(np.uint32) + first) ^ np.uint32(step % 2**32)
+        )
+    assert np.array_equal(kernels.bits_at(idx, key, step, 3).numpy(), want.astype(np.int64))
 
 
 def test_the_seed_chooses_the_stream():

@@ -207,11 +207,16 @@ def _hash32(x: Tensor) -> Tensor:
     """A 32-bit integer hash of int64 values in [0, 2^32): two multiply-xorshift rounds
     with multipliers below 2^31, so that no int64 product overflows (the compiled and
     eager kernels then agree bit for bit). Every input is masked to 32 bits first."""
-    x = x ^ (x >> 16)
+    x = _products(x ^ (x >> 16))
+    return x ^ (x >> 16)
+
+
+def _products(x: Tensor) -> Tensor:
+    """:func:`_hash32` between its first xorshift and its last: both products and the
+    xorshift between them."""
     x = (x * 0x7FEB352D) & _MASK32
     x = x ^ (x >> 15)
-    x = (x * 0x2C1B3C6D) & _MASK32
-    return x ^ (x >> 16)
+    return (x * 0x2C1B3C6D) & _MASK32
 
 
 def random_bits(
@@ -235,13 +240,24 @@ def bits_at(idx: Tensor, key: Tensor | int, step: Tensor | int, level: int | Ten
 
 def element_hash(idx: Tensor, key: Tensor | int, level: int | Tensor) -> Tensor:
     """The part of :func:`bits_at` that does not change from step to step: a caller that
-    draws for the same elements at many steps computes it once (:func:`bits_from`)."""
-    return _hash32((idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32)
+    draws for the same elements at many steps computes it once (:func:`bits_from`). It is
+    z, the hash h = z ^ (z >> 16) of the element's place in the stream less its last
+    xorshift (see :func:`bits_from`)."""
+    x = (idx + _hash32(key & _MASK32) + level * 0x3C6EF372) & _MASK32
+    return _products(x ^ (x >> 16))
 
 
 def bits_from(first: Tensor, step: Tensor | int) -> Tensor:
-    """:func:`bits_at` at ``step`` from the elements' :func:`element_hash` ``first``."""
-    return _hash32(first ^ (step & _MASK32))
+    """:func:`bits_at` at ``step`` from the elements' :func:`element_hash` ``first``.
+
+    The stream's value is hash(h ^ s), s the step's 32 bits and h = z ^ (z >> 16) the
+    element's hash, z = ``first``. As h >> 16 = z >> 16 (z has 32 bits), the outer
+    hash's first xorshift of h ^ s is z ^ s ^ (s >> 16): h's last xorshift and that one
+    fold into one xor, the same bits from four operations fewer (as the C library's
+    ``cs_stream_bits``)."""
+    s = step & _MASK32
+    x = _products(first ^ (s ^ (s >> 16)))
+    return x ^ (x >> 16)
 
 
 def to_uniform(bits: Tensor) -> Tensor:
