@@ -20,7 +20,10 @@ propagator over its band). Beside them: the same step with bfloat16 state, and t
 generic path (SGD with momentum) against its floor, (2n + 5) / 7 times fused Adam; the
 state's bytes per parameter (Adam's moments and the hidden levels), measured from the
 optimizer's state, float32 and bfloat16, and the bfloat16 step over the float32 one
-beside the ratio of their bytes moved (targets: 0.85 for n=5, 0.8 for n=10 and 16);
+beside the ratio of their bytes moved (targets: 0.85 for n=5, 0.8 for n=10 and 16),
+and the bytes each moves per second (a float32 step that moves its bytes no faster than
+the bfloat16 one moves fewer is not bound by memory here, and the bfloat16 ratio cannot
+then reach the bytes' ratio);
 and with Adam's moments in bfloat16 too (``moments_dtype``), its step over the float32
 one beside its bytes' ratio and its state's bytes.
 ``--dense`` runs the long chains with alpha 1 and beta 4^(n-1), whose fast level moves
@@ -324,6 +327,21 @@ def main() -> None:
         fmt += ("{:8.2f}",)
         fmt += ("{:11.2f}", "{:11.2f}", "{:8.1f}", "{:7.1f}", "{:9.2f}", "{:6.2f}", "{:6.2f}", "{:5.1f}")
         print(" ".join(f.format(c) for f, c in zip(fmt, cells)))
+    # The bytes each step moves per second: where the float32-state step moves its bytes no
+    # faster than the bfloat16 one moves fewer, it is not bound by memory on this machine,
+    # and the bfloat16 step's ratio cannot reach the ratio of their bytes.
+    print("\nbytes moved per second (GB/s): fused Adam " + f"{args.numel * 28 / base / 1e9:.1f}", end="")
+    for n in lengths:
+        rates = {
+            "f32": args.numel * f32_traffic(n) / median[f"CS Adam n={n} exact"] / 1e9,
+            "bf16": args.numel * state16_traffic(n) / median[f"CS Adam n={n} exact, bf16 state"] / 1e9,
+        }
+        chains[n] |= {
+            "gb_per_s_f32_state": round(rates["f32"], 1),
+            "gb_per_s_bf16_state": round(rates["bf16"], 1),
+        }
+        print(f"; n={n}: float32 state {rates['f32']:.1f}, bfloat16 state {rates['bf16']:.1f}", end="")
+    print()
     ratio = median["CS Adam n=5 exact"] / base
     generic = median["CS SGD(momentum) n=5 (generic)"] / base
     cuda = device.type == "cuda"
