@@ -17,11 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 from complex_synapses.step import kernels
+
+sys.path.insert(0, str(Path(__file__).parent))
+from optimizer_step import sync  # noqa: E402
 
 MASK = 0xFFFFFFFF
 
@@ -30,11 +35,6 @@ def documented(idx: torch.Tensor, key: torch.Tensor, step: torch.Tensor, level: 
     """The stream as its docstring states it: two nested hashes, nothing folded."""
     h = kernels._hash32
     return h(h((idx + h(key & MASK) + level * 0x3C6EF372) & MASK) ^ (step & MASK))
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main() -> None:
