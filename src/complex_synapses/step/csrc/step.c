@@ -17,7 +17,7 @@
 
 #define CS_MAX_LEVELS 32
 /* Elements a blocked step (step.h) takes at a time: n rows of them are buffered, and at
- * 256 a long chain's rows stay within the L1 cache (n = 32: 33 KiB of float32) where at
+ * 256 a long chain's rows stay within the L1 cache (n = 32: 35 KiB of float32) where at
  * 512 they spilled from it (n = 16 exact 48 against 57 ms, n = 32 104 against 119 ms on
  * 10M elements, benchmarks/optimizer_step.py; 128 was no better). */
 #define CS_BLOCK 256
