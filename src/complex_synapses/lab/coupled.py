@@ -50,7 +50,7 @@ from ..step.bounds import round_key
 from ..step.kernels import bits_at, bits_from, element_hash, round_onto_grid, to_uniform
 from .writes import Curves, burn_in, grid_of, level_ranges, start_values
 
-__all__ = ["Dynamics", "dynamics", "settle_", "step_levels", "uniforms_at", "coupled_curves"]
+__all__ = ["Dynamics", "dynamics", "settle_", "propagated", "step_levels", "uniforms_at", "coupled_curves"]
 
 TICK = 500  # steps between progress reports
 
@@ -103,12 +103,17 @@ def uniforms_at(dyn: Dynamics, columns: Tensor, count: int) -> Tensor | None:
     return to_uniform(bits_at(columns[None, :], dyn.key, count, level))
 
 
-def step_levels(u: Tensor, kick: Tensor, dyn: Dynamics, uniforms: Tensor | None) -> Tensor:
-    """One step of SGD under the chain: ``P u``, ``kick`` (k,) added to the first level
-    (lr 1, gradient -kick), then :func:`settle_`. ``u`` (n, k) is left unchanged."""
+def propagated(u: Tensor, kick: Tensor, dyn: Dynamics) -> Tensor:
+    """One step of SGD under the chain before the levels are settled: ``P u``, ``kick``
+    (k,) added to the first level (lr 1, gradient -kick). ``u`` (n, k) is left unchanged."""
     x = torch.mm(dyn.P, u)
     x[0] -= -kick  # the optimizer's w - lr * g with g = -kick, bit for bit
-    return settle_(x, dyn, uniforms)
+    return x
+
+
+def step_levels(u: Tensor, kick: Tensor, dyn: Dynamics, uniforms: Tensor | None) -> Tensor:
+    """One step of SGD under the chain: :func:`propagated`, then :func:`settle_`."""
+    return settle_(propagated(u, kick, dyn), dyn, uniforms)
 
 
 @dataclass
@@ -191,13 +196,15 @@ class _Run:
         self.burn, self.steps, self.stride = burn, steps, stride
         W, dtype, n = len(writes), dyn.P.dtype, dyn.P.shape[0]
         self.columns = torch.arange(W * synapses, dtype=torch.int64)
-        # the rounding stream's part that is the same at every step, drawn once (kernels.bits_from)
-        level = torch.arange(n, dtype=torch.int64)[:, None]
-        self.first = None if dyn.spacing is None else element_hash(self.columns[None, :], dyn.key, level)
         # [B, m] of each level for the C kernel, where this machine has it (m unread when continuous)
         m = float(grid_of(levels) or 2)
         self.limit = torch.cat([dyn.bound, torch.full_like(dyn.bound, m)], 1)
         self.lib = native.library() if native.supports([self.limit], n) else None
+        # torch's path: the rounding stream's part that is the same at every step, drawn once
+        # (kernels.bits_from); the C kernel draws the whole stream itself
+        level = torch.arange(n, dtype=torch.int64)[:, None]
+        torch_rounds = dyn.spacing is not None and self.lib is None
+        self.first = element_hash(self.columns[None, :], dyn.key, level) if torch_rounds else None
         self.strength = torch.tensor(writes, dtype=dtype).repeat_interleave(synapses)
         self.group = (self.columns % synapses) // (synapses // groups) + groups * (self.columns // synapses)
         self.ages = [int(a) for a in ages]
@@ -222,9 +229,8 @@ class _Run:
             birth = self.birth(t)
             x = torch.mm(dyn.P, u)
             if copies.column.numel():  # step_levels, each copy drawing its synapse's numbers
-                c = torch.mm(dyn.P, copies.levels)
-                c[0] -= -kick[copies.column]
-                copies.levels = self._settle(c, copies.column, t)
+                moved = propagated(copies.levels, kick[copies.column], dyn)
+                copies.levels = self._settle(moved, copies.column, t)
             if birth:
                 other = x.clone()
                 other[0] -= kick  # the memory written the other way
@@ -263,7 +269,7 @@ class _Run:
         loaded (``step.chosen.bound_at_call``, bit for bit), else in torch."""
         if self.lib is None:
             return settle_(x, self.dyn, self._draw(columns, t))
-        key = None if self.first is None else self.dyn.key
+        key = None if self.dyn.spacing is None else self.dyn.key
         chosen.bound_at_call(x, columns, self.limit, key, t + 1, self.lib)
         return x
 

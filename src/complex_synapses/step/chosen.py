@@ -22,17 +22,8 @@ def _entry(lib: ctypes.CDLL, dtype: torch.dtype):
     """The library's ``cs_bound_at`` for ``dtype``, its argument types declared."""
     fn = getattr(lib, f"cs_bound_at_{native.suffixes[dtype]}")
     i64, c_int, p = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    fn.argtypes = [
-        c_int,
-        i64,
-        p,
-        p,
-        p,
-        c_int,
-        i64,
-        i64,
-        c_int,
-    ]  # n, k, x, index, bound, rows, key, step, quantize
+    # n, k, x, index, bound, rows, key, step, quantize
+    fn.argtypes = [c_int, i64, p, p, p, c_int, i64, i64, c_int]
     fn.restype = None
     return fn
 
