@@ -50,6 +50,30 @@ def test_stochastic_rounding_keeps_exact_values_infinities_and_nans():
         assert torch.signbit(y[1])
 
 
+PAIRED_PLACES = [(1, 1, 0), (2, 1, 16), (3, 3, 0), (4, 3, 16), (33, 33, 0), (34, 33, 16)]
+
+
+@pytest.mark.parametrize("place,draw,shift", PAIRED_PLACES)
+def test_two_places_share_a_draw_the_low_half_then_the_high(place, draw, shift):
+    """A rounding takes 16 random bits, a draw 32: odd place p rounds with the low half of
+    its draw, p + 1 with the high half of p's (Adam's moments, 33 and 34, as a pair of
+    levels). Written out with the stream's integers; fails with any other half or place."""
+    from complex_synapses.step import state16
+    from complex_synapses.step.kernels import bfloat16_draw, bits_at
+
+    assert bfloat16_draw(place) == (draw, shift) and state16.MOMENT_PLACES == (33, 34)
+    torch.manual_seed(place)
+    x = torch.randn(4099, device=DEVICE) * 1e-3
+    key, step, offset = torch.tensor(11, device=DEVICE), torch.tensor(2**32 + 5, device=DEVICE), 77
+    out = torch.empty_like(x, dtype=torch.bfloat16)
+    round_bfloat16_(out, x, key, step, place, offset)
+    idx = torch.arange(offset, offset + x.numel(), device=DEVICE)
+    r = (bits_at(idx, key, step, draw) >> shift) & 0xFFFF
+    bits = x.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
+    expected = ((bits + r) >> 16).to(torch.int32).to(torch.int16)  # no value here carries past 32 bits
+    assert torch.equal(out.view(torch.int16), expected)
+
+
 def _relax(state_dtype, n_elements, steps, kernel="eager"):
     """A chain whose weight stays at 1 (no gradient) and whose hidden levels start at 0:
     the levels fill from the weight, the slowest by far less than bfloat16's spacing per

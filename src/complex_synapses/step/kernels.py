@@ -51,6 +51,7 @@ __all__ = [
     "element_hash",
     "to_uniform",
     "round_bfloat16_",
+    "bfloat16_draw",
     "compiled",
     "compute_dtype",
 ]
@@ -270,16 +271,27 @@ def uniform_(n: int, key: Tensor, step: Tensor, level: int, device: torch.device
     return to_uniform(random_bits(n, key, step, level, device))
 
 
+def bfloat16_draw(place: int) -> tuple[int, int]:
+    """The place whose draw rounds ``place`` (at least 1) into bfloat16, and the shift of
+    its 16 bits in that draw: a rounding takes 16 bits and a draw has 32, so two places
+    share one, an odd place p its low half and p + 1 its high half (the C library's
+    ``CS_DRAW``): a step of bfloat16 levels draws half as many hashes, the arithmetic
+    that bounds it on the CPU."""
+    return (place - 1) | 1, 16 * (1 - (place & 1))
+
+
 def round_bfloat16_(dst: Tensor, src: Tensor, key: Tensor, step: Tensor, level: int, offset: int = 0) -> None:
     r"""``dst`` (bfloat16) :math:`\leftarrow` float32 ``src`` rounded stochastically and
     without bias: bfloat16 is float32's upper 16 bits, so adding 16 random bits to the
     lower ones and dropping them rounds :math:`|x| = a + r\Delta` (a, a + Δ neighbours in
     bfloat16, r in [0, 1)) up with probability r, to within 2^-16 of a spacing; the mean
     is the value itself. Infinities stay infinite; a value that rounds past the largest
-    bfloat16 becomes infinite, as it would in round-to-nearest. ``offset``: the index of
-    ``src``'s first element in its level (a piece of it)."""
+    bfloat16 becomes infinite, as it would in round-to-nearest. ``level``: the place in
+    the parameter's stream (:func:`bfloat16_draw`); ``offset``: the index of ``src``'s
+    first element in its level (a piece of it)."""
     bits = src.view(torch.int32).to(torch.int64) & _MASK32
-    r = random_bits(src.numel(), key, step, level, src.device, offset).view_as(bits) & 0xFFFF
+    place, shift = bfloat16_draw(level)
+    r = (random_bits(src.numel(), key, step, place, src.device, offset).view_as(bits) >> shift) & 0xFFFF
     up = (bits + r) & 0xFFFF0000
     up = torch.where(src.isnan(), bits, up)  # a NaN stays NaN (its payload may be in the low bits)
     up = up - ((up >> 31) << 32)  # back into int32's range, two's complement

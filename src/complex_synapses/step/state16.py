@@ -19,15 +19,20 @@ than 4 (n - 1) PIECE bytes, whatever the model. Both give the same bits.
 The random numbers come from a counter-based stream of each parameter (a key from the
 optimizer's ``seed`` and the parameter's place, a counter advanced once a stage, both in
 its state, and the element's index): ``state_dict`` carries them and a resumed run
-continues bit for bit, however the elements are cut into pieces.
+continues bit for bit, however the elements are cut into pieces. A rounding takes 16
+random bits and a draw of the stream 32, so levels 2j - 1 and 2j share the draw at place
+2j - 1, the first its low half and the second its high half
+(:func:`.kernels.bfloat16_draw`): half the hashes, which bound the bfloat16 step's
+arithmetic.
 
 Adam's moments in 16 bits (``ComplexSynapse(..., moments_dtype=torch.bfloat16)``) go the
 same way: ``exp_avg`` and ``exp_avg_sq`` stored in bfloat16, read into float32, updated
 and used there, stored back rounded from the same stream at places of their own
-(:data:`MOMENT_PLACES`, after any level's). A parameter of n levels with both in bfloat16
-costs 4 + 2(n - 1) + 4 bytes of state besides its gradient, against 4n + 8 in float32.
-Only the fused step keeps the moments (the base optimizer's own step would mix dtypes):
-:func:`check_moments_dtype` asks for an Adam or AdamW base.
+(:data:`MOMENT_PLACES`, after any level's, one draw for the two). A parameter of n
+levels with both in bfloat16 costs 4 + 2(n - 1) + 4 bytes of state besides its
+gradient, against 4n + 8 in float32. Only the fused step keeps the moments (the base
+optimizer's own step would mix dtypes): :func:`check_moments_dtype` asks for an Adam or
+AdamW base.
 """
 
 from __future__ import annotations

@@ -110,8 +110,8 @@ static inline uint32_t cs_hash32(uint32_t x) {
     return x ^ (x >> 16);
 }
 
-/* The bfloat16 kernels draw two hashes a level and element, and are bound by that
- * arithmetic: with GCC on x86-64 they prefer 512-bit vectors where the machine has them
+/* The bfloat16 kernels draw two hashes for every two levels and element (CS_DRAW), and
+ * are bound by that arithmetic: with GCC on x86-64 they prefer 512-bit vectors where the machine has them
  * (on an AVX-512 machine 1.15-1.35x the float32 step for n = 5 to 16 against 1.3-1.9x
  * with 256-bit ones, benchmarks/optimizer_step.py), which the float32 and float64 kernels,
  * bound by memory, do not (their n = 10 step 5-10% slower with them). */
@@ -155,14 +155,21 @@ CS_WIDE_BEGIN
  * 32 bits for any value but a NaN (the largest other, -inf, is 0xFF800000), which is
  * taken apart: a NaN stays a NaN. */
 
-/* float32 ``x`` rounded stochastically into bfloat16: element ``i`` of a level whose
- * stream starts at ``first``, at counter ``mix`` (see cs_round_bf16). */
-static inline uint16_t cs_to_bf16(float x, uint32_t first, uint32_t i, uint32_t mix) {
+/* float32 ``x`` rounded stochastically into bfloat16 with the random bits in the low
+ * 16 of ``r`` (see cs_round_bf16). */
+static inline uint16_t cs_to_bf16(float x, uint32_t r) {
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
-    const uint32_t h = cs_stream_bits(first, i, mix);
-    return (uint16_t)(x != x ? (bits >> 16) | 0x0040u : (bits + (h & 0xFFFFu)) >> 16);
+    return (uint16_t)(x != x ? (bits >> 16) | 0x0040u : (bits + (r & 0xFFFFu)) >> 16);
 }
+
+/* A rounding takes 16 bits, a draw of the stream has 32: two places share one draw
+ * (kernels.bfloat16_draw), an odd place p its low half, place p + 1 its high half, so
+ * that a step of bfloat16 levels draws half as many hashes (its arithmetic, which
+ * bounds it). CS_DRAW(place) is the place whose draw rounds ``place``, CS_SHIFT(place)
+ * where its 16 bits lie in that draw. */
+#define CS_DRAW(place) (((place) - 1) | 1)
+#define CS_SHIFT(place) (16 * (1 - ((place) & 1)))
 
 /* A bfloat16 value as float32, exactly: its upper 16 bits. */
 static inline float cs_from_bf16(uint16_t half) {
@@ -179,9 +186,11 @@ CS_WIDE_BEGIN
 
 static void cs_round_bf16(int64_t start, int64_t end, const float *src, uint16_t *dst, int64_t key,
                           int64_t step, int level, int64_t offset) {
-    const uint32_t first = cs_stream_first(key, level) + (uint32_t)offset, mix = (uint32_t)step;
+    const uint32_t first = cs_stream_first(key, CS_DRAW(level)) + (uint32_t)offset, mix = (uint32_t)step;
+    const int shift = CS_SHIFT(level);
 #pragma GCC ivdep
-    for (int64_t i = start; i < end; i++) dst[i] = cs_to_bf16(src[i], first, (uint32_t)i, mix);
+    for (int64_t i = start; i < end; i++)
+        dst[i] = cs_to_bf16(src[i], cs_stream_bits(first, (uint32_t)i, mix) >> shift);
 }
 
 /* dst (float32) <- src (bfloat16), exactly: its upper 16 bits, on elements [start, end). */
@@ -224,6 +233,9 @@ CS_WIDE_END
 /* The places of Adam's moments in a parameter's stream, past every level's
  * (state16.MOMENT_PLACES): exp_avg at CS_MOMENT_PLACE, exp_avg_sq at the next. */
 #define CS_MOMENT_PLACE (CS_MAX_LEVELS + 1)
+#if CS_MOMENT_PLACE % 2 != 1
+#error "CS_MOMENT_PLACE must be odd: the two moments share its draw (CS_DRAW)"
+#endif
 
 /* step.h once per element type: float32, float64, float32 with its hidden levels
  * stored in bfloat16 (CS_HALF), and with Adam's moments too (CS_HALF_MOMENTS). Each
@@ -291,13 +303,13 @@ struct cs_step16_args {
     const int64_t *key, *step;
 };
 
-/* Where the stream of a parameter with key ``key`` starts for each of its hidden levels
- * 1..n-1 and, with ``moments``, for Adam's moments (CS_MOMENT_PLACE and the next). */
+/* Where the stream of a parameter with key ``key`` starts at each place whose draw
+ * rounds its hidden levels 1..n-1 (the odd ones, CS_DRAW) and, with ``moments``, Adam's
+ * moments (CS_MOMENT_PLACE); the other entries are not read. */
 static void cs_step16_first(uint32_t first[CS_MOMENT_PLACE + 2], int n, int64_t key, int moments) {
     for (int k = 0; k < CS_MOMENT_PLACE + 2; k++) first[k] = 0;
-    for (int k = 1; k < n; k++) first[k] = cs_stream_first(key, k);
-    if (moments)
-        for (int j = CS_MOMENT_PLACE; j < CS_MOMENT_PLACE + 2; j++) first[j] = cs_stream_first(key, j);
+    for (int k = 1; k < n; k += 2) first[k] = cs_stream_first(key, k);
+    if (moments) first[CS_MOMENT_PLACE] = cs_stream_first(key, CS_MOMENT_PLACE);
 }
 CS_WIDE_END
 #endif

@@ -6,13 +6,15 @@
 
 /* How a hidden level is read and written: as REAL; or, in step.c's third inclusion
  * (CS_HALF: float32 levels stored in bfloat16), widened on load and rounded
- * stochastically on store from the parameter's stream (level k's element e from the
- * stream's value first[k] + e, the counter mixed in as ``mix``: cs_round_bf16's). Only
+ * stochastically on store from the parameter's stream (level k's element e from 16 bits
+ * of the draw at the stream's value first[CS_DRAW(k)] + e, the counter mixed in as
+ * ``mix``: cs_round_bf16's; levels 2j - 1 and 2j share a draw). Only
  * the step is compiled there (step_any), not the generic path's stages or the bound. */
 #ifdef CS_HALF
 #define CS_LEVEL uint16_t
 #define CS_LOAD(h, e) cs_from_bf16((h)[e])
-#define CS_STORE(h, e, k, x) ((h)[e] = cs_to_bf16((x), first[k], (uint32_t)(e), mix))
+#define CS_STORE(h, e, k, x)                                                                       \
+    ((h)[e] = cs_to_bf16((x), cs_stream_bits(first[CS_DRAW(k)], (uint32_t)(e), mix) >> CS_SHIFT(k)))
 #else
 #define CS_LEVEL REAL
 #define CS_LOAD(h, e) ((h)[e])
@@ -21,12 +23,13 @@
 
 /* How Adam's moments are read and written: as REAL; or, in step.c's fourth inclusion
  * (CS_HALF_MOMENTS, with CS_HALF: float32 moments stored in bfloat16), as the levels are,
- * from the stream's places CS_MOMENT_PLACE + 0 (exp_avg) and + 1 (exp_avg_sq). */
+ * from the stream's places CS_MOMENT_PLACE + 0 (exp_avg) and + 1 (exp_avg_sq): the low
+ * and high halves of the draw at CS_MOMENT_PLACE. */
 #ifdef CS_HALF_MOMENTS
 #define CS_MOMENT uint16_t
 #define CS_MLOAD(x, e) cs_from_bf16((x)[e])
 #define CS_MSTORE(x, e, j, val)                                                                    \
-    ((x)[e] = cs_to_bf16((val), first[CS_MOMENT_PLACE + (j)], (uint32_t)(e), mix))
+    ((x)[e] = cs_to_bf16((val), cs_stream_bits(first[CS_MOMENT_PLACE], (uint32_t)(e), mix) >> (16 * (j))))
 #else
 #define CS_MOMENT REAL
 #define CS_MLOAD(x, e) ((x)[e])
@@ -211,11 +214,24 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
             }
         }
 #ifdef CS_HALF
-        for (int k = 1; k < n; k++) {
-            CS_LEVEL *restrict level = hidden[k - 1];
+        for (int k = 1; k < n; k += 2) { /* levels k and k + 1 from one draw (CS_DRAW) */
+            CS_LEVEL *restrict level = hidden[k - 1] + b;
             const REAL *restrict row = rows[k];
+            const uint32_t at = first[k] + (uint32_t)b;
+            if (k + 1 < n) {
+                CS_LEVEL *restrict next = hidden[k] + b;
+                const REAL *restrict row2 = rows[k + 1];
 #pragma GCC ivdep
-            for (int e = 0; e < len; e++) CS_STORE(level, b + e, k, row[e]);
+                for (int e = 0; e < len; e++) {
+                    const uint32_t r = cs_stream_bits(at, (uint32_t)e, mix);
+                    level[e] = cs_to_bf16(row[e], r);
+                    next[e] = cs_to_bf16(row2[e], r >> 16);
+                }
+            } else {
+#pragma GCC ivdep
+                for (int e = 0; e < len; e++)
+                    level[e] = cs_to_bf16(row[e], cs_stream_bits(at, (uint32_t)e, mix));
+            }
         }
 #endif
     }
