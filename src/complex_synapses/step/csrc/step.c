@@ -111,10 +111,11 @@ static inline uint32_t cs_hash32(uint32_t x) {
 }
 
 /* The bfloat16 kernels draw two hashes for every two levels and element (CS_DRAW), and
- * are bound by that arithmetic: with GCC on x86-64 they prefer 512-bit vectors where the machine has them
- * (on an AVX-512 machine 1.15-1.35x the float32 step for n = 5 to 16 against 1.3-1.9x
- * with 256-bit ones, benchmarks/optimizer_step.py), which the float32 and float64 kernels,
- * bound by memory, do not (their n = 10 step 5-10% slower with them). */
+ * are bound by that arithmetic: with GCC on x86-64 they prefer 512-bit vectors where the
+ * machine has them (on an AVX-512 machine 1.15-1.35x the float32 step for n = 5 to 16
+ * against 1.3-1.9x with 256-bit ones, benchmarks/optimizer_step.py, before the draws were
+ * shared), which the float32 and float64 kernels, bound by memory, do not (their n = 10
+ * step 5-10% slower with them). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define CS_WIDE_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"prefer-vector-width=512\")")
 #define CS_WIDE_END _Pragma("GCC pop_options")

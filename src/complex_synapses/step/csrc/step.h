@@ -28,8 +28,7 @@
 #ifdef CS_HALF_MOMENTS
 #define CS_MOMENT uint16_t
 #define CS_MLOAD(x, e) cs_from_bf16((x)[e])
-#define CS_MSTORE(x, e, j, val)                                                                    \
-    ((x)[e] = cs_to_bf16((val), cs_stream_bits(first[CS_MOMENT_PLACE], (uint32_t)(e), mix) >> (16 * (j))))
+#define CS_MSTORE(x, e, j, val) CS_STORE(x, e, CS_MOMENT_PLACE + (j), val)
 #else
 #define CS_MOMENT REAL
 #define CS_MLOAD(x, e) ((x)[e])
