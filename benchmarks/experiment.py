@@ -175,6 +175,7 @@ def measure(cmds: dict[str, list[str]], env: dict[str, str], repeats: int):
     walls: dict[str, list[float]] = {k: [] for k in cmds}
     loops: dict[str, list[float]] = {k: [] for k in cmds}
     names = list(cmds)
+    tested: dict[str, tuple] = {}  # the accuracies that the run and the bare loop with tests found
     for r in range(repeats):
         for name in names[r % len(names) :] + names[: r % len(names)]:
             wall, out = timed(cmds[name], env)
@@ -183,26 +184,23 @@ def measure(cmds: dict[str, list[str]], env: dict[str, str], repeats: int):
             loop_s = float(lines[-1]) if name in BARE_KEYS else json.loads(lines[-1])["train_time_s"]
             loops[name].append(loop_s)
             if name in ("run", "bare, tested"):
-                _check_same_tests(name, lines)
+                _check_same_tests(name, lines, tested)
     ratios = {k: [w / b for w, b in zip(v, walls["bare"], strict=True)] for k, v in walls.items()}
     return walls, loops, ratios
 
 
-_TESTED: dict[str, tuple] = {}
-
-
-def _check_same_tests(name: str, lines: list[str]) -> None:
+def _check_same_tests(name: str, lines: list[str], tested: dict[str, tuple]) -> None:
     """The bare loop with tests must test what the run tests and find the same accuracies
     (the same weights, the same samples in the same order): its accuracy matrix and
     curves against the default run's, exactly. Raises where they differ."""
     if name == "run":
         result = json.loads(lines[-1])
         per_task = result["curves"]["accuracy_per_task"]
-        _TESTED[name] = (result["accuracy"]["matrix"], [list(c) for c in zip(*per_task, strict=True)])
+        tested[name] = (result["accuracy"]["matrix"], [list(c) for c in zip(*per_task, strict=True)])
     else:
-        tested = json.loads(lines[-2])
-        _TESTED[name] = (tested["matrix"], tested["curves"])
-    if len(_TESTED) == 2 and _TESTED["run"] != _TESTED["bare, tested"]:
+        found = json.loads(lines[-2])
+        tested[name] = (found["matrix"], found["curves"])
+    if len(tested) == 2 and tested["run"] != tested["bare, tested"]:
         raise SystemExit("the bare loop with tests found other accuracies than the run: not the same work")
 
 
