@@ -2,6 +2,7 @@
 
 import math
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -236,6 +237,25 @@ def test_the_library_is_built_once_and_then_only_loaded(tmp_path):
     if openmp == "True" and sys.platform.startswith("linux"):
         assert torch_openmp == "True" and len(runtimes) == 1, runtimes
         assert runtimes[0].startswith(os.path.dirname(torch.__file__)), runtimes
+
+
+def test_a_propagators_sums_use_the_machines_widest_vectors():
+    """The blocked step sums a propagator's rows one GCC vector at a time; a vector wider
+    than the machine's registers is not split into them but spilled through the stack,
+    piece by piece (an AVX2 machine's n = 16 step ran 3.5x slower on 64-byte vectors).
+    The library is built with -march=native: AVX-512 takes 64 bytes, AVX 32, else 16."""
+    lib = native.library()
+    if lib is None:
+        pytest.skip("no C library on this machine")
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    expected = 64 if "avx512f" in flags else 32 if "avx" in flags else 16
+    if not flags and platform.machine() in ("x86_64", "AMD64"):
+        pytest.skip("this x86-64 machine's CPU flags are not readable")
+    assert lib.cs_vector_bytes() == expected
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

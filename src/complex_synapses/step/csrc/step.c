@@ -24,7 +24,19 @@
 /* A level's row in a block's buffer: one vector longer than the block, so that the rows
  * do not lie a multiple of 4 KiB apart, where they would share the L1 cache's sets. */
 #define CS_ROW (CS_BLOCK + 16)
-#define CS_VECTOR_BYTES 64 /* one AVX-512 register; two AVX2 ones elsewhere (step.h) */
+/* The widest vector register the compiler targets (-march=native): a propagator's row
+ * sums one such vector at a time (step.h). A wider GCC vector type than the machine's is
+ * not split into registers: on an AVX2 machine (AMD EPYC, Zen 3) 64-byte sums went
+ * through the stack piece by piece, and the blocked step of n = 16 (alpha 500, beta 2500)
+ * took 235 ms for 10M parameters where 32-byte ones take 68 (benchmarks/optimizer_step.py;
+ * each sum's order, and so its value, is the same at every width). */
+#if defined(__AVX512F__)
+#define CS_VECTOR_BYTES 64
+#elif defined(__AVX__)
+#define CS_VECTOR_BYTES 32
+#else
+#define CS_VECTOR_BYTES 16 /* SSE2, NEON */
+#endif
 #define CS_UNROLLED 10 /* chains up to this long get a step of their own (step.h) */
 /* The cases of a switch over the lengths up to 8, each CS_CASE(N) as its switch defines
  * it; 9 and 10 have an unrolled exact step only (CS_EXACT_CASES): Euler's step is O(n)
@@ -42,6 +54,8 @@
 #endif
 #if !defined(CS_ONLY) || CS_ONLY == 32
 int cs_max_levels(void) { return CS_MAX_LEVELS; }
+
+int cs_vector_bytes(void) { return CS_VECTOR_BYTES; }
 
 int cs_openmp(void) {
 #ifdef _OPENMP
