@@ -166,12 +166,13 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
     return time.perf_counter() - t0, out
 
 
-def measure(cmds: dict[str, list[str]], env: dict[str, str], repeats: int):
+def measure(cmds: dict[str, list[str]], env: dict[str, str], repeats: int, run: str = "run"):
     """Process wall times, loop times and wall/bare ratios of each command over
     ``repeats`` rounds. Each round runs every command once, in an order rotated from
     round to round, so that no command always follows another; a ratio is taken within
     one round (its command against that round's bare loop), which cancels the machine's
-    slower and faster minutes better than a ratio of medians does."""
+    slower and faster minutes better than a ratio of medians does. Where ``cmds`` has a
+    "bare, tested", its accuracies are checked against those of the command ``run``."""
     walls: dict[str, list[float]] = {k: [] for k in cmds}
     loops: dict[str, list[float]] = {k: [] for k in cmds}
     names = list(cmds)
@@ -183,17 +184,19 @@ def measure(cmds: dict[str, list[str]], env: dict[str, str], repeats: int):
             walls[name].append(wall)
             loop_s = float(lines[-1]) if name in BARE_KEYS else json.loads(lines[-1])["train_time_s"]
             loops[name].append(loop_s)
-            if name in ("run", "bare, tested"):
-                _check_same_tests(name, lines, tested)
+            if name in (run, "bare, tested") and "bare, tested" in cmds:
+                _check_same_tests(name == run, lines, tested)
     ratios = {k: [w / b for w, b in zip(v, walls["bare"], strict=True)] for k, v in walls.items()}
     return walls, loops, ratios
 
 
-def _check_same_tests(name: str, lines: list[str], tested: dict[str, tuple]) -> None:
+def _check_same_tests(is_run: bool, lines: list[str], tested: dict[str, tuple]) -> None:
     """The bare loop with tests must test what the run tests and find the same accuracies
     (the same weights, the same samples in the same order): its accuracy matrix and
-    curves against the default run's, exactly. Raises where they differ."""
-    if name == "run":
+    curves against the run's (``is_run``: ``lines`` are the run's output), exactly.
+    Raises where they differ."""
+    name = "run" if is_run else "bare, tested"
+    if is_run:
         result = json.loads(lines[-1])
         per_task = result["curves"]["accuracy_per_task"]
         tested[name] = (result["accuracy"]["matrix"], [list(c) for c in zip(*per_task, strict=True)])
