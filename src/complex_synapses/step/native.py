@@ -16,11 +16,11 @@ Where no C compiler is found or the build fails, :func:`library` returns None an
 optimizer uses torch's kernels as before (said once, with what to install).
 
 The library runs inside every training process, so the cache is trusted as ssh trusts
-its keys: a folder or file owned by another user, or writable by group or others, is
-refused (one warning; torch's kernels), and the library is loaded only if its size and
-SHA-256 are those recorded when it was built (``step-KEY.json`` beside it). A library
-cut short (a full disk, a killed copy) is rebuilt; one changed in any other way is
-refused.
+its keys (:mod:`.trust`): a folder or file owned by another user, or writable by group
+or others, is refused (one warning; torch's kernels), and the library is loaded only if
+its size and SHA-256 are those recorded when it was built (``step-KEY.json`` beside it).
+A library cut short (a full disk, a killed copy) is rebuilt; one changed in any other
+way is refused.
 
 Each call takes every parameter of a call. Where the work is worth it, the elements
 (the call's tensors laid end to end) are cut into ``torch.get_num_threads()`` pieces,
@@ -35,11 +35,9 @@ depend on the cut.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -56,6 +54,7 @@ import torch
 from torch import Tensor
 
 from ..files import atomic_path
+from .trust import Refused, folder_lock, record_build, untrusted, verify
 
 __all__ = ["library", "openmp", "supports", "step_call", "chain_call", "bound_call", "cache_dir"]
 __all__ += ["MAX_LEVELS", "launch", "addresses", "suffixes"]
@@ -131,10 +130,6 @@ def _build(cc: str, sources: dict[str, str], target: Path, flags: tuple[str, ...
             subprocess.run(link, check=True, capture_output=True, text=True)
 
 
-class Refused(Exception):
-    """The cache is not to be trusted (see the module's docstring): why."""
-
-
 def _load(cc: str, sources: dict[str, str], flags: tuple[str, ...]) -> ctypes.CDLL | None:
     """The library built with ``flags`` (built first where this machine has not built
     it, rebuilt where it was cut short), or None where it does not build or load;
@@ -146,78 +141,20 @@ def _load(cc: str, sources: dict[str, str], flags: tuple[str, ...]) -> ctypes.CD
     record = target.with_suffix(".json")
     try:
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        if _untrusted(target.parent):
-            raise Refused(_untrusted(target.parent))
-        with _build_lock, _folder_lock(target.parent):
-            problem = _untrusted(target) or _untrusted(record)
+        if untrusted(target.parent):
+            raise Refused(untrusted(target.parent))
+        with _build_lock, folder_lock(target.parent):
+            problem = untrusted(target) or untrusted(record)
             if problem is None and target.exists():
-                problem = _verify(target, record)  # removes a library cut short, to be rebuilt
+                problem = verify(target, record)  # removes a library cut short, to be rebuilt
             if problem is not None:
                 raise Refused(problem)
             if not target.exists():
                 _build(cc, sources, target, flags)
-                _record(target, record)
+                record_build(target, record)
         return ctypes.CDLL(str(target))
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-@contextlib.contextmanager
-def _folder_lock(folder: Path):
-    """The cache folder locked against other processes while a library is checked, built
-    and recorded: a library and its record are seen together or not at all."""
-    import fcntl
-
-    with open(folder / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _untrusted(path: Path) -> str | None:
-    """Why ``path`` (the cache folder, a library or its record) may not be trusted: owned
-    by another user, or writable by group or others; None where it may be (or is absent)."""
-    try:
-        st = path.lstat()
-    except FileNotFoundError:
-        return None
-    if st.st_uid != os.getuid():
-        return f"{path} is owned by another user (uid {st.st_uid})"
-    if st.st_mode & 0o022:
-        return f"{path} is writable by others than its owner (mode {st.st_mode & 0o777:o}; chmod go-w it)"
-    return None
-
-
-def _verify(target: Path, record: Path) -> str | None:
-    """None where ``target`` is the library recorded when it was built; where it is
-    shorter (cut short) or has no record (built by an earlier release), it is removed, to
-    be rebuilt; where it was changed otherwise, why it is refused."""
-    try:
-        made = json.loads(record.read_text())
-    except (OSError, ValueError):
-        made = None
-    size = target.stat().st_size
-    if made is None or size < made["size"]:
-        target.unlink()
-        return None
-    if size != made["size"] or _sha256(target) != made["sha256"]:
-        return f"{target} is not the library built there (changed since its build)"
-    return None
-
-
-def _record(target: Path, record: Path) -> None:
-    """The built library's size and SHA-256, and the library made writable by its owner
-    alone (whatever the umask)."""
-    target.chmod(0o755)
-    with atomic_path(record) as out:
-        out.write_text(json.dumps({"size": target.stat().st_size, "sha256": _sha256(target)}))
-    record.chmod(0o644)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 _warned: set[str] = set()
