@@ -356,8 +356,12 @@ void NAME(step)(int64_t start, int64_t end, int n, REAL *restrict p, const REAL 
 /* ``x`` clamped to [-B, B] and rounded onto the grid of ``spacing`` from its stream's 32
  * random bits ``h``: down, or up with probability the remainder. floor(s) is taken as the
  * integer part of s, which is the same for s >= 0 (y >= -B): a conversion vectorises
- * where floor() does not (without -fno-trapping-math); a NaN, which has no integer part,
- * is kept as floor() keeps it. */
+ * where floor() does not; a NaN, which has no integer part, is kept as floor() keeps it.
+ * GCC splits the clamps into paths that each compute (y + B) / spacing, which it if-
+ * converts back into a vector loop only where no floating-point trap is assumed: the
+ * library is built with -fno-trapping-math (no value changes: IEEE arithmetic, no
+ * reassociation), without which loops of this on an AVX2 machine stayed scalar (with
+ * AVX-512's masks they did not): bound_at 6.4x faster on an AMD EPYC (Zen 3). */
 static inline REAL NAME(round)(REAL x, REAL B, REAL spacing, uint32_t h) {
     REAL y = x < -B ? -B : x;
     y = y > B ? B : y;
