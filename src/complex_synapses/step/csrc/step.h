@@ -81,7 +81,11 @@ static void NAME(bands)(const REAL *coef, int n, int *lo, int *hi) {
  * one vector of CS_VECTOR_BYTES at a time (a GCC vector type: the sum stays in a
  * register, each u_j is one load and each P_ij one broadcast). Rows go in pairs, over
  * the union of their bands (the few entries it adds are as negligible), so that each
- * u_j is loaded once for two sums. */
+ * u_j is loaded once for two sums; and two vectors of a row at a time, so that each P_ij
+ * is broadcast once for both and four sums are under way at once (the same terms in the
+ * same order: the same values). On an AVX2 machine (AMD EPYC, Zen 3) the step of n = 16
+ * and 32 took 12-18% less time so (the two builds loaded in one process, stepping in
+ * turns); the last vector of an odd count, and the tail, one at a time. */
 typedef REAL NAME(vec) __attribute__((vector_size(CS_VECTOR_BYTES)));
 
 static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, const REAL *coef,
@@ -95,6 +99,24 @@ static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, co
         const int j0 = lo[i0] < lo[i0 + 1] ? lo[i0] : lo[i0 + 1];
         const int j1 = hi[i0] > hi[i0 + 1] ? hi[i0] : hi[i0 + 1];
         int e = 0;
+        for (; e + 2 * TILE <= len; e += 2 * TILE) { /* two vectors a row (see above) */
+            NAME(vec) x, y, a, a2, bsum, b2;
+            memcpy(&x, &u[j0][e], sizeof x);
+            memcpy(&y, &u[j0][e + TILE], sizeof y);
+            a = ra[j0] * x, a2 = ra[j0] * y;
+            bsum = rb[j0] * x, b2 = rb[j0] * y;
+            for (int j = j0 + 1; j <= j1; j++) {
+                memcpy(&x, &u[j][e], sizeof x);
+                memcpy(&y, &u[j][e + TILE], sizeof y);
+                const REAL pa = ra[j], pb = rb[j];
+                a = a + pa * x, a2 = a2 + pa * y;
+                bsum = bsum + pb * x, b2 = b2 + pb * y;
+            }
+            memcpy(oa + e, &a, sizeof a);
+            memcpy(oa + e + TILE, &a2, sizeof a2);
+            memcpy(ob + e, &bsum, sizeof bsum);
+            memcpy(ob + e + TILE, &b2, sizeof b2);
+        }
         for (; e + TILE <= len; e += TILE) {
             NAME(vec) x, a, bsum;
             memcpy(&x, &u[j0][e], sizeof x);
