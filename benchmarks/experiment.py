@@ -101,14 +101,7 @@ for i in range(total):
     loss = F.cross_entropy(model(x)[:, t * cpt:(t + 1) * cpt], y)
     loss.backward()
     opt.step()
-    it = i + 1
-    if tested and (it % eval_log == 0 or it == total or it % iters == 0):
-        end_of_task = it % iters == 0
-        flags = test(0 if end_of_task else eval_n)
-        if it % eval_log == 0 or it == total:
-            curves.append([float(f[:eval_n].sum()) / len(f[:eval_n]) for f in flags])
-        if end_of_task:
-            matrix.append([float(f.sum()) / len(f) for f in flags])
+    # TEST_SCHEDULE: the run's test passes after this step (experiment.TEST_SCHEDULE)
 if dev.type == "cuda":
     torch.cuda.synchronize(dev)
 seconds = time.perf_counter() - t1
@@ -151,6 +144,31 @@ def batches_file(args, folder: Path) -> Path:
         path,
     )
     return path
+
+
+# The run's test passes after training step ``it`` of a bare script (its curves every
+# eval_log steps and at the end, its accuracy matrix after each task; one pass where both
+# fall on one step, the curves then reading its first eval_n samples, as the run's
+# train._test): the run's schedule written once for the bare loops of this script and of
+# low_precision_run.py, each of which marks its place with SCHEDULE_MARK.
+TEST_SCHEDULE = """\
+    it = i + 1
+    if tested and (it % eval_log == 0 or it == total or it % iters == 0):
+        end_of_task = it % iters == 0
+        flags = test(0 if end_of_task else eval_n)
+        if it % eval_log == 0 or it == total:
+            curves.append([float(f[:eval_n].sum()) / len(f[:eval_n]) for f in flags])
+        if end_of_task:
+            matrix.append([float(f.sum()) / len(f) for f in flags])
+"""
+SCHEDULE_MARK = "    # TEST_SCHEDULE: the run's test passes after this step (experiment.TEST_SCHEDULE)\n"
+
+
+def with_test_schedule(script: str) -> str:
+    """A bare script with the run's test schedule in place of its SCHEDULE_MARK line."""
+    if script.count(SCHEDULE_MARK) != 1:
+        raise ValueError("a bare script marks the place of the run's test schedule once")
+    return script.replace(SCHEDULE_MARK, TEST_SCHEDULE)
 
 
 # The commands measured against the bare loop, and their names in the JSON's keys.
@@ -248,7 +266,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = batches_file(args, tmp)
-        (tmp / "bare.py").write_text(BARE)
+        (tmp / "bare.py").write_text(with_test_schedule(BARE))
         cli = [
             sys.executable,
             "-m",

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from experiment import FIXED_MALLOC, measure, report  # noqa: E402
+from experiment import FIXED_MALLOC, measure, report, with_test_schedule  # noqa: E402
 
 BARE = r"""
 import json, sys, time, numpy, torch
@@ -123,14 +123,7 @@ for i in range(total):
     opt.zero_grad()
     F.cross_entropy(model(x), labels[i]).backward()
     opt.step()
-    it = i + 1
-    if tested and (it % eval_log == 0 or it == total or it % iters == 0):
-        end_of_task = it % iters == 0
-        flags = test(0 if end_of_task else eval_n)
-        if it % eval_log == 0 or it == total:
-            curves.append([float(f[:eval_n].sum()) / len(f[:eval_n]) for f in flags])
-        if end_of_task:
-            matrix.append([float(f.sum()) / len(f) for f in flags])
+    # TEST_SCHEDULE: the run's test passes after this step (experiment.TEST_SCHEDULE)
 seconds = time.perf_counter() - t1
 if tested:
     print(json.dumps({"matrix": matrix, "curves": curves}))
@@ -202,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data, cli = prepare(args, tmp)
-        (tmp / "bare.py").write_text(BARE)
+        (tmp / "bare.py").write_text(with_test_schedule(BARE))
         bare = [sys.executable, str(tmp / "bare.py"), str(data), str(tmp / "images.npy"), str(tmp / "w.pt")]
         # beside it, the run with its learning curves tested once, at the end (the accuracy
         # matrix still after each task): what the curves' test passes cost
