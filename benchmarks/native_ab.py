@@ -56,22 +56,23 @@ def base_sources(rev: str) -> dict[str, str]:
 
 
 def base_library(sources: dict[str, str], rev: str, folder: Path) -> ctypes.CDLL:
-    """The library built from ``sources`` (revision ``rev``'s) with this tree's flags."""
+    """The library built from ``sources`` (revision ``rev``'s) with this tree's flags, in a
+    cache folder of its own under ``folder``."""
     cc = native._compiler()
     if cc is None:
         raise SystemExit("no C compiler found (cc, gcc, clang, or CC): nothing to build")
-    for flags in ((*native.FLAGS, "-fopenmp"), native.FLAGS):
-        target = folder / f"base-{len(flags)}.so"
-        try:
-            native._build(cc, sources, target, flags)
-        except subprocess.CalledProcessError:
-            continue
-        lib = ctypes.CDLL(str(target))
-        native._declare(lib)
-        if lib.cs_openmp():
-            native._openmp_in[id(lib)] = os.getpid()
-        return lib
-    raise SystemExit(f"the C sources of {rev} do not build with {cc}")
+    before = os.environ.get("COMPLEX_SYNAPSES_CACHE")
+    os.environ["COMPLEX_SYNAPSES_CACHE"] = str(folder / "cache")  # not the machine's cache
+    try:
+        lib = native.built(cc, sources)
+    finally:
+        if before is None:
+            del os.environ["COMPLEX_SYNAPSES_CACHE"]
+        else:
+            os.environ["COMPLEX_SYNAPSES_CACHE"] = before
+    if lib is None:
+        raise SystemExit(f"the C sources of {rev} do not build with {cc}")
+    return lib
 
 
 def chain(n: int, dense: bool) -> dict[str, float]:

@@ -186,18 +186,27 @@ def library() -> ctypes.CDLL | None:
             "COMPLEX_SYNAPSES_NO_NATIVE=1 says no to it quietly); it is several times faster on the CPU"
         )
         return None
-    sources = _source()
     try:
-        lib = _load(cc, sources, (*FLAGS, "-fopenmp")) or _load(cc, sources, FLAGS)
+        lib = built(cc, _source())
     except Refused as why:
         _warn_once(str(why))
         return None
     if lib is None:
         _warn_once(f"the fused step's C library did not build or load with {cc} (in {cache_dir()})")
-        return None
-    _declare(lib)
-    if lib.cs_openmp():
-        _openmp_in[id(lib)] = os.getpid()
+    return lib
+
+
+def built(cc: str, sources: dict[str, str]) -> ctypes.CDLL | None:
+    """The library of ``sources`` (csrc's files by name) built with ``cc`` into the cache
+    (once) and loaded, its entry points declared: with OpenMP where the compiler takes
+    it, without otherwise; None where it does not build or load; Refused where the cache
+    is not to be trusted. :func:`library` is this for the package's own sources
+    (``benchmarks/native_ab.py`` builds another revision's)."""
+    lib = _load(cc, sources, (*FLAGS, "-fopenmp")) or _load(cc, sources, FLAGS)
+    if lib is not None:
+        _declare(lib)
+        if lib.cs_openmp():
+            _openmp_in[id(lib)] = os.getpid()
     return lib
 
 

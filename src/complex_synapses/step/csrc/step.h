@@ -85,7 +85,8 @@ static void NAME(bands)(const REAL *coef, int n, int *lo, int *hi) {
  * is broadcast once for both and four sums are under way at once (the same terms in the
  * same order: the same values). On an AVX2 machine (AMD EPYC, Zen 3) the step of n = 16
  * and 32 took 12-18% less time so (the two builds loaded in one process, stepping in
- * turns); the last vector of an odd count, and the tail, one at a time. */
+ * turns). A block (CS_BLOCK) is a whole number of such pairs of vectors: only a range's
+ * last block has elements left, summed one at a time. */
 typedef REAL NAME(vec) __attribute__((vector_size(CS_VECTOR_BYTES)));
 
 static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, const REAL *coef,
@@ -117,20 +118,7 @@ static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, co
             memcpy(ob + e, &bsum, sizeof bsum);
             memcpy(ob + e + TILE, &b2, sizeof b2);
         }
-        for (; e + TILE <= len; e += TILE) {
-            NAME(vec) x, a, bsum;
-            memcpy(&x, &u[j0][e], sizeof x);
-            a = ra[j0] * x;
-            bsum = rb[j0] * x;
-            for (int j = j0 + 1; j <= j1; j++) {
-                memcpy(&x, &u[j][e], sizeof x);
-                a = a + ra[j] * x;
-                bsum = bsum + rb[j] * x;
-            }
-            memcpy(oa + e, &a, sizeof a);
-            memcpy(ob + e, &bsum, sizeof bsum);
-        }
-        for (; e < len; e++) {
+        for (; e < len; e++) { /* a block's last elements, fewer than two vectors: one at a time */
             REAL a = ra[j0] * u[j0][e], bsum = rb[j0] * u[j0][e];
             for (int j = j0 + 1; j <= j1; j++) a = a + ra[j] * u[j][e], bsum = bsum + rb[j] * u[j][e];
             oa[e] = a;
