@@ -130,6 +130,19 @@ def timed_pairs(libs, current, n: int, dense: bool, dtype: torch.dtype, numel: i
     return times
 
 
+def compare(libs, current, n: int, dense: bool, dtype: torch.dtype, numel: int, steps: int) -> dict:
+    """One configuration: whether the two builds step to the same bits, each build's
+    median step (ms) and the median of the steps' paired ratios (new over base)."""
+    same = same_steps(libs, current, n, dense, dtype)
+    a, b = timed_pairs(libs, current, n, dense, dtype, numel, steps)
+    return {
+        "base_ms": round(statistics.median(a) * 1e3, 2),
+        "new_ms": round(statistics.median(b) * 1e3, 2),
+        "paired_ratio": round(statistics.median([y / x for x, y in zip(a, b)]), 3),
+        "same": same,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--base", default="HEAD", help="git revision whose C sources are the base (default HEAD)")
@@ -166,20 +179,10 @@ def main(argv: list[str] | None = None) -> None:
         for n in lengths:
             for dtype in dtypes:
                 name = f"CS Adam n={n} exact{', bf16 state' if dtype == torch.bfloat16 else ''}"
-                same = same_steps(libs, current, n, args.dense, dtype)
-                a, b = timed_pairs(libs, current, n, args.dense, dtype, args.numel, args.steps)
-                pairs = [y / x for x, y in zip(a, b)]
-                row = {
-                    "base_ms": round(statistics.median(a) * 1e3, 2),
-                    "new_ms": round(statistics.median(b) * 1e3, 2),
-                    "paired_ratio": round(statistics.median(pairs), 3),
-                    "same": same,
-                }
-                rows[name] = row
-                ratio = row["new_ms"] / row["base_ms"]
+                row = rows[name] = compare(libs, current, n, args.dense, dtype, args.numel, args.steps)
                 print(
-                    f"{name:<32} {row['base_ms']:>9.2f} {row['new_ms']:>9.2f} {ratio:>9.3f} "
-                    f"{row['paired_ratio']:>8.3f}  {same}"
+                    f"{name:<32} {row['base_ms']:>9.2f} {row['new_ms']:>9.2f} "
+                    f"{row['new_ms'] / row['base_ms']:>9.3f} {row['paired_ratio']:>8.3f}  {row['same']}"
                 )
     print(
         json.dumps(
