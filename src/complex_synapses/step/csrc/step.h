@@ -247,71 +247,129 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
 }
 #undef CS_NEW
 
+/* What the elements of an unrolled step (step_n) share: the chain's coefficients (P
+ * for the exact integrator, a and b for Euler's) and the base's constants. */
+struct NAME(shared) {
+    REAL P[CS_UNROLLED * CS_UNROLLED], a[CS_UNROLLED], bb[CS_UNROLLED];
+    REAL sign, lr, beta1, beta2, eps, l2, decoupled, bc1, bc2_sqrt, decay;
+};
+
+/* The chain's first half for element e, the weight the base steps from: (P u)_1, the
+ * other levels of P u stored (exact); or Euler's u_1 + b_1 (u_2 - u_1). */
+static inline __attribute__((always_inline)) REAL NAME(first_half)(const struct NAME(shared) *c, int64_t e,
+                                                                    const int n, const int exact,
+                                                                    const REAL *restrict p, CS_LEVEL **h,
+                                                                    const uint32_t *first, const uint32_t mix) {
+    (void)first, (void)mix;
+    if (!exact) return p[e] + c->bb[0] * ((n > 1 ? CS_LOAD(h[1], e) : (REAL)0) - p[e]);
+    REAL u[CS_UNROLLED], nu[CS_UNROLLED];
+    u[0] = p[e];
+    for (int k = 1; k < n; k++) u[k] = CS_LOAD(h[k], e);
+    for (int i = 0; i < n; i++) {
+        REAL acc = c->P[i * n] * u[0];
+        for (int j = 1; j < n; j++) acc = acc + c->P[i * n + j] * u[j];
+        nu[i] = acc;
+    }
+    for (int k = 1; k < n; k++) CS_STORE(h[k], e, k, nu[k]);
+    return nu[0];
+}
+
+/* The base's step of element e from the chain's first half ``w`` into the weight, then
+ * (Euler) the Gauss-Seidel sweep over u_2..u_n, each from the updated u_{k-1}. */
+static inline __attribute__((always_inline)) void NAME(second_half)(
+    const struct NAME(shared) *c, int64_t e, REAL w, const int n, const int exact, const int adam,
+    REAL *restrict p, const REAL *restrict g, CS_LEVEL **h, CS_MOMENT *restrict m, CS_MOMENT *restrict v,
+    const uint32_t *first, const uint32_t mix) {
+    (void)first, (void)mix;
+    const REAL gr0 = c->sign * g[e];
+    if (adam) {
+        const REAL x = w * (1 - c->lr * c->decoupled);
+        const REAL gr = gr0 + c->l2 * x;
+        const REAL m0 = CS_MLOAD(m, e), v0 = CS_MLOAD(v, e);
+        const REAL mo = m0 + (gr - m0) * (1 - c->beta1);
+        const REAL ve = v0 * c->beta2 + (1 - c->beta2) * gr * gr;
+        CS_MSTORE(m, e, 0, mo);
+        CS_MSTORE(v, e, 1, ve);
+        w = x - (c->lr / c->bc1) * mo / (SQRT(ve) / c->bc2_sqrt + c->eps);
+    } else {
+        w = w - c->lr * (gr0 + c->decay * w);
+    }
+    p[e] = w;
+    if (exact) return;
+    REAL u[CS_UNROLLED];
+    for (int k = 1; k < n; k++) u[k] = CS_LOAD(h[k], e);
+    REAL prev = w;
+    for (int k = 1; k < n; k++) {
+        const REAL nxt = k + 1 < n ? u[k + 1] : (REAL)0;
+        const REAL x = u[k] + c->a[k] * (prev - u[k]) + c->bb[k] * (nxt - u[k]);
+        CS_STORE(h[k], e, k, x);
+        prev = x;
+    }
+}
+
+/* Whether step_n may take its two halves in passes of their own (see step_n): with float
+ * levels; the bfloat16 step, whose first half also draws and rounds, was 1-6% slower so
+ * (n = 3 to 10, benchmarks/native_ab.py on the AMD EPYC below) and takes them in one. */
+#ifdef CS_HALF
+#define CS_TWO_PASSES 0
+#else
+#define CS_TWO_PASSES 1
+#endif
+
 /* The same step one element at a time, for a chain length ``n`` (at most CS_UNROLLED),
  * integrator and base known when it is inlined: the levels then live in registers and
  * the loop vectorises across elements, about 2.2x faster than the blocked version
- * above, which serves any n up to CS_MAX_LEVELS. */
+ * above, which serves any n up to CS_MAX_LEVELS.
+ *
+ * With the exact integrator, Adam and five levels or more it takes CS_STRETCH elements
+ * at a time in two passes (CS_TWO_PASSES): the propagation into a buffer, then Adam's
+ * step from it. In one pass each element's work ended in Adam's square root and two
+ * divisions, a chain of some 60 cycles behind a hundred or more instructions of
+ * propagation: the processor's window of instructions in flight held about two
+ * elements' vectors, and the loop ran at that chain's latency. Apart, the propagation's
+ * pass has short chains, and Adam's few instructions for its latency. The same
+ * operations on the same values: the same bits. On an AMD EPYC (Zen 3, AVX2), float32
+ * levels: n = 5 and 10 about 30% faster on data in the core's caches; on 670K parameters
+ * (the 2 x 512 network's) n = 5, 8, 10 0.85-0.96 of the one pass's time; on 10M, where
+ * memory bounds the step, 0.97-1.0 (benchmarks/native_ab.py). Not taken where it did not
+ * pay: Euler's sweep waits for Adam's new weight (n = 3, 5: 13-28% slower on cached
+ * data); SGD has no such chain; n = 3 was 2-7% slower where memory bounds it. */
 static inline __attribute__((always_inline)) void NAME(step_n)(
     int64_t start, int64_t end, const int n, REAL *restrict p, const REAL *restrict g,
     CS_LEVEL **hidden, const REAL *coef, const REAL *hyper, CS_MOMENT *restrict m,
     CS_MOMENT *restrict v, const int exact, const int adam, const int maximize, const uint32_t *first,
     const uint32_t mix) {
-    REAL P[CS_UNROLLED * CS_UNROLLED], a[CS_UNROLLED], bb[CS_UNROLLED];
+    struct NAME(shared) c;
     CS_LEVEL *h[CS_UNROLLED];
-    (void)first, (void)mix;
+    REAL half[CS_STRETCH];
     for (int k = 1; k < n; k++) h[k] = hidden[k - 1];
     if (exact)
-        for (int i = 0; i < n * n; i++) P[i] = coef[i];
+        for (int i = 0; i < n * n; i++) c.P[i] = coef[i];
     else
-        for (int k = 0; k < n; k++) a[k] = coef[k], bb[k] = coef[n + k];
-    const REAL sign = maximize ? (REAL)-1 : (REAL)1;
-    const REAL lr = hyper[0];
-    const REAL beta1 = adam ? hyper[1] : 0, beta2 = adam ? hyper[2] : 0, eps = adam ? hyper[3] : 0;
-    const REAL l2 = adam ? hyper[4] : 0, decoupled = adam ? hyper[5] : 0;
-    const REAL bc1 = adam ? hyper[6] : 1, bc2_sqrt = adam ? hyper[7] : 1, decay = adam ? 0 : hyper[1];
+        for (int k = 0; k < n; k++) c.a[k] = coef[k], c.bb[k] = coef[n + k];
+    c.sign = maximize ? (REAL)-1 : (REAL)1;
+    c.lr = hyper[0];
+    c.beta1 = adam ? hyper[1] : 0, c.beta2 = adam ? hyper[2] : 0, c.eps = adam ? hyper[3] : 0;
+    c.l2 = adam ? hyper[4] : 0, c.decoupled = adam ? hyper[5] : 0;
+    c.bc1 = adam ? hyper[6] : 1, c.bc2_sqrt = adam ? hyper[7] : 1, c.decay = adam ? 0 : hyper[1];
+    if (CS_TWO_PASSES && exact && adam && n >= 5) {
+        for (int64_t s = start; s < end; s += CS_STRETCH) {
+            const int64_t stop = end - s < CS_STRETCH ? end : s + CS_STRETCH;
+#pragma GCC ivdep
+            for (int64_t e = s; e < stop; e++) half[e - s] = NAME(first_half)(&c, e, n, exact, p, h, first, mix);
+#pragma GCC ivdep
+            for (int64_t e = s; e < stop; e++)
+                NAME(second_half)(&c, e, half[e - s], n, exact, adam, p, g, h, m, v, first, mix);
+        }
+        return;
+    }
 #pragma GCC ivdep
     for (int64_t e = start; e < end; e++) {
-        REAL u[CS_UNROLLED], nu[CS_UNROLLED];
-        u[0] = p[e];
-        for (int k = 1; k < n; k++) u[k] = CS_LOAD(h[k], e);
-        REAL w;
-        if (exact) {
-            for (int i = 0; i < n; i++) {
-                REAL acc = P[i * n] * u[0];
-                for (int j = 1; j < n; j++) acc = acc + P[i * n + j] * u[j];
-                nu[i] = acc;
-            }
-            w = nu[0];
-        } else {
-            w = u[0] + bb[0] * ((n > 1 ? u[1] : (REAL)0) - u[0]);
-        }
-        const REAL gr0 = sign * g[e];
-        if (adam) {
-            const REAL x = w * (1 - lr * decoupled);
-            const REAL gr = gr0 + l2 * x;
-            const REAL m0 = CS_MLOAD(m, e), v0 = CS_MLOAD(v, e);
-            const REAL mo = m0 + (gr - m0) * (1 - beta1);
-            const REAL ve = v0 * beta2 + (1 - beta2) * gr * gr;
-            CS_MSTORE(m, e, 0, mo);
-            CS_MSTORE(v, e, 1, ve);
-            w = x - (lr / bc1) * mo / (SQRT(ve) / bc2_sqrt + eps);
-        } else {
-            w = w - lr * (gr0 + decay * w);
-        }
-        p[e] = w;
-        if (exact) {
-            for (int k = 1; k < n; k++) CS_STORE(h[k], e, k, nu[k]);
-        } else {
-            REAL prev = w;
-            for (int k = 1; k < n; k++) {
-                const REAL nxt = k + 1 < n ? u[k + 1] : (REAL)0;
-                const REAL x = u[k] + a[k] * (prev - u[k]) + bb[k] * (nxt - u[k]);
-                CS_STORE(h[k], e, k, x);
-                prev = x;
-            }
-        }
+        const REAL w = NAME(first_half)(&c, e, n, exact, p, h, first, mix);
+        NAME(second_half)(&c, e, w, n, exact, adam, p, g, h, m, v, first, mix);
     }
 }
+#undef CS_TWO_PASSES
 
 /* step_n for the chain length ``n`` where it has one (every n up to 8, and 9 and 10 for
  * the exact integrator): 1 where it stepped, 0 where n has none. */
