@@ -329,11 +329,13 @@ static inline __attribute__((always_inline)) void NAME(second_half)(
  * elements' vectors, and the loop ran at that chain's latency. Apart, the propagation's
  * pass has short chains, and Adam's few instructions for its latency. The same
  * operations on the same values: the same bits. On an AMD EPYC (Zen 3, AVX2), float32
- * levels: n = 5 and 10 about 30% faster on data in the core's caches; on 670K parameters
- * (the 2 x 512 network's) n = 5, 8, 10 0.85-0.96 of the one pass's time; on 10M, where
- * memory bounds the step, 0.97-1.0 (benchmarks/native_ab.py). Not taken where it did not
- * pay: Euler's sweep waits for Adam's new weight (n = 3, 5: 13-28% slower on cached
- * data); SGD has no such chain; n = 3 was 2-7% slower where memory bounds it. */
+ * levels: n = 5 and 10 about 30% faster on data in the core's caches (a C driver of the
+ * moment, one thread, 8,192 elements: 4.2-4.3 -> 3.0-3.6 and 12.1 -> 8.6 cycles an
+ * element); on 670K parameters (the 2 x 512 network's) n = 5, 8, 10 0.85-0.96 of the one
+ * pass's time; on 10M, where memory bounds the step, 0.97-1.0 (benchmarks/native_ab.py).
+ * Not taken where it did not pay: Euler's sweep waits for Adam's new weight (n = 3, 5:
+ * 13-28% slower on cached data); SGD has no such chain; n = 3 was 2-7% slower where
+ * memory bounds it. */
 static inline __attribute__((always_inline)) void NAME(step_n)(
     int64_t start, int64_t end, const int n, REAL *restrict p, const REAL *restrict g,
     CS_LEVEL **hidden, const REAL *coef, const REAL *hyper, CS_MOMENT *restrict m,
