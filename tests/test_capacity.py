@@ -168,9 +168,11 @@ def test_perceptron_capacity_from_the_command_line(tmp_path, capsys):
     argv = ["simulate", "capacity", "--writes", "perceptron", "--models", "simple-m,complex"]
     argv += ["--synapse-counts", "16,32,64", "--groups", "4", "--steps", "200", "--max-age", "50"]
     argv += ["--max-burn-in", "100", "--results-dir", str(tmp_path), "--plot-dir", str(tmp_path), "--json"]
+    argv += ["--chains", "3:2:20,4:2:40"]  # two chains, not the default grid's (20 s of the suite)
     assert main(argv) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["writes"] == "perceptron" and r["synapses_per_write"] == 64 * 4
+    assert r["models"]["complex"]["grid"]["chains"] == [[3, 2.0, 20.0], [4, 2.0, 40.0]]
     for m in r["models"].values():
         assert len(m["exponent_ci"]) == 2 and len(m["bits"]) == 3 and len(m["local_slopes_ci"]) == 2
     assert (tmp_path / "simulate-capacity--m16-perceptron.csv").exists()

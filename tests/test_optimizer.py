@@ -450,15 +450,17 @@ def test_many_parameters_go_in_calls_of_bounded_length(monkeypatch, config):
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 @pytest.mark.parametrize("kernel", ["eager", "compiled"])
 def test_bfloat16_levels_move_as_in_float32(kernel):
-    """2,000 Adam steps with alpha 500, beta 2500: each level of a bfloat16 model moves
-    as far as in float32, within 10% (in bfloat16 the slow levels did not move)."""
+    """500 Adam steps with alpha 500, beta 2500: each level of a bfloat16 model moves as
+    far as in float32, within 10% (in bfloat16 the slow levels did not move: a step moves
+    them by about 1/500 of their differences, below bfloat16's 2^-8; the ratios were
+    0.9996-1.0005 at 500 steps, 0.998-0.9999 at 2,000, eager)."""
     chain = dict(n_beakers=5, alpha=500.0, beta=2500.0, lr=1e-3, kernel=kernel)
     moved = {}
     for dtype in (torch.float32, torch.bfloat16):
         model = small_model(dtype)
         opt = ComplexSynapse(model.parameters(), torch.optim.Adam, **chain)
         before = [opt.levels(p).float() for p in model.parameters()]
-        run(model, opt, batches(2000, dtype))
+        run(model, opt, batches(500, dtype))
         after = [opt.levels(p).float() for p in model.parameters()]
         moved[dtype] = sum((a - b).abs().flatten(1).sum(1) for a, b in zip(after, before))
     ratio = moved[torch.bfloat16] / moved[torch.float32]
@@ -572,3 +574,4 @@ def test_fusion_is_decided_from_an_allow_list():
     assert fused_kind(sgd) == "sgd"
     sgd.param_groups[0]["momentum"] = 0.9
     assert fused_kind(sgd) is None
+
