@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 # The suite on every core (pytest-xdist; a file on one worker: a page's examples share a namespace).
 JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 # A second environment for the Avalanche tests (tests/in_avalanche/, docs/avalanche.md):
 # avalanche-lib needs torchvision, and PyPI's torchvision does not import beside the CPU

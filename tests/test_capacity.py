@@ -82,12 +82,16 @@ def test_cut_off_lifetimes_are_left_out_and_listed():
 def test_the_equal_bits_simple_synapse_has_the_chains_bits():
     """simple-bits at each N: one level on m^n values, n the best chain's length there."""
     ns = np.array([30.0, 60.0, 120.0])
-    r = capacity_study(["complex", "simple-bits"], ns, levels=4, max_age=60, max_burn_in=200, **SMALL)
+    chains = ((2, 1.0, 10.0), (3, 1.0, 20.0), (4, 2.0, 60.0))  # not the stated grid's 72 (10 s)
+    r = capacity_study(
+        ["complex", "simple-bits"], ns, levels=4, max_age=60, max_burn_in=200, chains=chains, **SMALL
+    )
     chain, bits = r["models"]["complex"], r["models"]["simple-bits"]
     assert bits["bits"] == chain["bits"] == [2.0 * b["n_beakers"] for b in chain["best"]]
     assert [b["values"] for b in bits["best"]] == [4 ** b["n_beakers"] for b in chain["best"]]
     assert [b["n_beakers"] for b in bits["best"]] == [1, 1, 1]
     assert list(r["models"]) == ["complex", "simple-bits"]
+    assert {b["n_beakers"] for b in chain["best"]} <= {2, 3, 4}
 
 
 def test_the_equal_bits_synapse_of_a_sixteen_level_chain_is_a_continuous_level():

@@ -9,8 +9,12 @@ import torch
 
 from complex_synapses import ComplexSynapse
 
-pytest.importorskip("transformers", reason="transformers is not installed (pip install '.[hf]')")
-pytest.importorskip("accelerate", reason="the Trainer needs accelerate (pip install '.[hf]')")
+# Whether they are installed, without importing them (2 s) in every worker that collects
+# this file; the example imports them where a test runs.
+if importlib.util.find_spec("transformers") is None:
+    pytest.skip("transformers is not installed (pip install '.[hf]')", allow_module_level=True)
+if importlib.util.find_spec("accelerate") is None:
+    pytest.skip("the Trainer needs accelerate (pip install '.[hf]')", allow_module_level=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -574,4 +574,3 @@ def test_fusion_is_decided_from_an_allow_list():
     assert fused_kind(sgd) == "sgd"
     sgd.param_groups[0]["momentum"] = 0.9
     assert fused_kind(sgd) is None
-

@@ -179,7 +179,7 @@ def test_ray_backend_gives_the_local_results_and_retries_a_killed_worker(tmp_pat
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray-results"
     local_dir.mkdir()
     ray_dir.mkdir()
-    _, local = sweep(local_dir, capsys, CONFIG, "--jobs", "2")
+    _, local = sweep(local_dir, capsys, CONFIG, "--jobs", "1")  # the reference, in this process
     (ray_dir / "sweep.toml").write_text(CONFIG)
     driver = [
         sys.executable,
