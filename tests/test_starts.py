@@ -150,9 +150,9 @@ def test_a_unit_takes_the_better_of_its_search_and_its_off_point(tmp_path, capsy
     runs are used again); the unit's setting is the better of its best and the off
     point, which is its baseline's setting with the method off."""
     plain = study_file(tmp_path, extra=OFF.replace("off = { ema_decay = 0.5 }", ""))
-    assert main(["study", str(plain), "--jobs", "2"]) == 0
+    assert main(["study", str(plain), "--jobs", "1"]) == 0
     before = _units(tmp_path)
-    assert main(["study", str(starting(tmp_path)), "--jobs", "2"]) == 0
+    assert main(["study", str(starting(tmp_path)), "--jobs", "1"]) == 0
     units = _units(tmp_path)  # the later record of each (cell, method)
     for cell in ("split-task", "perm-gradual"):
         lr = units[(cell, "none")]["params"]["lr"]

@@ -92,7 +92,7 @@ def test_bad_grid_values_are_refused_before_any_run(tmp_path, capsys, grid, matc
 
 
 def test_local_sweep_summary_heatmap_and_cache(tmp_path, capsys):
-    code, out = sweep(tmp_path, capsys, CONFIG, "--jobs", "2")
+    code, out = sweep(tmp_path, capsys, CONFIG, "--jobs", "1")
     assert code == 0 and out["runs"] == 8 and out["runs_made"] == 8 and not out["failed"]
     assert {(r["lr"], r["method"]) for r in out["summary"]} == {
         (a, m) for a in (0.001, 0.01) for m in ("none", "l2")
