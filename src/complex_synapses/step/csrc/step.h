@@ -156,6 +156,33 @@ static inline void NAME(propagate)(REAL *const *out, REAL u[][CS_ROW], int n, co
 #define CS_NEW(k, b) (hidden[(k) - 1] + (b))
 #endif
 
+#ifdef CS_HALF
+/* A block's new levels 1..n-1 (rows[k], float32) stored into bfloat16 from element b on,
+ * rounded stochastically: levels k and k + 1 from one draw (CS_DRAW). */
+static void NAME(store_rows)(REAL rows[][CS_ROW], CS_LEVEL **hidden, int n, int64_t b, int len,
+                             const uint32_t *first, const uint32_t mix) {
+    for (int k = 1; k < n; k += 2) {
+        CS_LEVEL *restrict level = hidden[k - 1] + b;
+        const REAL *restrict row = rows[k];
+        const uint32_t at = first[k] + (uint32_t)b;
+        if (k + 1 < n) {
+            CS_LEVEL *restrict next = hidden[k] + b;
+            const REAL *restrict row2 = rows[k + 1];
+#pragma GCC ivdep
+            for (int e = 0; e < len; e++) {
+                const uint32_t r = cs_stream_bits(at, (uint32_t)e, mix);
+                level[e] = cs_to_bf16(row[e], r);
+                next[e] = cs_to_bf16(row2[e], r >> 16);
+            }
+        } else {
+#pragma GCC ivdep
+            for (int e = 0; e < len; e++)
+                level[e] = cs_to_bf16(row[e], cs_stream_bits(at, (uint32_t)e, mix));
+        }
+    }
+}
+#endif
+
 static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict p,
                                const REAL *restrict g, CS_LEVEL **hidden, const REAL *coef,
                                const REAL *hyper, CS_MOMENT *restrict m, CS_MOMENT *restrict v,
@@ -223,25 +250,7 @@ static void NAME(step_blocked)(int64_t start, int64_t end, int n, REAL *restrict
             }
         }
 #ifdef CS_HALF
-        for (int k = 1; k < n; k += 2) { /* levels k and k + 1 from one draw (CS_DRAW) */
-            CS_LEVEL *restrict level = hidden[k - 1] + b;
-            const REAL *restrict row = rows[k];
-            const uint32_t at = first[k] + (uint32_t)b;
-            if (k + 1 < n) {
-                CS_LEVEL *restrict next = hidden[k] + b;
-                const REAL *restrict row2 = rows[k + 1];
-#pragma GCC ivdep
-                for (int e = 0; e < len; e++) {
-                    const uint32_t r = cs_stream_bits(at, (uint32_t)e, mix);
-                    level[e] = cs_to_bf16(row[e], r);
-                    next[e] = cs_to_bf16(row2[e], r >> 16);
-                }
-            } else {
-#pragma GCC ivdep
-                for (int e = 0; e < len; e++)
-                    level[e] = cs_to_bf16(row[e], cs_stream_bits(at, (uint32_t)e, mix));
-            }
-        }
+        NAME(store_rows)(rows, hidden, n, b, len, first, mix);
 #endif
     }
 }
@@ -307,13 +316,14 @@ static inline __attribute__((always_inline)) void NAME(second_half)(
     }
 }
 
-/* Whether step_n may take its two halves in passes of their own (see step_n): with float
- * levels; the bfloat16 step, whose first half also draws and rounds, was 1-6% slower so
- * (n = 3 to 10, benchmarks/native_ab.py on the AMD EPYC below) and takes them in one. */
+/* The longest chain that step_n takes in passes (see step_n): every unrolled length with
+ * float levels; with bfloat16 levels up to 7, where the passes paid (n = 5, 6, 7:
+ * 0.89-0.92, 0.95, 0.955-0.97 of one pass's time on 10M parameters; n = 8 and 10
+ * 1.01-1.04; benchmarks/native_ab.py on the AMD EPYC below). */
 #ifdef CS_HALF
-#define CS_TWO_PASSES 0
+#define CS_PASSES_UP_TO 7
 #else
-#define CS_TWO_PASSES 1
+#define CS_PASSES_UP_TO CS_UNROLLED
 #endif
 
 /* The same step one element at a time, for a chain length ``n`` (at most CS_UNROLLED),
@@ -321,9 +331,10 @@ static inline __attribute__((always_inline)) void NAME(second_half)(
  * the loop vectorises across elements, about 2.2x faster than the blocked version
  * above, which serves any n up to CS_MAX_LEVELS.
  *
- * With the exact integrator, Adam and five levels or more it takes CS_STRETCH elements
- * at a time in two passes (CS_TWO_PASSES): the propagation into a buffer, then Adam's
- * step from it. In one pass each element's work ended in Adam's square root and two
+ * With the exact integrator, Adam and five levels or more (to CS_PASSES_UP_TO) it takes
+ * CS_STRETCH elements at a time in passes: the propagation into a buffer, then Adam's
+ * step from it (and with bfloat16 levels, their rounding from a float32 buffer, as
+ * step_blocked rounds them, last). In one pass each element's work ended in Adam's square root and two
  * divisions, a chain of some 60 cycles behind a hundred or more instructions of
  * propagation: the processor's window of instructions in flight held about two
  * elements' vectors, and the loop ran at that chain's latency. Apart, the propagation's
@@ -354,14 +365,39 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
     c.beta1 = adam ? hyper[1] : 0, c.beta2 = adam ? hyper[2] : 0, c.eps = adam ? hyper[3] : 0;
     c.l2 = adam ? hyper[4] : 0, c.decoupled = adam ? hyper[5] : 0;
     c.bc1 = adam ? hyper[6] : 1, c.bc2_sqrt = adam ? hyper[7] : 1, c.decay = adam ? 0 : hyper[1];
-    if (CS_TWO_PASSES && exact && adam && n >= 5) {
+    if (exact && adam && n >= 5 && n <= CS_PASSES_UP_TO) {
+#ifdef CS_HALF
+        REAL rows[CS_UNROLLED][CS_ROW]; /* the new levels in float32, rounded in a pass of their own */
+#endif
         for (int64_t s = start; s < end; s += CS_STRETCH) {
             const int64_t stop = end - s < CS_STRETCH ? end : s + CS_STRETCH;
+#ifdef CS_HALF
+            /* first_half's propagation, its levels kept in float32 rows. (A helper shared
+             * with first_half, its result through a pointer, kept GCC from vectorising
+             * n = 10: 5x slower.) */
+#pragma GCC ivdep
+            for (int64_t e = s; e < stop; e++) {
+                REAL u[CS_UNROLLED], nu[CS_UNROLLED];
+                u[0] = p[e];
+                for (int k = 1; k < n; k++) u[k] = CS_LOAD(h[k], e);
+                for (int i = 0; i < n; i++) {
+                    REAL acc = c.P[i * n] * u[0];
+                    for (int j = 1; j < n; j++) acc = acc + c.P[i * n + j] * u[j];
+                    nu[i] = acc;
+                }
+                half[e - s] = nu[0];
+                for (int k = 1; k < n; k++) rows[k][e - s] = nu[k];
+            }
+#else
 #pragma GCC ivdep
             for (int64_t e = s; e < stop; e++) half[e - s] = NAME(first_half)(&c, e, n, exact, p, h, first, mix);
+#endif
 #pragma GCC ivdep
             for (int64_t e = s; e < stop; e++)
                 NAME(second_half)(&c, e, half[e - s], n, exact, adam, p, g, h, m, v, first, mix);
+#ifdef CS_HALF
+            NAME(store_rows)(rows, hidden, n, s, (int)(stop - s), first, mix);
+#endif
         }
         return;
     }
@@ -371,7 +407,7 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
         NAME(second_half)(&c, e, w, n, exact, adam, p, g, h, m, v, first, mix);
     }
 }
-#undef CS_TWO_PASSES
+#undef CS_PASSES_UP_TO
 
 /* step_n for the chain length ``n`` where it has one (every n up to 8, and 9 and 10 for
  * the exact integrator): 1 where it stepped, 0 where n has none. */
