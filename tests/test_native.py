@@ -461,7 +461,7 @@ def test_a_truncated_library_is_rebuilt_and_used(own_cache, recwarn, monkeypatch
     """A library cut short (its record's size) is removed and built again, then loaded.
     The build is the suite's library copied to where the build writes (a compile of the
     whole library is 25-30 s of a loaded 2-core machine; a real build into an empty cache
-    is test_the_library_is_built_once_and_then_only_loaded's)."""
+    is test_a_compiler_without_openmp_builds_the_library_without_it's)."""
     lib = _copied_into(own_cache)
     size = lib.stat().st_size
     with open(lib, "r+b") as fh:

@@ -38,10 +38,12 @@
 #define CS_VECTOR_BYTES 16 /* SSE2, NEON */
 #endif
 #define CS_UNROLLED 10 /* chains up to this long get a step of their own (step.h) */
-/* Elements an unrolled step (step.h's step_n) takes in each of its two passes: a buffer
- * of the type's values on the stack, in the L1 cache with the levels it steps. */
-#ifndef CS_STRETCH
+/* Elements an unrolled step (step.h's step_n) takes at a time where it steps in passes:
+ * buffers of the type's values on the stack, in the L1 cache with the levels it steps;
+ * at most CS_ROW (its bfloat16 rows are a block's rows, step.h's store_rows). */
 #define CS_STRETCH 256
+#if CS_STRETCH > CS_ROW
+#error "CS_STRETCH must fit a row of CS_ROW elements"
 #endif
 /* The cases of a switch over the lengths up to 8, each CS_CASE(N) as its switch defines
  * it; 9 and 10 have an unrolled exact step only (CS_EXACT_CASES): Euler's step is O(n)

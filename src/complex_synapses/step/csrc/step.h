@@ -333,10 +333,10 @@ static inline __attribute__((always_inline)) void NAME(second_half)(
  *
  * With the exact integrator, Adam and five levels or more (to CS_PASSES_UP_TO) it takes
  * CS_STRETCH elements at a time in passes: the propagation into a buffer, then Adam's
- * step from it (and with bfloat16 levels, their rounding from a float32 buffer, as
- * step_blocked rounds them, last). In one pass each element's work ended in Adam's square root and two
- * divisions, a chain of some 60 cycles behind a hundred or more instructions of
- * propagation: the processor's window of instructions in flight held about two
+ * step from it (and with bfloat16 levels, last, their rounding from float32 rows, as
+ * step_blocked rounds them). In one pass each element's work ended in Adam's square
+ * root and two divisions, a chain of some 60 cycles behind a hundred or more
+ * instructions of propagation: the processor's window of instructions in flight held about two
  * elements' vectors, and the loop ran at that chain's latency. Apart, the propagation's
  * pass has short chains, and Adam's few instructions for its latency. The same
  * operations on the same values: the same bits. On an AMD EPYC (Zen 3, AVX2), float32
@@ -354,7 +354,6 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
     const uint32_t mix) {
     struct NAME(shared) c;
     CS_LEVEL *h[CS_UNROLLED];
-    REAL half[CS_STRETCH];
     for (int k = 1; k < n; k++) h[k] = hidden[k - 1];
     if (exact)
         for (int i = 0; i < n * n; i++) c.P[i] = coef[i];
@@ -366,6 +365,7 @@ static inline __attribute__((always_inline)) void NAME(step_n)(
     c.l2 = adam ? hyper[4] : 0, c.decoupled = adam ? hyper[5] : 0;
     c.bc1 = adam ? hyper[6] : 1, c.bc2_sqrt = adam ? hyper[7] : 1, c.decay = adam ? 0 : hyper[1];
     if (exact && adam && n >= 5 && n <= CS_PASSES_UP_TO) {
+        REAL half[CS_STRETCH]; /* the chain's first half: the weight Adam steps from */
 #ifdef CS_HALF
         REAL rows[CS_UNROLLED][CS_ROW]; /* the new levels in float32, rounded in a pass of their own */
 #endif
