@@ -32,7 +32,7 @@ def pytest_configure(config):
     # process (xdist's workers and the tests' subprocesses inherit it). The files that
     # compile most, on 2 cores: 122 s with the header against 174 s without on a cold
     # cache; 65 s against 39-48 s on a warm one, where the preprocessor's pass in each new
-    # process costs more than the few kernels left to build (kernels._compiled).
+    # process costs more than the few kernels left to build (step/compiling.py).
     os.environ.setdefault("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "0" if _compiled_before() else "1")
     try:
         os.environ[devices.ENV] = devices.resolve(config.getoption("--device"))

@@ -114,7 +114,7 @@ def test_one_function_decides_how_a_stage_runs():
     """The C library, compiled and eager kernels are chosen in step/dispatch.py alone, by
     its pure function ``choose`` (tests/test_dispatch.py tables its cases and shows that
     ``Dispatcher.plan`` follows it)."""
-    assert names_in(r"torch\.compile\(") <= {"step/kernels.py", "experiments/run/train.py"}
+    assert names_in(r"torch\.compile\(") <= {"step/compiling.py", "experiments/run/train.py"}
     assert names_in(r"def (plan|choose|_choose|choose_kernel)\b") == {"step/dispatch.py"}
     assert names_in(r"AUTO_COMPILE_MIN_ELEMENTS") == {"step/dispatch.py"}
 

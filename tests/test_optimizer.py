@@ -403,13 +403,13 @@ def test_lr_time_is_what_the_original_did():
 
 
 def test_compiler_failure_falls_back_to_eager(monkeypatch):
-    from complex_synapses.step import kernels
+    from complex_synapses.step import compiling
 
-    def broken(name):
+    def broken(name, fn):
         raise RuntimeError("no C++ compiler")
 
-    monkeypatch.setattr(kernels, "_compiled", broken)
-    monkeypatch.setattr(kernels, "_COMPILE_FAILED", set())
+    monkeypatch.setattr(compiling, "_compiled", broken)
+    monkeypatch.setattr(compiling, "_COMPILE_FAILED", set())
     a, b = small_model(), small_model()
     chain = dict(n_beakers=3, alpha=2.0, beta=30.0, lr=1e-2)
     run(a, ComplexSynapse(a.parameters(), torch.optim.Adam, kernel="eager", **chain), batches(3))

@@ -8,6 +8,7 @@
 - :mod:`.dispatch`: how each stage runs (C library, compiled, eager, CUDA graph),
   decided in one place;
 - :mod:`.kernels`: the per-element kernels, one source run eagerly or compiled;
+- :mod:`.compiling`: their compiled forms (``torch.compile``, falling back to eager);
 - :mod:`.native` and ``csrc/``: the same kernels as a small C library;
 - :mod:`.graphs`: a stage recorded and replayed as a CUDA graph;
 - :mod:`.bounds`: bounded levels and the grid, with their rounding streams;

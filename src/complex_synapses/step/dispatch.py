@@ -8,7 +8,7 @@ stage runs in one of four ways, decided here and nowhere else:
 - **the C library** (:mod:`.native`): on the CPU, for ``kernel="native"`` and ``"auto"``,
   where the library builds here and a call's tensors suit it (float32 or float64,
   contiguous, at most 32 levels); no tracing or compiling in a new process;
-- **compiled** (:func:`.kernels.compiled`): torch.compile's kernels, for
+- **compiled** (:func:`.compiling.compiled`): torch.compile's kernels, for
   ``kernel="compiled"``, and for ``"auto"`` / ``"native"`` where the C library does not
   serve, from :data:`AUTO_COMPILE_MIN_ELEMENTS` parameter elements up;
 - **eager**: the same kernels as plain torch code (``kernel="eager"``, small models);
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from . import graphs, kernels, native
+from . import compiling, graphs, kernels, native
 from .bases import Base, fused_base
 from .calls import KernelCall
 
@@ -158,7 +158,7 @@ def bound_levels(
     quantize = bool(keys)
     if not quantize:
         keys = steps = [None] * len(levels)
-    run = kernels.compiled("bound_multi_", kernels.bound_multi_) if compiled else kernels.bound_multi_
+    run = compiling.compiled("bound_multi_", kernels.bound_multi_) if compiled else kernels.bound_multi_
     run(levels, limit, keys, steps, quantize)
 
 
@@ -170,7 +170,7 @@ def launch(calls: list[KernelCall], lib: ctypes.CDLL | None = None, compiled: bo
     ("native", "compiled", "eager"), for a result's provenance."""
     fused_step_ = kernels.fused_step_multi_
     if compiled:
-        fused_step_ = kernels.compiled("fused_step_multi_", fused_step_)
+        fused_step_ = compiling.compiled("fused_step_multi_", fused_step_)
     prepare = flat if compiled else list  # eager kernels take any shape as it is
     ran = set()
     for b in calls:
@@ -213,7 +213,7 @@ def launch_chain(
     compiled kernels over flat aliases (the eager ones where ``compiled`` is False)."""
     kernel = kernels.chain_pre_multi_ if stage == "pre" else kernels.chain_post_multi_
     if compiled:
-        kernel = kernels.compiled(f"chain_{stage}_multi_", kernel)
+        kernel = compiling.compiled(f"chain_{stage}_multi_", kernel)
     prepare = flat if compiled else list  # eager kernels take any shape as it is
     ran = set()
     for b in calls:
