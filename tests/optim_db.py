@@ -119,10 +119,11 @@ BAD_SETTINGS = [
 ]
 
 
-def small_model(dtype=torch.float32, sizes=(5, 7, 3), act=torch.nn.ReLU):
+def small_model(dtype=torch.float32, sizes=(5, 7, 3), act=torch.nn.ReLU, bias=True):
     """Two linear layers, initialised the same every call."""
     torch.manual_seed(0)
-    layers = torch.nn.Linear(sizes[0], sizes[1]), act(), torch.nn.Linear(sizes[1], sizes[2])
+    first, second = torch.nn.Linear(sizes[0], sizes[1], bias), torch.nn.Linear(sizes[1], sizes[2], bias)
+    layers = first, act(), second
     return torch.nn.Sequential(*layers).to(DEVICE, dtype)
 
 
