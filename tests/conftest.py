@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 
 def pytest_addoption(parser):
@@ -26,13 +27,16 @@ def pytest_configure(config):
     if workers > 1:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
-    # torch.compile's kernels from a precompiled header where inductor's cache holds no
-    # graph yet (a new machine, CI): the suite then builds some fifty kernels, each parsing
-    # torch's headers (3.0 of a kernel's 3.2 s of g++). Decided once, here in the first
-    # process (xdist's workers and the tests' subprocesses inherit it). The files that
-    # compile most, on 2 cores: 122 s with the header against 174 s without on a cold
-    # cache; 65 s against 39-48 s on a warm one, where the preprocessor's pass in each new
-    # process costs more than the few kernels left to build (step/compiling.py).
+    # torch.compile's kernels in a cache of this checkout's own (build/, which make clean
+    # removes: a kernel's key holds the environment's paths, so another checkout's cache
+    # does not serve), built from a precompiled header while that cache holds no graph
+    # (a new clone, CI): the suite then builds some forty kernels, each parsing torch's
+    # headers (3.0 of a kernel's 3.2 s of g++). Decided once, here in the first process
+    # (xdist's workers and the tests' subprocesses inherit both). The files that compile
+    # most, on 2 cores: 122 s with the header against 174 s without on a cold cache; 65 s
+    # against 39-48 s on a warm one, where the preprocessor's pass in each new process
+    # costs more than the few kernels left to build (step/compiling.py).
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(ROOT / "build" / "torchinductor"))
     os.environ.setdefault("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "0" if _compiled_before() else "1")
     try:
         os.environ[devices.ENV] = devices.resolve(config.getoption("--device"))
@@ -41,10 +45,8 @@ def pytest_configure(config):
 
 
 def _compiled_before() -> bool:
-    """Whether inductor's on-disk cache holds a compiled graph (of any program)."""
-    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
-
-    graphs = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or default_cache_dir()) / "fxgraph"
+    """Whether the suite's cache of torch.compile (TORCHINDUCTOR_CACHE_DIR) holds a graph."""
+    graphs = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) / "fxgraph"
     return graphs.is_dir() and any(graphs.iterdir())
 
 
