@@ -29,25 +29,19 @@ def pytest_configure(config):
 
     # torch.compile's kernels in a cache of this checkout's own (build/, which make clean
     # removes: a kernel's key holds the environment's paths, so another checkout's cache
-    # does not serve), built from a precompiled header while that cache holds no graph
-    # (a new clone, CI): the suite then builds some forty kernels, each parsing torch's
-    # headers (3.0 of a kernel's 3.2 s of g++). Decided once, here in the first process
-    # (xdist's workers and the tests' subprocesses inherit both). The files that compile
-    # most, on 2 cores: 122 s with the header against 174 s without on a cold cache; 65 s
-    # against 39-48 s on a warm one, where the preprocessor's pass in each new process
-    # costs more than the few kernels left to build (step/compiling.py).
+    # does not serve), built from a precompiled header: a new clone (CI) builds some forty
+    # kernels, each parsing torch's headers (3.0 of a kernel's 3.2 s of g++). The files
+    # that compile most, on 2 cores, cold: 122 s with the header against 174 s without;
+    # warm, 65 s against 39-48 s (the preprocessor's pass in each new process). Always on:
+    # the setting is part of a kernel's key, and a cache built with it does not serve a
+    # run without it (step/compiling.py). Set in the first process; xdist's workers and
+    # the tests' subprocesses inherit both.
     os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(ROOT / "build" / "torchinductor"))
-    os.environ.setdefault("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "0" if _compiled_before() else "1")
+    os.environ.setdefault("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "1")
     try:
         os.environ[devices.ENV] = devices.resolve(config.getoption("--device"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-
-
-def _compiled_before() -> bool:
-    """Whether the suite's cache of torch.compile (TORCHINDUCTOR_CACHE_DIR) holds a graph."""
-    graphs = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]) / "fxgraph"
-    return graphs.is_dir() and any(graphs.iterdir())
 
 
 def pytest_report_header(config):
