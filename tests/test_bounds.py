@@ -19,8 +19,8 @@ CHAIN = dict(n_beakers=4, alpha=2.0, beta=60.0)
 
 def small_model(dtype=torch.float32):
     """The suite's two layers without their biases: the compiled bound unrolls every
-    level of every parameter, and builds slowly on a cold cache (a new machine, CI):
-    this file took 87 s so with the biases' two more tensors, 47 s without."""
+    level of every parameter and builds slowly on a cold cache (a new clone, CI); this
+    file took 87 s there with the biases (four tensors), 47 s without (two)."""
     return _small_model(dtype, bias=False)
 
 
